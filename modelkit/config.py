@@ -1,0 +1,214 @@
+"""TrainConfig: every knob of a training run, validated up front and saved with the run.
+
+One flat dataclass keeps the CLI, the app form and the JSON on disk in step: each field is a
+CLI flag and a form widget, and ``from_dict`` refuses unknown keys and wrong types with one
+clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ARCHITECTURES_HINT = "see modelkit.models.ARCHITECTURES"
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
+HEADS = ("linear", "mlp")
+MONITORS = ("val_loss", "val_acc")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """Raised with every problem of a config at once, one per line."""
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data_dir: str = ""
+    val_ratio: float = 0.2
+    test_ratio: float = 0.0
+    # model and weights
+    arch: str = "resnet18"
+    weights: str = "imagenet"  # "imagenet", "none", or a path to a checkpoint / state_dict file
+    head: str = "linear"
+    head_hidden: list[int] = field(default_factory=lambda: [256])
+    head_dropout: float = 0.0
+    freeze_backbone: bool = False
+    # input
+    image_size: int = 224
+    batch_size: int = 32
+    epochs: int = 10
+    # optimisation
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    backbone_lr: float | None = None  # None: same as lr
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0 turns clipping off
+    # schedule
+    scheduler: str = "cosine"
+    step_size: int = 5
+    gamma: float = 0.1
+    plateau_patience: int = 2
+    # stopping
+    early_stopping_patience: int = 0  # epochs without improvement; 0 turns it off
+    monitor: str = "val_loss"
+    # augmentation (training only; evaluation is resize + centre crop)
+    crop_scale_min: float = 0.35
+    crop_scale_max: float = 1.0
+    hflip: bool = True
+    vflip: bool = False
+    rotation: float = 0.0  # degrees, +/-
+    shear: float = 0.0  # degrees, +/-
+    zoom: float = 0.0  # +/- fraction, 0.1 means 0.9x..1.1x
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0  # fraction of a full turn, at most 0.5
+    # compute
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    cache_ram_mb: int = 4096  # decode cache above this goes to a memory-mapped file
+    # bookkeeping
+    seed: int = 0
+    runs_dir: str = "runs"
+    run_name: str = ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self) -> None:
+        problems = _type_problems(self)
+        if problems:
+            raise ConfigError("\n".join(problems))
+        p = problems
+
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                p.append(msg)
+
+        from modelkit.models import ARCHITECTURES  # late: models imports torch
+
+        need(
+            self.arch in ARCHITECTURES, f"arch: {self.arch!r} is not one of {sorted(ARCHITECTURES)}"
+        )
+        need(0 <= self.val_ratio < 1, "val_ratio: must be in [0, 1)")
+        need(0 <= self.test_ratio < 1, "test_ratio: must be in [0, 1)")
+        need(self.val_ratio + self.test_ratio < 1, "val_ratio + test_ratio: must be below 1")
+        need(self.head in HEADS, f"head: must be one of {HEADS}")
+        need(all(h > 0 for h in self.head_hidden), "head_hidden: sizes must be positive")
+        need(0 <= self.head_dropout < 1, "head_dropout: must be in [0, 1)")
+        need(16 <= self.image_size <= 1024, "image_size: must be between 16 and 1024 pixels")
+        need(1 <= self.batch_size <= 4096, "batch_size: must be between 1 and 4096")
+        need(1 <= self.epochs <= 10000, "epochs: must be between 1 and 10000")
+        need(self.optimizer in OPTIMIZERS, f"optimizer: must be one of {OPTIMIZERS}")
+        need(0 < self.lr <= 10, "lr: must be in (0, 10]")
+        need(
+            self.backbone_lr is None or 0 <= self.backbone_lr <= 10,
+            "backbone_lr: must be in [0, 10]",
+        )
+        need(0 <= self.momentum < 1, "momentum: must be in [0, 1)")
+        need(self.weight_decay >= 0, "weight_decay: must be >= 0")
+        need(0 <= self.label_smoothing < 1, "label_smoothing: must be in [0, 1)")
+        need(self.grad_clip >= 0, "grad_clip: must be >= 0 (0 turns it off)")
+        need(self.scheduler in SCHEDULERS, f"scheduler: must be one of {SCHEDULERS}")
+        need(self.step_size >= 1, "step_size: must be >= 1")
+        need(0 < self.gamma <= 1, "gamma: must be in (0, 1]")
+        need(self.plateau_patience >= 0, "plateau_patience: must be >= 0")
+        need(self.early_stopping_patience >= 0, "early_stopping_patience: must be >= 0")
+        need(self.monitor in MONITORS, f"monitor: must be one of {MONITORS}")
+        need(
+            0 < self.crop_scale_min <= self.crop_scale_max <= 1,
+            "crop_scale_min/max: need 0 < min <= max <= 1",
+        )
+        need(0 <= self.rotation <= 180, "rotation: must be in [0, 180] degrees")
+        need(0 <= self.shear <= 45, "shear: must be in [0, 45] degrees")
+        need(0 <= self.zoom < 1, "zoom: must be in [0, 1)")
+        for name in ("brightness", "contrast", "saturation"):
+            need(0 <= getattr(self, name) <= 1, f"{name}: must be in [0, 1]")
+        need(0 <= self.hue <= 0.5, "hue: must be in [0, 0.5]")
+        need(self.device in DEVICES, f"device: must be one of {DEVICES}")
+        need(self.precision in PRECISIONS, f"precision: must be one of {PRECISIONS}")
+        need(self.cache_ram_mb >= 0, "cache_ram_mb: must be >= 0")
+        need(self.seed >= 0, "seed: must be >= 0")
+        if p:
+            raise ConfigError("\n".join(p))
+
+    # -- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"config: unknown keys {unknown}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc})") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _type_problems(cfg: TrainConfig) -> list[str]:
+    """Check field types by hand: JSON and form input arrive untyped, and a string epoch count
+    should say so, not fail deep inside the loop. Ints are accepted where floats are expected."""
+    hints = typing.get_type_hints(TrainConfig)
+    problems = []
+    for f in dataclasses.fields(cfg):
+        value, hint = getattr(cfg, f.name), hints[f.name]
+        if not _matches(value, hint):
+            problems.append(
+                f"{f.name}: expected {_hint_name(hint)}, got {type(value).__name__} {value!r}"
+            )
+        elif hint is float or (typing.get_origin(hint) is typing.Union and value is not None):
+            if isinstance(value, int) and not isinstance(value, bool):
+                setattr(cfg, f.name, float(value))
+    return problems
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return isinstance(value, hint)
+
+
+def _hint_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "") if typing.get_origin(hint) else hint.__name__

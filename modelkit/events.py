@@ -1,0 +1,100 @@
+"""The typed events a training run emits; every consumer of a run is a listener of these.
+
+The run store, the app's live view, the CLI progress bar and the tests all subscribe the same
+way, so nothing ever reaches into the training loop or polls the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Event:
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": type(self).__name__, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    run_dir: str
+    config: dict
+    classes: list
+    device: str
+    precision: str
+    num_train: int
+    num_val: int
+    start_epoch: int  # 0 for a new run, more when resuming
+    steps_per_epoch: int
+
+
+@dataclass(frozen=True)
+class Message(Event):
+    """Something a person should read: a skipped file, a fallback, a phase change."""
+
+    text: str
+    level: str = "info"  # info | warning | error
+
+
+@dataclass(frozen=True)
+class CacheProgress(Event):
+    done: int
+    total: int
+    stage: str = "decode"  # decode | features
+
+
+@dataclass(frozen=True)
+class BatchEnd(Event):
+    epoch: int  # 0-based
+    batch: int  # 0-based within the epoch
+    batches: int
+    loss: float
+    lr: float
+    images_per_second: float
+    global_step: int
+
+
+@dataclass(frozen=True)
+class EpochEnd(Event):
+    epoch: int
+    epochs: int
+    metrics: dict = field(default_factory=dict)
+    is_best: bool = False
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    path: str
+    epoch: int
+    kind: str  # last | best
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    run_dir: str
+    best: dict
+    last: dict
+    reason: str = "completed"  # completed | early_stopping
+
+
+@dataclass(frozen=True)
+class Stopped(Event):
+    run_dir: str
+    epoch: int
+    batch: int
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    run_dir: str
+    error: str
+    traceback: str = ""
+
+
+class Listener(Protocol):
+    def __call__(self, event: Event) -> None: ...
+
+
+ListenerFn = Callable[[Event], None]
