@@ -1,0 +1,219 @@
+"""Training speed of modelkit against the naive loop everyone writes, in one invocation.
+
+The reference is the PyTorch transfer-learning tutorial: ImageFolder-style PIL transforms every
+epoch, a DataLoader with 2 workers, an fp32 model and SGD. Both sides train the same
+architecture on the same split, image size, batch size and epochs; each runs in its own child
+process so peak RSS and thread pools are its own.
+
+    python benchmarks/bench_train.py ../shared/datasets/hymenoptera_data --image-size 224
+    python benchmarks/bench_train.py DATA --freeze   # head-only training on a frozen backbone
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _summarise(epoch_seconds: list[float], images: int, first_epoch_end: float, wall: float):
+    steady = epoch_seconds[1:] or epoch_seconds
+    return {
+        "steady_images_per_second": images * len(steady) / sum(steady),
+        "first_epoch_end_s": first_epoch_end,
+        "wall_s": wall,
+        "epoch_seconds": epoch_seconds,
+    }
+
+
+def run_naive(args, q) -> None:
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision import transforms
+    from torchvision.datasets.folder import default_loader
+
+    from modelkit.data import scan_dataset
+    from modelkit.models import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        build_model,
+        load_starting_weights,
+        set_backbone_trainable,
+    )
+
+    t0 = time.perf_counter()
+    torch.manual_seed(args.seed)
+    index = scan_dataset(args.data, seed=args.seed)
+    norm = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    train_tf = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(args.image_size, scale=(0.35, 1.0)),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            norm,
+        ]
+    )
+    resize = int(round(args.image_size / 0.875))
+    val_tf = transforms.Compose(
+        [
+            transforms.Resize(resize),
+            transforms.CenterCrop(args.image_size),
+            transforms.ToTensor(),
+            norm,
+        ]
+    )
+
+    class Folder(
+        Dataset
+    ):  # what ImageFolder does, over modelkit's split so both see the same files
+        def __init__(self, samples, tf):
+            self.samples, self.tf = samples, tf
+
+        def __len__(self):
+            return len(self.samples)
+
+        def __getitem__(self, i):
+            s = self.samples[i]
+            return self.tf(default_loader(s.path)), s.label
+
+    train = DataLoader(
+        Folder(index.splits["train"], train_tf), args.batch_size, shuffle=True, num_workers=2
+    )
+    val = DataLoader(Folder(index.splits["val"], val_tf), args.batch_size, num_workers=2)
+    model = build_model(args.arch, len(index.classes))
+    load_starting_weights(model, args.arch, args.weights)
+    if args.freeze:
+        set_backbone_trainable(model, args.arch, False)
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    epoch_seconds, first_end = [], None
+    for _ in range(args.epochs):
+        model.train()
+        start = time.perf_counter()
+        for x, y in train:
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+        epoch_seconds.append(time.perf_counter() - start)
+        first_end = first_end or time.perf_counter() - t0
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in val:
+            correct += int((model(x).argmax(1) == y).sum())
+            total += len(y)
+    result = _summarise(
+        epoch_seconds, len(index.splits["train"]), first_end, time.perf_counter() - t0
+    )
+    result.update(val_acc=correct / max(total, 1), peak_rss_mb=_peak_rss_mb())
+    q.put(result)
+
+
+def run_modelkit(args, q) -> None:
+    from modelkit.config import TrainConfig
+    from modelkit.engine import Trainer
+    from modelkit.events import EpochEnd
+
+    t0 = time.perf_counter()
+    epochs: list[dict] = []
+    first_end: list[float] = []
+
+    def listen(event):
+        if isinstance(event, EpochEnd):
+            epochs.append(event.metrics)
+            if not first_end:
+                first_end.append(time.perf_counter() - t0)
+
+    with tempfile.TemporaryDirectory() as runs:
+        cfg = TrainConfig(
+            data_dir=str(args.data),
+            arch=args.arch,
+            weights=args.weights,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            lr=args.lr,
+            scheduler="none",
+            freeze_backbone=args.freeze,
+            precision=args.precision,
+            seed=args.seed,
+            runs_dir=runs,
+            crop_scale_min=0.35,
+        )
+        Trainer(cfg, [listen]).fit()
+    seconds = [m["epoch_seconds"] for m in epochs]
+    n = epochs[-1]["images_per_second"] * seconds[-1]
+    result = _summarise(seconds, round(n), first_end[0], time.perf_counter() - t0)
+    result.update(val_acc=epochs[-1].get("val_acc"), peak_rss_mb=_peak_rss_mb())
+    q.put(result)
+
+
+def _in_child(fn, args) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=fn, args=(args, q))
+    p.start()
+    result = q.get()
+    p.join()
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--arch", default="resnet18")
+    ap.add_argument("--weights", default="none", help="imagenet needs the weights cached")
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--freeze", action="store_true", help="train the head only")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+
+    naive = _in_child(run_naive, args)
+    ours = _in_child(run_modelkit, args)
+    ratios = {
+        "throughput_x": ours["steady_images_per_second"] / naive["steady_images_per_second"],
+        "wall_time_x": naive["wall_s"] / ours["wall_s"],
+        "first_epoch_x": naive["first_epoch_end_s"] / ours["first_epoch_end_s"],
+    }
+    rows = [
+        ("steady images/s", "steady_images_per_second", "{:.1f}"),
+        ("first epoch end (s)", "first_epoch_end_s", "{:.1f}"),
+        (f"wall for {args.epochs} epochs (s)", "wall_s", "{:.1f}"),
+        ("val accuracy", "val_acc", "{:.3f}"),
+        ("peak RSS (MB)", "peak_rss_mb", "{:.0f}"),
+    ]
+    mode = "head only (frozen backbone)" if args.freeze else "full fine-tuning"
+    print(f"\n{args.arch} {mode}, {args.image_size}px, batch {args.batch_size}, {args.data}")
+    print(f"{'':<26}{'naive':>12}{'modelkit':>12}")
+    for label, key, fmt in rows:
+        print(f"{label:<26}{fmt.format(naive[key]):>12}{fmt.format(ours[key]):>12}")
+    for key, value in ratios.items():
+        print(f"{key:<26}{value:>24.2f}")
+    out = {"args": {k: str(v) for k, v in vars(args).items()}, "naive": naive, "modelkit": ours}
+    out["ratios"] = ratios
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

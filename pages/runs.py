@@ -1,0 +1,4 @@
+import streamlit as st
+
+st.header("Runs")
+st.info("This page is being built.")

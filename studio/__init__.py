@@ -1,0 +1,2 @@
+"""UI-side helpers shared by the Streamlit pages (the only package besides pages/ that imports
+streamlit). Training logic lives in modelkit; this holds settings, singletons and widgets."""

@@ -1,0 +1,104 @@
+"""The live view of a training job, redrawn every 1.5 s by a fragment that reads the registry.
+
+The training thread never calls streamlit; this fragment only reads ``TrainingJob.snapshot()``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from modelkit.jobs import TrainingJob
+from studio.state import RUN_KEY, job_registry
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h {m:02d}m" if h else (f"{m}m {s:02d}s" if m else f"{s}s")
+
+
+def _epoch_figure(rows: list[dict], keys: tuple[str, ...], title: str) -> go.Figure:
+    fig = go.Figure()
+    for key in keys:
+        points = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
+        if points:
+            x, y = zip(*points)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=key))
+    fig.update_layout(
+        title=title, height=300, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="epoch"
+    )
+    return fig
+
+
+def _batch_figure(points: list[tuple[int, float]]) -> go.Figure:
+    fig = go.Figure()
+    if points:
+        x, y = zip(*points)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="batch loss"))
+    fig.update_layout(
+        title="Loss per batch", height=300, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step"
+    )
+    return fig
+
+
+@st.fragment(run_every=1.5)
+def live_view() -> None:
+    job: TrainingJob | None = job_registry().current
+    if job is None:
+        return
+    v = job.snapshot()
+    st.subheader(f"Run `{job.name}`")
+    if v.state in ("starting", "decoding"):
+        total = max(v.cache_total, 1)
+        text = (
+            f"decoding images once: {v.cache_done}/{v.cache_total}"
+            if v.cache_total
+            else "starting…"
+        )
+        st.progress(v.cache_done / total if v.cache_total else 0.0, text=text)
+    else:
+        text = f"epoch {min(v.epoch + 1, v.epochs)}/{v.epochs} · batch {v.batch}/{v.batches}" + (
+            f" · ETA {_duration(v.eta_seconds)}" if v.active else f" · {v.state}"
+        )
+        st.progress(
+            v.fraction if v.active else 1.0 if v.state == "finished" else v.fraction, text=text
+        )
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("State", v.state)
+    c2.metric("Learning rate", f"{v.lr:.2e}" if v.lr else "–")
+    c3.metric("Images/s", f"{v.images_per_second:.1f}" if v.images_per_second else "–")
+    last = v.epoch_metrics[-1] if v.epoch_metrics else {}
+    c4.metric("Val accuracy", f"{last['val_acc']:.3f}" if "val_acc" in last else "–")
+    if v.active and st.button("⏹ Stop training", type="secondary", key="stop_training"):
+        job.stop()
+        st.toast("Stopping after this batch…")
+    if v.error:
+        st.error(f"Training failed: {v.error}")
+    left, right = st.columns(2)
+    left.plotly_chart(_batch_figure(v.batch_losses), key="live_batch_loss")
+    right.plotly_chart(
+        _epoch_figure(v.epoch_metrics, ("train_loss", "val_loss"), "Loss per epoch"),
+        key="live_epoch_loss",
+    )
+    if v.epoch_metrics:
+        st.plotly_chart(
+            _epoch_figure(v.epoch_metrics, ("train_acc", "val_acc"), "Accuracy per epoch"),
+            key="live_epoch_acc",
+        )
+    if v.state == "finished":
+        st.success("Training finished.")
+        rows = [dict(which="best", **v.best), dict(which="last", **v.last)]
+        cols = ["which", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5"]
+        table = pd.DataFrame(rows)
+        st.dataframe(table[[c for c in cols if c in table]], hide_index=True)
+        st.session_state[RUN_KEY] = v.run_dir
+        st.page_link("pages/evaluate.py", label="Evaluate this model →", icon="📊")
+    elif v.state == "stopped":
+        st.warning("Training was stopped. You can resume it from the Runs page.")
+    with st.expander("Log", expanded=v.state == "failed"):
+        st.code("\n".join(v.log) or "(empty)", language=None)

@@ -1,0 +1,134 @@
+"""A real studio server on a free loopback port, and Debian's Chromium driven by Playwright.
+
+Under CI (``CI`` set) a browser that cannot start is a failure, never a skip: these tests are the
+only proof that a person can do the journey.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("MODELKIT_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests cannot run under CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def studio_dirs(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("studio")
+    dirs = {"data": base / "data", "runs": base / "runs", "home": base}
+    for d in dirs.values():
+        d.mkdir(exist_ok=True)
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def studio_url(studio_dirs):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MODELKIT_DATA_DIR": str(studio_dirs["data"]),
+        "MODELKIT_RUNS_DIR": str(studio_dirs["runs"]),
+        "MODELKIT_ALLOWED_ROOTS": str(studio_dirs["home"]),
+    }
+    log = open(studio_dirs["home"] / "server.log", "wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", "app.py",
+            "--server.port", str(port),
+            "--server.address", "127.0.0.1",
+            "--server.headless", "true",
+        ],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not answer on /_stcore/health within 60 s")
+    if proc.poll() is not None:
+        log.close()
+        pytest.fail("streamlit exited: " + (studio_dirs["home"] / "server.log").read_text()[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        _unavailable(f"playwright is not installed ({exc})")
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"{CHROMIUM} not found: apt-get install chromium")
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+    except Exception as exc:  # noqa: BLE001 - any launch failure means no browser
+        pw.stop()
+        _unavailable(f"Chromium could not be started: {exc}")
+    yield b
+    b.close()
+    pw.stop()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
