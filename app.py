@@ -7,14 +7,14 @@ import streamlit as st
 
 from studio.sidebar import render_sidebar
 
-st.set_page_config(page_title="modelkit studio", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="modelkit studio", page_icon=":material/neurology:", layout="wide")
 
 PAGES = [
-    st.Page("pages/dataset.py", title="Dataset", icon="🗂️", default=True),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon="📊"),
-    st.Page("pages/classify.py", title="Classify", icon="🔍"),
-    st.Page("pages/runs.py", title="Runs", icon="🗃️"),
+    st.Page("pages/dataset.py", title="Dataset", icon=":material/folder_open:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("pages/classify.py", title="Classify", icon=":material/image_search:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
 ]
 
 page = st.navigation(PAGES)

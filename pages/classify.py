@@ -1,4 +1,205 @@
-import streamlit as st
+"""Classify: drop images on a trained model and read its top-k answers.
 
+The Predictor (modelkit.inference) is loaded once per checkpoint file and kept warm; predictions
+for a set of uploads are computed once and reused while only the top-k slider moves.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from modelkit import plots
+from modelkit.imageio import ImageLoadError, load_image
+from modelkit.inference import Prediction, Predictor
+from modelkit.runs import RunInfo, RunStore
+from studio.state import RUN_KEY, settings
+
+PAGE_SIZE = 12  # image cards per page
+CARD_COLUMNS = 3
+THUMB_PX = 224
+MAX_TOP_K = 20
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
+def _predictor(checkpoint: str, mtime_ns: int) -> Predictor:
+    """One warm Predictor per checkpoint file; a rewritten file (new mtime) loads afresh."""
+    return Predictor(checkpoint)
+
+
+def _pick_run(runs: list[RunInfo], key: str) -> RunInfo:
+    """A run selectbox that starts at the run chosen on any page (RUN_KEY), else the newest."""
+    by_path = {str(r.path): r for r in runs}
+    wanted = st.session_state.get(RUN_KEY)
+    current = wanted if wanted in by_path else str(runs[0].path)
+    if st.session_state.get(key) != current:
+        st.session_state[key] = current
+    st.session_state.setdefault(RUN_KEY, current)
+
+    def remember() -> None:
+        st.session_state[RUN_KEY] = st.session_state[key]
+
+    st.selectbox(
+        "Model (run)",
+        list(by_path),
+        key=key,
+        format_func=lambda p: by_path[p].id,
+        on_change=remember,
+    )
+    return by_path[st.session_state[key]]
+
+
+def _thumbnail(data: bytes) -> bytes | None:
+    try:
+        img = load_image(data, min_size=THUMB_PX)
+    except ImageLoadError:
+        return None
+    img.thumbnail((THUMB_PX, THUMB_PX))
+    # Letterboxed onto a square so every card has the same height and the bars line up.
+    square = Image.new("RGB", (THUMB_PX, THUMB_PX), (240, 242, 246))
+    square.paste(img, ((THUMB_PX - img.width) // 2, (THUMB_PX - img.height) // 2))
+    buf = io.BytesIO()
+    square.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def classify(
+    predictor: Predictor, model_key: tuple, files: list
+) -> tuple[list[Prediction], list[bytes | None]]:
+    """Predictions over every class (sliced to top-k when drawn) and thumbnails, per upload.
+
+    Kept in session state per (checkpoint, uploads) so moving the top-k slider costs nothing.
+    """
+    key = (model_key, tuple(f.file_id for f in files))
+    memo = st.session_state.get("_classify_memo")
+    if memo and memo[0] == key:
+        return memo[1], memo[2]
+    data = [f.getvalue() for f in files]
+    with st.spinner(f"Classifying {len(files)} file(s)…"):
+        preds = predictor.predict_many(data, len(predictor.classes), names=[f.name for f in files])
+        thumbs = [None if p.error else _thumbnail(d) for p, d in zip(preds, data)]
+    st.session_state["_classify_memo"] = (key, preds, thumbs)
+    return preds, thumbs
+
+
+def results_table(preds: list[Prediction], k: int) -> pd.DataFrame:
+    rows = []
+    for p in preds:
+        if p.error:
+            continue
+        top = ", ".join(f"{lab} {q:.1%}" for lab, q in zip(p.labels[:k], p.probabilities[:k]))
+        rows.append(
+            {"file": p.source, "top label": p.label, "confidence": p.confidence, "top-k": top}
+        )
+    return pd.DataFrame(rows, columns=["file", "top label", "confidence", "top-k"])
+
+
+def results_csv(preds: list[Prediction], k: int) -> str:
+    """One row per file: label_1, probability_1, … label_k; unreadable files keep their error."""
+    rows = []
+    for p in preds:
+        row: dict = {"file": p.source}
+        for i in range(k):
+            row[f"label_{i + 1}"] = p.labels[i] if i < len(p.labels) else ""
+            row[f"probability_{i + 1}"] = (
+                round(p.probabilities[i], 6) if i < len(p.probabilities) else ""
+            )
+        row["error"] = p.error
+        rows.append(row)
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+def _cards(preds: list[Prediction], thumbs: list[bytes | None], k: int) -> None:
+    shown = [(p, t) for p, t in zip(preds, thumbs) if not p.error]
+    pages = math.ceil(len(shown) / PAGE_SIZE)
+    page = st.pagination(pages, key="classify_page") if pages > 1 else 1
+    start = (page - 1) * PAGE_SIZE
+    cols = st.columns(CARD_COLUMNS)
+    for i, (p, thumb) in enumerate(shown[start : start + PAGE_SIZE]):
+        with cols[i % CARD_COLUMNS].container(border=True):
+            st.markdown(f"**{p.label}** · {p.confidence:.1%}")
+            if thumb is not None:
+                st.image(thumb, caption=p.source, width="stretch")
+            else:
+                st.caption(p.source)
+            st.plotly_chart(
+                plots.topk_bar(p.labels[:k], p.probabilities[:k]),
+                key=f"classify_bar_{start + i}",
+                config={"displayModeBar": False},
+            )
+
+
+# -- page -----------------------------------------------------------------------------------------
 st.header("Classify")
-st.info("This page is being built.")
+runs = [
+    r
+    for r in RunStore(settings().runs_dir).list()
+    if (r.path / "checkpoints" / "best.pt").is_file()
+]
+if not runs:
+    st.info("No trained model yet. Train one first; its best checkpoint is used here.")
+    st.page_link("pages/train.py", label="Go to the Train page", icon="🏋️")
+    st.stop()
+
+left, right = st.columns([3, 1], vertical_alignment="bottom")
+with left:
+    run = _pick_run(runs, "classify_run")
+checkpoint = run.path / "checkpoints" / "best.pt"
+try:
+    model_key = (str(checkpoint), checkpoint.stat().st_mtime_ns)
+    predictor = _predictor(*model_key)
+except (RuntimeError, OSError, ValueError, KeyError) as exc:
+    st.error(f"Cannot load the model of {run.id}: {exc}")
+    st.stop()
+n_classes = len(predictor.classes)
+with right:
+    k = st.slider("Top-k", 1, min(n_classes, MAX_TOP_K), min(5, n_classes), key="classify_top_k")
+acc = run.best_val_acc
+st.caption(
+    f"{run.state} run · {predictor.arch} · {n_classes} classes · {predictor.image_size}px input"
+    + (f" · best val accuracy {acc:.1%}" if isinstance(acc, (int, float)) else "")
+    + f" · on {predictor.device}"
+)
+
+files = st.file_uploader(
+    "Drop images here",
+    type=None,  # let anything through, so a wrong file gets a clear message instead of a refusal
+    accept_multiple_files=True,
+    key="classify_files",
+    help="JPEG, PNG, WebP, BMP, GIF or TIFF; several at once is fine.",
+)
+if not files:
+    st.caption("Drag and drop one or more images to classify them.")
+    st.stop()
+
+preds, thumbs = classify(predictor, model_key, files)
+for p in preds:
+    if p.error:
+        st.error(f"Not classified: {p.error}", icon=":material/block:")
+
+table = results_table(preds, k)
+if not table.empty:
+    st.subheader(f"Results ({len(table)} image{'s' if len(table) != 1 else ''})")
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "confidence": st.column_config.ProgressColumn(
+                format="percent", min_value=0, max_value=1
+            )
+        },
+    )
+    st.download_button(
+        "Download results (CSV)",
+        results_csv(preds, k),
+        file_name=f"predictions-{run.id}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+        key="classify_download",
+    )
+    _cards(preds, thumbs, k)

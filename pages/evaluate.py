@@ -1,4 +1,357 @@
+"""Evaluate: how good is a run's model, and where does it go wrong.
+
+Reads what training saved (runs/<id>/evaluation/) and can re-evaluate on demand; every number
+and figure comes from modelkit, this page only draws.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
+from modelkit import plots
+from modelkit.evaluate import evaluate_run
+from modelkit.imageio import ImageLoadError, load_image
+from modelkit.metrics import Evaluation, load_evaluation
+from modelkit.runs import RunInfo, RunStore, read_json, read_metrics
+from studio.state import RUN_KEY, settings
+
+THUMB_PX = 128  # thumbnails are decoded once at this size and cached
+CELL_LIMIT = 24  # images shown for one confusion-matrix cell
+PAGE_SIZE = 24  # images per gallery page
+SPLIT_NAMES = {"val": "validation", "test": "test"}
+SORTS = {
+    "top losses first": (lambda p: -p["loss"]),
+    "least confident first": (lambda p: p["confidence"]),
+    "most confident first": (lambda p: -p["confidence"]),
+}
+
+
+# -- data, cached ---------------------------------------------------------------------------------
+def _stamp(*paths: Path) -> tuple[int, ...]:
+    """Modification times, so cached results refresh when a file is rewritten."""
+    out = []
+    for p in paths:
+        try:
+            out.append(p.stat().st_mtime_ns)
+        except OSError:
+            out.append(0)
+    return tuple(out)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _load_evaluation(run_dir: str, split: str, stamp: tuple[int, ...]) -> Evaluation | None:
+    return load_evaluation(run_dir, split)
+
+
+@st.cache_data(max_entries=4000, show_spinner=False)
+def _thumbnail(path: str, stamp: tuple[int, ...], size: int = THUMB_PX) -> bytes | str:
+    """JPEG bytes of a small thumbnail, or the reason the file cannot be shown."""
+    try:
+        img = load_image(path, min_size=size)
+    except ImageLoadError as exc:
+        return exc.reason
+    img.thumbnail((size, size))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _evaluable(run: RunInfo) -> bool:
+    ckpts = run.path / "checkpoints"
+    saved = any((run.path / "evaluation" / f"{s}.json").is_file() for s in SPLIT_NAMES)
+    has_ckpt = (ckpts / "best.pt").is_file() or (ckpts / "last.pt").is_file()
+    return run.state in ("finished", "stopped") and (saved or has_ckpt)
+
+
+# -- widgets --------------------------------------------------------------------------------------
+def _run_label(run: RunInfo) -> str:
+    acc = run.best_val_acc
+    score = f" · val acc {acc:.1%}" if isinstance(acc, (int, float)) else ""
+    return f"{run.id} · {run.state}{score}"
+
+
+def _pick_run(runs: list[RunInfo], key: str) -> RunInfo:
+    """A run selectbox that starts at the run chosen on any page (RUN_KEY), else the newest."""
+    by_path = {str(r.path): r for r in runs}
+    wanted = st.session_state.get(RUN_KEY)
+    current = wanted if wanted in by_path else str(runs[0].path)
+    if st.session_state.get(key) != current:
+        st.session_state[key] = current
+    st.session_state.setdefault(RUN_KEY, current)
+
+    def remember() -> None:
+        st.session_state[RUN_KEY] = st.session_state[key]
+
+    st.selectbox(
+        "Run",
+        list(by_path),
+        key=key,
+        format_func=lambda p: _run_label(by_path[p]),
+        on_change=remember,
+    )
+    return by_path[st.session_state[key]]
+
+
+def _caption(p: dict) -> str:
+    return f"{p['true']} → {p['predicted']} (p={p['confidence']:.2f}, loss={p['loss']:.2f})"
+
+
+def _thumbnails(rows: list[dict]) -> None:
+    """Thumbnails with captions; files that cannot be read are named in a caption instead."""
+    images, captions, missing = [], [], []
+    for p in rows:
+        path = Path(p["path"])
+        thumb = _thumbnail(str(path), _stamp(path)) if path.is_file() else "file not found"
+        if isinstance(thumb, bytes):
+            images.append(thumb)
+            captions.append(_caption(p))
+        else:
+            missing.append(f"{path.name} ({thumb})")
+    if images:
+        st.image(images, caption=captions, width=THUMB_PX)
+    if missing:
+        st.caption("Cannot show: " + "; ".join(missing))
+
+
+def _evaluate_now(run: RunInfo, split: str) -> Evaluation | None:
+    with st.spinner(f"Evaluating {run.id} on the {SPLIT_NAMES[split]} split…", show_time=True):
+        try:
+            return evaluate_run(run.path, split)
+        except (RuntimeError, OSError, ValueError) as exc:
+            st.error(f"Could not evaluate {run.id}: {exc}")
+            return None
+
+
+# -- sections -------------------------------------------------------------------------------------
+def _headline(ev: Evaluation) -> None:
+    numbers = [("Accuracy", f"{ev.accuracy:.1%}")]
+    if ev.top5 is not None:  # recorded from 5 classes up
+        numbers.append(("Top-5 accuracy", f"{ev.top5:.1%}"))
+    numbers += [
+        ("Macro F1", f"{ev.macro['f1']:.3f}"),
+        ("Loss", f"{ev.loss:.3f}"),
+        ("Images", f"{sum(map(sum, ev.confusion_matrix)):,}"),
+    ]
+    for col, (label, value) in zip(st.columns(len(numbers)), numbers):
+        col.metric(label, value, border=True)
+
+
+def _default_cell(ev: Evaluation) -> tuple[str, str]:
+    pairs = ev.most_confused(1)
+    return (pairs[0][0], pairs[0][1]) if pairs else (ev.classes[0], ev.classes[0])
+
+
+def _confusion(ev: Evaluation) -> None:
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        normalise = st.toggle("Normalise by true class", key="evaluate_cm_normalise")
+        fig = plots.confusion_figure(ev.confusion_matrix, ev.classes, normalise)
+        event = st.plotly_chart(
+            fig,
+            on_select="rerun",
+            selection_mode="points",
+            key="evaluate_cm",
+            config={"displayModeBar": False},
+        )
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        points = []
+    picked = None
+    if points:
+        pt = points[0]
+        data = pt.get("customdata")
+        picked = (str(data[0]), str(data[1])) if data else (str(pt.get("y")), str(pt.get("x")))
+    # A click on the chart drives the two selectboxes (which also work on their own).
+    if picked is None:
+        st.session_state.pop("_evaluate_cm_clicked", None)
+    elif picked != st.session_state.get("_evaluate_cm_clicked"):
+        st.session_state["_evaluate_cm_clicked"] = picked
+        st.session_state["evaluate_cell_true"], st.session_state["evaluate_cell_pred"] = picked
+    default = _default_cell(ev)
+    for key, value in zip(("evaluate_cell_true", "evaluate_cell_pred"), default):
+        if st.session_state.get(key) not in ev.classes:
+            st.session_state[key] = value
+    with right:
+        st.caption("Click a cell of the matrix, or pick one here, to see its images.")
+        c1, c2 = st.columns(2)
+        true = c1.selectbox("True class", ev.classes, key="evaluate_cell_true")
+        pred = c2.selectbox("Predicted class", ev.classes, key="evaluate_cell_pred")
+        rows = [p for p in ev.predictions if p["true"] == true and p["predicted"] == pred]
+        rows.sort(key=SORTS["top losses first"])
+        if not ev.predictions:
+            st.caption("No per-image predictions were saved with this evaluation; evaluate again.")
+        elif not rows:
+            st.caption(f"No {true} image was predicted as {pred}.")
+        else:
+            more = f", the {CELL_LIMIT} with the highest loss" if len(rows) > CELL_LIMIT else ""
+            verb = "correctly classified" if true == pred else f"predicted as {pred}"
+            images = "image" if len(rows) == 1 else "images"
+            st.markdown(f"**{len(rows)} {true} {images} {verb}**{more}")
+            _thumbnails(rows[:CELL_LIMIT])
+
+
+def _per_class(ev: Evaluation) -> None:
+    total = sum(r["support"] for r in ev.per_class)
+    table = pd.DataFrame(
+        ev.per_class
+        + [
+            {"class": "macro average", **ev.macro, "support": total},
+            {"class": "weighted average", **ev.weighted, "support": total},
+        ]
+    )
+    number = st.column_config.NumberColumn(format="%.3f")
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_order=["class", "precision", "recall", "f1", "support"],
+        column_config={"precision": number, "recall": number, "f1": number},
+    )
+    st.markdown("**Most confused pairs**")
+    support = {r["class"]: r["support"] for r in ev.per_class}
+    pairs = ev.most_confused(10)
+    if not pairs:
+        st.caption("No confusions: every image of this split was classified correctly.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "true": t,
+                    "predicted as": p,
+                    "images": n,
+                    "share of true class": n / support[t] if support.get(t) else 0.0,
+                }
+                for t, p, n in pairs
+            ]
+        ),
+        hide_index=True,
+        column_config={"share of true class": st.column_config.NumberColumn(format="percent")},
+    )
+
+
+def _reset_gallery_page() -> None:
+    st.session_state.pop("evaluate_gallery_page", None)
+
+
+def _gallery(ev: Evaluation) -> None:
+    if not ev.predictions:
+        st.caption("No per-image predictions were saved with this evaluation; evaluate again.")
+        return
+    c1, c2, c3 = st.columns([2, 1, 1])
+    chosen = c1.multiselect(
+        "True classes",
+        ev.classes,
+        key="evaluate_gallery_classes",
+        placeholder="all classes",
+        on_change=_reset_gallery_page,
+    )
+    which = c2.radio(
+        "Show",
+        ["wrong", "correct", "all"],
+        horizontal=True,
+        key="evaluate_gallery_which",
+        on_change=_reset_gallery_page,
+    )
+    order = c3.selectbox(
+        "Sort by", list(SORTS), key="evaluate_gallery_sort", on_change=_reset_gallery_page
+    )
+    rows = [
+        p
+        for p in ev.predictions
+        if (not chosen or p["true"] in chosen)
+        and (which == "all" or p["correct"] == (which == "correct"))
+    ]
+    rows.sort(key=SORTS[order])
+    if not rows:
+        st.caption("No image matches these filters.")
+        return
+    pages = math.ceil(len(rows) / PAGE_SIZE)
+    page = 1
+    if pages > 1:
+        page = st.pagination(pages, key="evaluate_gallery_page")
+    start = (page - 1) * PAGE_SIZE
+    st.caption(f"{len(rows)} images; showing {start + 1}–{min(start + PAGE_SIZE, len(rows))}")
+    _thumbnails(rows[start : start + PAGE_SIZE])
+
+
+def _curves(run: RunInfo) -> None:
+    rows = read_metrics(run.path)
+    if not rows:
+        st.caption("This run has no per-epoch metrics.")
+        return
+    log_y = st.checkbox("Loss on a log scale", key="evaluate_log_loss")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(plots.curves_figure(rows, log_y=log_y), key="evaluate_loss_curve")
+    c2.plotly_chart(plots.accuracy_figure(rows), key="evaluate_acc_curve")
+    st.caption(run.summary())
+
+
+# -- page -----------------------------------------------------------------------------------------
 st.header("Evaluate")
-st.info("This page is being built.")
+runs = [r for r in RunStore(settings().runs_dir).list() if _evaluable(r)]
+if not runs:
+    st.info("No finished run to evaluate yet. Train a model first; it shows up here when done.")
+    st.page_link("pages/train.py", label="Go to the Train page", icon="🏋️")
+    st.stop()
+
+left, middle, right = st.columns([3, 1.2, 1], vertical_alignment="bottom")
+with left:
+    run = _pick_run(runs, "evaluate_run")
+splits = read_json(run.path / "splits.json", {}) or {}
+split_options = [
+    s
+    for s in SPLIT_NAMES
+    if (isinstance(splits, dict) and splits.get(s))
+    or (run.path / "evaluation" / f"{s}.json").exists()
+]
+if not split_options:
+    st.warning(
+        f"{run.id} has no validation or test images, so there is nothing to evaluate it on. "
+        "Train with a validation share above 0."
+    )
+    st.stop()
+if st.session_state.get("evaluate_split") not in split_options:
+    st.session_state["evaluate_split"] = split_options[0]
+with middle:
+    split = st.radio(
+        "Split", split_options, key="evaluate_split", horizontal=True, format_func=SPLIT_NAMES.get
+    )
+
+folder = run.path / "evaluation"
+ev = _load_evaluation(
+    str(run.path), split, _stamp(folder / f"{split}.json", folder / f"predictions_{split}.csv")
+)
+if ev is None:
+    st.info(f"{run.id} has no saved evaluation of its {SPLIT_NAMES[split]} split yet.")
+    if st.button("Evaluate now", type="primary", key="evaluate_now"):
+        ev = _evaluate_now(run, split)
+    if ev is None:
+        st.stop()
+elif right.button(
+    "Evaluate again",
+    key="evaluate_again",
+    icon=":material/refresh:",
+    help="Run the model over the split again (after the images changed, say).",
+    width="stretch",
+):
+    ev = _evaluate_now(run, split) or ev
+
+_headline(ev)
+
+tab_cm, tab_classes, tab_gallery, tab_curves = st.tabs(
+    ["Confusion matrix", "Per class", "Predictions", "Training curves"], key="evaluate_tabs"
+)
+with tab_cm:
+    _confusion(ev)
+with tab_classes:
+    _per_class(ev)
+with tab_gallery:
+    _gallery(ev)
+with tab_curves:
+    _curves(run)

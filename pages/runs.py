@@ -1,4 +1,277 @@
+"""Runs: every training run on disk, compared, resumed, downloaded or deleted.
+
+The runs folder is the database (modelkit.runs.RunStore); resuming hands the run to the
+process-wide job registry, exactly as the Train page does for a new run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
+from modelkit import plots
+from modelkit.config import ConfigError
+from modelkit.engine import TrainingError
+from modelkit.jobs import JobBusyError
+from modelkit.runs import RunInfo, RunStore, read_metrics, run_state, wait_until
+from studio.state import RUN_KEY, job_registry, settings
+
+STATE_LABELS = {
+    "running": "🟢 running",
+    "finished": "✅ finished",
+    "stopped": "⏹️ stopped",
+    "failed": "❌ failed",
+    "interrupted": "⚠️ interrupted",
+}
+COMPARE_DEFAULT = 3
+PENDING_DELETE = "_runs_delete_pending"  # id of the run whose deletion awaits confirmation
+FLASH = "_runs_flash"  # (kind, message) shown once on the next run of the page
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return ""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _created(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "run": r.id,
+                "status": STATE_LABELS.get(r.state, r.state),
+                "architecture": r.arch,
+                "best val acc": r.best_val_acc,
+                "created": _created(r.created),
+                "duration": duration_text(r.duration_s),
+                "epochs": f"{r.epochs_done}/{r.epochs}",
+                "summary": r.summary(),
+            }
+            for r in runs
+        ]
+    )
+
+
+def _checkpoint(run: RunInfo) -> Path | None:
+    for name in ("best.pt", "last.pt"):
+        path = run.path / "checkpoints" / name
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_bytes(path: Path):
+    """For st.download_button: the file is read only when the button is clicked."""
+    return lambda: path.read_bytes()
+
+
+def _flash() -> None:
+    kind, message = st.session_state.pop(FLASH, (None, None))
+    if kind == "success":
+        st.success(message, icon=":material/check_circle:")
+    elif kind == "error":
+        st.error(message)
+    elif kind == "resumed":
+        st.success(message, icon=":material/play_arrow:")
+        st.page_link("pages/train.py", label="Watch it on the Train page", icon="🏋️")
+
+
+# -- sections -------------------------------------------------------------------------------------
+def _compare(runs: list[RunInfo]) -> None:
+    st.subheader("Compare")
+    with_metrics = {r.id: r for r in runs if r.epochs_done}
+    if not with_metrics:
+        st.caption("No run has finished an epoch yet.")
+        return
+    pick, which, scale = st.columns([4, 1, 1], vertical_alignment="bottom")
+    chosen = pick.multiselect(
+        "Runs to compare",
+        list(with_metrics),
+        default=list(with_metrics)[:COMPARE_DEFAULT],
+        key="runs_compare",
+    )
+    loss = which.selectbox("Loss", ["val_loss", "train_loss"], key="runs_compare_loss")
+    log_y = scale.checkbox("Log-scale loss", key="runs_compare_log")
+    if not chosen:
+        st.caption("Pick runs to draw their curves side by side.")
+        return
+    curves = {rid: read_metrics(with_metrics[rid].path) for rid in chosen}
+    left, right = st.columns(2)
+    left.plotly_chart(plots.compare_runs_figure(curves, "val_acc"), key="runs_compare_acc")
+    right.plotly_chart(
+        plots.compare_runs_figure(curves, loss, log_y=log_y), key="runs_compare_loss_chart"
+    )
+
+
+def _pick_run(runs: list[RunInfo], key: str) -> RunInfo:
+    """A run selectbox that starts at the run chosen on any page (RUN_KEY), else the newest."""
+    by_path = {str(r.path): r for r in runs}
+    wanted = st.session_state.get(RUN_KEY)
+    current = wanted if wanted in by_path else str(runs[0].path)
+    if st.session_state.get(key) != current:
+        st.session_state[key] = current
+    st.session_state.setdefault(RUN_KEY, current)
+
+    def remember() -> None:
+        st.session_state[RUN_KEY] = st.session_state[key]
+        st.session_state.pop(PENDING_DELETE, None)
+
+    st.selectbox(
+        "Run",
+        list(by_path),
+        key=key,
+        format_func=lambda p: by_path[p].id,
+        on_change=remember,
+    )
+    return by_path[st.session_state[key]]
+
+
+def _resume(run: RunInfo) -> None:
+    try:
+        job = job_registry().launch(resume_dir=run.path)
+    except JobBusyError as exc:
+        st.error(f"Cannot resume {run.id}: {exc}")
+        return
+    except (TrainingError, ConfigError, OSError, RuntimeError) as exc:
+        st.error(f"Cannot resume {run.id}: {exc}")
+        return
+    st.session_state[RUN_KEY] = str(run.path)
+    # Give the job a moment to mark the run as running, so the table redrawn below says so.
+    with st.spinner("Starting…"):
+        wait_until(lambda: not job.thread.is_alive() or run_state(run.path)["state"] != run.state)
+    st.session_state[FLASH] = ("resumed", f"Resumed {job.name} from its last checkpoint.")
+    st.rerun()
+
+
+def _ask_delete(run_id: str) -> None:
+    st.session_state[PENDING_DELETE] = run_id
+
+
+def _cancel_delete() -> None:
+    st.session_state.pop(PENDING_DELETE, None)
+
+
+def _delete(run: RunInfo) -> None:
+    st.session_state.pop(PENDING_DELETE, None)
+    active = job_registry().active()
+    if active is not None and Path(active.snapshot().run_dir) == run.path:
+        st.session_state[FLASH] = ("error", f"{run.id} is training now; stop it before deleting.")
+        return
+    try:
+        RunStore(settings().runs_dir).delete(run.path)
+    except (RuntimeError, OSError) as exc:
+        st.session_state[FLASH] = ("error", f"Could not delete {run.id}: {exc}")
+        return
+    if st.session_state.get(RUN_KEY) == str(run.path):
+        st.session_state.pop(RUN_KEY)
+    st.session_state[FLASH] = ("success", f"Deleted run {run.id}.")
+
+
+def _manage(runs: list[RunInfo]) -> None:
+    st.subheader("Manage a run")
+    run = _pick_run(runs, "runs_manage")
+    running = run.state == "running"
+    st.caption(f"{run.summary()} · {run.path}")
+    if run.state == "failed" and run.error:
+        st.error(f"This run failed: {run.error}")
+    elif run.state == "interrupted":
+        st.warning("This run's process ended without finishing it (the app or machine stopped).")
+    if running:
+        st.info("This run is training now.", icon="🟢")
+        st.page_link("pages/train.py", label="Watch it on the Train page", icon="🏋️")
+
+    cols = st.columns(4, vertical_alignment="center")
+    with cols[0]:
+        st.page_link(
+            "pages/evaluate.py",
+            label="Evaluate this run",
+            icon="📊",
+            disabled=run.state not in ("finished", "stopped"),
+        )
+    with cols[1]:
+        ckpt = _checkpoint(run)
+        if ckpt is not None:
+            size_mb = ckpt.stat().st_size / 2**20
+            st.download_button(
+                f"Download {ckpt.name} ({size_mb:.0f} MB)",
+                _read_bytes(ckpt),
+                file_name=f"{run.id}-{ckpt.name}",
+                mime="application/octet-stream",
+                on_click="ignore",
+                icon=":material/download:",
+                key="runs_download",
+            )
+        else:
+            st.caption("No checkpoint saved.")
+    with cols[2]:
+        resume = st.button(
+            "Resume training",
+            key="runs_resume",
+            icon=":material/play_arrow:",
+            disabled=not run.resumable,
+            help="Continue from the last checkpoint (interrupted, stopped or failed runs).",
+        )
+    with cols[3]:
+        st.button(
+            "Delete run…",
+            key="runs_delete",
+            icon=":material/delete:",
+            disabled=running,
+            help="Stop it first." if running else "Asks for confirmation.",
+            on_click=_ask_delete,
+            args=(run.id,),
+        )
+    if resume:
+        _resume(run)
+    if st.session_state.get(PENDING_DELETE) == run.id and not running:
+        with st.container(border=True):
+            st.warning(
+                f"Delete **{run.id}**? Its folder, with checkpoints, metrics and evaluation, is "
+                "removed from disk. This cannot be undone."
+            )
+            c1, c2, _ = st.columns([1, 1, 3])
+            c1.button(
+                "Yes, delete it",
+                type="primary",
+                key="runs_delete_confirm",
+                on_click=_delete,
+                args=(run,),
+            )
+            c2.button("Cancel", key="runs_delete_cancel", on_click=_cancel_delete)
+
+
+# -- page -----------------------------------------------------------------------------------------
 st.header("Runs")
-st.info("This page is being built.")
+_flash()
+runs = RunStore(settings().runs_dir).list()
+if not runs:
+    st.info("No runs yet. Choose a dataset and train a model: every run is recorded here.")
+    st.page_link("pages/dataset.py", label="Go to the Dataset page", icon="🗂️")
+    st.stop()
+
+st.dataframe(
+    runs_table(runs),
+    hide_index=True,
+    column_config={
+        "best val acc": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
+        "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "summary": st.column_config.TextColumn(width="large"),
+    },
+)
+_compare(runs)
+_manage(runs)

@@ -39,7 +39,7 @@ dataset = st.text_input(
 )
 if not dataset:
     st.info("Pick a dataset first.")
-    st.page_link("pages/dataset.py", label="Choose a dataset →", icon="🗂️")
+    st.page_link("pages/dataset.py", label="Choose a dataset →", icon=":material/folder_open:")
 
 with st.form("train_form"):
     st.markdown("#### Model and weights")
@@ -133,7 +133,9 @@ with st.form("train_form"):
     channels_last = c3.checkbox("channels_last", value=True)
     compile_model = c3.checkbox("torch.compile", value=False, help="Slow first epoch; measure it.")
     run_name = c4.text_input("Run name (optional)")
-    launch = st.form_submit_button("🚀 Launch training", type="primary", disabled=not dataset)
+    launch = st.form_submit_button(
+        "Launch training", icon=":material/rocket_launch:", type="primary", disabled=not dataset
+    )
 
 
 def build_config() -> TrainConfig:

@@ -74,7 +74,9 @@ def live_view() -> None:
     c3.metric("Images/s", f"{v.images_per_second:.1f}" if v.images_per_second else "–")
     last = v.epoch_metrics[-1] if v.epoch_metrics else {}
     c4.metric("Val accuracy", f"{last['val_acc']:.3f}" if "val_acc" in last else "–")
-    if v.active and st.button("⏹ Stop training", type="secondary", key="stop_training"):
+    if v.active and st.button(
+        "Stop training", icon=":material/stop_circle:", type="secondary", key="stop_training"
+    ):
         job.stop()
         st.toast("Stopping after this batch…")
     if v.error:
@@ -97,7 +99,9 @@ def live_view() -> None:
         table = pd.DataFrame(rows)
         st.dataframe(table[[c for c in cols if c in table]], hide_index=True)
         st.session_state[RUN_KEY] = v.run_dir
-        st.page_link("pages/evaluate.py", label="Evaluate this model →", icon="📊")
+        st.page_link(
+            "pages/evaluate.py", label="Evaluate this model →", icon=":material/analytics:"
+        )
     elif v.state == "stopped":
         st.warning("Training was stopped. You can resume it from the Runs page.")
     with st.expander("Log", expanded=v.state == "failed"):

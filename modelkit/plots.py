@@ -1,0 +1,222 @@
+"""Figure builders: plain data in, a plotly Figure out.
+
+Pure functions with no Streamlit in sight, so the app draws them and tests check their traces
+headless. Every builder accepts empty input and returns an empty (but valid) figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+LABELS = {
+    "train_loss": "train loss",
+    "val_loss": "val loss",
+    "train_acc": "train accuracy",
+    "val_acc": "val accuracy",
+    "val_top5": "val top-5",
+    "lr": "learning rate",
+    "images_per_second": "images / s",
+    "epoch_seconds": "seconds / epoch",
+}
+MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def _label(key: str) -> str:
+    return LABELS.get(key, key.replace("_", " "))
+
+
+def _is_rate(key: str) -> bool:
+    return key.endswith("_acc") or key.endswith("_top5")
+
+
+def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """(epochs, values) of one metric, skipping epochs where it is missing (no val split)."""
+    xs, ys = [], []
+    for i, row in enumerate(rows):
+        value = row.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            xs.append(int(row.get("epoch", i + 1)))
+            ys.append(float(value))
+    return xs, ys
+
+
+def _layout(
+    fig: go.Figure, title: str, ytitle: str, rate: bool, height: int = 320, log_y: bool = False
+) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=MARGIN,
+        hovermode="x unified",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+    )
+    fig.update_xaxes(title="epoch", tickformat="d")
+    fig.update_yaxes(title=ytitle)
+    if rate:
+        fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
+    elif log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def curves_figure(
+    metrics_rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str] = ("train_loss", "val_loss"),
+    title: str = "Loss",
+    log_y: bool = False,
+) -> go.Figure:
+    """One line per metric key over the epochs; keys no row carries are left out.
+
+    ``log_y`` puts losses on a log axis (a diverging run otherwise flattens the others)."""
+    fig = go.Figure()
+    for key in keys:
+        xs, ys = _series(metrics_rows, key)
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, name=_label(key), mode="lines+markers"))
+    rate = bool(keys) and all(_is_rate(k) for k in keys)
+    ytitle = _label(keys[0]) if len(keys) == 1 else ("accuracy" if rate else "loss")
+    return _layout(fig, title, ytitle, rate, log_y=log_y)
+
+
+def accuracy_figure(metrics_rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+    return curves_figure(metrics_rows, ("train_acc", "val_acc", "val_top5"), title="Accuracy")
+
+
+def compare_runs_figure(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]], metric: str, log_y: bool = False
+) -> go.Figure:
+    """One line per run for one metric, named by the run (legend below: run names are long)."""
+    fig = go.Figure()
+    for name, rows in runs.items():
+        xs, ys = _series(rows, metric)
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers"))
+    fig = _layout(
+        fig, _label(metric), _label(metric), _is_rate(metric), 300 + 22 * len(runs), log_y
+    )
+    fig.update_layout(
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "xanchor": "left", "x": 0},
+    )
+    return fig
+
+
+def normalise_rows(cm: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Each row divided by its total (the recall view); an empty row stays zero."""
+    out = []
+    for row in cm:
+        total = float(sum(row))
+        out.append([float(v) / total if total else 0.0 for v in row])
+    return out
+
+
+def confusion_figure(
+    cm: Sequence[Sequence[int]], classes: Sequence[str], normalise: bool = False
+) -> go.Figure:
+    """Heatmap with true classes on y (first at the top) and predicted on x.
+
+    Cells carry their count, or their share of the true class when ``normalise``. A second,
+    invisible marker trace sits on the cell centres so a click selects a cell (plotly heatmaps
+    cannot be selected themselves); its customdata is ``[true, predicted, count]``.
+    """
+    classes = [str(c) for c in classes]
+    counts = [[int(v) for v in row] for row in cm]
+    shares = normalise_rows(counts)
+    z = shares if normalise else counts
+    text = [
+        [f"{s:.0%}" if normalise else str(c) for c, s in zip(crow, srow)]
+        for crow, srow in zip(counts, shares)
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=classes,
+            y=classes,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            zmin=0,
+            zmax=1 if normalise else None,
+            hoverinfo="skip",
+            showscale=False,
+            name="confusion",
+        )
+    )
+    cells = [(t, p) for t in range(len(classes)) for p in range(len(classes))]
+    fig.add_trace(
+        go.Scatter(
+            x=[classes[p] for _, p in cells],
+            y=[classes[t] for t, _ in cells],
+            customdata=[[classes[t], classes[p], counts[t][p]] for t, p in cells],
+            mode="markers",
+            marker={"size": 28, "opacity": 0, "symbol": "square"},
+            hovertemplate=(
+                "true %{customdata[0]}<br>predicted %{customdata[1]}"
+                "<br>images: %{customdata[2]}<extra></extra>"
+            ),
+            showlegend=False,
+            name="cells",
+        )
+    )
+    side = min(900, 160 + 44 * len(classes))
+    fig.update_layout(
+        height=side,
+        margin=MARGIN,
+        clickmode="event+select",
+        dragmode=False,
+        title="Confusion matrix" + (" (share of each true class)" if normalise else " (counts)"),
+    )
+    fig.update_xaxes(title="predicted", type="category", side="bottom", showgrid=False)
+    fig.update_yaxes(title="true", type="category", autorange="reversed", showgrid=False)
+    return fig
+
+
+def topk_bar(labels: Sequence[str], probs: Sequence[float]) -> go.Figure:
+    """Horizontal bars, best label on top, probabilities on a 0..1 axis."""
+    fig = go.Figure(
+        go.Bar(
+            x=[float(p) for p in probs],
+            y=[str(lab) for lab in labels],
+            orientation="h",
+            text=[f"{p:.1%}" for p in probs],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=60 + 28 * max(1, len(labels)), margin={"l": 10, "r": 10, "t": 10, "b": 10}
+    )
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(autorange="reversed", type="category")
+    return fig
+
+
+def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average with bias correction, as TensorBoard smooths scalars."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values):
+        avg = weight * avg + (1 - weight) * float(v)
+        out.append(avg / (1 - weight ** (i + 1)))
+    return out
+
+
+def batch_loss_figure(points: Sequence[tuple[int, float]], smoothing: float = 0.9) -> go.Figure:
+    """Per-batch training loss (faint) with its moving average on top."""
+    steps = [int(s) for s, _ in points]
+    losses = [float(v) for _, v in points]
+    fig = go.Figure()
+    if points:
+        fig.add_trace(
+            go.Scatter(
+                x=steps, y=losses, name="batch loss", mode="lines", line={"width": 1}, opacity=0.35
+            )
+        )
+        fig.add_trace(
+            go.Scatter(x=steps, y=smooth(losses, smoothing), name="smoothed", mode="lines")
+        )
+    fig = _layout(fig, "Training loss per batch", "loss", rate=False, height=280)
+    fig.update_xaxes(title="step")
+    return fig

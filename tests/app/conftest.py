@@ -1,0 +1,173 @@
+"""Fixtures for the AppTest suite.
+
+One real tiny run is trained per session (a generated dataset of coloured squares, resnet18 at
+32px, 2 epochs: a few seconds on a CPU). Each test gets its own data, runs and allowed-roots
+folders through the environment, so no test sees another's runs or the repository's ./runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "app.py"
+COLOURS = {
+    "blue": (40, 60, 220),
+    "green": (40, 190, 60),
+    "purple": (150, 50, 170),
+    "red": (220, 40, 40),
+    "yellow": (230, 220, 40),
+}
+IMAGES_PER_CLASS = 8
+
+
+def make_colour_dataset(root: Path, per_class: int = IMAGES_PER_CLASS, size: int = 40) -> Path:
+    """Folders of noisy coloured squares with a grey blob: learnable, and tiny."""
+    rng = random.Random(0)
+    for name, colour in COLOURS.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            c = tuple(max(0, min(255, v + rng.randint(-30, 30))) for v in colour)
+            img = Image.new("RGB", (size, size), c)
+            x, y = rng.randint(0, size // 2), rng.randint(0, size // 2)
+            grey = rng.randint(0, 255)
+            ImageDraw.Draw(img).ellipse((x, y, x + size // 3, y + size // 3), fill=(grey,) * 3)
+            img.save(folder / f"{name}_{i:02d}.png")
+    return root
+
+
+def png_bytes(colour: tuple[int, int, int] = (220, 40, 40), size: int = 40) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Checkpoints are only ever replaced (written to a temp file, then renamed), so a hard link
+    is a safe, instant copy of them; everything else is copied, since logs are appended to."""
+    if src.endswith(".pt"):
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+
+
+def copy_run(run_dir: Path, runs_dir: Path, name: str | None = None) -> Path:
+    dest = runs_dir / (name or run_dir.name)
+    shutil.copytree(run_dir, dest, copy_function=_link_or_copy)
+    return dest
+
+
+def mark_interrupted(run_dir: Path) -> None:
+    """Make a run look like its training process died: state running, a pid that is gone."""
+    path = run_dir / "status.json"
+    status = json.loads(path.read_text())
+    status.update(state="running", pid=999999, proc_start=None, host=socket.gethostname())
+    status.pop("ended_at", None)
+    path.write_text(json.dumps(status))
+
+
+@pytest.fixture(scope="session")
+def app_run(tmp_path_factory) -> Path:
+    """A real finished run (checkpoints, metrics, saved evaluation), trained once per session.
+
+    Five classes, so top-5 accuracy is recorded too. Read-only: tests use ``run_dir``, a copy."""
+    from modelkit.config import TrainConfig
+    from modelkit.engine import Trainer
+
+    root = tmp_path_factory.mktemp("app_run")
+    data = make_colour_dataset(root / "data" / "colours")
+    config = TrainConfig(
+        data_dir=str(data),
+        weights="none",
+        image_size=32,
+        batch_size=8,
+        epochs=2,
+        runs_dir=str(root / "runs"),
+        device="cpu",
+    )
+    result = Trainer(config).fit()
+    assert result.state == "finished"
+    return result.run_dir
+
+
+@pytest.fixture(autouse=True)
+def app_dirs(tmp_path_factory, monkeypatch) -> dict[str, Path]:
+    """Point the app at fresh per-test folders (data, runs; allowed root: their parent).
+
+    They live in their own temporary folder, not in ``tmp_path``, so a test that lists or fills
+    its tmp_path (or sets these variables itself) sees nothing of them."""
+    root = tmp_path_factory.mktemp("app_env")
+    dirs = {"root": root, "data": root / "data", "runs": root / "runs"}
+    dirs["data"].mkdir()
+    dirs["runs"].mkdir()
+    monkeypatch.setenv("MODELKIT_DATA_DIR", str(dirs["data"]))
+    monkeypatch.setenv("MODELKIT_RUNS_DIR", str(dirs["runs"]))
+    monkeypatch.setenv("MODELKIT_ALLOWED_ROOTS", str(root))
+    return dirs
+
+
+@pytest.fixture
+def run_dir(app_run, app_dirs) -> Path:
+    """This test's own copy of the trained run, in its runs folder."""
+    return copy_run(app_run, app_dirs["runs"])
+
+
+@pytest.fixture
+def interrupted_run(run_dir) -> Path:
+    """The test's run copy, looking as if its training process had died mid-run."""
+    mark_interrupted(run_dir)
+    return run_dir
+
+
+@pytest.fixture
+def another_copy(app_run, app_dirs) -> Callable[[str], Path]:
+    """``another_copy(suffix)``: one more copy of the trained run in this test's runs folder."""
+    return lambda suffix: copy_run(app_run, app_dirs["runs"], f"{app_run.name}-{suffix}")
+
+
+@pytest.fixture
+def png() -> Callable[..., bytes]:
+    """``png(colour, size)``: the bytes of a small solid-colour PNG."""
+    return png_bytes
+
+
+@pytest.fixture(autouse=True)
+def _no_job_left_running():
+    """The job registry is a process-wide singleton: never let a test leave a job behind."""
+    yield
+    from studio.state import job_registry
+
+    job = job_registry().active()
+    if job is not None:
+        job.stop()
+        job.join(60)
+
+
+@pytest.fixture
+def open_page() -> Callable[[str], AppTest]:
+    """Run the real app (st.navigation and sidebar included) and switch to one page."""
+
+    def _open(page: str, timeout: float = 60) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=timeout)
+        at.run()
+        at.switch_page(page)
+        at.run()
+        return at
+
+    return _open
