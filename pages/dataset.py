@@ -1,4 +1,391 @@
+"""Dataset page: choose a folder of images and see what training would make of it.
+
+Four ways in (a folder on this machine, an uploaded zip, the bundled digits, CIFAR); the chosen
+folder goes to ``st.session_state[DATASET_KEY]`` and the check below is drawn from a cached
+``DatasetView``. Everything beyond drawing lives in modelkit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 import streamlit as st
 
-st.header("Dataset")
-st.info("This page is being built.")
+from modelkit.archive import ArchiveError, extract_dataset_zip
+from modelkit.browse import (
+    BrowseError,
+    folder_fingerprint,
+    list_subfolders,
+    looks_like_dataset,
+    open_folder,
+    parent_within,
+)
+from modelkit.builtin_datasets import (
+    BUILTIN_DATASETS,
+    DatasetDownloadError,
+    builtin_dir,
+    download_cache_dir,
+    is_exported,
+    prepare_builtin_dataset,
+)
+from modelkit.data import DatasetError, scan_dataset
+from modelkit.plots_data import DatasetView, contact_sheet, counts_bar, dataset_view
+from modelkit.report import build_report
+from modelkit.samples import default_digits_dir, make_digits_dataset
+from studio.state import DATASET_KEY, settings
+
+BROWSE_KEY = "ds_browse_dir"  # folder shown in the browser; None = list of allowed roots
+PATH_INPUT_KEY = "ds_path_input"
+UPLOADS_KEY = "ds_uploads"  # {uploaded file_id: dataset path or error text}
+MAX_BUTTONS = 48
+THUMB_CLASSES = 12
+
+
+# ---------------------------------------------------------------- cached work
+
+
+@st.cache_data(show_spinner="Checking every image (each file is decoded once)…", max_entries=16)
+def _check(path: str, fingerprint: str) -> DatasetView:
+    """The check of ``path``; ``fingerprint`` (unused here) keys the cache to the folder state."""
+    index = scan_dataset(path)
+    return dataset_view(index, build_report(index))
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _sheet(paths: tuple[str, ...], fingerprint: str):
+    return contact_sheet(list(paths), size=80)
+
+
+# ---------------------------------------------------------------- choosing
+
+
+def _choose(path: str | os.PathLike) -> None:
+    st.session_state[DATASET_KEY] = str(path)
+
+
+def _browse_to(path: str | None) -> None:
+    """Button callback: show ``path`` in the browser and in the path box."""
+    st.session_state[BROWSE_KEY] = path
+    if path is not None:
+        st.session_state[PATH_INPUT_KEY] = path
+
+
+def _use_folder(path: str) -> None:
+    _choose(path)
+    st.session_state[PATH_INPUT_KEY] = path
+
+
+def _folder_tab(roots: tuple[Path, ...]) -> None:
+    if PATH_INPUT_KEY not in st.session_state:
+        st.session_state[PATH_INPUT_KEY] = st.session_state.get(DATASET_KEY) or ""
+    col_in, col_btn = st.columns([5, 1], vertical_alignment="bottom")
+    typed = col_in.text_input(
+        "Dataset folder",
+        key=PATH_INPUT_KEY,
+        placeholder="/path/to/photos (one sub-folder per class, or train/ and val/)",
+    )
+    if col_btn.button("Open", key="ds_open_path", width="stretch"):
+        try:
+            real = open_folder(typed, roots)
+        except BrowseError as exc:
+            st.error(f"Cannot use that folder: {exc}")
+        else:
+            _choose(real)
+            st.session_state[BROWSE_KEY] = str(real)
+
+    st.markdown("**Or browse the folders on this machine**")
+    if BROWSE_KEY not in st.session_state:
+        st.session_state[BROWSE_KEY] = str(roots[0]) if len(roots) == 1 else None
+    here = st.session_state[BROWSE_KEY]
+    if here is None:
+        st.caption("Folders this app may open:")
+        _folder_buttons([str(r) for r in roots], full_names=True)
+        return
+    try:
+        subfolders = list_subfolders(here, roots)
+        up = parent_within(here, roots)
+    except BrowseError as exc:
+        st.error(str(exc))
+        st.button("Back to the top", key="ds_browse_reset", on_click=_browse_to, args=(None,))
+        return
+
+    hint = looks_like_dataset(here)
+    st.markdown(f"📂 `{here}`" + (f" — looks like a dataset: *{hint}*" if hint else ""))
+    c1, c2, _ = st.columns([1, 2, 3])
+    at_top = up is None and len(roots) == 1
+    c1.button(
+        "⬆ Up",
+        key="ds_browse_up",
+        disabled=at_top,
+        on_click=_browse_to,
+        args=(str(up) if up else None,),
+        width="stretch",
+    )
+    c2.button(
+        "✅ Use this folder",
+        key="ds_browse_use",
+        type="primary" if hint else "secondary",
+        on_click=_use_folder,
+        args=(here,),
+        width="stretch",
+    )
+    if subfolders:
+        _folder_buttons([str(p) for p in subfolders])
+    else:
+        st.caption("No sub-folders here.")
+
+
+def _folder_buttons(paths: list[str], full_names: bool = False) -> None:
+    cols = st.columns(4)
+    for n, path in enumerate(paths[:MAX_BUTTONS]):
+        label = f"📁 {path if full_names else Path(path).name}"
+        cols[n % 4].button(
+            label, key=f"ds_browse_{n}", on_click=_browse_to, args=(path,), width="stretch"
+        )
+    if len(paths) > MAX_BUTTONS:
+        st.caption(f"…and {len(paths) - MAX_BUTTONS} more: type the path above to open one.")
+
+
+def _upload_tab(uploads_dir: Path) -> None:
+    uploaded = st.file_uploader(
+        "Drop a .zip of your dataset",
+        type=["zip"],
+        key="ds_zip",
+        help="Inside the zip: one folder per class, or train/ and val/ folders with class folders.",
+    )
+    st.caption(f"Zips are unpacked (safely) into `{uploads_dir}`.")
+    if uploaded is None:
+        return
+    done: dict = st.session_state.setdefault(UPLOADS_KEY, {})
+    if uploaded.file_id not in done:
+        with st.spinner(f"Unpacking {uploaded.name}…"):
+            try:
+                root = extract_dataset_zip(uploaded, uploads_dir)
+            except ArchiveError as exc:
+                done[uploaded.file_id] = ("error", str(exc))
+            else:
+                done[uploaded.file_id] = ("ok", str(root))
+                _choose(root)
+    kind, text = done[uploaded.file_id]
+    if kind == "error":
+        st.error(f"Cannot use {uploaded.name}: {text}")
+    else:
+        st.success(f"Unpacked {uploaded.name} into `{text}`.")
+
+
+def _sample_tab(data_dir: Path) -> None:
+    st.markdown(
+        "**Handwritten digits**: 1,797 small pictures of the digits 0 to 9 (ten classes), made "
+        "from the sample data that ships with scikit-learn. Nothing is downloaded; the images are "
+        "written on this machine the first time."
+    )
+    if st.button("Use the bundled sample dataset", key="ds_sample", type="primary"):
+        with st.spinner("Writing the digit images…"):
+            path = make_digits_dataset(default_digits_dir(data_dir))
+        _choose(path)
+
+
+def _cifar_tab(data_dir: Path) -> None:
+    key = st.radio(
+        "Dataset",
+        list(BUILTIN_DATASETS),
+        format_func=lambda k: BUILTIN_DATASETS[k].title,
+        horizontal=True,
+        key="ds_builtin",
+    )
+    spec = BUILTIN_DATASETS[key]
+    st.caption(spec.description)
+    limit = st.selectbox(
+        "How much of it",
+        [0, 1000, 100],
+        format_func=lambda n: f"{n} training images per class" if n else "everything",
+        key="ds_builtin_limit",
+    )
+    limit = limit or None
+    dest = builtin_dir(data_dir, key, limit)
+    cache = download_cache_dir(data_dir)
+    ready = is_exported(dest)
+    label = f"Use {spec.title}"
+    if not ready:
+        label = f"Download {spec.title} ({spec.size_mb} MB) and use it"
+    if not st.button(label, key="ds_builtin_go"):
+        return
+    error = None
+    with st.status(f"Preparing {spec.title}…", expanded=True) as status:
+        if not ready:
+            st.write(f"Fetching {spec.archive} into `{cache}` (skipped when it is already there).")
+        bar = st.progress(0.0, text="Waiting for the download…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"Writing images {done:,}/{total:,}")
+
+        try:
+            path = prepare_builtin_dataset(key, dest, cache, limit, progress=progress)
+        except DatasetDownloadError as exc:
+            error = str(exc)
+            status.update(label=f"{spec.title} is not available", state="error", expanded=False)
+        else:
+            status.update(label=f"{spec.title} is ready", state="complete", expanded=False)
+    if error:
+        st.error(error)
+    else:
+        _choose(path)
+
+
+# ---------------------------------------------------------------- the check
+
+
+def _report_section(path: str) -> None:
+    st.subheader(f"📂 {Path(path).name}")
+    st.caption(path)
+    if not os.path.isdir(path):
+        st.error(f"The dataset folder no longer exists: {path}. Choose another one above.")
+        return
+    fingerprint = folder_fingerprint(path)
+    try:
+        view = _check(path, fingerprint)
+    except DatasetError as exc:
+        st.error(f"This folder cannot be used as a dataset yet: {exc}")
+        return
+    report = view.report
+
+    problems = report.problems
+    leaks = sum(1 for g in report.duplicates if g["cross_class"] or g["cross_split"])
+    c = st.columns(4)
+    c[0].metric("Classes", len(report.classes))
+    c[1].metric("Images", f"{view.images:,}")
+    c[2].metric("Problems", len(problems))
+    c[3].metric("Identical across class/split", leaks)
+
+    if problems:
+        st.warning(
+            f"{len(problems)} thing(s) to fix before training; they are listed below. "
+            "Fixing them first gives a model and a validation score you can trust."
+        )
+    else:
+        st.success(
+            "No problems found: every file decodes and no file appears twice across "
+            "classes or splits."
+        )
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.markdown("##### Images per class and split")
+        st.plotly_chart(counts_bar(report.counts), width="stretch", key="ds_counts_chart")
+    with right:
+        st.markdown("##### Image sizes (pixels)")
+        st.dataframe(view.sizes, hide_index=True, width="stretch", key="ds_sizes")
+        st.caption("Every image is resized for training, so mixed sizes are fine.")
+        with st.expander(f"Counts per class ({len(report.classes)} classes)"):
+            st.dataframe(view.counts, hide_index=True, width="stretch", key="ds_counts_table")
+
+    st.markdown("##### Split")
+    st.caption(view.split_text)
+    st.dataframe(
+        view.splits,
+        hide_index=True,
+        width="stretch",
+        key="ds_splits",
+        column_config={"examples": st.column_config.TextColumn("example files", width="large")},
+    )
+
+    _problems(view)
+    _duplicates(view)
+    _samples(view, fingerprint)
+
+    if view.skipped:
+        with st.expander(f"{len(view.skipped):,} file(s) skipped because they are not images"):
+            st.dataframe({"file": view.skipped[:500]}, hide_index=True, width="stretch")
+            if len(view.skipped) > 500:
+                st.caption(f"…and {len(view.skipped) - 500:,} more.")
+
+    st.button("Check again", key="ds_recheck", on_click=_check.clear, help="Re-read every file.")
+    st.divider()
+    st.page_link("pages/train.py", label="Train a model on this dataset →", icon="🏋️")
+
+
+def _problems(view: DatasetView) -> None:
+    st.markdown("##### Problems")
+    if not view.problems:
+        st.caption("Every file decodes and every class has images in every split.")
+        return
+    st.dataframe(
+        view.problems,
+        hide_index=True,
+        width="stretch",
+        key="ds_problems",
+        column_config={"file": st.column_config.TextColumn("file", width="large")},
+    )
+
+
+def _duplicates(view: DatasetView) -> None:
+    st.markdown("##### Identical files")
+    if not view.duplicates:
+        st.caption("No two files are identical.")
+        return
+    st.caption(
+        "Identical files with different labels confuse the model; the same file in train and val "
+        "makes the validation score look better than it is. Keep one copy."
+    )
+    st.dataframe(
+        view.duplicates,
+        hide_index=True,
+        width="stretch",
+        key="ds_duplicates",
+        column_config={
+            "cross_class": st.column_config.CheckboxColumn("different classes"),
+            "cross_split": st.column_config.CheckboxColumn("different splits"),
+            "paths": st.column_config.TextColumn("files", width="large"),
+            "files": st.column_config.NumberColumn("copies"),
+        },
+    )
+
+
+def _samples(view: DatasetView, fingerprint: str) -> None:
+    st.markdown("##### A few images per class")
+    classes = list(view.samples)
+    if len(classes) > THUMB_CLASSES and not st.toggle(
+        f"Show all {len(classes)} classes", key="ds_all_thumbs"
+    ):
+        classes = classes[:THUMB_CLASSES]
+    cols = st.columns(4)
+    for n, cls in enumerate(classes):
+        sheet = _sheet(tuple(view.samples[cls]), fingerprint)
+        with cols[n % 4]:
+            if sheet is None:
+                st.caption(f"**{cls}**: no readable images")
+            else:
+                st.image(sheet, caption=cls)
+
+
+# ---------------------------------------------------------------- page
+
+
+def main() -> None:
+    cfg = settings()
+    st.header("Dataset")
+    st.caption(
+        "Pick a folder of images: one sub-folder per class (cats/, dogs/, ...), or train/ and val/ "
+        "folders that each hold the class folders. The check below decodes every file once and "
+        "tells you what to fix before training."
+    )
+    tabs = st.tabs(["📁 Folder", "⬆️ Upload a zip", "🧪 Sample dataset", "🌐 CIFAR"])
+    with tabs[0]:
+        _folder_tab(cfg.allowed_roots)
+    with tabs[1]:
+        _upload_tab(cfg.data_dir / "uploads")
+    with tabs[2]:
+        _sample_tab(cfg.data_dir)
+    with tabs[3]:
+        _cifar_tab(cfg.data_dir)
+
+    st.divider()
+    path = st.session_state.get(DATASET_KEY)
+    if not path:
+        st.info("No dataset chosen yet. Pick a folder above, or try the sample dataset.")
+        return
+    _report_section(path)
+
+
+main()
