@@ -111,11 +111,13 @@ def _folder_tab(roots: tuple[Path, ...]) -> None:
         return
 
     hint = looks_like_dataset(here)
-    st.markdown(f"📂 `{here}`" + (f" — looks like a dataset: *{hint}*" if hint else ""))
+    st.markdown(
+        f":material/folder_open: `{here}`" + (f" — looks like a dataset: *{hint}*" if hint else "")
+    )
     c1, c2, _ = st.columns([1, 2, 3])
     at_top = up is None and len(roots) == 1
     c1.button(
-        "⬆ Up",
+        ":material/arrow_upward: Up",
         key="ds_browse_up",
         disabled=at_top,
         on_click=_browse_to,
@@ -123,7 +125,7 @@ def _folder_tab(roots: tuple[Path, ...]) -> None:
         width="stretch",
     )
     c2.button(
-        "✅ Use this folder",
+        ":material/check: Use this folder",
         key="ds_browse_use",
         type="primary" if hint else "secondary",
         on_click=_use_folder,
@@ -139,7 +141,7 @@ def _folder_tab(roots: tuple[Path, ...]) -> None:
 def _folder_buttons(paths: list[str], full_names: bool = False) -> None:
     cols = st.columns(4)
     for n, path in enumerate(paths[:MAX_BUTTONS]):
-        label = f"📁 {path if full_names else Path(path).name}"
+        label = f":material/folder: {path if full_names else Path(path).name}"
         cols[n % 4].button(
             label, key=f"ds_browse_{n}", on_click=_browse_to, args=(path,), width="stretch"
         )
@@ -237,7 +239,7 @@ def _cifar_tab(data_dir: Path) -> None:
 
 
 def _report_section(path: str) -> None:
-    st.subheader(f"📂 {Path(path).name}")
+    st.subheader(f":material/folder_open: {Path(path).name}")
     st.caption(path)
     if not os.path.isdir(path):
         st.error(f"The dataset folder no longer exists: {path}. Choose another one above.")
@@ -302,7 +304,9 @@ def _report_section(path: str) -> None:
 
     st.button("Check again", key="ds_recheck", on_click=_check.clear, help="Re-read every file.")
     st.divider()
-    st.page_link("pages/train.py", label="Train a model on this dataset →", icon="🏋️")
+    st.page_link(
+        "pages/train.py", label="Train a model on this dataset →", icon=":material/model_training:"
+    )
 
 
 def _problems(view: DatasetView) -> None:
@@ -370,7 +374,14 @@ def main() -> None:
         "folders that each hold the class folders. The check below decodes every file once and "
         "tells you what to fix before training."
     )
-    tabs = st.tabs(["📁 Folder", "⬆️ Upload a zip", "🧪 Sample dataset", "🌐 CIFAR"])
+    tabs = st.tabs(
+        [
+            ":material/folder: Folder",
+            ":material/upload: Upload a zip",
+            ":material/science: Sample dataset",
+            ":material/public: CIFAR",
+        ]
+    )
     with tabs[0]:
         _folder_tab(cfg.allowed_roots)
     with tabs[1]:

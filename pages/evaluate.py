@@ -297,7 +297,7 @@ st.header("Evaluate")
 runs = [r for r in RunStore(settings().runs_dir).list() if _evaluable(r)]
 if not runs:
     st.info("No finished run to evaluate yet. Train a model first; it shows up here when done.")
-    st.page_link("pages/train.py", label="Go to the Train page", icon="🏋️")
+    st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
     st.stop()
 
 left, middle, right = st.columns([3, 1.2, 1], vertical_alignment="bottom")

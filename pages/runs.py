@@ -20,11 +20,11 @@ from modelkit.runs import RunInfo, RunStore, read_metrics, run_state, wait_until
 from studio.state import RUN_KEY, job_registry, settings
 
 STATE_LABELS = {
-    "running": "🟢 running",
-    "finished": "✅ finished",
-    "stopped": "⏹️ stopped",
-    "failed": "❌ failed",
-    "interrupted": "⚠️ interrupted",
+    "running": "running",
+    "finished": "finished",
+    "stopped": "stopped",
+    "failed": "failed",
+    "interrupted": "interrupted",
 }
 COMPARE_DEFAULT = 3
 PENDING_DELETE = "_runs_delete_pending"  # id of the run whose deletion awaits confirmation
@@ -88,7 +88,9 @@ def _flash() -> None:
         st.error(message)
     elif kind == "resumed":
         st.success(message, icon=":material/play_arrow:")
-        st.page_link("pages/train.py", label="Watch it on the Train page", icon="🏋️")
+        st.page_link(
+            "pages/train.py", label="Watch it on the Train page", icon=":material/model_training:"
+        )
 
 
 # -- sections -------------------------------------------------------------------------------------
@@ -192,15 +194,17 @@ def _manage(runs: list[RunInfo]) -> None:
     elif run.state == "interrupted":
         st.warning("This run's process ended without finishing it (the app or machine stopped).")
     if running:
-        st.info("This run is training now.", icon="🟢")
-        st.page_link("pages/train.py", label="Watch it on the Train page", icon="🏋️")
+        st.info("This run is training now.", icon=":material/play_circle:")
+        st.page_link(
+            "pages/train.py", label="Watch it on the Train page", icon=":material/model_training:"
+        )
 
     cols = st.columns(4, vertical_alignment="center")
     with cols[0]:
         st.page_link(
             "pages/evaluate.py",
             label="Evaluate this run",
-            icon="📊",
+            icon=":material/analytics:",
             disabled=run.state not in ("finished", "stopped"),
         )
     with cols[1]:
@@ -261,7 +265,7 @@ _flash()
 runs = RunStore(settings().runs_dir).list()
 if not runs:
     st.info("No runs yet. Choose a dataset and train a model: every run is recorded here.")
-    st.page_link("pages/dataset.py", label="Go to the Dataset page", icon="🗂️")
+    st.page_link("pages/dataset.py", label="Go to the Dataset page", icon=":material/folder_open:")
     st.stop()
 
 st.dataframe(
