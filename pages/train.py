@@ -32,6 +32,7 @@ def default(name: str):
     return f.default_factory() if callable(f.default_factory) else f.default
 
 
+live_slot = st.container()  # the live view sits above the form, where a person looks first
 dataset = st.text_input(
     "Dataset folder",
     value=st.session_state.get(DATASET_KEY, ""),
@@ -203,4 +204,5 @@ if launch:
     except (ConfigError, JobBusyError) as exc:
         st.error(str(exc))
 
-live_view()
+with live_slot:
+    live_view()
