@@ -54,7 +54,11 @@ def affine_matrices(n: int, s: AugmentSettings, g: torch.Generator) -> torch.Ten
     """``n x 2 x 3`` matrices mapping output coordinates to source coordinates in [-1, 1]."""
     area = _uniform(n, *s.crop_scale, g)
     log_ratio = _uniform(n, math.log(3 / 4), math.log(4 / 3), g)
-    ratio = torch.exp(log_ratio)
+    # Keep both sides inside the square (w, h <= 1) by narrowing the aspect ratio rather than
+    # clipping a side, which would shrink the crop below the requested area: a scale of (1, 1)
+    # is then the whole square, as in torchvision's RandomResizedCrop.
+    bound = -torch.log(area)
+    ratio = torch.exp(torch.maximum(torch.minimum(log_ratio, bound), -bound))
     w = torch.sqrt(area * ratio).clamp(max=1.0)
     h = torch.sqrt(area / ratio).clamp(max=1.0)
     if s.zoom > 0:

@@ -11,7 +11,6 @@ import json
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -81,18 +80,37 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        # torch wraps the real reason in a long generic text; the inner error says what was
+        # found. Only a reference to code (a global, a call) is unsafe; anything else is damage.
+        inner = exc.__context__ if isinstance(exc.__context__, pickle.UnpicklingError) else exc
+        detail = _first_line(inner)
+        if any(word in detail for word in _CODE_MARKERS):
+            raise CheckpointError(
+                f"{path}: refused to load: the file contains Python objects that could run code "
+                f"when loaded, so it is not a plain checkpoint ({detail})"
+            ) from None
         raise CheckpointError(
-            f"{path}: refused to load: the file contains Python objects that could run code "
-            f"when loaded, so it is not a plain checkpoint ({first[:200]})"
+            f"{path}: checkpoint is damaged or not a PyTorch file ({detail})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - damaged bytes raise anything (struct.error, ...)
         raise CheckpointError(
-            f"{path}: checkpoint is damaged or not a PyTorch file ({exc})"
+            f"{path}: checkpoint is damaged or not a PyTorch file ({_first_line(exc)})"
         ) from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path}: not a checkpoint (holds a {type(payload).__name__})")
     return payload
+
+
+# Words in torch's weights-only refusals that mean "this file references code".
+_CODE_MARKERS = ("GLOBAL", "global", "reduce", "new object", "Can only build", "persistent")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0][:200] if text else ""
+    if first and not isinstance(exc, LookupError):  # KeyError('101') alone says nothing
+        return first
+    return f"{type(exc).__name__}: {first}".rstrip(": ")
 
 
 def require_modelkit(payload: dict[str, Any], path: str | Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_USAGE, EXIT_INPUT, EXIT_FAILED, EXIT_STOPPED = 2, 1, 1, 130
 
@@ -92,14 +92,18 @@ def _train(args: argparse.Namespace) -> int:
         stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, on_signal)
+    # Only the main thread may set handlers; the previous one is put back afterwards, so calling
+    # main() in-process (tests, notebooks) does not leave Ctrl-C rewired.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_signal) if in_main else None
     try:
         result = trainer.fit(stop)
     except TrainingError as exc:
-        printer.close()
         return _fail(f"training failed: {exc}", EXIT_FAILED)
-    printer.close()
+    finally:
+        printer.close()
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
     print(_summary(result), file=sys.stderr)
     print(result.run_dir)
     return 0 if result.state == "finished" else EXIT_STOPPED
@@ -227,8 +231,16 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes end in one 'error: ...' line like every other error (train's usage text,
+    one flag per config field, would otherwise bury the message)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m modelkit", description="Train and use image classifiers on your folders."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -280,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from modelkit.checkpoint import CheckpointError
     from modelkit.config import ConfigError
     from modelkit.data import DatasetError
+    from modelkit.device import DeviceError
     from modelkit.engine import TrainingError
     from modelkit.evaluate import EvaluationError
     from modelkit.models import WeightsError
@@ -290,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DatasetError,
         ConfigError,
         CheckpointError,
+        DeviceError,
         WeightsError,
         TrainingError,
         EvaluationError,

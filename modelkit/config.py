@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,59 +90,103 @@ class TrainConfig:
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
-        problems = _type_problems(self)
-        if problems:
-            raise ConfigError("\n".join(problems))
-        p = problems
+        """Raise ConfigError listing every problem: wrong types first, then values out of range
+        (a field with a wrong type is not range-checked, so each field is named once)."""
+        type_problems = _type_problems(self)
+        p = list(type_problems.values())
 
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
+        def need(names: str, ok: Callable[[], bool], msg: str) -> None:
+            if type_problems.keys().isdisjoint(names.split()) and not ok():
                 p.append(msg)
 
         from modelkit.models import ARCHITECTURES  # late: models imports torch
 
         need(
-            self.arch in ARCHITECTURES, f"arch: {self.arch!r} is not one of {sorted(ARCHITECTURES)}"
+            "arch",
+            lambda: self.arch in ARCHITECTURES,
+            f"arch: {self.arch!r} is not one of {sorted(ARCHITECTURES)}",
         )
-        need(0 <= self.val_ratio < 1, "val_ratio: must be in [0, 1)")
-        need(0 <= self.test_ratio < 1, "test_ratio: must be in [0, 1)")
-        need(self.val_ratio + self.test_ratio < 1, "val_ratio + test_ratio: must be below 1")
-        need(self.head in HEADS, f"head: must be one of {HEADS}")
-        need(all(h > 0 for h in self.head_hidden), "head_hidden: sizes must be positive")
-        need(0 <= self.head_dropout < 1, "head_dropout: must be in [0, 1)")
-        need(16 <= self.image_size <= 1024, "image_size: must be between 16 and 1024 pixels")
-        need(1 <= self.batch_size <= 4096, "batch_size: must be between 1 and 4096")
-        need(1 <= self.epochs <= 10000, "epochs: must be between 1 and 10000")
-        need(self.optimizer in OPTIMIZERS, f"optimizer: must be one of {OPTIMIZERS}")
-        need(0 < self.lr <= 10, "lr: must be in (0, 10]")
+        need("val_ratio", lambda: 0 <= self.val_ratio < 1, "val_ratio: must be in [0, 1)")
+        need("test_ratio", lambda: 0 <= self.test_ratio < 1, "test_ratio: must be in [0, 1)")
         need(
-            self.backbone_lr is None or 0 <= self.backbone_lr <= 10,
+            "val_ratio test_ratio",
+            lambda: self.val_ratio + self.test_ratio < 1,
+            "val_ratio + test_ratio: must be below 1",
+        )
+        need("head", lambda: self.head in HEADS, f"head: must be one of {HEADS}")
+        need(
+            "head_hidden",
+            lambda: all(h > 0 for h in self.head_hidden),
+            "head_hidden: sizes must be positive",
+        )
+        need("head_dropout", lambda: 0 <= self.head_dropout < 1, "head_dropout: must be in [0, 1)")
+        need(
+            "image_size",
+            lambda: 16 <= self.image_size <= 1024,
+            "image_size: must be between 16 and 1024 pixels",
+        )
+        need(
+            "batch_size",
+            lambda: 1 <= self.batch_size <= 4096,
+            "batch_size: must be between 1 and 4096",
+        )
+        need("epochs", lambda: 1 <= self.epochs <= 10000, "epochs: must be between 1 and 10000")
+        need(
+            "optimizer",
+            lambda: self.optimizer in OPTIMIZERS,
+            f"optimizer: must be one of {OPTIMIZERS}",
+        )
+        need("lr", lambda: 0 < self.lr <= 10, "lr: must be in (0, 10]")
+        need(
+            "backbone_lr",
+            lambda: self.backbone_lr is None or 0 <= self.backbone_lr <= 10,
             "backbone_lr: must be in [0, 10]",
         )
-        need(0 <= self.momentum < 1, "momentum: must be in [0, 1)")
-        need(self.weight_decay >= 0, "weight_decay: must be >= 0")
-        need(0 <= self.label_smoothing < 1, "label_smoothing: must be in [0, 1)")
-        need(self.grad_clip >= 0, "grad_clip: must be >= 0 (0 turns it off)")
-        need(self.scheduler in SCHEDULERS, f"scheduler: must be one of {SCHEDULERS}")
-        need(self.step_size >= 1, "step_size: must be >= 1")
-        need(0 < self.gamma <= 1, "gamma: must be in (0, 1]")
-        need(self.plateau_patience >= 0, "plateau_patience: must be >= 0")
-        need(self.early_stopping_patience >= 0, "early_stopping_patience: must be >= 0")
-        need(self.monitor in MONITORS, f"monitor: must be one of {MONITORS}")
+        need("momentum", lambda: 0 <= self.momentum < 1, "momentum: must be in [0, 1)")
+        need("weight_decay", lambda: self.weight_decay >= 0, "weight_decay: must be >= 0")
         need(
-            0 < self.crop_scale_min <= self.crop_scale_max <= 1,
+            "label_smoothing",
+            lambda: 0 <= self.label_smoothing < 1,
+            "label_smoothing: must be in [0, 1)",
+        )
+        need("grad_clip", lambda: self.grad_clip >= 0, "grad_clip: must be >= 0 (0 turns it off)")
+        need(
+            "scheduler",
+            lambda: self.scheduler in SCHEDULERS,
+            f"scheduler: must be one of {SCHEDULERS}",
+        )
+        need("step_size", lambda: self.step_size >= 1, "step_size: must be >= 1")
+        need("gamma", lambda: 0 < self.gamma <= 1, "gamma: must be in (0, 1]")
+        need(
+            "plateau_patience",
+            lambda: self.plateau_patience >= 0,
+            "plateau_patience: must be >= 0",
+        )
+        need(
+            "early_stopping_patience",
+            lambda: self.early_stopping_patience >= 0,
+            "early_stopping_patience: must be >= 0",
+        )
+        need("monitor", lambda: self.monitor in MONITORS, f"monitor: must be one of {MONITORS}")
+        need(
+            "crop_scale_min crop_scale_max",
+            lambda: 0 < self.crop_scale_min <= self.crop_scale_max <= 1,
             "crop_scale_min/max: need 0 < min <= max <= 1",
         )
-        need(0 <= self.rotation <= 180, "rotation: must be in [0, 180] degrees")
-        need(0 <= self.shear <= 45, "shear: must be in [0, 45] degrees")
-        need(0 <= self.zoom < 1, "zoom: must be in [0, 1)")
+        need("rotation", lambda: 0 <= self.rotation <= 180, "rotation: must be in [0, 180] degrees")
+        need("shear", lambda: 0 <= self.shear <= 45, "shear: must be in [0, 45] degrees")
+        need("zoom", lambda: 0 <= self.zoom < 1, "zoom: must be in [0, 1)")
         for name in ("brightness", "contrast", "saturation"):
-            need(0 <= getattr(self, name) <= 1, f"{name}: must be in [0, 1]")
-        need(0 <= self.hue <= 0.5, "hue: must be in [0, 0.5]")
-        need(self.device in DEVICES, f"device: must be one of {DEVICES}")
-        need(self.precision in PRECISIONS, f"precision: must be one of {PRECISIONS}")
-        need(self.cache_ram_mb >= 0, "cache_ram_mb: must be >= 0")
-        need(self.seed >= 0, "seed: must be >= 0")
+            need(name, lambda n=name: 0 <= getattr(self, n) <= 1, f"{name}: must be in [0, 1]")
+        need("hue", lambda: 0 <= self.hue <= 0.5, "hue: must be in [0, 0.5]")
+        need("device", lambda: self.device in DEVICES, f"device: must be one of {DEVICES}")
+        need(
+            "precision",
+            lambda: self.precision in PRECISIONS,
+            f"precision: must be one of {PRECISIONS}",
+        )
+        need("cache_ram_mb", lambda: self.cache_ram_mb >= 0, "cache_ram_mb: must be >= 0")
+        need("seed", lambda: self.seed >= 0, "seed: must be >= 0")
         if p:
             raise ConfigError("\n".join(p))
 
@@ -156,10 +202,15 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"config: unknown keys {unknown}")
-        return cls(**data)
+        unknown = sorted(str(k) for k in data if k not in known)
+        problems = [f"config: unknown keys {unknown}"] if unknown else []
+        try:
+            config = cls(**{k: v for k, v in data.items() if k in known})
+        except ConfigError as exc:
+            problems += str(exc).splitlines()
+        if problems:  # every problem at once: unknown keys, wrong types, values out of range
+            raise ConfigError("\n".join(problems))
+        return config
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -173,26 +224,34 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _type_problems(cfg: TrainConfig) -> list[str]:
+def _type_problems(cfg: TrainConfig) -> dict[str, str]:
     """Check field types by hand: JSON and form input arrive untyped, and a string epoch count
-    should say so, not fail deep inside the loop. Ints are accepted where floats are expected."""
+    should say so, not fail deep inside the loop. Ints are accepted where floats are expected
+    (and stored as floats). Returns {field: problem}."""
     hints = typing.get_type_hints(TrainConfig)
-    problems = []
+    problems = {}
     for f in dataclasses.fields(cfg):
         value, hint = getattr(cfg, f.name), hints[f.name]
         if not _matches(value, hint):
-            problems.append(
+            problems[f.name] = (
                 f"{f.name}: expected {_hint_name(hint)}, got {type(value).__name__} {value!r}"
             )
-        elif hint is float or (typing.get_origin(hint) is typing.Union and value is not None):
-            if isinstance(value, int) and not isinstance(value, bool):
-                setattr(cfg, f.name, float(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and _accepts_float(hint):
+            setattr(cfg, f.name, float(value))
     return problems
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _accepts_float(hint: Any) -> bool:
+    return hint is float or (_is_union(hint) and float in typing.get_args(hint))
 
 
 def _matches(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if _is_union(hint):
         return any(_matches(value, h) for h in typing.get_args(hint))
     if hint is type(None):
         return value is None

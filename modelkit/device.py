@@ -9,16 +9,20 @@ from pathlib import Path
 import torch
 
 
+class DeviceError(RuntimeError):
+    """The device or number format asked for is not available on this machine."""
+
+
 def pick_device(preference: str = "auto") -> torch.device:
     if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for, but no CUDA GPU is visible")
+            raise DeviceError("device 'cuda' was asked for, but no CUDA GPU is visible")
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     mps_ok = bool(mps and mps.is_available())
     if preference == "mps" or (preference == "auto" and mps_ok):
         if not mps_ok:
-            raise RuntimeError("device 'mps' was asked for, but Apple's MPS is not available")
+            raise DeviceError("device 'mps' was asked for, but Apple's MPS is not available")
         return torch.device("mps")
     return torch.device("cpu")
 
@@ -41,7 +45,7 @@ def resolve_precision(preference: str, device: torch.device) -> str:
     bf16 autocast than fp32 (issue 4's table), so bf16 is the CPU default where it is native."""
     if preference != "auto":
         if preference == "fp16" and device.type == "cpu":
-            raise RuntimeError("precision fp16 is for GPUs; use bf16 or fp32 on the CPU")
+            raise DeviceError("precision fp16 is for GPUs; use bf16 or fp32 on the CPU")
         return preference
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"

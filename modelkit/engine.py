@@ -78,6 +78,8 @@ def _seed_everything(seed: int) -> None:
 
 def explain_error(exc: BaseException) -> str:
     """Turn the errors people actually hit into advice."""
+    if isinstance(exc, (TrainingError, DatasetError)):
+        return str(exc)  # ours already say what to do; no class-name prefix
     if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
         return (
             f"out of memory ({str(exc).splitlines()[0][:200]}); "
@@ -259,7 +261,8 @@ class Trainer:
                 steps_per_epoch=steps_per_epoch,
             )
         elif cfg.scheduler == "plateau":
-            mode = "max" if cfg.monitor == "val_acc" else "min"
+            # the watched value, not cfg.monitor: without a val split it is train_loss
+            mode = "max" if self._monitor_key() == "val_acc" else "min"
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 opt, mode=mode, factor=cfg.gamma, patience=cfg.plateau_patience
             )
@@ -278,6 +281,8 @@ class Trainer:
         self.best_value: float | None = None
         self.bad_epochs = 0
         self.history: list[dict[str, Any]] = []
+        # Read last.pt up front so RunStarted already says which epoch the run continues from.
+        payload = load_checkpoint(self.run_dir / "checkpoints" / "last.pt") if resuming else None
         self.emit(
             RunStarted(
                 run_dir=str(self.run_dir),
@@ -287,7 +292,7 @@ class Trainer:
                 precision=self.precision,
                 num_train=n_train,
                 num_val=len(self.splits.get("val", [])),
-                start_epoch=0,
+                start_epoch=int(payload["epoch"]) if payload else 0,
                 steps_per_epoch=self._steps_per_epoch(n_train),
             )
         )
@@ -295,8 +300,8 @@ class Trainer:
             self.emit(Message(f"starting from {self.weights_source}"))
         self._build_cache()
         self._make_optimisation(self._steps_per_epoch(len(self.rows["train"])))
-        if resuming:
-            self._restore(load_checkpoint(self.run_dir / "checkpoints" / "last.pt"))
+        if payload is not None:
+            self._restore(payload)
         reason = "completed"
         for epoch in range(self.start_epoch, cfg.epochs):
             metrics = self._train_epoch(epoch)

@@ -64,7 +64,7 @@ class Predictor:
         self.image_size = int(pre["image_size"])
         self.resize_size = int(pre["resize_size"])
         self.device = pick_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = _inference_precision(precision, cfg.get("precision"), self.device)
         self.channels_last = self.device.type != "mps"
         self.batch_size = batch_size
         self.model = models.build_model(
@@ -121,6 +121,15 @@ class Predictor:
                     [float(p) for p in top.values[row]],
                 )
         return [r for r in results if r is not None]
+
+
+def _inference_precision(requested: str, trained: str | None, device) -> str:
+    """With "auto", use the precision the run was trained and evaluated in where this device can,
+    so a prediction matches the run's recorded evaluation (bf16 and fp32 differ by ~1e-2)."""
+    usable = trained in ("fp32", "bf16") or (trained == "fp16" and device.type == "cuda")
+    if requested == "auto" and usable:
+        requested = trained
+    return resolve_precision(requested, device)
 
 
 def _name(source: ImageSource) -> str:

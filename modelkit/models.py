@@ -6,6 +6,9 @@ backbone/head split all go through it, so adding a model is one line.
 
 from __future__ import annotations
 
+import contextlib
+import pickle
+import sys
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,19 +81,33 @@ def build_model(
 
 
 def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
-    """ImageNet weights from the torch hub cache, downloading when online."""
+    """ImageNet weights from the torch hub cache, downloading when online.
+
+    The cached file is read with ``weights_only=True`` like every other checkpoint, and torch's
+    "Downloading ..." note goes to stderr so the CLI's stdout carries only results.
+    """
     spec = ARCHITECTURES[arch]
     if spec.weights is None:
         raise WeightsError(f"{arch} has no ImageNet weights; use --weights none")
     cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(spec.weights.url).name
     try:
-        return spec.weights.get_state_dict(progress=False, check_hash=False)
-    except (urllib.error.URLError, OSError, ConnectionError) as exc:
+        with contextlib.redirect_stdout(sys.stderr):
+            return spec.weights.get_state_dict(progress=False, check_hash=False, weights_only=True)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        reason = f"could not be downloaded ({exc})"
+    except OSError as exc:
+        reason = f"could not be downloaded or read ({exc})"
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise WeightsError(
-            f"ImageNet weights for {arch} are not cached and could not be downloaded ({exc}). "
-            f"Either download {spec.weights.url} on a machine with internet and copy it to "
-            f"{cache}, or train from scratch with --weights none."
+            f"the cached ImageNet weights {cache} are damaged or not a plain weights file "
+            f"({first}); delete the file and try again, or train from scratch with --weights none"
         ) from None
+    raise WeightsError(
+        f"ImageNet weights for {arch} are not cached and {reason}. "
+        f"Either download {spec.weights.url} on a machine with internet and copy it to "
+        f"{cache}, or train from scratch with --weights none."
+    )
 
 
 def load_starting_weights(model: nn.Module, arch: str, weights: str) -> str:
@@ -125,10 +142,16 @@ def load_starting_weights(model: nn.Module, arch: str, weights: str) -> str:
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     body_keys = [k for k in own if not k.startswith(head_attr + ".")]
     missing_body = [k for k in body_keys if k not in usable]
-    if len(missing_body) > len(body_keys) // 2:
+    # Judge by size, not by key count: another architecture shares many small BatchNorm tensors
+    # (and a 3x3 conv here and there) but not the bulk of the weights, and must be refused;
+    # a file without BatchNorm's num_batches_tracked counters (old torchvision files) is fine.
+    missing_numel = sum(own[k].numel() for k in missing_body)
+    if missing_numel > 0.01 * sum(own[k].numel() for k in body_keys):
+        k = missing_body[0]
+        found = f"shape {tuple(state[k].shape)}" if k in state else "missing"
         raise WeightsError(
             f"{source} do not fit {arch}: {len(missing_body)} of {len(body_keys)} backbone tensors "
-            "are missing or have other shapes"
+            f"are missing or have other shapes (e.g. {k}: needs {tuple(own[k].shape)}, {found})"
         )
     model.load_state_dict(usable, strict=False)
     return source

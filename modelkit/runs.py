@@ -139,7 +139,8 @@ class RunInfo:
 
 def load_run(run_dir: str | Path) -> RunInfo:
     path = Path(run_dir)
-    config = read_json(path / "config.json", {}) or {}
+    config = read_json(path / "config.json", {})
+    config = config if isinstance(config, dict) else {}  # one garbled run must not break a list
     classes = read_json(path / "classes.json", []) or []
     status = run_state(path)
     metrics = read_metrics(path)
@@ -167,7 +168,7 @@ def load_run(run_dir: str | Path) -> RunInfo:
         epochs_done=len(metrics),
         epochs=int(config.get("epochs", 0) or 0),
         best=best if isinstance(best, dict) else {},
-        config=config if isinstance(config, dict) else {},
+        config=config,
         classes=classes if isinstance(classes, list) else [],
         error=str(status.get("error", "")),
     )

@@ -1,0 +1,157 @@
+"""TrainConfig: types and ranges checked up front, all problems at once, JSON round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from modelkit.config import ConfigError, TrainConfig
+
+
+def problems_of(**kwargs) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict(kwargs)
+    return str(info.value).splitlines()
+
+
+def test_defaults_are_valid():
+    cfg = TrainConfig()
+    assert cfg.arch == "resnet18" and cfg.epochs == 10 and cfg.backbone_lr is None
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("epochs", "3", "epochs: expected int, got str '3'"),
+        ("epochs", 3.0, "epochs: expected int, got float"),
+        ("batch_size", True, "batch_size: expected int, got bool"),
+        ("hflip", 1, "hflip: expected bool, got int"),
+        ("hflip", "yes", "hflip: expected bool, got str"),
+        ("lr", "0.1", "lr: expected float, got str"),
+        ("lr", False, "lr: expected float, got bool"),
+        ("head_hidden", 256, "head_hidden: expected list[int], got int"),
+        ("head_hidden", [256, "128"], "head_hidden: expected list[int], got list"),
+        ("head_hidden", [True], "head_hidden: expected list[int], got list"),
+        ("arch", ["resnet18"], "arch: expected str, got list"),
+        ("backbone_lr", "x", "backbone_lr: expected float | None, got str"),
+    ],
+)
+def test_wrong_types_are_named(field, value, expected):
+    problems = problems_of(**{field: value})
+    assert len(problems) == 1
+    assert problems[0].startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("epochs", 0),
+        ("epochs", 10001),
+        ("batch_size", 0),
+        ("image_size", 8),
+        ("image_size", 4096),
+        ("lr", 0.0),
+        ("lr", -1.0),
+        ("lr", float("nan")),
+        ("val_ratio", 1.0),
+        ("momentum", 1.0),
+        ("head_dropout", 1.0),
+        ("head_hidden", [0]),
+        ("crop_scale_min", 0.0),
+        ("hue", 0.6),
+        ("rotation", 181.0),
+        ("seed", -1),
+        ("cache_ram_mb", -5),
+        ("arch", "resnet9000"),
+        ("optimizer", "lion"),
+        ("scheduler", "warmup"),
+        ("monitor", "train_acc"),
+        ("precision", "int8"),
+        ("device", "tpu"),
+        ("head", "transformer"),
+    ],
+)
+def test_out_of_range_values(field, value):
+    problems = problems_of(**{field: value})
+    assert problems[0].startswith(field), problems
+
+
+def test_cross_field_ranges():
+    assert any("val_ratio + test_ratio" in p for p in problems_of(val_ratio=0.6, test_ratio=0.5))
+    assert any("crop_scale" in p for p in problems_of(crop_scale_min=0.9, crop_scale_max=0.5))
+
+
+def test_ints_accepted_for_floats_and_stored_as_floats():
+    cfg = TrainConfig.from_dict({"lr": 1, "backbone_lr": 0, "zoom": 0})
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg.backbone_lr == 0.0 and isinstance(cfg.backbone_lr, float)
+
+
+def test_unknown_keys_are_refused():
+    with pytest.raises(ConfigError, match=r"unknown keys \['epoch', 'learning_rate'\]"):
+        TrainConfig.from_dict({"epoch": 3, "learning_rate": 0.1})
+
+
+def test_from_dict_needs_an_object():
+    with pytest.raises(ConfigError, match="expected a JSON object, got list"):
+        TrainConfig.from_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_all_problems_are_listed_at_once():
+    problems = problems_of(
+        epochs="3",  # wrong type
+        hflip="no",  # wrong type
+        lr=-1.0,  # out of range
+        batch_size=0,  # out of range
+        optimizer="lion",  # not a choice
+        colour_jitter=0.2,  # unknown key
+    )
+    joined = "\n".join(problems)
+    for name in ("epochs:", "hflip:", "lr:", "batch_size:", "optimizer:", "colour_jitter"):
+        assert name in joined, joined
+    assert len(problems) == 6, joined
+
+
+def test_validate_after_changing_a_field():
+    cfg = TrainConfig()
+    cfg.epochs = 0
+    with pytest.raises(ConfigError, match="epochs"):
+        cfg.validate()
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig().replace(batch_size=-1)
+
+
+def test_json_round_trip(tmp_path):
+    cfg = TrainConfig(
+        data_dir="/data/photos",
+        arch="resnet50",
+        head="mlp",
+        head_hidden=[128, 64],
+        head_dropout=0.25,
+        backbone_lr=0.001,
+        epochs=7,
+        scheduler="onecycle",
+        rotation=10.0,
+        hflip=False,
+        run_name="my run",
+    )
+    path = tmp_path / "config.json"
+    path.write_text(cfg.to_json(), encoding="utf-8")
+    again = TrainConfig.load(path)
+    assert again == cfg
+    assert json.loads(cfg.to_json()) == cfg.to_dict()
+    assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_load_reports_unreadable_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        TrainConfig.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="cannot read config"):
+        TrainConfig.load(bad)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"epochs": "ten"}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="epochs: expected int"):
+        TrainConfig.load(wrong)

@@ -1,0 +1,202 @@
+"""RunStore: listing, states (interrupted when the process is gone), torn metrics, delete."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelkit.events import EpochEnd, Failed, Finished, Message, RunStarted, Stopped
+from modelkit.runs import RunRecorder, RunStore, load_run, read_metrics, run_state, wait_until
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def fake_run(root: Path, name: str, status: dict | None, epochs_done: int = 0, **config) -> Path:
+    run = root / name
+    (run / "checkpoints").mkdir(parents=True)
+    cfg = {"arch": "resnet18", "epochs": 5, "image_size": 32, "lr": 0.01, **config}
+    (run / "config.json").write_text(json.dumps(cfg))
+    (run / "classes.json").write_text(json.dumps(["a", "b"]))
+    if status is not None:
+        (run / "status.json").write_text(json.dumps(status))
+    with open(run / "metrics.jsonl", "w") as f:
+        for e in range(1, epochs_done + 1):
+            row = {"epoch": e, "train_loss": 1.0 / e, "val_acc": 0.5 + e / 100}
+            f.write(json.dumps(row) + "\n")
+    return run
+
+
+def running_status(pid: int, **extra) -> dict:
+    return {
+        "state": "running",
+        "pid": pid,
+        "host": socket.gethostname(),
+        "started_at": "2026-01-01T10:00:00+00:00",
+        "updated_at": "2026-01-01T10:05:00+00:00",
+        **extra,
+    }
+
+
+def test_running_with_a_dead_pid_is_interrupted(tmp_path):
+    run = fake_run(tmp_path, "r1", running_status(dead_pid()), epochs_done=2)
+    (run / "checkpoints" / "last.pt").write_bytes(b"x")
+    info = load_run(run)
+    assert run_state(run)["state"] == "interrupted"
+    assert info.state == "interrupted" and info.resumable
+    assert info.duration_s == 300.0
+
+
+def test_running_with_a_live_pid_stays_running(tmp_path):
+    from modelkit.runs import _process_start
+
+    me = os.getpid()
+    run = fake_run(tmp_path, "r", running_status(me, proc_start=_process_start(me)))
+    assert run_state(run)["state"] == "running"
+    assert not load_run(run).resumable
+
+
+def test_a_recycled_pid_is_not_our_process(tmp_path):
+    run = fake_run(tmp_path, "r", running_status(os.getpid(), proc_start="1"))
+    assert run_state(run)["state"] == "interrupted"
+
+
+def test_another_host_is_trusted(tmp_path):
+    status = {**running_status(dead_pid()), "host": "some-other-machine"}
+    run = fake_run(tmp_path, "r", status)
+    assert run_state(run)["state"] == "running"
+
+
+def test_missing_or_garbled_status_is_interrupted(tmp_path):
+    assert run_state(fake_run(tmp_path, "none", None))["state"] == "interrupted"
+    run = fake_run(tmp_path, "garbled", None)
+    (run / "status.json").write_text("{half")
+    assert run_state(run)["state"] == "interrupted"
+    odd = fake_run(tmp_path, "odd", {"state": "exploded"})
+    assert run_state(odd)["state"] == "interrupted"
+
+
+def test_torn_last_line_is_skipped(tmp_path):
+    run = fake_run(tmp_path, "r", {"state": "finished"}, epochs_done=3)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 4, "train_lo')  # killed mid-write
+    rows = read_metrics(run)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    with open(run / "metrics.jsonl", "ab") as f:
+        f.write(b"\n\xff\xfe garbage\n[1, 2]\n")
+    assert len(read_metrics(run)) == 3
+    assert load_run(run).epochs_done == 3
+    assert read_metrics(tmp_path / "nowhere") == []
+
+
+def test_listing_newest_first_with_best_and_summary(tmp_path):
+    fake_run(
+        tmp_path,
+        "old",
+        {"state": "finished", "started_at": "2026-01-01T10:00:00+00:00"},
+        epochs_done=2,
+    )
+    fake_run(
+        tmp_path,
+        "new",
+        {"state": "failed", "started_at": "2026-02-01T10:00:00+00:00", "error": "boom"},
+        epochs_done=1,
+        optimizer="adam",
+    )
+    (tmp_path / "not-a-run").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "stray.txt").write_text("x")
+    runs = RunStore(tmp_path).list()
+    assert [r.id for r in runs] == ["new", "old"]
+    new, old = runs
+    assert new.state == "failed" and new.error == "boom"
+    assert old.best_val_acc == pytest.approx(0.52)  # best val_acc from metrics.jsonl
+    assert old.epochs_done == 2 and old.epochs == 5 and old.classes == ["a", "b"]
+    assert "resnet18 32px" in new.summary() and "adam" in new.summary()
+    assert RunStore(tmp_path / "missing").list() == []
+
+
+def test_a_garbled_run_does_not_break_the_list(tmp_path):
+    fake_run(tmp_path, "good", {"state": "finished"})
+    bad = fake_run(tmp_path, "bad", {"state": "finished"})
+    (bad / "config.json").write_text("[1, 2, 3]")
+    (bad / "classes.json").write_text('{"not": "a list"}')
+    runs = {r.id: r for r in RunStore(tmp_path).list()}
+    assert set(runs) == {"good", "bad"}
+    assert runs["bad"].arch == "?" and runs["bad"].config == {} and runs["bad"].classes == []
+
+
+def test_get_by_id_or_path(tmp_path):
+    run = fake_run(tmp_path, "abc", {"state": "finished"})
+    store = RunStore(tmp_path)
+    assert store.get("abc").path == run
+    assert store.get(run).id == "abc"
+    with pytest.raises(FileNotFoundError, match="no such run"):
+        store.get("nope")
+
+
+def test_delete(tmp_path):
+    store = RunStore(tmp_path)
+    finished = fake_run(tmp_path, "done", {"state": "finished"})
+    store.delete("done")
+    assert not finished.exists()
+    from modelkit.runs import _process_start
+
+    me = os.getpid()
+    live = fake_run(tmp_path, "live", running_status(me, proc_start=_process_start(me)))
+    with pytest.raises(RuntimeError, match="still running"):
+        store.delete(live)
+    assert live.exists()
+    dead = fake_run(tmp_path, "dead", running_status(dead_pid()))
+    store.delete("dead")  # an interrupted run can go
+    assert not dead.exists()
+
+
+def test_create_makes_unique_folders(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    a, b = store.create("resnet18"), store.create("resnet18", "My Run / 2")
+    assert a != b and a.is_dir() and b.is_dir()
+    assert re.fullmatch(r"\d{8}-\d{6}-resnet18-[0-9a-f]{4}", a.name)
+    assert re.fullmatch(r"\d{8}-\d{6}-My-Run-2-[0-9a-f]{4}", b.name)
+
+
+def test_recorder_writes_status_log_and_metrics(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    rec = RunRecorder(run)
+    rec(RunStarted(str(run), {}, ["a", "b"], "cpu", "fp32", 8, 2, 0, 1))
+    assert run_state(run)["state"] == "running"
+    rec(EpochEnd(0, 2, {"train_loss": 0.5, "val_acc": 0.75}, is_best=True))
+    rec(Message("skipped x.png: not an image", "warning"))
+    rec(Stopped(str(run), 1, 0))
+    status = run_state(run)
+    assert status["state"] == "stopped" and status["best"]["val_acc"] == 0.75
+    assert read_metrics(run) == [{"epoch": 1, "train_loss": 0.5, "val_acc": 0.75}]
+    # resuming keeps started_at and records resumed_at
+    started_at = status["started_at"]
+    rec = RunRecorder(run)
+    rec(RunStarted(str(run), {}, ["a", "b"], "cpu", "fp32", 8, 2, 1, 1))
+    status = run_state(run)
+    assert status["started_at"] == started_at and status["resumed_at"]
+    rec(Failed(str(run), "disk full"))
+    assert run_state(run)["state"] == "failed" and load_run(run).error == "disk full"
+    RunRecorder(run)(Finished(str(run), {}, {}, "early_stopping"))
+    assert run_state(run)["reason"] == "early_stopping"
+    log = (run / "log.txt").read_text()
+    assert "[warning] skipped x.png" in log and "resumed at epoch 2" in log
+    assert "[error] disk full" in log
+
+
+def test_wait_until():
+    assert wait_until(lambda: True, timeout=0.1)
+    assert not wait_until(lambda: False, timeout=0.05, interval=0.01)
