@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue
 import resource
 import sys
 import tempfile
@@ -37,12 +38,27 @@ def _summarise(epoch_seconds: list[float], images: int, first_epoch_end: float, 
     }
 
 
+class Folder:
+    """What ImageFolder does, over modelkit's split so both sides see the same files."""
+
+    def __init__(self, samples, tf):
+        self.samples, self.tf = samples, tf
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        from torchvision.datasets.folder import default_loader
+
+        s = self.samples[i]
+        return self.tf(default_loader(s.path)), s.label
+
+
 def run_naive(args, q) -> None:
     import torch
     from torch import nn
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import DataLoader
     from torchvision import transforms
-    from torchvision.datasets.folder import default_loader
 
     from modelkit.data import scan_dataset
     from modelkit.models import (
@@ -75,19 +91,6 @@ def run_naive(args, q) -> None:
         ]
     )
 
-    class Folder(
-        Dataset
-    ):  # what ImageFolder does, over modelkit's split so both see the same files
-        def __init__(self, samples, tf):
-            self.samples, self.tf = samples, tf
-
-        def __len__(self):
-            return len(self.samples)
-
-        def __getitem__(self, i):
-            s = self.samples[i]
-            return self.tf(default_loader(s.path)), s.label
-
     train = DataLoader(
         Folder(index.splits["train"], train_tf), args.batch_size, shuffle=True, num_workers=2
     )
@@ -100,8 +103,8 @@ def run_naive(args, q) -> None:
         [p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9
     )
     loss_fn = nn.CrossEntropyLoss()
-    epoch_seconds, first_end = [], None
-    for _ in range(args.epochs):
+    epoch_seconds, first_end, val_acc = [], None, 0.0
+    for _ in range(args.epochs):  # the tutorial's train phase, then its val phase, each epoch
         model.train()
         start = time.perf_counter()
         for x, y in train:
@@ -109,17 +112,18 @@ def run_naive(args, q) -> None:
             loss_fn(model(x), y).backward()
             opt.step()
         epoch_seconds.append(time.perf_counter() - start)
+        model.eval()
+        correct = total = 0
+        with torch.no_grad():
+            for x, y in val:
+                correct += int((model(x).argmax(1) == y).sum())
+                total += len(y)
+        val_acc = correct / max(total, 1)
         first_end = first_end or time.perf_counter() - t0
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for x, y in val:
-            correct += int((model(x).argmax(1) == y).sum())
-            total += len(y)
     result = _summarise(
         epoch_seconds, len(index.splits["train"]), first_end, time.perf_counter() - t0
     )
-    result.update(val_acc=correct / max(total, 1), peak_rss_mb=_peak_rss_mb())
+    result.update(val_acc=val_acc, peak_rss_mb=_peak_rss_mb())
     q.put(result)
 
 
@@ -167,7 +171,13 @@ def _in_child(fn, args) -> dict:
     q = ctx.Queue()
     p = ctx.Process(target=fn, args=(args, q))
     p.start()
-    result = q.get()
+    while True:
+        try:
+            result = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise SystemExit(f"{fn.__name__} failed in its child process (see above)") from None
     p.join()
     return result
 

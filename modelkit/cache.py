@@ -6,9 +6,12 @@ the default loop several times faster than per-epoch PIL transforms.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +24,58 @@ from modelkit.imageio import ImageLoadError, load_image, square_resize
 
 class CacheBudgetError(MemoryError):
     """The cache cannot fit in RAM nor on disk; the message suggests a smaller image size."""
+
+
+class DecodedStore:
+    """Decoded squares kept across runs in this process, keyed by file identity and content.
+
+    The key is (path, size in bytes, mtime, content digest, square size): a file edited in place
+    is decoded again even if its size and mtime were kept. Reading and hashing a file costs a
+    small fraction of decoding it, so a second run on the same folder (the usual case in the
+    app) starts training almost at once. Least recently used entries go beyond ``max_bytes``.
+    """
+
+    def __init__(self, max_bytes: int = 2 * 1024**3):
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            square = self._entries.get(key)
+            if square is not None:
+                self._entries.move_to_end(key)
+            return square
+
+    def put(self, key: tuple, square: np.ndarray) -> None:
+        if square.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = square
+            self._bytes += square.nbytes
+            while self._bytes > self.max_bytes:
+                _, old = self._entries.popitem(last=False)
+                self._bytes -= old.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+DECODED = DecodedStore()
+
+
+def file_key(path: str, data: bytes, size: int) -> tuple:
+    st = os.stat(path)
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns, digest, size)
 
 
 class ImageCache:
@@ -39,8 +94,11 @@ class ImageCache:
         workers: int | None = None,
         progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        store: DecodedStore | None = DECODED,
     ):
         self.paths = list(paths)
+        self.store = store
+        self.decoded = 0  # files decoded by this cache (the rest came from the store)
         self.size = size
         n = len(self.paths)
         nbytes = n * size * size * 3
@@ -80,9 +138,9 @@ class ImageCache:
             nonlocal done
             if self._should_stop():
                 return
+            path = self.paths[i]
             try:
-                img = load_image(self.paths[i], min_size=self.size)
-                self.array[i] = square_resize(img, self.size)
+                self.array[i] = self._square(path)
                 self.valid[i] = True
             except ImageLoadError as exc:
                 with lock:
@@ -100,6 +158,24 @@ class ImageCache:
                 list(pool.map(work, range(total)))
         self.errors.sort()
 
+    def _square(self, path: str) -> np.ndarray:
+        """One file's square: read once, hashed, and decoded only when the store lacks it."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise ImageLoadError(path, _os_reason(exc)) from None
+        key = file_key(path, data, self.size) if self.store is not None else None
+        if key is not None and (hit := self.store.get(key)) is not None:
+            return hit
+        buffer = io.BytesIO(data)
+        buffer.name = path
+        square = square_resize(load_image(buffer, min_size=self.size), self.size)
+        self.decoded += 1
+        if key is not None and not self.on_disk:  # a cache over its RAM budget keeps none
+            self.store.put(key, square)
+        return square
+
     def __len__(self) -> int:
         return len(self.paths)
 
@@ -111,6 +187,16 @@ class ImageCache:
         """uint8 ``B x S x S x 3`` tensor of the given rows (a copy, safe to move to a device)."""
         idx = np.asarray(indices, dtype=np.int64)
         return torch.from_numpy(np.ascontiguousarray(self.array[idx]))
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not an image"
+    return f"cannot read: {exc.strerror or exc}"
 
 
 def _free_bytes(folder: Path) -> int | None:

@@ -80,6 +80,10 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     cache_ram_mb: int = 4096  # decode cache above this goes to a memory-mapped file
+    # With a frozen backbone: compute its features once (per augmentation pass) and train the
+    # head on them. Passes apply only when augmentation is on; epoch e uses pass e % passes.
+    feature_cache: bool = True
+    feature_passes: int = 3
     # bookkeeping
     seed: int = 0
     runs_dir: str = "runs"
@@ -186,6 +190,7 @@ class TrainConfig:
             f"precision: must be one of {PRECISIONS}",
         )
         need("cache_ram_mb", lambda: self.cache_ram_mb >= 0, "cache_ram_mb: must be >= 0")
+        need("feature_passes", lambda: 1 <= self.feature_passes <= 100, "feature_passes: 1..100")
         need("seed", lambda: self.seed >= 0, "seed: must be >= 0")
         if p:
             raise ConfigError("\n".join(p))

@@ -48,6 +48,7 @@ from modelkit.events import (
     RunStarted,
     Stopped,
 )
+from modelkit.features import backbone_features, has_augmentation
 from modelkit.imageio import resize_size_for
 from modelkit.metrics import evaluate_logits, save_evaluation, topk_accuracy
 from modelkit.runs import RunRecorder, RunStore, read_json
@@ -302,6 +303,7 @@ class Trainer:
         self._make_optimisation(self._steps_per_epoch(len(self.rows["train"])))
         if payload is not None:
             self._restore(payload)
+        self._build_features()
         reason = "completed"
         for epoch in range(self.start_epoch, cfg.epochs):
             metrics = self._train_epoch(epoch)
@@ -328,28 +330,80 @@ class Trainer:
         self.emit(Finished(str(self.run_dir), self.best_metrics, self.last_metrics, reason))
         return TrainResult(self.run_dir, "finished", self.best_metrics, self.last_metrics)
 
+    def _build_features(self) -> None:
+        """Frozen backbone: its features per image (per augmentation pass) computed once here.
+
+        The passes draw from their own generator, seeded from the config, so a resumed run
+        recomputes exactly the features the interrupted one trained on."""
+        cfg = self.config
+        self.features: dict[str, list[torch.Tensor]] | None = None
+        if not (cfg.freeze_backbone and cfg.feature_cache) or cfg.compile:
+            return
+        settings = AugmentSettings.from_config(cfg)
+        passes = min(cfg.feature_passes, cfg.epochs) if has_augmentation(settings) else 1
+        generator = torch.Generator().manual_seed(cfg.seed + 1)
+        eval_splits = [s for s in ("val", "test") if len(self.rows.get(s, []))]
+        total = passes * len(self.rows["train"]) + sum(len(self.rows[s]) for s in eval_splits)
+        done = 0
+
+        def progress(n: int) -> None:
+            nonlocal done
+            done += n
+            self.emit(CacheProgress(done, total, "features"))
+
+        def compute(split: str, augment) -> torch.Tensor:
+            feats = backbone_features(
+                self.model, cfg.arch, self.cache, self.rows[split], cfg.image_size,
+                self.device, self.precision, cfg.channels_last, max(cfg.batch_size, 64),
+                augment, self.stop_event.is_set, progress,
+            )  # fmt: skip
+            if feats is None:
+                raise _StopRequested(self.start_epoch, 0)
+            return feats
+
+        # Train features go through the training transform even without random augmentation,
+        # so they are exactly what the full loop would feed the backbone.
+        features = {"train": [compute("train", (settings, generator)) for _ in range(passes)]}
+        for split in eval_splits:
+            features[split] = [compute(split, None)]
+        self.features = features
+        self.emit(
+            Message(
+                f"frozen backbone: features cached for {passes} augmentation pass"
+                f"{'es' if passes > 1 else ''}; the head trains on them"
+            )
+        )
+
     # -- one epoch ------------------------------------------------------------------------------
+    def _forward_train(self, epoch: int, rows: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+        cfg = self.config
+        if self.features is not None:
+            feats = self.features["train"][epoch % len(self.features["train"])]
+            return self.head(feats[torch.from_numpy(idx).to(feats.device)])
+        x = self.cache.batch(rows[idx]).to(self.device, non_blocking=True)
+        x = train_batch(x, cfg.image_size, self.augment, self.generator, cfg.channels_last)
+        with autocast(self.device, self.precision):
+            return self.forward(x)
+
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
         cfg = self.config
         self.model.train()
         if cfg.freeze_backbone:
             models.freeze_batchnorm(self.model, cfg.arch)
+        self.head = models.head_module(self.model, cfg.arch)
+        self.augment = AugmentSettings.from_config(cfg)
         rows, labels = self.rows["train"], self.labels["train"]
         n = len(rows)
         steps = self._steps_per_epoch(n)
         order = torch.randperm(n, generator=self.generator)
-        settings = AugmentSettings.from_config(cfg)
         total_loss, correct, seen = 0.0, 0, 0
         started = time.perf_counter()
         for b in range(steps):
             if self.stop_event.is_set():
                 raise _StopRequested(epoch, b)
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].numpy()
-            x = self.cache.batch(rows[idx]).to(self.device, non_blocking=True)
-            x = train_batch(x, cfg.image_size, settings, self.generator, cfg.channels_last)
+            out = self._forward_train(epoch, rows, idx)
             y = labels[idx].to(self.device, non_blocking=True)
-            with autocast(self.device, self.precision):
-                out = self.forward(x)
             loss = self.criterion(out.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
@@ -401,6 +455,9 @@ class Trainer:
     def _predict(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         self.model.eval()
+        if self.features is not None and split in self.features:
+            head = models.head_module(self.model, cfg.arch)
+            return head(self.features[split][0]).float().cpu(), self.labels[split]
         rows = self.rows[split]
         outs = []
         bs = max(cfg.batch_size * 2, 1)

@@ -116,7 +116,7 @@ def load_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
     except IsADirectoryError:
         raise ImageLoadError(name, "is a folder, not an image") from None
     except UnidentifiedImageError:
-        size = os.path.getsize(name) if isinstance(source, (str, os.PathLike)) else None
+        size = _byte_size(source)
         reason = "empty file (0 bytes)" if size == 0 else "not an image (unrecognised format)"
         raise ImageLoadError(name, reason) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -130,6 +130,16 @@ def load_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
         raise ImageLoadError(name, f"cannot decode: {msg}") from None
     except (ValueError, SyntaxError, TypeError, struct.error) as exc:
         raise ImageLoadError(name, f"cannot decode: {exc}") from None
+
+
+def _byte_size(source: ImageSource) -> int | None:
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.getsize(source)
+    if isinstance(source, bytes):
+        return len(source)
+    if isinstance(source, io.BytesIO):
+        return source.getbuffer().nbytes
+    return None
 
 
 def resize_size_for(image_size: int) -> int:

@@ -63,6 +63,19 @@ with st.form("train_form"):
         value=False,
         help="Much faster; good with ImageNet weights and very few images.",
     )
+    feature_cache = c2.toggle(
+        "Cache backbone features",
+        value=True,
+        help="With a frozen backbone: compute its features once per augmentation pass and "
+        "train the head on them; epochs then take a fraction of a second.",
+    )
+    feature_passes = c3.number_input(
+        "Augmentation passes to cache",
+        1,
+        100,
+        default("feature_passes"),
+        help="Frozen backbone with augmentation: how many augmented versions of each image.",
+    )
 
     st.markdown("#### Head")
     c1, c2, c3 = st.columns(3)
@@ -161,6 +174,8 @@ def build_config() -> TrainConfig:
         head_hidden=hidden_sizes or [256],
         head_dropout=dropout,
         freeze_backbone=freeze,
+        feature_cache=feature_cache,
+        feature_passes=int(feature_passes),
         image_size=int(image_size),
         batch_size=int(batch_size),
         epochs=int(epochs),
