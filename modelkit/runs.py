@@ -148,15 +148,8 @@ def load_run(run_dir: str | Path) -> RunInfo:
     if not best and metrics:
         with_val = [m for m in metrics if m.get("val_acc") is not None]
         best = max(with_val, key=lambda m: m["val_acc"]) if with_val else metrics[-1]
-    started, ended = status.get("started_at"), status.get("ended_at") or status.get("updated_at")
-    duration = None
-    if started and ended:
-        try:
-            duration = (
-                datetime.fromisoformat(ended) - datetime.fromisoformat(started)
-            ).total_seconds()
-        except ValueError:
-            duration = None
+    active = status.get("active_s")
+    duration = float(active) if isinstance(active, (int, float)) else _span(status)
     return RunInfo(
         id=path.name,
         path=path,
@@ -172,6 +165,15 @@ def load_run(run_dir: str | Path) -> RunInfo:
         classes=classes if isinstance(classes, list) else [],
         error=str(status.get("error", "")),
     )
+
+
+def _span(status: dict[str, Any]) -> float | None:
+    """Wall time from start to last update: for runs written before active time was kept."""
+    started, ended = status.get("started_at"), status.get("ended_at") or status.get("updated_at")
+    try:
+        return (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+    except (TypeError, ValueError):
+        return None
 
 
 class RunStore:
@@ -231,10 +233,14 @@ class RunRecorder:
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
         self.status: dict[str, Any] = read_json(self.run_dir / "status.json", {}) or {}
-        self._last_write = 0.0
+        # Time spent training across every session of the run; the time a run lay interrupted
+        # before it was resumed does not count.
+        self._active_before = float(self.status.get("active_s") or 0.0)
+        self._session_start = time.monotonic()
 
     def _write_status(self, **changes: Any) -> None:
-        self.status.update(changes, updated_at=_now())
+        active = self._active_before + time.monotonic() - self._session_start
+        self.status.update(changes, updated_at=_now(), active_s=round(active, 3))
         atomic_write_json(self.run_dir / "status.json", self.status)
 
     def _append_log(self, text: str, level: str = "info") -> None:
