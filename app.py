@@ -15,6 +15,7 @@ PAGES = [
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/image_search:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+    st.Page("pages/tune.py", title="Tune", icon=":material/tune:"),
 ]
 
 page = st.navigation(PAGES)

@@ -130,21 +130,28 @@ def train_batch(
     settings: AugmentSettings,
     generator: torch.Generator,
     channels_last: bool = True,
+    part: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Randomly augmented, normalised training batch; the random draws come from ``generator``
-    (a CPU generator whose state is checkpointed, so a resumed run draws the same numbers)."""
+    (a CPU generator whose state is checkpointed, so a resumed run draws the same numbers).
+
+    ``part=(offset, total)``: this batch is rows offset.. of a global batch of ``total`` split
+    over processes; the numbers are drawn for all ``total`` and this part keeps its own, so each
+    image gets exactly the augmentation one process would give it."""
     n = batch_u8.shape[0]
+    off, total = part or (0, n)
+    keep = slice(off, off + n)
     x = to_float(batch_u8)
-    theta = affine_matrices(n, settings, generator).to(x.device)
+    theta = affine_matrices(total, settings, generator)[keep].to(x.device)
     grid = F.affine_grid(theta, [n, 3, image_size, image_size], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     jitter = settings.brightness or settings.saturation or settings.hue or settings.contrast
     if jitter:
-        m = colour_matrices(n, settings, generator).to(x.device)
+        m = colour_matrices(total, settings, generator)[keep].to(x.device)
         x = torch.einsum("nij,njhw->nihw", m, x)
         if settings.contrast:
-            c = _uniform(n, max(0.0, 1 - settings.contrast), 1 + settings.contrast, generator)
-            c = c.float().to(x.device).view(n, 1, 1, 1)
+            c = _uniform(total, max(0.0, 1 - settings.contrast), 1 + settings.contrast, generator)
+            c = c[keep].float().to(x.device).view(n, 1, 1, 1)
             luma = torch.einsum("c,nchw->nhw", _LUMA.to(x.device), x)
             mean = luma.mean(dim=(1, 2)).view(n, 1, 1, 1)
             x = (x - mean) * c + mean

@@ -63,6 +63,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from modelkit.config import ConfigError, TrainConfig
+    from modelkit.distributed import is_main_process
     from modelkit.engine import Trainer, TrainingError
     from modelkit.progress import ProgressPrinter
 
@@ -72,14 +73,17 @@ def _train(args: argparse.Namespace) -> int:
         if f.name != "data_dir" and getattr(args, f.name, None) is not None
     }
     if args.resume:
-        if overrides or args.data:
+        if overrides or args.data or args.recipe:
             return _fail("train --resume takes no data folder or other settings", EXIT_USAGE)
         trainer = Trainer.resume(args.resume)
     else:
         if not args.data:
             return _fail("train needs a DATA folder (or --resume RUN_DIR)", EXIT_USAGE)
         try:
-            cfg = TrainConfig(data_dir=str(Path(args.data)), **overrides)
+            from modelkit.recipes import recipe
+
+            settings = {**recipe(args.recipe), **overrides}  # explicit flags beat the recipe
+            cfg = TrainConfig(data_dir=str(Path(args.data)), **settings)
         except ConfigError as exc:
             return _fail(str(exc).replace("\n", "; "), EXIT_USAGE)
         trainer = Trainer(cfg)
@@ -104,8 +108,9 @@ def _train(args: argparse.Namespace) -> int:
         printer.close()
         if in_main:
             signal.signal(signal.SIGINT, previous)
-    print(_summary(result), file=sys.stderr)
-    print(result.run_dir)
+    if is_main_process():  # under torchrun only rank 0 reports
+        print(_summary(result), file=sys.stderr)
+        print(result.run_dir)
     return 0 if result.state == "finished" else EXIT_STOPPED
 
 
@@ -164,9 +169,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from modelkit.inference import Predictor
+    from modelkit.export import ExportError
+    from modelkit.onnx_backend import make_predictor
 
-    predictor = Predictor(args.run_dir, device=args.device)
+    try:
+        predictor = make_predictor(args.run_dir, args.backend, device=args.device)
+    except ExportError as exc:  # onnxruntime missing, or the model would not export
+        return _fail(str(exc).replace("\n", "; "), EXIT_FAILED)
     results = predictor.predict_many([str(p) for p in args.images], args.top_k)
     failed = 0
     rows = []
@@ -197,6 +206,19 @@ def _predict(args: argparse.Namespace) -> int:
             writer.writeheader()
             writer.writerows(rows)
     return EXIT_INPUT if failed == len(results) else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from modelkit.export import ExportError, export_run
+
+    try:
+        result = export_run(args.run_dir, args.format, args.out)
+    except ExportError as exc:
+        return _fail(str(exc).replace("\n", "; "), EXIT_FAILED)
+    print(f"max abs diff {result.max_abs_diff:.3g} on {result.samples} {result.sample_source}")
+    print(f"model card: {result.card}", file=sys.stderr)
+    print(result.path)
+    return 0
 
 
 def _runs(args: argparse.Namespace) -> int:
@@ -256,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a classifier; prints the run folder last")
     p.add_argument("data", nargs="?", help="dataset folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from last.pt")
+    p.add_argument(
+        "--recipe", default="", help="settings preset, e.g. few-images (flags still win)"
+    )
     _add_config_flags(p)
     p.set_defaults(func=_train)
 
@@ -272,12 +297,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--csv", help="also write the results to this CSV file")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--backend",
+        default="pytorch",
+        choices=("pytorch", "onnxruntime"),
+        help="onnxruntime runs export/model.onnx on the CPU (exported first when missing)",
+    )
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("export", help="export a run's model to TorchScript or ONNX, verified")
+    p.add_argument("run_dir", help="run folder or checkpoint file")
+    p.add_argument("--format", default="onnx", choices=("torchscript", "onnx"))
+    p.add_argument("--out", help="folder to write to (default: RUN_DIR/export)")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("runs", help="list runs with their state and best accuracy")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_runs)
+    from modelkit.cli_extra import add_parsers
+
+    add_parsers(sub, _add_config_flags)  # tune, lr-find, embeddings
     return parser
 
 

@@ -50,6 +50,11 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 0.01
     backbone_lr: float | None = None  # None: same as lr
+    # Two-phase fine-tuning: the first head_epochs epochs train the head alone (backbone frozen),
+    # then everything trains at finetune_lr (None: lr / 10), the backbone at backbone_lr (None:
+    # finetune_lr). 0 turns it off.
+    head_epochs: int = 0
+    finetune_lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
@@ -84,6 +89,8 @@ class TrainConfig:
     # head on them. Passes apply only when augmentation is on; epoch e uses pass e % passes.
     feature_cache: bool = True
     feature_passes: int = 3
+    # TensorBoard event files in runs/<id>/tensorboard/ (when the tensorboard package is there)
+    tensorboard: bool = True
     # bookkeeping
     seed: int = 0
     runs_dir: str = "runs"
@@ -191,6 +198,21 @@ class TrainConfig:
         )
         need("cache_ram_mb", lambda: self.cache_ram_mb >= 0, "cache_ram_mb: must be >= 0")
         need("feature_passes", lambda: 1 <= self.feature_passes <= 100, "feature_passes: 1..100")
+        need(
+            "head_epochs epochs",
+            lambda: 0 <= self.head_epochs < self.epochs,
+            "head_epochs: must be >= 0 and below epochs (phase 2 needs at least one epoch)",
+        )
+        need(
+            "head_epochs freeze_backbone",
+            lambda: not (self.head_epochs and self.freeze_backbone),
+            "head_epochs: two-phase fine-tuning unfreezes the backbone; turn freeze_backbone off",
+        )
+        need(
+            "finetune_lr",
+            lambda: self.finetune_lr is None or 0 < self.finetune_lr <= 10,
+            "finetune_lr: must be in (0, 10]",
+        )
         need("seed", lambda: self.seed >= 0, "seed: must be >= 0")
         if p:
             raise ConfigError("\n".join(p))

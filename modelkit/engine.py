@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelkit import models
+from modelkit import distributed, models, phases, tensorboard_log
 from modelkit.augment import AugmentSettings, eval_batch, train_batch
 from modelkit.cache import ImageCache
 from modelkit.checkpoint import (
@@ -87,11 +87,14 @@ def explain_error(exc: BaseException) -> str:
             "try a smaller batch size or image size"
         )
     if isinstance(exc, MemoryError):
-        return f"out of memory ({exc}); try a smaller batch size or image size"
+        detail = f" ({exc})" if str(exc) else ""
+        return f"out of memory{detail}; try a smaller batch size or image size"
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return f"the disk is full ({exc.filename or ''}); free some space and resume the run"
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return f"cannot write to {exc.filename or 'the runs folder'}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.errno is None:
+        return str(exc)  # ours (e.g. RunStore.create) already name the folder and the reason
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -142,20 +145,30 @@ class Trainer:
             self.stop_event = stop_event
         cfg = self.config
         resuming = self.run_dir is not None
-        self.device = pick_device(cfg.device)
+        self.dist = distributed.init_from_env(pick_device(cfg.device), cfg.batch_size)
+        self.device = self.dist.device  # cuda:LOCAL_RANK under torchrun on GPUs
         self.precision = resolve_precision(cfg.precision, self.device)
         self._prepare_data(resuming)
         self._build_model()
-        if not resuming:
-            self.run_dir = RunStore(cfg.runs_dir).create(cfg.arch, cfg.run_name)
-            atomic_write_json(self.run_dir / "config.json", cfg.to_dict())
-            atomic_write_json(self.run_dir / "classes.json", self.classes)
-            atomic_write_json(
-                self.run_dir / "splits.json",
-                {s: [[x.path, x.label] for x in v] for s, v in self.splits.items()},
-            )
+        if not resuming and self.dist.is_main:  # rank 0 writes; the others get its folder
+            try:  # an unwritable or full runs folder: one clear message, not a traceback
+                self.run_dir = RunStore(cfg.runs_dir).create(cfg.arch, cfg.run_name)
+                atomic_write_json(self.run_dir / "config.json", cfg.to_dict())
+                atomic_write_json(self.run_dir / "classes.json", self.classes)
+                atomic_write_json(
+                    self.run_dir / "splits.json",
+                    {s: [[x.path, x.label] for x in v] for s, v in self.splits.items()},
+                )
+            except OSError as exc:
+                raise TrainingError(explain_error(exc)) from exc
+        self.run_dir = self.dist.broadcast(self.run_dir)
         assert self.run_dir is not None
-        self.listeners.insert(0, RunRecorder(self.run_dir))
+        if self.dist.is_main:
+            self.listeners.insert(0, RunRecorder(self.run_dir))
+            if cfg.tensorboard and tensorboard_log.available():
+                self.listeners.insert(1, tensorboard_log.TensorBoardLogger())
+        else:
+            self.listeners = []  # only rank 0 records, prints and reports
         try:
             return self._run(resuming)
         except _StopRequested as stop:
@@ -165,6 +178,8 @@ class Trainer:
             message = explain_error(exc)
             self._emit_quietly(Failed(str(self.run_dir), message, traceback.format_exc()))
             raise TrainingError(message) from exc
+        finally:
+            self.dist.close()
 
     def _prepare_data(self, resuming: bool) -> None:
         cfg = self.config
@@ -233,15 +248,14 @@ class Trainer:
     def _steps_per_epoch(self, n: int) -> int:
         bs = self.config.batch_size
         steps = math.ceil(n / bs)
-        if steps > 1 and n % bs == 1:
+        if steps > 1 and 0 < n % bs < self.dist.min_last_batch():
             steps -= 1  # a batch of one breaks BatchNorm; its image is seen next epoch
         return steps
 
     def _make_optimisation(self, steps_per_epoch: int) -> None:
         cfg = self.config
-        groups = models.parameter_groups(
-            self.model, cfg.arch, cfg.lr, cfg.backbone_lr, cfg.weight_decay
-        )
+        lr, backbone_lr = phases.rates(cfg, self.phase)
+        groups = models.parameter_groups(self.model, cfg.arch, lr, backbone_lr, cfg.weight_decay)
         if cfg.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
         elif cfg.optimizer == "adam":
@@ -253,12 +267,14 @@ class Trainer:
         if cfg.scheduler == "step":
             sched = torch.optim.lr_scheduler.StepLR(opt, cfg.step_size, cfg.gamma)
         elif cfg.scheduler == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=phases.span(cfg, self.phase)
+            )
         elif cfg.scheduler == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(
                 opt,
                 max_lr=[g["lr"] for g in opt.param_groups],
-                epochs=cfg.epochs,
+                epochs=phases.span(cfg, self.phase),
                 steps_per_epoch=steps_per_epoch,
             )
         elif cfg.scheduler == "plateau":
@@ -271,6 +287,31 @@ class Trainer:
         use_scaler = self.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    def _enter_phase(self, phase: int) -> None:
+        """Two-phase runs: phase 1 freezes the backbone, phase 2 unfreezes it (phases.py)."""
+        self.phase = phase
+        if phase:
+            models.set_backbone_trainable(self.model, self.config.arch, phase == 2)
+
+    def _switch_phase_if_due(self, epoch: int) -> None:
+        """After the last head-only epoch: unfreeze and start a new optimizer and schedule.
+
+        Done before the epoch's checkpoint is written, so last.pt holds phase 2's fresh optimizer
+        and a run resumed at the boundary continues exactly like an uninterrupted one."""
+        cfg = self.config
+        if not self.phase or phases.phase_of(cfg, epoch + 1) == self.phase:
+            return
+        self._enter_phase(phases.phase_of(cfg, epoch + 1))
+        self._make_optimisation(self._steps_per_epoch(len(self.rows["train"])))
+        self.bad_epochs = 0  # phase 2 gets its full early-stopping patience
+        head_lr, backbone_lr = phases.rates(cfg, self.phase)
+        self.emit(
+            Message(
+                f"phase 2: backbone unfrozen, fine-tuning at lr {head_lr:g} (head) and "
+                f"{backbone_lr:g} (backbone)"
+            )
+        )
 
     def _run(self, resuming: bool) -> TrainResult:
         cfg = self.config
@@ -299,7 +340,10 @@ class Trainer:
         )
         if not resuming:
             self.emit(Message(f"starting from {self.weights_source}"))
+        if self.dist.enabled:
+            self.emit(Message(self.dist.describe(cfg.batch_size)))
         self._build_cache()
+        self._enter_phase(phases.phase_of(cfg, int(payload["epoch"]) if payload else 0))
         self._make_optimisation(self._steps_per_epoch(len(self.rows["train"])))
         if payload is not None:
             self._restore(payload)
@@ -307,17 +351,23 @@ class Trainer:
         reason = "completed"
         for epoch in range(self.start_epoch, cfg.epochs):
             metrics = self._train_epoch(epoch)
-            if len(self.rows.get("val", [])):
+            if len(self.rows.get("val", [])) and self.dist.is_main:
                 logits, labels = self._predict("val")
                 metrics.update(self._val_metrics(logits, labels))
+            metrics = self.dist.broadcast(metrics)  # every rank decides on rank 0's numbers
             metrics["lr"] = self._current_lr()
+            if self.phase:
+                metrics["phase"] = self.phase
             self._step_epoch_scheduler(metrics)
             improved = self._update_best(metrics)
             self.history.append({"epoch": epoch + 1, **metrics})
-            self._save_checkpoints(epoch, metrics, improved)
+            self._switch_phase_if_due(epoch)
+            if self.dist.is_main:
+                self._save_checkpoints(epoch, metrics, improved)
             self.last_metrics = {"epoch": epoch + 1, **metrics}
             self.emit(EpochEnd(epoch, cfg.epochs, metrics, improved))
-            if cfg.early_stopping_patience and self.bad_epochs >= cfg.early_stopping_patience:
+            patience = cfg.early_stopping_patience if self.phase != 1 else 0
+            if patience and self.bad_epochs >= patience:
                 reason = "early_stopping"
                 self.emit(
                     Message(
@@ -326,7 +376,8 @@ class Trainer:
                     )
                 )
                 break
-        self._final_evaluation()
+        if self.dist.is_main:
+            self._final_evaluation()
         self.emit(Finished(str(self.run_dir), self.best_metrics, self.last_metrics, reason))
         return TrainResult(self.run_dir, "finished", self.best_metrics, self.last_metrics)
 
@@ -337,7 +388,7 @@ class Trainer:
         recomputes exactly the features the interrupted one trained on."""
         cfg = self.config
         self.features: dict[str, list[torch.Tensor]] | None = None
-        if not (cfg.freeze_backbone and cfg.feature_cache) or cfg.compile:
+        if not (cfg.freeze_backbone and cfg.feature_cache) or cfg.compile or self.dist.enabled:
             return
         settings = AugmentSettings.from_config(cfg)
         passes = min(cfg.feature_passes, cfg.epochs) if has_augmentation(settings) else 1
@@ -381,30 +432,37 @@ class Trainer:
             feats = self.features["train"][epoch % len(self.features["train"])]
             return self.head(feats[torch.from_numpy(idx).to(feats.device)])
         x = self.cache.batch(rows[idx]).to(self.device, non_blocking=True)
-        x = train_batch(x, cfg.image_size, self.augment, self.generator, cfg.channels_last)
+        x = train_batch(
+            x, cfg.image_size, self.augment, self.generator, cfg.channels_last, self.batch_part
+        )
         with autocast(self.device, self.precision):
-            return self.forward(x)
+            return self.train_forward(x)
 
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
         cfg = self.config
         self.model.train()
-        if cfg.freeze_backbone:
+        if cfg.freeze_backbone or self.phase == 1:
             models.freeze_batchnorm(self.model, cfg.arch)
         self.head = models.head_module(self.model, cfg.arch)
         self.augment = AugmentSettings.from_config(cfg)
         rows, labels = self.rows["train"], self.labels["train"]
         n = len(rows)
         steps = self._steps_per_epoch(n)
-        order = torch.randperm(n, generator=self.generator)
+        order = torch.randperm(n, generator=self.generator)  # the same on every rank
+        if self.dist.enabled:  # DDP, built again when the trainable parameters change
+            self.train_forward = self.dist.wrap(self.model, cfg.compile)
+        else:
+            self.train_forward = self.forward
         total_loss, correct, seen = 0.0, 0, 0
         started = time.perf_counter()
         for b in range(steps):
-            if self.stop_event.is_set():
+            if self.dist.any(self.stop_event.is_set()):
                 raise _StopRequested(epoch, b)
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].numpy()
+            batch = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].numpy()
+            idx, self.batch_part = self.dist.shard(batch)  # this process's part of the batch
             out = self._forward_train(epoch, rows, idx)
             y = labels[idx].to(self.device, non_blocking=True)
-            loss = self.criterion(out.float(), y)
+            loss = self.criterion(out.float(), y) * self.dist.loss_weight(len(idx), len(batch))
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -420,13 +478,13 @@ class Trainer:
                 self.optimizer.step()
             if isinstance(self.scheduler, torch.optim.lr_scheduler.OneCycleLR):
                 self.scheduler.step()
-            batch_loss = float(loss.detach())
+            batch_loss = self.dist.mean(float(loss.detach()))  # the global batch's mean loss
             if not math.isfinite(batch_loss):
                 raise TrainingError(
                     f"the loss became {batch_loss} in epoch {epoch + 1}; "
                     "lower the learning rate or turn on gradient clipping"
                 )
-            k = len(idx)
+            k = len(batch)
             total_loss += batch_loss * k
             correct += int((out.detach().argmax(1) == y).sum())
             seen += k
@@ -444,6 +502,7 @@ class Trainer:
                 )
             )
         seconds = time.perf_counter() - started
+        correct = int(self.dist.all_reduce_sum(correct)[0])  # seen and losses are global already
         return {
             "train_loss": total_loss / max(seen, 1),
             "train_acc": correct / max(seen, 1),
@@ -576,7 +635,8 @@ class Trainer:
         # metrics.jsonl may hold an epoch written after this checkpoint, or miss one: rebuild it
         # from the checkpoint's history so the curves match the weights we continue from.
         lines = "".join(json.dumps(row) + "\n" for row in self.history)
-        atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+        if self.dist.is_main:
+            atomic_write_text(self.run_dir / "metrics.jsonl", lines)
         self.emit(Message(f"resumed from last.pt after epoch {self.start_epoch}"))
 
     def _final_evaluation(self) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.config import TrainConfig
-from modelkit.engine import Trainer, TrainingError
+from modelkit.engine import Trainer
 from modelkit.events import (
     BatchEnd,
     CacheProgress,
@@ -131,10 +131,11 @@ class TrainingJob:
     def _main(self) -> None:
         try:
             self.trainer.fit(self.stop_event)
-        except TrainingError:
-            pass  # already reported through the Failed event
-        except Exception as exc:  # noqa: BLE001 - errors before the run folder exists
+        except Exception as exc:  # noqa: BLE001 - shown in the live view, never re-raised
             with self.lock:
+                if self.view.state == "failed":
+                    return  # already reported through the Failed event
+                # errors before the run folder exists (bad data, unwritable runs folder)
                 self.view.state, self.view.error = "failed", str(exc).replace("\n", "; ")
                 self.view.log.append(f"error: {self.view.error}")
                 self.view.ended = time.time()
@@ -218,6 +219,23 @@ class JobRegistry:
             job = TrainingJob(config, resume_dir)
             self._current = job
             self._history.append(job)
+            return job.start()
+
+    def launch_subprocess(self, config: TrainConfig, nproc: int):
+        """Train with ``torchrun --nproc_per_node=nproc`` (one process per GPU); the job has
+        TrainingJob's interface and reads its progress from the run folder."""
+        from modelkit.subprocess_job import TorchrunJob
+
+        with self._lock:
+            running = self._current
+            if running is not None and running.thread.is_alive():
+                raise JobBusyError(
+                    f"training job {running.name} is still running; stop it or wait for it "
+                    "to finish before launching another"
+                )
+            job = TorchrunJob(config, nproc)
+            self._current = job  # type: ignore[assignment] - same interface, another process
+            self._history.append(job)  # type: ignore[arg-type]
             return job.start()
 
     def stop(self) -> None:

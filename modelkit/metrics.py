@@ -155,7 +155,10 @@ def load_evaluation(run_dir: str | Path, split: str = "val") -> Evaluation | Non
         return None
     predictions = []
     try:
-        with open(folder / f"predictions_{split}.csv", encoding="utf-8", newline="") as f:
+        with open(
+            folder / f"predictions_{split}.csv", encoding="utf-8", errors="surrogateescape",
+            newline="",
+        ) as f:  # fmt: skip
             for row in csv.DictReader(f):
                 for key in ("confidence", "true_probability", "loss"):
                     row[key] = float(row[key])

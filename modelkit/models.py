@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
+from modelkit.smallnet import smallresnet
+
 
 class WeightsError(RuntimeError):
     """Starting weights could not be had; the message says what to do instead."""
@@ -29,7 +31,7 @@ class Architecture:
     name: str
     build: Callable[..., nn.Module]
     weights: Any  # torchvision weights enum member, or None when there are no pretrained weights
-    head_attr: str = "fc"  # attribute holding the final classifier
+    head_attr: str = "fc"  # attribute holding the final classifier (replaced whole by our head)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -40,11 +42,35 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("resnet50", tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V2),
         Architecture("resnet101", tvm.resnet101, tvm.ResNet101_Weights.IMAGENET1K_V2),
         Architecture("resnet152", tvm.resnet152, tvm.ResNet152_Weights.IMAGENET1K_V2),
+        # EfficientNet's classifier is Sequential(Dropout, Linear): replaced whole by our head
+        *(
+            Architecture(f"efficientnet_b{i}", getattr(tvm, f"efficientnet_b{i}"), w, "classifier")
+            for i, w in enumerate(
+                (
+                    tvm.EfficientNet_B0_Weights.IMAGENET1K_V1,
+                    tvm.EfficientNet_B1_Weights.IMAGENET1K_V2,
+                    tvm.EfficientNet_B2_Weights.IMAGENET1K_V1,
+                    tvm.EfficientNet_B3_Weights.IMAGENET1K_V1,
+                )
+            )
+        ),
+        # from scratch on 32-64 px images; no pretrained weights
+        Architecture("smallresnet", smallresnet, None),
     )
 }
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def head_in_features(head: nn.Module) -> int:
+    """Input width of a classifier: a Linear, or the first Linear inside a Sequential."""
+    if isinstance(head, nn.Linear):
+        return head.in_features
+    for m in head.modules():
+        if isinstance(m, nn.Linear):
+            return m.in_features
+    raise TypeError(f"cannot find the input width of {type(head).__name__}")
 
 
 def make_head(in_features: int, num_classes: int, kind: str, hidden: list[int], dropout: float):
@@ -75,7 +101,7 @@ def build_model(
     setattr(
         model,
         spec.head_attr,
-        make_head(old.in_features, num_classes, head, list(head_hidden or []), head_dropout),
+        make_head(head_in_features(old), num_classes, head, list(head_hidden or []), head_dropout),
     )
     return model
 

@@ -78,7 +78,21 @@ def curves_figure(
             fig.add_trace(go.Scatter(x=xs, y=ys, name=_label(key), mode="lines+markers"))
     rate = bool(keys) and all(_is_rate(k) for k in keys)
     ytitle = _label(keys[0]) if len(keys) == 1 else ("accuracy" if rate else "loss")
-    return _layout(fig, title, ytitle, rate, log_y=log_y)
+    return mark_phases(_layout(fig, title, ytitle, rate, log_y=log_y), metrics_rows)
+
+
+def mark_phases(fig: go.Figure, metrics_rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Two-phase runs (rows with a ``phase`` key): a dashed line where fine-tuning starts."""
+    head_only = [int(r.get("epoch", 0)) for r in metrics_rows if r.get("phase") == 1]
+    if head_only and any(r.get("phase") == 2 for r in metrics_rows):
+        fig.add_vline(
+            x=max(head_only) + 0.5,
+            line_dash="dash",
+            line_color="grey",
+            annotation_text="fine-tune all layers",
+            annotation_position="top right",
+        )
+    return fig
 
 
 def accuracy_figure(metrics_rows: Sequence[Mapping[str, Any]]) -> go.Figure:

@@ -137,6 +137,14 @@ class RunInfo:
         )
 
 
+def _int(value: Any) -> int:
+    """A count from a file a person may have edited: anything but a number reads as 0."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 def load_run(run_dir: str | Path) -> RunInfo:
     path = Path(run_dir)
     config = read_json(path / "config.json", {})
@@ -159,7 +167,7 @@ def load_run(run_dir: str | Path) -> RunInfo:
         updated=status.get("updated_at", ""),
         duration_s=duration,
         epochs_done=len(metrics),
-        epochs=int(config.get("epochs", 0) or 0),
+        epochs=_int(config.get("epochs")),
         best=best if isinstance(best, dict) else {},
         config=config,
         classes=classes if isinstance(classes, list) else [],
@@ -245,7 +253,8 @@ class RunRecorder:
 
     def _append_log(self, text: str, level: str = "info") -> None:
         line = f"{_now()} [{level}] {text}\n"
-        with open(self.run_dir / "log.txt", "a", encoding="utf-8") as f:
+        # backslashreplace: a warning naming a file whose name is not UTF-8 is still logged
+        with open(self.run_dir / "log.txt", "a", encoding="utf-8", errors="backslashreplace") as f:
             f.write(line)
 
     def __call__(self, event: Event) -> None:

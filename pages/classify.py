@@ -23,6 +23,7 @@ PAGE_SIZE = 12  # image cards per page
 CARD_COLUMNS = 3
 THUMB_PX = 224
 MAX_TOP_K = 20
+MAX_IMAGE_BYTES = 50 * 1024 * 1024  # per image: a bigger upload is named and left out
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
@@ -176,6 +177,15 @@ if not files:
     st.caption("Drag and drop one or more images to classify them.")
     st.stop()
 
+for f in [f for f in files if f.size > MAX_IMAGE_BYTES]:
+    st.error(
+        f"Not classified: {f.name} is {f.size / 2**20:.0f} MB, over the "
+        f"{MAX_IMAGE_BYTES // 2**20} MB limit for one image",
+        icon=":material/block:",
+    )
+files = [f for f in files if f.size <= MAX_IMAGE_BYTES]
+if not files:
+    st.stop()
 preds, thumbs = classify(predictor, model_key, files)
 for p in preds:
     if p.error:

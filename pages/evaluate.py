@@ -18,6 +18,7 @@ from modelkit.evaluate import evaluate_run
 from modelkit.imageio import ImageLoadError, load_image
 from modelkit.metrics import Evaluation, load_evaluation
 from modelkit.runs import RunInfo, RunStore, read_json, read_metrics
+from studio.embeddings_tab import embeddings_tab
 from studio.state import RUN_KEY, settings
 
 THUMB_PX = 128  # thumbnails are decoded once at this size and cached
@@ -344,8 +345,9 @@ elif right.button(
 
 _headline(ev)
 
-tab_cm, tab_classes, tab_gallery, tab_curves = st.tabs(
-    ["Confusion matrix", "Per class", "Predictions", "Training curves"], key="evaluate_tabs"
+tab_cm, tab_classes, tab_gallery, tab_curves, tab_embeddings = st.tabs(
+    ["Confusion matrix", "Per class", "Predictions", "Training curves", "Embeddings"],
+    key="evaluate_tabs",
 )
 with tab_cm:
     _confusion(ev)
@@ -355,3 +357,5 @@ with tab_gallery:
     _gallery(ev)
 with tab_curves:
     _curves(run)
+with tab_embeddings:
+    embeddings_tab(run, split)

@@ -29,6 +29,7 @@ STATE_LABELS = {
 COMPARE_DEFAULT = 3
 PENDING_DELETE = "_runs_delete_pending"  # id of the run whose deletion awaits confirmation
 FLASH = "_runs_flash"  # (kind, message) shown once on the next run of the page
+EXPORTED = "_runs_exported"  # (file, max abs diff, samples) of the last export
 
 
 def duration_text(seconds: float | None) -> str:
@@ -184,6 +185,35 @@ def _delete(run: RunInfo) -> None:
     st.session_state[FLASH] = ("success", f"Deleted run {run.id}.")
 
 
+def _export(run: RunInfo) -> None:
+    """Export to TorchScript or ONNX (checked against PyTorch as it is written), then download."""
+    from modelkit.export import FORMATS, ExportError, export_run
+
+    if _checkpoint(run) is None:
+        return
+    fmt_col, go_col, get_col = st.columns([2, 1, 2], vertical_alignment="bottom")
+    fmt = fmt_col.selectbox("Export format", FORMATS, key="runs_export_format")
+    if go_col.button("Export", key="runs_export", icon=":material/output:"):
+        with st.spinner(f"Exporting to {fmt} and checking it against PyTorch…"):
+            try:
+                done = export_run(run.path, fmt)
+            except (ExportError, OSError, RuntimeError) as exc:
+                st.error(f"Export failed: {exc}")
+                return
+        st.session_state[EXPORTED] = (str(done.path), done.max_abs_diff, done.sample_source)
+    path, diff, source = st.session_state.get(EXPORTED, ("", 0.0, ""))
+    if path and Path(path).parent.parent == run.path and Path(path).is_file():
+        get_col.download_button(
+            f"Download {Path(path).name}",
+            _read_bytes(Path(path)),
+            file_name=f"{run.id}-{Path(path).name}",
+            on_click="ignore",
+            icon=":material/download:",
+            key="runs_export_download",
+        )
+        st.caption(f"Largest logit difference from PyTorch on {source}: {diff:.2g}")
+
+
 def _manage(runs: list[RunInfo]) -> None:
     st.subheader("Manage a run")
     run = _pick_run(runs, "runs_manage")
@@ -240,6 +270,7 @@ def _manage(runs: list[RunInfo]) -> None:
             on_click=_ask_delete,
             args=(run.id,),
         )
+    _export(run)
     if resume:
         _resume(run)
     if st.session_state.get(PENDING_DELETE) == run.id and not running:

@@ -6,10 +6,10 @@ The training thread never calls streamlit; this fragment only reads ``TrainingJo
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from modelkit.jobs import TrainingJob
+from modelkit.plots import accuracy_figure, batch_loss_figure, curves_figure
 from studio.state import RUN_KEY, job_registry
 
 
@@ -20,30 +20,6 @@ def _duration(seconds: float | None) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}h {m:02d}m" if h else (f"{m}m {s:02d}s" if m else f"{s}s")
-
-
-def _epoch_figure(rows: list[dict], keys: tuple[str, ...], title: str) -> go.Figure:
-    fig = go.Figure()
-    for key in keys:
-        points = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
-        if points:
-            x, y = zip(*points)
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=key))
-    fig.update_layout(
-        title=title, height=300, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="epoch"
-    )
-    return fig
-
-
-def _batch_figure(points: list[tuple[int, float]]) -> go.Figure:
-    fig = go.Figure()
-    if points:
-        x, y = zip(*points)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="batch loss"))
-    fig.update_layout(
-        title="Loss per batch", height=300, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step"
-    )
-    return fig
 
 
 @st.fragment(run_every=1.5)
@@ -82,16 +58,12 @@ def live_view() -> None:
     if v.error:
         st.error(f"Training failed: {v.error}")
     left, right = st.columns(2)
-    left.plotly_chart(_batch_figure(v.batch_losses), key="live_batch_loss")
+    left.plotly_chart(batch_loss_figure(v.batch_losses), key="live_batch_loss")
     right.plotly_chart(
-        _epoch_figure(v.epoch_metrics, ("train_loss", "val_loss"), "Loss per epoch"),
-        key="live_epoch_loss",
+        curves_figure(v.epoch_metrics, title="Loss per epoch"), key="live_epoch_loss"
     )
     if v.epoch_metrics:
-        st.plotly_chart(
-            _epoch_figure(v.epoch_metrics, ("train_acc", "val_acc"), "Accuracy per epoch"),
-            key="live_epoch_acc",
-        )
+        st.plotly_chart(accuracy_figure(v.epoch_metrics), key="live_epoch_acc")
     if v.state == "finished":
         st.success("Training finished.")
         rows = [dict(which="best", **v.best), dict(which="last", **v.last)]

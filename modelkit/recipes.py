@@ -1,0 +1,49 @@
+"""Recipes: named sets of TrainConfig settings for common situations.
+
+A recipe fills the defaults; settings given explicitly (CLI flags, the form) still win:
+``TrainConfig(**{**PRESETS[name], **explicit})``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # A handful to a few dozen images per class, starting from ImageNet weights: train the head
+    # first, then fine-tune everything gently; augment hard; stop when validation stops improving.
+    "few-images": dict(
+        epochs=30,
+        head_epochs=5,
+        optimizer="adamw",
+        lr=1e-3,
+        finetune_lr=1e-4,
+        backbone_lr=2e-5,
+        weight_decay=0.05,
+        head_dropout=0.3,
+        label_smoothing=0.1,
+        scheduler="plateau",
+        gamma=0.3,
+        plateau_patience=2,
+        early_stopping_patience=6,
+        monitor="val_loss",
+        crop_scale_min=0.25,
+        hflip=True,
+        rotation=15.0,
+        zoom=0.1,
+        brightness=0.3,
+        contrast=0.3,
+        saturation=0.3,
+        hue=0.02,
+    ),
+}
+
+
+def recipe(name: str) -> dict[str, Any]:
+    """The settings of a recipe ("" or "none": no settings)."""
+    if name in ("", "none"):
+        return {}
+    if name not in PRESETS:
+        from modelkit.config import ConfigError
+
+        raise ConfigError(f"recipe: {name!r} is not one of {sorted(PRESETS)}")
+    return dict(PRESETS[name])

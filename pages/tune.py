@@ -1,0 +1,119 @@
+"""Tune: search learning rate, weight decay and batch size with Optuna, then train the best.
+
+The search runs in a background thread (modelkit.tune.TuneJob) and writes its study to SQLite;
+this page only reads the study and draws modelkit's figures.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from modelkit.config import ConfigError, TrainConfig
+from modelkit.jobs import JobBusyError
+from modelkit.models import ARCHITECTURES
+from modelkit.tune import (
+    OPTIONAL,
+    SearchSpace,
+    TuneJob,
+    best_config,
+    history_figure,
+    importance_figure,
+    load_study,
+    study_names,
+    trials_table,
+)
+from studio.state import DATASET_KEY, job_registry, settings
+from studio.tune_state import tune_registry
+
+st.header("Tune")
+runs_dir = settings().runs_dir
+registry = tune_registry()
+
+with st.form("tune_form"):
+    st.markdown("#### New search")
+    dataset = st.text_input("Dataset folder", value=st.session_state.get(DATASET_KEY, ""))
+    c1, c2, c3, c4 = st.columns(4)
+    study_name = c1.text_input("Study name", value="search", help="Same name: continue it.")
+    trials = c2.number_input("Trials", 1, 1000, 10)
+    epochs = c3.number_input("Epochs per trial", 1, 1000, 3)
+    minutes = c4.number_input("Time budget (minutes, 0 = none)", 0, 10000, 0)
+    c1, c2, c3, c4 = st.columns(4)
+    arch = c1.selectbox("Architecture", list(ARCHITECTURES))
+    image_size = c2.number_input("Image size (px)", 16, 1024, 128, step=16)
+    weights = c3.selectbox("Starting weights", ["imagenet", "none"], index=1)
+    extra = c4.multiselect("Also search", list(OPTIONAL))
+    start = st.form_submit_button("Start search", icon=":material/tune:", type="primary")
+
+if start:
+    try:
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", study_name).strip("-") or "search"
+        base = TrainConfig(
+            data_dir=str(Path(dataset).expanduser()),
+            arch=arch,
+            image_size=int(image_size),
+            weights=weights,
+            epochs=int(epochs),
+            runs_dir=str(runs_dir),
+        )
+        job = TuneJob(
+            base, name, int(trials), float(minutes) * 60 or None, SearchSpace(extra=tuple(extra))
+        )
+        registry.start(job)
+        st.toast(f"Search {name} started")
+    except (ConfigError, RuntimeError) as exc:
+        st.error(str(exc))
+
+
+@st.fragment(run_every=2.0)
+def search_status() -> None:
+    job = registry.current
+    if job is None:
+        return
+    if job.active:
+        st.info(f"Search **{job.study}** running: {job.trials_done} trial(s) done.")
+        if st.button("Stop search", icon=":material/stop_circle:", key="stop_search"):
+            job.stop()
+            st.toast("Stopping after the current batch…")
+    elif job.state == "failed":
+        st.error(f"Search {job.study} failed: {job.error}")
+    else:
+        st.success(f"Search {job.study} {job.state}: {job.trials_done} trial(s).")
+
+
+search_status()
+
+st.markdown("#### Studies")
+names = study_names(runs_dir / "tune")
+if not names:
+    st.info("No search yet. Start one above; each trial becomes a run on the Runs page.")
+    st.stop()
+current = registry.current.study if registry.current else None
+chosen = st.selectbox("Study", names, index=names.index(current) if current in names else 0)
+study = load_study(chosen, runs_dir)
+if study is None or not study.trials:
+    st.info("This study has no trials yet.")
+    st.stop()
+st.dataframe(pd.DataFrame(trials_table(study)), hide_index=True)
+left, right = st.columns(2)
+left.plotly_chart(history_figure(study), key="tune_history")
+importance = importance_figure(study)
+if importance is None:
+    right.info("Parameter importances need at least 2 completed trials.")
+else:
+    right.plotly_chart(importance, key="tune_importance")
+
+best = best_config(study)
+if best is not None:
+    st.markdown(f"**Best trial:** val_acc {study.best_value:.4f} with `{study.best_params}`")
+    c1, c2 = st.columns([1, 3])
+    full_epochs = c1.number_input("Epochs for the full run", 1, 1000, max(best.epochs, 10))
+    if c2.button("Train with the best parameters", icon=":material/rocket_launch:"):
+        try:
+            job_registry().launch(best.replace(epochs=int(full_epochs)))
+            st.toast("Training launched; follow it on the Train page.")
+        except (ConfigError, JobBusyError) as exc:
+            st.error(str(exc))
