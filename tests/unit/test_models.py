@@ -30,7 +30,9 @@ def test_every_architecture_builds_with_our_head(arch):
     model = build_model(arch, 7)
     linears = [m for m in head_module(model, arch).modules() if isinstance(m, nn.Linear)]
     assert linears[-1].out_features == 7
-    expected_in = 512 if arch in ("resnet18", "resnet34") else 2048
+    widths = {"resnet18": 512, "resnet34": 512, "smallresnet": 128, "efficientnet_b0": 1280}
+    widths |= {"efficientnet_b1": 1280, "efficientnet_b2": 1408, "efficientnet_b3": 1536}
+    expected_in = widths.get(arch, 2048)
     assert linears[0].in_features == expected_in
 
 

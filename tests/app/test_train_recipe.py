@@ -1,0 +1,39 @@
+"""AppTest: the Train page's recipe selectbox fills the form, and a two-phase run launches."""
+
+from __future__ import annotations
+
+from conftest import make_colour_dataset
+
+from modelkit.runs import read_metrics
+
+
+def _number(at, label):
+    return next(w for w in at.number_input if w.label == label)
+
+
+def test_few_images_recipe_fills_the_form_and_trains_in_two_phases(open_page, app_dirs):
+    from studio.state import job_registry
+
+    at = open_page("pages/train.py")
+    assert _number(at, "Head-only epochs first (0 = off)").value == 0
+    next(w for w in at.selectbox if w.label == "Recipe").set_value("few-images").run()
+    assert not at.exception
+    assert _number(at, "Epochs").value == 30
+    assert _number(at, "Head-only epochs first (0 = off)").value == 5
+    assert next(w for w in at.slider if w.label == "Rotation ±°").value == 15
+    assert next(w for w in at.selectbox if w.label == "Optimizer").value == "adamw"
+
+    dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)
+    next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset)).run()
+    _number(at, "Epochs").set_value(2)
+    _number(at, "Head-only epochs first (0 = off)").set_value(1)
+    _number(at, "Image size (px)").set_value(32)
+    _number(at, "Batch size").set_value(8)
+    next(w for w in at.selectbox if w.label == "Starting weights").set_value(
+        "Random (from scratch)"
+    )
+    next(b for b in at.button if "Launch training" in b.label).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    job = job_registry().current
+    job.join(120)
+    assert [r["phase"] for r in read_metrics(job.snapshot().run_dir)] == [1, 2]

@@ -1,0 +1,105 @@
+"""Optuna search end to end on tiny data: 2 trials of 1 epoch, runs in the RunStore, SQLite."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from modelkit.cli import main  # noqa: E402
+from modelkit.events import EpochEnd, RunStarted  # noqa: E402
+from modelkit.runs import RunStore  # noqa: E402
+from modelkit.tune import (  # noqa: E402
+    SearchSpace,
+    _TrialReporter,
+    best_config,
+    history_figure,
+    importance_figure,
+    load_study,
+    study_names,
+    trials_table,
+)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, helpers):
+    base = tmp_path_factory.mktemp("tune")
+    data = helpers.write_dataset(base / "data")
+    runs = base / "runs"
+    code = main(
+        ["tune", str(data), "--trials", "2", "--epochs", "1", "--study", "tiny",
+         "--weights", "none", "--image-size", "32", "--device", "cpu", "--precision", "fp32",
+         "--runs-dir", str(runs)]
+    )  # fmt: skip
+    return code, runs
+
+
+def test_search_runs_trials_as_runs_and_stores_the_study(searched, capsys):
+    code, runs = searched
+    assert code == 0
+    assert (runs / "tune" / "tiny.db").is_file() and study_names(runs / "tune") == ["tiny"]
+    study = load_study("tiny", runs)
+    assert len(study.trials) == 2
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    names = sorted(p.name for p in runs.iterdir() if p.name != "tune")
+    assert len(names) == 2 and all("tune-tiny-" in n for n in names)
+    for t in study.trials:
+        assert Path(t.user_attrs["run_dir"]).is_dir()
+        assert set(t.params) == {"lr", "weight_decay", "batch_size"}
+        assert t.intermediate_values  # val_acc reported per epoch
+    assert {r.state for r in RunStore(runs).list()} == {"finished"}
+    rows = trials_table(study)
+    assert [r["trial"] for r in rows] == [0, 1] and rows[0]["run"]
+    cfg = best_config(study, epochs=5)
+    assert cfg.epochs == 5 and cfg.run_name == "best-tiny" and cfg.lr == study.best_params["lr"]
+    assert history_figure(study).data
+    fig = importance_figure(study)
+    assert fig is None or fig.data
+
+
+def test_search_resumes_the_same_study(searched, helpers, tmp_path):
+    from modelkit.tune import run_search
+
+    _, runs = searched
+    data = helpers.write_dataset(tmp_path / "data")
+    base = helpers.fast_config(data, runs, epochs=1)
+    stop = threading.Event()
+    stop.set()  # a stopped search starts no training
+    study = run_search(base, "tiny", trials=1, stop=stop)
+    assert len(study.trials) == 3 and study.trials[-1].state == optuna.trial.TrialState.PRUNED
+
+
+def test_pruned_trial_stops_its_run():
+    class FakeTrial:
+        def __init__(self):
+            self.reports, self.attrs = [], {}
+
+        def report(self, value, step):
+            self.reports.append((step, value))
+
+        def should_prune(self):
+            return True
+
+        def set_user_attr(self, k, v):
+            self.attrs[k] = v
+
+    trial, stop = FakeTrial(), threading.Event()
+    reporter = _TrialReporter(trial, stop)
+    reporter(RunStarted("runs/x", {}, [], "cpu", "fp32", 1, 1, 0, 1))
+    reporter(EpochEnd(0, 3, {"val_acc": 0.5}))
+    assert trial.reports == [(0, 0.5)] and reporter.pruned and stop.is_set()
+    assert trial.attrs["run_dir"] == "runs/x"
+
+
+def test_optional_search_dimensions():
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    s = SearchSpace(extra=("optimizer", "dropout", "augmentation")).suggest(trial)
+    assert {"optimizer", "head_dropout", "rotation", "crop_scale_min"} <= set(s)
+    from modelkit.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown"):
+        SearchSpace(extra=("momentum",))
