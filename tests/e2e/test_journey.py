@@ -67,9 +67,9 @@ def test_newcomer_journey(page, studio_url, studio_dirs):
     _fill_number(page, "Image size (px)", 32)
     _fill_number(page, "Batch size", 64)
     page.get_by_role("button", name=re.compile("Launch training")).click()
-    page.get_by_text("Loss per batch").first.wait_for(timeout=TRAINING_TIMEOUT_MS)
+    page.get_by_text("Training loss per batch").first.wait_for(timeout=TRAINING_TIMEOUT_MS)
     page.reload()  # a refresh (a new browser session) finds the same job again
-    page.get_by_text("Loss per batch").first.wait_for(timeout=TRAINING_TIMEOUT_MS)
+    page.get_by_text("Training loss per batch").first.wait_for(timeout=TRAINING_TIMEOUT_MS)
     page.get_by_text("Training finished.").wait_for(timeout=TRAINING_TIMEOUT_MS)
     assert page.locator(".js-plotly-plot").count() >= 2
     screenshot(page, "2-train")
