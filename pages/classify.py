@@ -16,8 +16,9 @@ from PIL import Image
 from modelkit import plots
 from modelkit.imageio import ImageLoadError, load_image
 from modelkit.inference import Prediction, Predictor
-from modelkit.runs import RunInfo, RunStore
-from studio.state import RUN_KEY, settings
+from modelkit.runs import RunStore
+from studio.run_picker import pick_run
+from studio.state import settings
 
 PAGE_SIZE = 12  # image cards per page
 CARD_COLUMNS = 3
@@ -30,28 +31,6 @@ MAX_IMAGE_BYTES = 50 * 1024 * 1024  # per image: a bigger upload is named and le
 def _predictor(checkpoint: str, mtime_ns: int) -> Predictor:
     """One warm Predictor per checkpoint file; a rewritten file (new mtime) loads afresh."""
     return Predictor(checkpoint)
-
-
-def _pick_run(runs: list[RunInfo], key: str) -> RunInfo:
-    """A run selectbox that starts at the run chosen on any page (RUN_KEY), else the newest."""
-    by_path = {str(r.path): r for r in runs}
-    wanted = st.session_state.get(RUN_KEY)
-    current = wanted if wanted in by_path else str(runs[0].path)
-    if st.session_state.get(key) != current:
-        st.session_state[key] = current
-    st.session_state.setdefault(RUN_KEY, current)
-
-    def remember() -> None:
-        st.session_state[RUN_KEY] = st.session_state[key]
-
-    st.selectbox(
-        "Model (run)",
-        list(by_path),
-        key=key,
-        format_func=lambda p: by_path[p].id,
-        on_change=remember,
-    )
-    return by_path[st.session_state[key]]
 
 
 def _thumbnail(data: bytes) -> bytes | None:
@@ -148,7 +127,7 @@ if not runs:
 
 left, right = st.columns([3, 1], vertical_alignment="bottom")
 with left:
-    run = _pick_run(runs, "classify_run")
+    run = pick_run(runs, "classify_run", label="Model (run)")
 checkpoint = run.path / "checkpoints" / "best.pt"
 try:
     model_key = (str(checkpoint), checkpoint.stat().st_mtime_ns)

@@ -19,7 +19,8 @@ from modelkit.imageio import ImageLoadError, load_image
 from modelkit.metrics import Evaluation, load_evaluation
 from modelkit.runs import RunInfo, RunStore, read_json, read_metrics
 from studio.embeddings_tab import embeddings_tab
-from studio.state import RUN_KEY, settings
+from studio.run_picker import pick_run
+from studio.state import settings
 
 THUMB_PX = 128  # thumbnails are decoded once at this size and cached
 CELL_LIMIT = 24  # images shown for one confusion-matrix cell
@@ -74,28 +75,6 @@ def _run_label(run: RunInfo) -> str:
     acc = run.best_val_acc
     score = f" · val acc {acc:.1%}" if isinstance(acc, (int, float)) else ""
     return f"{run.id} · {run.state}{score}"
-
-
-def _pick_run(runs: list[RunInfo], key: str) -> RunInfo:
-    """A run selectbox that starts at the run chosen on any page (RUN_KEY), else the newest."""
-    by_path = {str(r.path): r for r in runs}
-    wanted = st.session_state.get(RUN_KEY)
-    current = wanted if wanted in by_path else str(runs[0].path)
-    if st.session_state.get(key) != current:
-        st.session_state[key] = current
-    st.session_state.setdefault(RUN_KEY, current)
-
-    def remember() -> None:
-        st.session_state[RUN_KEY] = st.session_state[key]
-
-    st.selectbox(
-        "Run",
-        list(by_path),
-        key=key,
-        format_func=lambda p: _run_label(by_path[p]),
-        on_change=remember,
-    )
-    return by_path[st.session_state[key]]
 
 
 def _caption(p: dict) -> str:
@@ -303,7 +282,7 @@ if not runs:
 
 left, middle, right = st.columns([3, 1.2, 1], vertical_alignment="bottom")
 with left:
-    run = _pick_run(runs, "evaluate_run")
+    run = pick_run(runs, "evaluate_run", format_run=_run_label)
 splits = read_json(run.path / "splits.json", {}) or {}
 split_options = [
     s

@@ -17,6 +17,7 @@ from modelkit.config import ConfigError
 from modelkit.engine import TrainingError
 from modelkit.jobs import JobBusyError
 from modelkit.runs import RunInfo, RunStore, read_metrics, run_state, wait_until
+from studio.run_picker import pick_run
 from studio.state import RUN_KEY, job_registry, settings
 
 STATE_LABELS = {
@@ -121,29 +122,6 @@ def _compare(runs: list[RunInfo]) -> None:
     )
 
 
-def _pick_run(runs: list[RunInfo], key: str) -> RunInfo:
-    """A run selectbox that starts at the run chosen on any page (RUN_KEY), else the newest."""
-    by_path = {str(r.path): r for r in runs}
-    wanted = st.session_state.get(RUN_KEY)
-    current = wanted if wanted in by_path else str(runs[0].path)
-    if st.session_state.get(key) != current:
-        st.session_state[key] = current
-    st.session_state.setdefault(RUN_KEY, current)
-
-    def remember() -> None:
-        st.session_state[RUN_KEY] = st.session_state[key]
-        st.session_state.pop(PENDING_DELETE, None)
-
-    st.selectbox(
-        "Run",
-        list(by_path),
-        key=key,
-        format_func=lambda p: by_path[p].id,
-        on_change=remember,
-    )
-    return by_path[st.session_state[key]]
-
-
 def _resume(run: RunInfo) -> None:
     try:
         job = job_registry().launch(resume_dir=run.path)
@@ -216,7 +194,9 @@ def _export(run: RunInfo) -> None:
 
 def _manage(runs: list[RunInfo]) -> None:
     st.subheader("Manage a run")
-    run = _pick_run(runs, "runs_manage")
+    run = pick_run(
+        runs, "runs_manage", on_change=lambda: st.session_state.pop(PENDING_DELETE, None)
+    )
     running = run.state == "running"
     st.caption(f"{run.summary()} · {run.path}")
     if run.state == "failed" and run.error:
