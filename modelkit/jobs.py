@@ -81,6 +81,17 @@ class LiveView:
     def active(self) -> bool:
         return self.state in ("starting", "decoding", "running")
 
+    def copy(self) -> LiveView:
+        """A copy whose lists a page can read while the training thread appends to the original."""
+        return LiveView(
+            **{
+                **self.__dict__,
+                "batch_losses": list(self.batch_losses),
+                "epoch_metrics": list(self.epoch_metrics),
+                "log": deque(self.log, maxlen=500),
+            }
+        )
+
 
 class TrainingJob:
     """One training run in a daemon thread."""
@@ -118,15 +129,7 @@ class TrainingJob:
     def snapshot(self) -> LiveView:
         """A copy of the live view that a page can draw without holding the lock."""
         with self.lock:
-            v = self.view
-            return LiveView(
-                **{
-                    **v.__dict__,
-                    "batch_losses": list(v.batch_losses),
-                    "epoch_metrics": list(v.epoch_metrics),
-                    "log": deque(v.log, maxlen=500),
-                }
-            )
+            return self.view.copy()
 
     def _main(self) -> None:
         try:
@@ -210,16 +213,8 @@ class JobRegistry:
         self, config: TrainConfig | None = None, resume_dir: str | Path | None = None
     ) -> TrainingJob:
         with self._lock:
-            running = self._current
-            if running is not None and running.thread.is_alive():
-                raise JobBusyError(
-                    f"training job {running.name} is still running; stop it or wait for it "
-                    "to finish before launching another"
-                )
-            job = TrainingJob(config, resume_dir)
-            self._current = job
-            self._history.append(job)
-            return job.start()
+            self._refuse_if_busy()
+            return self._start(TrainingJob(config, resume_dir))
 
     def launch_subprocess(self, config: TrainConfig, nproc: int):
         """Train with ``torchrun --nproc_per_node=nproc`` (one process per GPU); the job has
@@ -227,16 +222,22 @@ class JobRegistry:
         from modelkit.subprocess_job import TorchrunJob
 
         with self._lock:
-            running = self._current
-            if running is not None and running.thread.is_alive():
-                raise JobBusyError(
-                    f"training job {running.name} is still running; stop it or wait for it "
-                    "to finish before launching another"
-                )
-            job = TorchrunJob(config, nproc)
-            self._current = job  # type: ignore[assignment] - same interface, another process
-            self._history.append(job)  # type: ignore[arg-type]
-            return job.start()
+            self._refuse_if_busy()
+            return self._start(TorchrunJob(config, nproc))
+
+    def _refuse_if_busy(self) -> None:
+        running = self._current
+        if running is not None and running.thread.is_alive():
+            raise JobBusyError(
+                f"training job {running.name} is still running; stop it or wait for it "
+                "to finish before launching another"
+            )
+
+    def _start(self, job):
+        """Record and start ``job`` (a TrainingJob, or a TorchrunJob with the same interface)."""
+        self._current = job
+        self._history.append(job)
+        return job.start()
 
     def stop(self) -> None:
         job = self.active()

@@ -129,15 +129,7 @@ class TorchrunJob:
 
     def snapshot(self) -> LiveView:
         with self.lock:
-            v = self.view
-            return LiveView(
-                **{
-                    **v.__dict__,
-                    "batch_losses": list(v.batch_losses),
-                    "epoch_metrics": list(v.epoch_metrics),
-                    "log": deque(v.log, maxlen=500),
-                }
-            )
+            return self.view.copy()
 
     # -- watching ---------------------------------------------------------------------------------
     def _find_run_dir(self) -> str:
