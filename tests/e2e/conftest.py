@@ -42,49 +42,52 @@ def studio_dirs(tmp_path_factory) -> dict[str, Path]:
     return dirs
 
 
-@pytest.fixture(scope="session")
-def studio_url(studio_dirs):
+def start_server(dirs: dict[str, Path]) -> tuple[subprocess.Popen, str]:
+    """``streamlit run app.py`` on a free loopback port against ``dirs``; waits until healthy."""
     port = _free_port()
     env = {
         **os.environ,
-        "MODELKIT_DATA_DIR": str(studio_dirs["data"]),
-        "MODELKIT_RUNS_DIR": str(studio_dirs["runs"]),
-        "MODELKIT_ALLOWED_ROOTS": str(studio_dirs["home"]),
+        "MODELKIT_DATA_DIR": str(dirs["data"]),
+        "MODELKIT_RUNS_DIR": str(dirs["runs"]),
+        "MODELKIT_ALLOWED_ROOTS": str(dirs["home"]),
     }
-    log = open(studio_dirs["home"] / "server.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", "app.py",
-            "--server.port", str(port),
-            "--server.address", "127.0.0.1",
-            "--server.headless", "true",
-        ],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    log_path = dirs["home"] / f"server-{port}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "streamlit", "run", "app.py",
+                "--server.port", str(port),
+                "--server.address", "127.0.0.1",
+                "--server.headless", "true",
+            ],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
                 if r.status == 200:
-                    break
+                    return proc, url
         except OSError:
             time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not answer on /_stcore/health within 60 s")
-    if proc.poll() is not None:
-        log.close()
-        pytest.fail("streamlit exited: " + (studio_dirs["home"] / "server.log").read_text()[-2000:])
-    yield url
+    proc.kill()
+    pytest.fail("streamlit did not start: " + log_path.read_text(errors="replace")[-2000:])
+
+
+def stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+
+
+@pytest.fixture(scope="session")
+def studio_url(studio_dirs):
+    proc, url = start_server(studio_dirs)
+    yield url
+    stop_server(proc)
 
 
 @pytest.fixture(scope="session")
