@@ -47,8 +47,7 @@ def _timeit(backends: dict, x: torch.Tensor, repeat: int, warmup: int = 3) -> di
 def _make_run(folder: Path, arch: str, image_size: int) -> Path:
     from modelkit.checkpoint import atomic_write_json, save_checkpoint
     from modelkit.config import TrainConfig
-    from modelkit.imageio import resize_size_for
-    from modelkit.models import IMAGENET_MEAN, IMAGENET_STD, build_model
+    from modelkit.models import build_model, preprocessing
 
     torch.manual_seed(0)
     classes = [f"class{i}" for i in range(10)]
@@ -61,12 +60,7 @@ def _make_run(folder: Path, arch: str, image_size: int) -> Path:
             "arch": arch,
             "classes": classes,
             "config": cfg.to_dict(),
-            "preprocess": {
-                "image_size": image_size,
-                "resize_size": resize_size_for(image_size),
-                "mean": list(IMAGENET_MEAN),
-                "std": list(IMAGENET_STD),
-            },
+            "preprocess": preprocessing(image_size),
             "epoch": 1,
             "metrics": {},
         },

@@ -577,12 +577,7 @@ class Trainer:
             "arch": cfg.arch,
             "classes": list(self.classes),
             "config": cfg.to_dict(),
-            "preprocess": {
-                "image_size": cfg.image_size,
-                "resize_size": resize_size_for(cfg.image_size),
-                "mean": list(models.IMAGENET_MEAN),
-                "std": list(models.IMAGENET_STD),
-            },
+            "preprocess": models.preprocessing(cfg.image_size),
             "epoch": epoch + 1,
             "metrics": metrics,
         }

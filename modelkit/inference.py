@@ -55,18 +55,11 @@ class Predictor:
         precision: str = "auto",
         batch_size: int = 32,
     ):
-        self.checkpoint = resolve_checkpoint(checkpoint)
-        payload = require_modelkit(load_checkpoint(self.checkpoint), self.checkpoint)
+        payload = self._load(checkpoint, batch_size)
         cfg = payload["config"]
-        self.arch: str = payload["arch"]
-        self.classes: list[str] = list(payload["classes"])
-        pre = payload["preprocess"]
-        self.image_size = int(pre["image_size"])
-        self.resize_size = int(pre["resize_size"])
         self.device = pick_device(device)
         self.precision = _inference_precision(precision, cfg.get("precision"), self.device)
         self.channels_last = self.device.type != "mps"
-        self.batch_size = batch_size
         self.model = models.build_model(
             self.arch,
             len(self.classes),
@@ -79,6 +72,23 @@ class Predictor:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
+    def _load(self, checkpoint: str | Path, batch_size: int) -> dict:
+        """Read the checkpoint and what every backend needs from it: classes, preprocessing."""
+        self.checkpoint = resolve_checkpoint(checkpoint)
+        payload = require_modelkit(load_checkpoint(self.checkpoint), self.checkpoint)
+        self.arch: str = payload["arch"]
+        self.classes: list[str] = list(payload["classes"])
+        pre = payload["preprocess"]
+        self.image_size = int(pre["image_size"])
+        self.resize_size = int(pre["resize_size"])
+        self.batch_size = batch_size
+        return payload
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float logits on the CPU for a normalised batch; other backends replace only this."""
+        with autocast(self.device, self.precision):
+            return self.model(x).float().cpu()
+
     def preprocess(self, source: ImageSource) -> np.ndarray:
         img = load_image(source, min_size=self.resize_size)
         return square_resize(img, self.resize_size)
@@ -90,8 +100,7 @@ class Predictor:
         for start in range(0, len(squares), self.batch_size):
             chunk = torch.from_numpy(np.stack(squares[start : start + self.batch_size]))
             x = eval_batch(chunk.to(self.device), self.image_size, self.channels_last)
-            with autocast(self.device, self.precision):
-                outs.append(self.model(x).float().cpu())
+            outs.append(self._forward(x))
         return torch.cat(outs) if outs else torch.zeros(0, len(self.classes))
 
     def predict(self, source: ImageSource, top_k: int = 5) -> Prediction:

@@ -63,6 +63,18 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def preprocessing(image_size: int) -> dict[str, Any]:
+    """What a checkpoint records so inference preprocesses exactly as evaluation did."""
+    from modelkit.imageio import resize_size_for
+
+    return {
+        "image_size": image_size,
+        "resize_size": resize_size_for(image_size),
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+    }
+
+
 def head_in_features(head: nn.Module) -> int:
     """Input width of a classifier: a Linear, or the first Linear inside a Sequential."""
     if isinstance(head, nn.Linear):

@@ -9,15 +9,11 @@ picks the backend by name, for the CLI (``predict --backend onnxruntime``) and t
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from modelkit.augment import eval_batch
-from modelkit.checkpoint import load_checkpoint, require_modelkit
-from modelkit.inference import Predictor, resolve_checkpoint
+from modelkit.inference import Predictor
 
 BACKENDS = ("pytorch", "onnxruntime")
 
@@ -36,17 +32,10 @@ class OnnxPredictor(Predictor):
             raise export.ExportError(
                 "the onnxruntime backend needs the onnxruntime package: pip install onnxruntime"
             )
-        self.checkpoint = resolve_checkpoint(checkpoint)
-        payload = require_modelkit(load_checkpoint(self.checkpoint), self.checkpoint)
-        self.arch: str = payload["arch"]
-        self.classes: list[str] = list(payload["classes"])
-        pre = payload["preprocess"]
-        self.image_size = int(pre["image_size"])
-        self.resize_size = int(pre["resize_size"])
+        self._load(checkpoint, batch_size)
         self.device = torch.device("cpu")
         self.precision = "fp32"
         self.channels_last = False
-        self.batch_size = batch_size
         if model_path is None:
             run_dir = self.checkpoint.parent.parent
             if not export.card_is_current(run_dir, "onnx"):
@@ -55,13 +44,8 @@ class OnnxPredictor(Predictor):
         self.model_path = Path(model_path)
         self.session = export.onnx_session(self.model_path, threads)
 
-    def logits(self, squares: Sequence[np.ndarray]) -> torch.Tensor:
-        outs = []
-        for start in range(0, len(squares), self.batch_size):
-            chunk = torch.from_numpy(np.stack(squares[start : start + self.batch_size]))
-            x = eval_batch(chunk, self.image_size, channels_last=False)
-            outs.append(torch.from_numpy(self.session.run(["logits"], {"images": x.numpy()})[0]))
-        return torch.cat(outs) if outs else torch.zeros(0, len(self.classes))
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(["logits"], {"images": x.numpy()})[0])
 
 
 def make_predictor(

@@ -136,8 +136,7 @@ def write_checkpoint(
 
     from modelkit.checkpoint import save_checkpoint
     from modelkit.config import TrainConfig
-    from modelkit.imageio import resize_size_for
-    from modelkit.models import IMAGENET_MEAN, IMAGENET_STD, build_model
+    from modelkit.models import build_model, preprocessing
 
     torch.manual_seed(seed)
     cfg = TrainConfig(**{**FAST_SETTINGS, "arch": arch, "image_size": image_size})
@@ -150,12 +149,7 @@ def write_checkpoint(
             "arch": arch,
             "classes": list(classes),
             "config": cfg.to_dict(),
-            "preprocess": {
-                "image_size": image_size,
-                "resize_size": resize_size_for(image_size),
-                "mean": list(IMAGENET_MEAN),
-                "std": list(IMAGENET_STD),
-            },
+            "preprocess": preprocessing(image_size),
             "epoch": 1,
             "metrics": {},
         },
