@@ -6,6 +6,7 @@ page caches it); ``counts_bar`` is the plotly figure of images per class and spl
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from modelkit.data import DatasetIndex
-from modelkit.imageio import SYSTEM_FILES, ImageLoadError, load_image
+from modelkit.imageio import SYSTEM_FILES, ImageLoadError, ImageSource, load_image
 from modelkit.report import DatasetReport
 
 SPLIT_COLOURS = {"train": "#4C78A8", "val": "#F58518", "test": "#54A24B"}
@@ -213,19 +214,41 @@ def sample_paths(
     return out
 
 
+def fit_thumbnail(source: ImageSource, size: int, enlarge: bool = False) -> Image.Image:
+    """The image fitted into a ``size`` square, upright RGB; raises ImageLoadError.
+
+    ``enlarge`` scales tiny images (CIFAR's 32 px) up so they can be seen."""
+    img = load_image(source if isinstance(source, bytes) else os.fspath(source), min_size=size)
+    w, h = img.size
+    if enlarge and max(w, h) < size:
+        scale = size / max(w, h)
+        return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+    img.thumbnail((size, size), Image.BILINEAR)
+    return img
+
+
 def thumbnail(path: str | os.PathLike, size: int = 96) -> np.ndarray | None:
     """The image fitted into a ``size`` square (uint8 HxWx3, upright RGB); None if unreadable."""
     try:
-        img = load_image(os.fspath(path), min_size=size)
+        img = fit_thumbnail(path, size, enlarge=True)
     except (ImageLoadError, OSError):
         return None
-    w, h = img.size
-    if max(w, h) < size:  # tiny images (CIFAR's 32 px) are enlarged so they can be seen
-        scale = size / max(w, h)
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
-    else:
-        img.thumbnail((size, size), Image.BILINEAR)
     return np.asarray(img, dtype=np.uint8).copy()
+
+
+def thumbnail_jpeg(
+    source: ImageSource, size: int, letterbox: tuple[int, int, int] | None = None
+) -> bytes:
+    """JPEG bytes of a small thumbnail for a page; ``letterbox`` pads it to a square of that
+    colour so cards line up. Raises ImageLoadError naming the file."""
+    img = fit_thumbnail(source, size)
+    if letterbox is not None:
+        square = Image.new("RGB", (size, size), letterbox)
+        square.paste(img, ((size - img.width) // 2, (size - img.height) // 2))
+        img = square
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
 
 
 def contact_sheet(

@@ -6,16 +6,15 @@ for a set of uploads are computed once and reused while only the top-k slider mo
 
 from __future__ import annotations
 
-import io
 import math
 
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from modelkit import plots
-from modelkit.imageio import ImageLoadError, load_image
+from modelkit.imageio import ImageLoadError
 from modelkit.inference import Prediction, Predictor
+from modelkit.plots_data import thumbnail_jpeg
 from modelkit.runs import RunStore
 from studio.run_picker import pick_run
 from studio.state import settings
@@ -34,17 +33,10 @@ def _predictor(checkpoint: str, mtime_ns: int) -> Predictor:
 
 
 def _thumbnail(data: bytes) -> bytes | None:
-    try:
-        img = load_image(data, min_size=THUMB_PX)
+    try:  # letterboxed so every card has the same height and the bars line up
+        return thumbnail_jpeg(data, THUMB_PX, letterbox=(240, 242, 246))
     except ImageLoadError:
         return None
-    img.thumbnail((THUMB_PX, THUMB_PX))
-    # Letterboxed onto a square so every card has the same height and the bars line up.
-    square = Image.new("RGB", (THUMB_PX, THUMB_PX), (240, 242, 246))
-    square.paste(img, ((THUMB_PX - img.width) // 2, (THUMB_PX - img.height) // 2))
-    buf = io.BytesIO()
-    square.save(buf, "JPEG", quality=85)
-    return buf.getvalue()
 
 
 def classify(

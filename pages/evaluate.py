@@ -6,7 +6,6 @@ and figure comes from modelkit, this page only draws.
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -15,8 +14,9 @@ import streamlit as st
 
 from modelkit import plots
 from modelkit.evaluate import evaluate_run
-from modelkit.imageio import ImageLoadError, load_image
+from modelkit.imageio import ImageLoadError
 from modelkit.metrics import Evaluation, load_evaluation
+from modelkit.plots_data import thumbnail_jpeg
 from modelkit.runs import RunInfo, RunStore, read_json, read_metrics
 from studio.embeddings_tab import embeddings_tab
 from studio.run_picker import pick_run
@@ -54,13 +54,9 @@ def _load_evaluation(run_dir: str, split: str, stamp: tuple[int, ...]) -> Evalua
 def _thumbnail(path: str, stamp: tuple[int, ...], size: int = THUMB_PX) -> bytes | str:
     """JPEG bytes of a small thumbnail, or the reason the file cannot be shown."""
     try:
-        img = load_image(path, min_size=size)
+        return thumbnail_jpeg(path, size)
     except ImageLoadError as exc:
         return exc.reason
-    img.thumbnail((size, size))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=85)
-    return buf.getvalue()
 
 
 def _evaluable(run: RunInfo) -> bool:

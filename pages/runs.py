@@ -17,6 +17,7 @@ from modelkit.config import ConfigError
 from modelkit.engine import TrainingError
 from modelkit.jobs import JobBusyError
 from modelkit.runs import RunInfo, RunStore, read_metrics, run_state, wait_until
+from studio.formatting import duration_text
 from studio.run_picker import pick_run
 from studio.state import RUN_KEY, job_registry, settings
 
@@ -31,17 +32,6 @@ COMPARE_DEFAULT = 3
 PENDING_DELETE = "_runs_delete_pending"  # id of the run whose deletion awaits confirmation
 FLASH = "_runs_flash"  # (kind, message) shown once on the next run of the page
 EXPORTED = "_runs_exported"  # (file, max abs diff, samples) of the last export
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return ""
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def _created(text: str) -> datetime | None:

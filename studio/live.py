@@ -10,16 +10,8 @@ import streamlit as st
 
 from modelkit.jobs import TrainingJob
 from modelkit.plots import accuracy_figure, batch_loss_figure, curves_figure
+from studio.formatting import duration_text
 from studio.state import RUN_KEY, job_registry
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "estimating…"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h {m:02d}m" if h else (f"{m}m {s:02d}s" if m else f"{s}s")
 
 
 @st.fragment(run_every=1.5)
@@ -38,12 +30,10 @@ def live_view() -> None:
         )
         st.progress(v.cache_done / total if v.cache_total else 0.0, text=text)
     else:
-        text = f"epoch {min(v.epoch + 1, v.epochs)}/{v.epochs} · batch {v.batch}/{v.batches}" + (
-            f" · ETA {_duration(v.eta_seconds)}" if v.active else f" · {v.state}"
-        )
-        st.progress(
-            v.fraction if v.active else 1.0 if v.state == "finished" else v.fraction, text=text
-        )
+        where = f"epoch {min(v.epoch + 1, v.epochs)}/{v.epochs} · batch {v.batch}/{v.batches}"
+        eta = duration_text(v.eta_seconds) or "estimating…"
+        text = where + (f" · ETA {eta}" if v.active else f" · {v.state}")
+        st.progress(1.0 if v.state == "finished" else v.fraction, text=text)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("State", v.state)
     c2.metric("Learning rate", f"{v.lr:.2e}" if v.lr else "–")

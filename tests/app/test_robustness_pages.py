@@ -12,6 +12,7 @@ import torch
 import torchvision
 from conftest import REPO, make_colour_dataset
 
+from modelkit.runs import wait_until
 from studio.state import job_registry
 
 TRAIN, CLASSIFY, EVALUATE, RUNS, DATASET = (
@@ -81,6 +82,8 @@ def test_two_sessions_see_one_job_and_the_second_cannot_launch(open_page, app_di
     job = job_registry().active()
     assert job is not None
     try:
+        # the job is named after its run folder once the trainer has made it
+        assert wait_until(lambda: bool(job.snapshot().run_dir), timeout=60)
         second = open_page(TRAIN)  # another browser tab: its own session, the same registry
         errors(second)
         assert any(job.name in s.value for s in second.subheader)
