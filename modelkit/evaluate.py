@@ -13,7 +13,7 @@ from modelkit.runs import read_json
 
 
 class EvaluationError(RuntimeError):
-    pass
+    """The run cannot be evaluated on that split; the message says why."""
 
 
 def evaluate_run(

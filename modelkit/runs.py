@@ -21,7 +21,6 @@ from typing import Any
 
 from modelkit.checkpoint import atomic_write_json
 from modelkit.events import (
-    CheckpointSaved,
     EpochEnd,
     Event,
     Failed,
@@ -285,8 +284,6 @@ class RunRecorder:
             if event.is_best:
                 changes["best"] = row
             self._write_status(**changes)
-        elif isinstance(event, CheckpointSaved):
-            pass
         elif isinstance(event, Message):
             self._append_log(event.text, event.level)
         elif isinstance(event, Finished):
