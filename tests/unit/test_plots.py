@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 
 from modelkit import plots
@@ -118,3 +121,22 @@ def test_log_scale_applies_to_losses_not_rates():
     assert plots.curves_figure(ROWS, log_y=True).layout.yaxis.type == "log"
     assert plots.compare_runs_figure({"a": ROWS}, "val_loss", log_y=True).layout.yaxis.type == "log"
     assert plots.compare_runs_figure({"a": ROWS}, "val_acc", log_y=True).layout.yaxis.type != "log"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: plots.curves_figure(ROWS, log_y=True),
+        lambda: plots.accuracy_figure([{**r, "phase": 1 + (r["epoch"] > 1)} for r in ROWS]),
+        lambda: plots.compare_runs_figure({"run-a": ROWS, "run-b": ROWS[:1]}, "val_acc"),
+        lambda: plots.batch_loss_figure([(1, 2.0), (2, 1.0), (3, 1.5)]),
+        lambda: plots.batch_loss_figure([]),
+    ],
+)
+def test_line_figures_built_without_validation_are_what_plotly_validates(build):
+    """The line charts skip plotly's validation for speed: the browser must get the same JSON
+    (default template included) as from a validated figure of the same dicts."""
+    fig = build()
+    validated = go.Figure(fig.to_dict())
+    assert json.loads(pio.to_json(fig, validate=False)) == json.loads(pio.to_json(validated))
+    assert fig.layout.template.layout.colorway  # the default look, not a bare figure
