@@ -3,10 +3,12 @@
 The reference is the PyTorch transfer-learning tutorial: ImageFolder-style PIL transforms every
 epoch, a DataLoader with 2 workers, an fp32 model and SGD. Both sides train the same
 architecture on the same split, image size, batch size and epochs; each runs in its own child
-process so peak RSS and thread pools are its own.
+process so peak RSS and thread pools are its own. A third child times the bare training step
+on random tensors with modelkit's compute settings: the ceiling no loop can pass on this machine.
 
     python benchmarks/bench_train.py ../shared/datasets/hymenoptera_data --image-size 224
     python benchmarks/bench_train.py DATA --freeze   # head-only training on a frozen backbone
+    python benchmarks/bench_train.py DATA --image-size 128 --epochs 10 --seeds 3  # accuracy noise
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import multiprocessing as mp
 import queue
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -166,6 +169,55 @@ def run_modelkit(args, q) -> None:
     q.put(result)
 
 
+def run_bare_step(args, q) -> None:
+    """The ceiling: modelkit's model and precision stepping on random tensors already in memory,
+    so no decoding, augmentation or bookkeeping. A loop cannot beat this on the same machine;
+    how close modelkit gets says what is left in the loop and what is the hardware."""
+    import torch
+
+    from modelkit.device import autocast, pick_device, resolve_precision
+    from modelkit.models import build_model, set_backbone_trainable
+
+    torch.manual_seed(args.seed)
+    device = pick_device("auto")
+    precision = resolve_precision(args.precision, device)
+    model = build_model(args.arch, 2).to(device, memory_format=torch.channels_last)
+    if args.freeze:
+        set_backbone_trainable(model, args.arch, False)
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9
+    )
+    x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 2, (args.batch_size,), device=device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with autocast(device, precision):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        float(loss.detach())  # waits for the device
+
+    for _ in range(2):
+        step()
+    steps, start = 8, time.perf_counter()
+    for _ in range(steps):
+        step()
+    q.put({"steady_images_per_second": steps * args.batch_size / (time.perf_counter() - start)})
+
+
+def _combine(runs: list[dict]) -> dict:
+    """Means over seeds, with the spread of validation accuracy: on a small validation set one
+    seed's accuracy moves by several points, so a comparison needs the noise beside it."""
+    keys = ("steady_images_per_second", "first_epoch_end_s", "wall_s", "val_acc")
+    out = {k: statistics.fmean(r[k] for r in runs) for k in keys}
+    out["val_acc_sd"] = statistics.stdev(r["val_acc"] for r in runs) if len(runs) > 1 else 0.0
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    out["epoch_seconds"] = runs[0]["epoch_seconds"]
+    return out
+
+
 def _in_child(fn, args) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -194,15 +246,27 @@ def main(argv=None) -> int:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--freeze", action="store_true", help="train the head only")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seeds", type=int, default=1, help="repeat both sides over this many seeds, report means"
+    )
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
 
-    naive = _in_child(run_naive, args)
-    ours = _in_child(run_modelkit, args)
+    naive_runs, our_runs = [], []
+    for seed in range(args.seed, args.seed + args.seeds):  # alternate so drift hits both sides
+        args.seed = seed
+        naive_runs.append(_in_child(run_naive, args))
+        our_runs.append(_in_child(run_modelkit, args))
+    args.seed -= args.seeds - 1
+    naive, ours = _combine(naive_runs), _combine(our_runs)
+    bare = _in_child(run_bare_step, args)["steady_images_per_second"]
     ratios = {
         "throughput_x": ours["steady_images_per_second"] / naive["steady_images_per_second"],
         "wall_time_x": naive["wall_s"] / ours["wall_s"],
         "first_epoch_x": naive["first_epoch_end_s"] / ours["first_epoch_end_s"],
+        "val_acc_diff": ours["val_acc"] - naive["val_acc"],
+        "bare_step_ceiling_x": bare / naive["steady_images_per_second"],
+        "share_of_ceiling": ours["steady_images_per_second"] / bare,
     }
     rows = [
         ("steady images/s", "steady_images_per_second", "{:.1f}"),
@@ -213,12 +277,20 @@ def main(argv=None) -> int:
     ]
     mode = "head only (frozen backbone)" if args.freeze else "full fine-tuning"
     print(f"\n{args.arch} {mode}, {args.image_size}px, batch {args.batch_size}, {args.data}")
-    print(f"{'':<26}{'naive':>12}{'modelkit':>12}")
+    seeds = f"seeds {args.seed}..{args.seed + args.seeds - 1}, mean" if args.seeds > 1 else ""
+    print(f"{seeds:<26}{'naive':>12}{'modelkit':>12}")
     for label, key, fmt in rows:
         print(f"{label:<26}{fmt.format(naive[key]):>12}{fmt.format(ours[key]):>12}")
+    if args.seeds > 1:
+        sd = f"{naive['val_acc_sd']:.3f}", f"{ours['val_acc_sd']:.3f}"
+        print(f"{'val accuracy, 1 sd':<26}{sd[0]:>12}{sd[1]:>12}")
+    print(f"{'bare step on random data':<26}{'':>12}{bare:>12.1f}")
     for key, value in ratios.items():
         print(f"{key:<26}{value:>24.2f}")
     out = {"args": {k: str(v) for k, v in vars(args).items()}, "naive": naive, "modelkit": ours}
+    out["bare_step_images_per_second"] = bare
+    if args.seeds > 1:
+        out["runs"] = {"naive": naive_runs, "modelkit": our_runs}
     out["ratios"] = ratios
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
