@@ -154,6 +154,7 @@ def run_modelkit(args, q) -> None:
             batch_size=args.batch_size,
             epochs=args.epochs,
             lr=args.lr,
+            weight_decay=0.0,  # the tutorial's SGD: only the speed work differs between the sides
             scheduler="none",
             freeze_backbone=args.freeze,
             precision=args.precision,

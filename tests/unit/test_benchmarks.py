@@ -1,0 +1,58 @@
+"""The benchmark scripts still run end to end and write the numbers the README quotes.
+
+Nothing here checks a speed (machines are noisy); these only keep the scripts from rotting: each
+runs as a person would run it, on a tiny generated dataset, and its JSON must hold every field.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def run_script(name: str, *args: str, cwd: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_bench_train_reports_both_sides_the_ceiling_and_the_accuracy_spread(tmp_path, helpers):
+    data = helpers.write_dataset(tmp_path / "data", num_classes=2, per_class=8, size=(40, 40))
+    out = tmp_path / "train.json"
+    args = ["--image-size", "32", "--batch-size", "4", "--epochs", "2", "--seeds", "2"]
+    printed = run_script("bench_train.py", str(data), *args, "--json", str(out), cwd=tmp_path)
+    result = json.loads(out.read_text())
+    for side in ("naive", "modelkit"):
+        assert result[side]["steady_images_per_second"] > 0
+        assert 0 <= result[side]["val_acc"] <= 1
+        assert result[side]["val_acc_sd"] >= 0
+        assert len(result["runs"][side]) == 2  # one per seed
+        assert result[side]["peak_rss_mb"] > 0
+    assert result["bare_step_images_per_second"] > 0
+    ratios = result["ratios"]
+    assert set(ratios) >= {"throughput_x", "bare_step_ceiling_x", "share_of_ceiling"}
+    assert "bare step on random data" in printed and "throughput_x" in printed
+
+
+def test_bench_reruns_reports_a_slowdown_per_mode_and_interval(tmp_path):
+    out = tmp_path / "reruns.json"
+    args = ["--classes", "2", "--per-class", "8", "--image-size", "32", "--batch-size", "4"]
+    args += ["--epochs", "2", "--intervals", "0.2", "--json", str(out)]
+    run_script("bench_reruns.py", *args, cwd=tmp_path)
+    result = json.loads(out.read_text())
+    assert set(result["slowdown"]) == {"figures 200 ms", "apptest 200 ms"}
+    assert all(v > 0 for v in result["slowdown"].values())
+    assert all(r["redraws"] > 0 for r in result["trials"]["apptest 200 ms"])  # it did rerun
