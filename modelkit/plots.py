@@ -83,6 +83,9 @@ def _line_figure(traces: list[dict[str, Any]], layout: dict[str, Any]) -> go.Fig
     that validating them changes nothing."""
     for trace in traces:
         trace.setdefault("type", "scatter")
+    top = max((max(t["x"]) for t in traces if len(t["x"])), default=0)
+    if top <= 10:  # plotly would put ticks at 0.5 steps, and "d" prints them as 0 1 1 2 2
+        layout["xaxis"]["dtick"] = 1
     return go.Figure(data=traces, layout=layout, _validate=False)
 
 

@@ -140,3 +140,11 @@ def test_line_figures_built_without_validation_are_what_plotly_validates(build):
     validated = go.Figure(fig.to_dict())
     assert json.loads(pio.to_json(fig, validate=False)) == json.loads(pio.to_json(validated))
     assert fig.layout.template.layout.colorway  # the default look, not a bare figure
+
+
+def test_a_short_run_gets_one_tick_per_epoch_and_a_long_one_plotly_s_own():
+    """Ticks between whole epochs printed with "d" read 0 1 1 2 2 under a one-epoch run."""
+    assert plots.curves_figure(ROWS[:1]).layout.xaxis.dtick == 1
+    assert plots.batch_loss_figure([(1, 2.0), (2, 1.0)]).layout.xaxis.dtick == 1
+    many = [{"epoch": e, "train_loss": 1.0 / e} for e in range(1, 41)]
+    assert plots.curves_figure(many).layout.xaxis.dtick is None
