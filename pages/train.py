@@ -38,9 +38,11 @@ def default(name: str):
 
 
 live_slot = st.container()  # the live view sits above the form, where a person looks first
+# A reloaded browser tab is a new session: start from the dataset of the job it finds.
+last_job = job_registry().current
 dataset = st.text_input(
     "Dataset folder",
-    value=st.session_state.get(DATASET_KEY, ""),
+    value=st.session_state.get(DATASET_KEY) or (last_job.config.data_dir if last_job else ""),
     help="Chosen on the Dataset page, or type a path: DATA/<class>/… or DATA/train|val/<class>/…",
 )
 if not dataset:

@@ -58,6 +58,11 @@ def test_launch_trains_and_shows_results(open_page, app_dirs):
     assert len(read_metrics(run_dir)) == 2
     config = json.loads((app_dirs["runs"] / run_dir.split("/")[-1] / "config.json").read_text())
     assert config["image_size"] == 32 and config["weights"] == "none"
+    # A reloaded tab is a new session: it finds the job, and the form starts from its dataset.
+    fresh = open_page("pages/train.py")
+    assert [m.value for m in fresh.metric if m.label == "State"] == ["finished"]
+    folder = next(w for w in fresh.text_input if w.label == "Dataset folder")
+    assert folder.value == str(dataset)
     assert at.session_state["selected_run"] == run_dir
 
 
