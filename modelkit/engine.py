@@ -336,6 +336,7 @@ class Trainer:
                 num_val=len(self.splits.get("val", [])),
                 start_epoch=int(payload["epoch"]) if payload else 0,
                 steps_per_epoch=self._steps_per_epoch(n_train),
+                start_step=int(payload.get("global_step", 0)) if payload else 0,
             )
         )
         if not resuming:

@@ -28,6 +28,7 @@ class RunStarted(Event):
     num_val: int
     start_epoch: int  # 0 for a new run, more when resuming
     steps_per_epoch: int
+    start_step: int = 0  # optimizer steps already taken when resuming
 
 
 @dataclass(frozen=True)

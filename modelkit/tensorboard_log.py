@@ -38,7 +38,11 @@ class TensorBoardLogger:
         if isinstance(event, RunStarted):
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(Path(event.run_dir) / "tensorboard"))
+            # Resuming: a killed process may have logged steps past its last checkpoint, which
+            # this run logs again; purge_step makes TensorBoard drop the stale ones.
+            purge = event.start_step + 1 if event.start_step else None
+            folder = str(Path(event.run_dir) / "tensorboard")
+            self.writer = SummaryWriter(folder, purge_step=purge)
             if not event.start_epoch:
                 text = "```\n" + json.dumps(event.config, indent=2) + "\n```"
                 self.writer.add_text("config", text, 0)
@@ -68,11 +72,10 @@ def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar of a run's TensorBoard files: {tag: [(step, value), ...]} (tests, tools)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out: dict[str, list[tuple[int, float]]] = {}
     folder = Path(run_dir) / "tensorboard"
-    for path in sorted(folder.glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            out.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
-    return out
+    if not folder.is_dir():
+        return {}
+    # The whole folder at once, as TensorBoard reads it, so a resumed run's purge applies.
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

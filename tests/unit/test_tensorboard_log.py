@@ -43,3 +43,27 @@ def test_a_broken_writer_turns_the_logger_off_without_failing():
     logger.writer = Broken()
     logger(BatchEnd(0, 0, 1, 1.0, 0.1, 10.0, 1))
     assert logger.broken and logger.writer is None
+
+
+def test_a_resumed_run_replaces_what_a_killed_one_logged_past_its_checkpoint(make_config):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from modelkit.events import EpochEnd
+
+    trainer = None
+
+    def stop_after_first_epoch(event):
+        if isinstance(event, EpochEnd) and event.epoch == 0:
+            trainer.stop()
+
+    trainer = Trainer(make_config(epochs=2), [stop_after_first_epoch])
+    run_dir = trainer.fit().run_dir  # last.pt holds epoch 1: steps 1..3
+    # What a process killed during epoch 2 leaves: batch losses past the checkpoint.
+    with SummaryWriter(str(run_dir / "tensorboard")) as stale:
+        for step in (4, 5):
+            stale.add_scalar("batch/loss", 99.0, step)
+    Trainer.resume(run_dir).fit()
+    losses = read_scalars(run_dir)["batch/loss"]
+    assert [s for s, _ in losses] == [1, 2, 3, 4, 5, 6]
+    assert 99.0 not in [v for _, v in losses]
+    assert [s for s, _ in read_scalars(run_dir)["epoch/train_loss"]] == [1, 2]
