@@ -149,7 +149,8 @@ def png() -> Callable[..., bytes]:
 
 @pytest.fixture(autouse=True)
 def _no_job_left_running():
-    """The job registry is a process-wide singleton: never let a test leave a job behind."""
+    """The job registry is a process-wide singleton: never let a test leave a job behind, nor
+    a finished one that the next test's pages would show (and take their defaults from)."""
     yield
     from studio.state import job_registry
 
@@ -157,6 +158,7 @@ def _no_job_left_running():
     if job is not None:
         job.stop()
         job.join(60)
+    job_registry.clear()
 
 
 @pytest.fixture
