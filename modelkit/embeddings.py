@@ -15,11 +15,8 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from modelkit.cache import ImageCache
-from modelkit.evaluate import EvaluationError
+from modelkit.evaluate import load_split
 from modelkit.features import headless
-from modelkit.inference import Predictor
-from modelkit.runs import read_json
 
 
 @dataclass
@@ -38,27 +35,14 @@ class Embeddings:
 def compute_embeddings(
     run_dir: str | Path, split: str = "val", checkpoint: str = "best", device: str = "auto"
 ) -> Embeddings:
-    run_dir = Path(run_dir)
-    splits = read_json(run_dir / "splits.json")
-    if not isinstance(splits, dict):
-        raise EvaluationError(f"{run_dir}: not a run folder (no readable splits.json)")
-    if not splits.get(split):
-        have = ", ".join(s for s, v in splits.items() if v) or "none"
-        raise EvaluationError(f"{run_dir}: the run has no '{split}' split (it has: {have})")
-    ckpt = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    if not ckpt.is_file():
-        ckpt = run_dir / "checkpoints" / "last.pt"
-    predictor = Predictor(ckpt, device=device)
-    paths = [p for p, _ in splits[split]]
-    labels = [int(y) for _, y in splits[split]]
-    cache = ImageCache(paths, predictor.resize_size)
-    keep = [i for i in range(len(paths)) if cache.valid[i]]
+    images = load_split(run_dir, split, checkpoint, device)
+    predictor = images.predictor
     with headless(predictor.model, predictor.arch):
-        feats = predictor.logits([cache.array[i] for i in keep])  # the head is Identity here
+        feats = predictor.logits(images.squares)  # the head is Identity here
     return Embeddings(
         features=feats.float().numpy().astype(np.float32),
-        paths=[paths[i] for i in keep],
-        labels=np.asarray([labels[i] for i in keep], dtype=np.int64),
+        paths=images.paths,
+        labels=np.asarray(images.labels, dtype=np.int64),
         classes=list(predictor.classes),
         split=split,
     )
