@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from modelkit.export import export_run, load_run_model, onnx_session  # noqa: E402
+from modelkit.serving.export import export_run, load_run_model, onnx_session  # noqa: E402
 
 
 def _timeit(backends: dict, x: torch.Tensor, repeat: int, warmup: int = 3) -> dict[str, float]:
@@ -45,9 +45,9 @@ def _timeit(backends: dict, x: torch.Tensor, repeat: int, warmup: int = 3) -> di
 
 
 def _make_run(folder: Path, arch: str, image_size: int) -> Path:
-    from modelkit.checkpoint import atomic_write_json, save_checkpoint
     from modelkit.config import TrainConfig
-    from modelkit.models import build_model, preprocessing
+    from modelkit.models.checkpoint import atomic_write_json, save_checkpoint
+    from modelkit.models.registry import build_model, preprocessing
 
     torch.manual_seed(0)
     classes = [f"class{i}" for i in range(10)]

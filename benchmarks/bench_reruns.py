@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def _figures_loop(job, stop: threading.Event, interval: float, counter: list[int], _) -> None:
-    from modelkit.plots import accuracy_figure, batch_loss_figure, curves_figure
+    from studio.figures import accuracy_figure, batch_loss_figure, curves_figure
 
     while not stop.is_set():
         v = job.snapshot()

@@ -63,8 +63,8 @@ def run_naive(args, q) -> None:
     from torch.utils.data import DataLoader
     from torchvision import transforms
 
-    from modelkit.data import scan_dataset
-    from modelkit.models import (
+    from modelkit.data.scan import scan_dataset
+    from modelkit.models.registry import (
         IMAGENET_MEAN,
         IMAGENET_STD,
         build_model,
@@ -132,8 +132,8 @@ def run_naive(args, q) -> None:
 
 def run_modelkit(args, q) -> None:
     from modelkit.config import TrainConfig
-    from modelkit.engine import Trainer
     from modelkit.events import EpochEnd
+    from modelkit.training.loop import Trainer
 
     t0 = time.perf_counter()
     epochs: list[dict] = []
@@ -177,7 +177,7 @@ def run_bare_step(args, q) -> None:
     import torch
 
     from modelkit.device import autocast, pick_device, resolve_precision
-    from modelkit.models import build_model, set_backbone_trainable
+    from modelkit.models.registry import build_model, set_backbone_trainable
 
     torch.manual_seed(args.seed)
     device = pick_device("auto")

@@ -1,5 +1,5 @@
 import sys
 
-from modelkit.cli import main
+from modelkit.cli.main import main
 
 sys.exit(main())

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ARCHITECTURES_HINT = "see modelkit.models.ARCHITECTURES"
+from modelkit.errors import ModelkitError
+
+ARCHITECTURES_HINT = "see modelkit.models.registry.ARCHITECTURES"
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 HEADS = ("linear", "mlp")
@@ -25,7 +27,7 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-class ConfigError(ValueError):
+class ConfigError(ModelkitError, ValueError):
     """Raised with every problem of a config at once, one per line."""
 
 
@@ -110,7 +112,7 @@ class TrainConfig:
             if type_problems.keys().isdisjoint(names.split()) and not ok():
                 p.append(msg)
 
-        from modelkit.models import ARCHITECTURES  # late: models imports torch
+        from modelkit.models.registry import ARCHITECTURES  # late: models imports torch
 
         need(
             "arch",

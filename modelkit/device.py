@@ -8,8 +8,10 @@ from pathlib import Path
 
 import torch
 
+from modelkit.errors import ModelkitError
 
-class DeviceError(RuntimeError):
+
+class DeviceError(ModelkitError, RuntimeError):
     """The device or number format asked for is not available on this machine."""
 
 

@@ -1,7 +1,7 @@
 """Classify: drop images on a trained model and read its top-k answers.
 
-The Predictor (modelkit.inference) is loaded once per checkpoint file and kept warm; predictions
-for a set of uploads are computed once and reused while only the top-k slider moves.
+The Predictor (modelkit.serving.predictor) is loaded once per checkpoint file and kept warm;
+predictions for a set of uploads are computed once and reused while only the top-k slider moves.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import math
 import pandas as pd
 import streamlit as st
 
-from modelkit import plots
-from modelkit.imageio import ImageLoadError
-from modelkit.inference import Prediction, Predictor
-from modelkit.plots_data import thumbnail_jpeg
-from modelkit.runs import RunStore
+from modelkit.data.imageio import ImageLoadError
+from modelkit.runs.store import RunStore
+from modelkit.serving.predictor import Prediction, Predictor
+from studio import figures as plots
+from studio.dataset_view import thumbnail_jpeg
 from studio.run_picker import pick_run
 from studio.state import settings
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from modelkit.archive import ArchiveError, extract_dataset_zip
-from modelkit.browse import (
+from modelkit.data.archive import ArchiveError, extract_dataset_zip
+from modelkit.data.browse import (
     BrowseError,
     folder_fingerprint,
     list_subfolders,
@@ -21,7 +21,7 @@ from modelkit.browse import (
     open_folder,
     parent_within,
 )
-from modelkit.builtin_datasets import (
+from modelkit.data.builtin import (
     BUILTIN_DATASETS,
     DatasetDownloadError,
     builtin_dir,
@@ -29,10 +29,10 @@ from modelkit.builtin_datasets import (
     is_exported,
     prepare_builtin_dataset,
 )
-from modelkit.data import DatasetError, scan_dataset
-from modelkit.plots_data import DatasetView, contact_sheet, counts_bar, dataset_view
-from modelkit.report import build_report
-from modelkit.samples import default_digits_dir, make_digits_dataset
+from modelkit.data.report import build_report
+from modelkit.data.samples import default_digits_dir, make_digits_dataset
+from modelkit.data.scan import DatasetError, scan_dataset
+from studio.dataset_view import DatasetView, contact_sheet, counts_bar, dataset_view
 from studio.state import DATASET_KEY, settings
 
 BROWSE_KEY = "ds_browse_dir"  # folder shown in the browser; None = list of allowed roots

@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from modelkit import plots
-from modelkit.evaluate import evaluate_run
-from modelkit.imageio import ImageLoadError
-from modelkit.metrics import Evaluation, load_evaluation
-from modelkit.plots_data import thumbnail_jpeg
-from modelkit.runs import RunInfo, RunStore, read_json, read_metrics
+from modelkit.data.imageio import ImageLoadError
+from modelkit.evaluation.evaluate import evaluate_run
+from modelkit.evaluation.metrics import Evaluation, load_evaluation
+from modelkit.runs.store import RunInfo, RunStore, read_json, read_metrics
+from studio import figures as plots
+from studio.dataset_view import thumbnail_jpeg
 from studio.embeddings_tab import embeddings_tab
 from studio.run_picker import pick_run
 from studio.state import settings

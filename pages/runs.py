@@ -1,6 +1,6 @@
 """Runs: every training run on disk, compared, resumed, downloaded or deleted.
 
-The runs folder is the database (modelkit.runs.RunStore); resuming hands the run to the
+The runs folder is the database (modelkit.runs.store.RunStore); resuming hands the run to the
 process-wide job registry, exactly as the Train page does for a new run.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from modelkit import plots
 from modelkit.config import ConfigError
-from modelkit.engine import TrainingError
 from modelkit.jobs import JobBusyError
-from modelkit.runs import RunInfo, RunStore, read_metrics, run_state, wait_until
+from modelkit.runs.store import RunInfo, RunStore, read_metrics, run_state, wait_until
+from modelkit.training.loop import TrainingError
+from studio import figures as plots
 from studio.formatting import duration_text
 from studio.run_picker import pick_run
 from studio.state import RUN_KEY, job_registry, settings
@@ -155,7 +155,7 @@ def _delete(run: RunInfo) -> None:
 
 def _export(run: RunInfo) -> None:
     """Export to TorchScript or ONNX (checked against PyTorch as it is written), then download."""
-    from modelkit.export import FORMATS, ExportError, export_run
+    from modelkit.serving.export import FORMATS, ExportError, export_run
 
     if _checkpoint(run) is None:
         return

@@ -16,10 +16,10 @@ from modelkit.config import (
     TrainConfig,
 )
 from modelkit.device import pick_device
-from modelkit.distributed import gpu_count
 from modelkit.jobs import JobBusyError
-from modelkit.models import ARCHITECTURES, imagenet_weights_cached
+from modelkit.models.registry import ARCHITECTURES, imagenet_weights_cached
 from modelkit.recipes import PRESETS, recipe
+from modelkit.training.distributed import gpu_count
 from studio.live import live_view
 from studio.lr_finder_panel import LR_KEY, lr_finder_panel
 from studio.state import DATASET_KEY, job_registry, settings

@@ -1,7 +1,7 @@
 """Tune: search learning rate, weight decay and batch size with Optuna, then train the best.
 
-The search runs in a background thread (modelkit.tune.TuneJob) and writes its study to SQLite;
-this page only reads the study and draws modelkit's figures.
+The search runs in a background thread (modelkit.tune.search.TuneJob) and writes its study to
+SQLite; this page only reads the study and draws modelkit's figures.
 """
 
 from __future__ import annotations
@@ -14,18 +14,17 @@ import streamlit as st
 
 from modelkit.config import ConfigError, TrainConfig
 from modelkit.jobs import JobBusyError
-from modelkit.models import ARCHITECTURES
-from modelkit.tune import (
+from modelkit.models.registry import ARCHITECTURES
+from modelkit.tune.search import (
     OPTIONAL,
     SearchSpace,
     TuneJob,
     best_config,
-    history_figure,
-    importance_figure,
     load_study,
     study_names,
     trials_table,
 )
+from studio.search_figures import history_figure, importance_figure
 from studio.state import DATASET_KEY, job_registry, settings
 from studio.tune_state import tune_registry
 

@@ -1,6 +1,6 @@
 """The Evaluate page's Embeddings tab: a 2-D map of the model's features, their export, and a
 representational similarity analysis against a matrix a person uploads. Numbers and figures
-come from modelkit.embeddings."""
+come from modelkit.evaluation.embeddings."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from modelkit.embeddings import (
+from modelkit.evaluation.embeddings import (
     compute_embeddings,
     project,
-    projection_figure,
     read_reference,
     rsa,
     to_csv,
     to_records,
 )
-from modelkit.runs import RunInfo
+from modelkit.runs.store import RunInfo
+from studio.search_figures import projection_figure
 
 
 def _checkpoint_stamp(run_dir: Path) -> int:

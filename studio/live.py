@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from modelkit.jobs import TrainingJob
-from modelkit.plots import accuracy_figure, batch_loss_figure, curves_figure
+from studio.figures import accuracy_figure, batch_loss_figure, curves_figure
 from studio.formatting import duration_text
 from studio.state import RUN_KEY, job_registry
 

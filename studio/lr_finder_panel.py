@@ -1,6 +1,6 @@
 """The Train page's learning-rate finder: run the range test, show the plot, take the suggestion.
 
-The test itself is modelkit.lr_finder; this panel draws it and puts the suggestion into the
+The test itself is modelkit.training.lr_finder; this panel draws it and puts the suggestion into the
 form's Learning rate field (through st.session_state, read when the field is drawn)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from collections.abc import Callable
 import streamlit as st
 
 from modelkit.config import ConfigError, TrainConfig
-from modelkit.lr_finder import lr_figure, lr_find
+from modelkit.training.lr_finder import lr_find
+from studio.search_figures import lr_figure
 
 LR_KEY = "lr_finder_suggestion"  # float: the learning rate the form starts from
 RESULT_KEY = "lr_finder_result"

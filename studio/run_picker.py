@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from modelkit.runs import RunInfo
+from modelkit.runs.store import RunInfo
 from studio.state import RUN_KEY
 
 

@@ -1,4 +1,4 @@
-"""The app's one background hyper-parameter search (a modelkit.tune.TuneJob), per server."""
+"""The app's one background hyper-parameter search (a modelkit.tune.search.TuneJob), per server."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import streamlit as st
 
-from modelkit.tune import TuneJob
+from modelkit.tune.search import TuneJob
 
 
 class TuneRegistry:

@@ -134,9 +134,9 @@ def write_checkpoint(
     """An untrained but complete modelkit checkpoint (what a Predictor needs), without training."""
     import torch
 
-    from modelkit.checkpoint import save_checkpoint
     from modelkit.config import TrainConfig
-    from modelkit.models import build_model, preprocessing
+    from modelkit.models.checkpoint import save_checkpoint
+    from modelkit.models.registry import build_model, preprocessing
 
     torch.manual_seed(seed)
     cfg = TrainConfig(**{**FAST_SETTINGS, "arch": arch, "image_size": image_size})
@@ -180,7 +180,7 @@ def helpers():
 def trained_run(tmp_path_factory) -> Path:
     """One finished 2-epoch run shared by read-only tests (inference, CLI). Do not modify:
     copy it (shutil.copytree) first when a test writes into a run folder."""
-    from modelkit.engine import Trainer
+    from modelkit.training.loop import Trainer
 
     base = tmp_path_factory.mktemp("trained")
     data = write_dataset(base / "data", num_classes=3, per_class=10, seed=1)

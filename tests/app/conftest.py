@@ -88,7 +88,7 @@ def app_run(tmp_path_factory) -> Path:
 
     Five classes, so top-5 accuracy is recorded too. Read-only: tests use ``run_dir``, a copy."""
     from modelkit.config import TrainConfig
-    from modelkit.engine import Trainer
+    from modelkit.training.loop import Trainer
 
     root = tmp_path_factory.mktemp("app_run")
     data = make_colour_dataset(root / "data" / "colours")

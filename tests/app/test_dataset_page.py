@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from modelkit import builtin_datasets
+from modelkit.data import builtin as builtin_datasets
 from studio.state import DATASET_KEY
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")

@@ -15,7 +15,7 @@ def test_embeddings_tab_map_downloads_and_rsa(open_page, run_dir):
     next(r for r in at.radio if r.key == "embeddings_method").set_value("tsne").run()
     assert not at.exception
 
-    from modelkit.embeddings import class_means, compute_embeddings
+    from modelkit.evaluation.embeddings import class_means, compute_embeddings
 
     names, means = class_means(compute_embeddings(run_dir, "val", device="cpu"))
     buf = io.StringIO()

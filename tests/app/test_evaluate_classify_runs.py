@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from modelkit.metrics import load_evaluation
-from modelkit.runs import RunStore, run_state
+from modelkit.evaluation.metrics import load_evaluation
+from modelkit.runs.store import RunStore, run_state
 from studio.state import RUN_KEY, job_registry
 
 pytestmark = pytest.mark.slow
@@ -218,7 +218,7 @@ def test_runs_resume_an_interrupted_run(open_page, interrupted_run):
 
 def test_runs_resume_refused_while_another_job_runs(open_page, interrupted_run, app_dirs):
     from modelkit.config import TrainConfig
-    from modelkit.runs import wait_until
+    from modelkit.runs.store import wait_until
 
     config = TrainConfig.load(interrupted_run / "config.json").replace(
         epochs=500, runs_dir=str(app_dirs["runs"]), run_name="busy"

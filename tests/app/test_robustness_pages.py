@@ -12,7 +12,7 @@ import torch
 import torchvision
 from conftest import REPO, make_colour_dataset
 
-from modelkit.runs import wait_until
+from modelkit.runs.store import wait_until
 from studio.state import job_registry
 
 TRAIN, CLASSIFY, EVALUATE, RUNS, DATASET = (

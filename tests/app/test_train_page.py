@@ -7,7 +7,7 @@ import json
 
 from conftest import make_colour_dataset
 
-from modelkit.runs import read_metrics
+from modelkit.runs.store import read_metrics
 
 
 def _number(at, label):

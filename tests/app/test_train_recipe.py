@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import make_colour_dataset
 
-from modelkit.runs import read_metrics
+from modelkit.runs.store import read_metrics
 
 
 def _number(at, label):

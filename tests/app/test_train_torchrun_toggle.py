@@ -12,7 +12,7 @@ TOGGLE = "train_torchrun"
 
 
 def test_no_toggle_without_several_gpus(open_page, monkeypatch):
-    monkeypatch.setattr("modelkit.distributed.gpu_count", lambda: 1)
+    monkeypatch.setattr("modelkit.training.distributed.gpu_count", lambda: 1)
     at = open_page("pages/train.py")
     assert not at.exception
     assert not [t for t in at.toggle if t.key == TOGGLE]
@@ -26,7 +26,7 @@ def test_with_several_gpus_the_toggle_launches_torchrun(open_page, app_dirs, mon
     def fake_launch(self, config, nproc):
         launched.append((config, nproc))  # recorded only: no GPUs here to run torchrun on
 
-    monkeypatch.setattr("modelkit.distributed.gpu_count", lambda: 4)
+    monkeypatch.setattr("modelkit.training.distributed.gpu_count", lambda: 4)
     monkeypatch.setattr(JobRegistry, "launch_subprocess", fake_launch)
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)
     at = open_page("pages/train.py")

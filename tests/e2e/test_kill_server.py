@@ -17,11 +17,11 @@ import torch
 from conftest import ROOT, start_server, stop_server
 from PIL import Image
 
-from modelkit.checkpoint import load_checkpoint
 from modelkit.config import TrainConfig
-from modelkit.engine import Trainer
-from modelkit.metrics import load_evaluation
-from modelkit.runs import RunStore, read_metrics
+from modelkit.evaluation.metrics import load_evaluation
+from modelkit.models.checkpoint import load_checkpoint
+from modelkit.runs.store import RunStore, read_metrics
+from modelkit.training.loop import Trainer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

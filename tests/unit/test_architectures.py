@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modelkit import models
-from modelkit.engine import Trainer
-from modelkit.features import headless
-from modelkit.models import WeightsError
-from modelkit.runs import read_metrics
+from modelkit.models import registry as models
+from modelkit.models.registry import WeightsError
+from modelkit.runs.store import read_metrics
+from modelkit.training.features import headless
+from modelkit.training.loop import Trainer
 
 NEW = ["efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "smallresnet"]
 

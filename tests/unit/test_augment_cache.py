@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from modelkit.augment import (
+from modelkit.config import TrainConfig
+from modelkit.data.augment import (
     AugmentSettings,
     affine_matrices,
     eval_batch,
@@ -16,10 +17,9 @@ from modelkit.augment import (
     to_float,
     train_batch,
 )
-from modelkit.cache import ImageCache
-from modelkit.config import TrainConfig
-from modelkit.imageio import center_crop, load_image, resize_size_for, square_resize
-from modelkit.models import IMAGENET_MEAN, IMAGENET_STD
+from modelkit.data.cache import ImageCache
+from modelkit.data.imageio import center_crop, load_image, resize_size_for, square_resize
+from modelkit.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 IMAGE_SIZE = 32
 SIDE = resize_size_for(IMAGE_SIZE)  # 37
@@ -63,7 +63,7 @@ def test_cache_matches_the_slow_path(image_paths):
 
 
 def test_predictor_preprocess_equals_cache_row(checkpoint_file, image_paths):
-    from modelkit.inference import Predictor
+    from modelkit.serving.predictor import Predictor
 
     predictor = Predictor(checkpoint_file, device="cpu")
     assert predictor.resize_size == resize_size_for(predictor.image_size)

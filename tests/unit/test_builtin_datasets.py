@@ -11,8 +11,8 @@ import torchvision.datasets
 import torchvision.datasets.cifar as tv_cifar
 from PIL import Image
 
-from modelkit import builtin_datasets as bd
-from modelkit.builtin_datasets import (
+from modelkit.data import builtin as bd
+from modelkit.data.builtin import (
     BUILTIN_DATASETS,
     DatasetDownloadError,
     builtin_dir,
@@ -20,7 +20,7 @@ from modelkit.builtin_datasets import (
     is_exported,
     prepare_builtin_dataset,
 )
-from modelkit.data import scan_dataset
+from modelkit.data.scan import scan_dataset
 
 CLASSES = ["airplane", "automobile", "bird"]
 

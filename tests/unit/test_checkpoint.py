@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from modelkit.checkpoint import (
+from modelkit.models.checkpoint import (
     CheckpointError,
     atomic_write_bytes,
     atomic_write_json,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import modelkit
-from modelkit.cli import main
-from modelkit.runs import load_run, read_json, read_metrics
+from modelkit.cli.main import main
+from modelkit.runs.store import load_run, read_json, read_metrics
 
 REPO = Path(modelkit.__file__).resolve().parent.parent
 FAST = [
@@ -191,8 +191,8 @@ def test_runs_lists_the_run(capsys, run_copy):
 
 
 def test_train_resume(capsys, make_config):
-    from modelkit.engine import Trainer
     from modelkit.events import EpochEnd
+    from modelkit.training.loop import Trainer
 
     cfg = make_config(epochs=2)
     trainer = Trainer(cfg)

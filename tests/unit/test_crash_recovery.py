@@ -17,13 +17,13 @@ import pytest
 import torch
 
 import modelkit
-from modelkit.checkpoint import load_checkpoint
-from modelkit.cli import main
-from modelkit.engine import Trainer
+from modelkit.cli.main import main
+from modelkit.evaluation.metrics import load_evaluation
 from modelkit.events import CheckpointSaved
 from modelkit.jobs import JobRegistry
-from modelkit.metrics import load_evaluation
-from modelkit.runs import RunStore, load_run, read_json, read_metrics, run_state
+from modelkit.models.checkpoint import load_checkpoint
+from modelkit.runs.store import RunStore, load_run, read_json, read_metrics, run_state
+from modelkit.training.loop import Trainer
 
 REPO = Path(modelkit.__file__).resolve().parent.parent
 EPOCHS = 5  # epochs after the first take ~0.3 s each here: room to kill mid-run
@@ -219,7 +219,7 @@ def test_metrics_file_with_garbage_half_line_still_lists(trained_run, tmp_path):
 def test_stop_pressed_while_last_pt_is_being_saved(data, baseline, tmp_path, helpers, monkeypatch):
     """Stop arrives from another thread (a page) mid-save: the save completes, last.pt is whole,
     the run is 'stopped', and resuming reaches the uninterrupted weights."""
-    from modelkit import engine
+    from modelkit.training import loop as engine
 
     real_save = engine.save_checkpoint
     saving, pressed = threading.Event(), threading.Event()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from modelkit.data import DatasetError, DatasetIndex, Sample, scan_dataset
+from modelkit.data.scan import DatasetError, DatasetIndex, Sample, scan_dataset
 
 TINY = Image.new("RGB", (4, 4), (10, 20, 30))
 

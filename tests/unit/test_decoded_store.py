@@ -8,7 +8,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from modelkit.cache import DecodedStore, ImageCache
+from modelkit.data.cache import DecodedStore, ImageCache
 
 
 def _write(path, colour, size=(40, 30)):

@@ -11,14 +11,14 @@ import pytest
 import torch
 import torchvision
 
-from modelkit import cache as cache_module
-from modelkit import checkpoint as checkpoint_module
-from modelkit import engine
-from modelkit.cache import CacheBudgetError, ImageCache
-from modelkit.checkpoint import load_checkpoint
-from modelkit.cli import main
-from modelkit.engine import Trainer, TrainingError
-from modelkit.runs import RunStore, load_run, read_metrics
+from modelkit.cli.main import main
+from modelkit.data import cache as cache_module
+from modelkit.data.cache import CacheBudgetError, ImageCache
+from modelkit.models import checkpoint as checkpoint_module
+from modelkit.models.checkpoint import load_checkpoint
+from modelkit.runs.store import RunStore, load_run, read_metrics
+from modelkit.training import loop as engine
+from modelkit.training.loop import Trainer, TrainingError
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from modelkit.distributed import Distributed, init_from_env
+from modelkit.training.distributed import Distributed, init_from_env
 
 
 def test_a_plain_process_is_rank_0_of_1_and_communicates_nothing(monkeypatch):
@@ -47,7 +47,7 @@ def test_ranks_split_the_global_batch_and_weight_their_loss_to_the_global_mean()
 
 
 def test_each_part_of_a_global_batch_gets_the_augmentation_one_process_gives_it():
-    from modelkit.augment import AugmentSettings, train_batch
+    from modelkit.data.augment import AugmentSettings, train_batch
 
     settings = AugmentSettings(rotation=20, brightness=0.3, contrast=0.3, hue=0.1)
     images = torch.randint(0, 256, (7, 40, 40, 3), dtype=torch.uint8)
@@ -88,7 +88,7 @@ def test_two_gloo_processes_train_like_one_process_with_the_same_global_batch(
     augmentation draws split over the ranks, gradient averaged to the global mean, same global
     metrics. Differences are float summation order only (measured ~1e-7)."""
     settings = dict(freeze_backbone=True, feature_cache=False, lr=0.05, rotation=10.0)
-    from modelkit.engine import Trainer
+    from modelkit.training.loop import Trainer
 
     single = Trainer(helpers.fast_config(image_dataset, tmp_path / "single", **settings)).fit()
     flags = [
@@ -122,6 +122,6 @@ def test_two_gloo_processes_train_like_one_process_with_the_same_global_batch(
         for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
             assert a[key] == pytest.approx(b[key], abs=1e-4), key
     # the single-device Predictor loads the DDP checkpoint as it is
-    from modelkit.inference import Predictor
+    from modelkit.serving.predictor import Predictor
 
     assert Predictor(ddp_dir, device="cpu").classes == ["blue", "green", "red"]

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from modelkit.cli import main
-from modelkit.embeddings import (
+from modelkit.cli.main import main
+from modelkit.evaluation.embeddings import (
     class_means,
     compute_embeddings,
     cosine_similarity,
     project,
-    projection_figure,
     read_reference,
     rsa,
 )
-from modelkit.inference import Predictor
+from modelkit.serving.predictor import Predictor
+from studio.search_figures import projection_figure
 
 
 @pytest.fixture(scope="module")

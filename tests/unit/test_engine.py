@@ -8,10 +8,7 @@ import threading
 import pytest
 import torch
 
-from modelkit import engine
-from modelkit.checkpoint import load_checkpoint
-from modelkit.data import DatasetError
-from modelkit.engine import Trainer, TrainingError, TrainResult
+from modelkit.data.scan import DatasetError
 from modelkit.events import (
     BatchEnd,
     CacheProgress,
@@ -23,7 +20,10 @@ from modelkit.events import (
     RunStarted,
     Stopped,
 )
-from modelkit.runs import read_json, read_metrics
+from modelkit.models.checkpoint import load_checkpoint
+from modelkit.runs.store import read_json, read_metrics
+from modelkit.training import loop as engine
+from modelkit.training.loop import Trainer, TrainingError, TrainResult
 
 
 class Recorder:

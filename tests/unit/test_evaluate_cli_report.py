@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from modelkit.cli import main
-from modelkit.engine import Trainer
+from modelkit.cli.main import main
+from modelkit.training.loop import Trainer
 
 
 def test_evaluate_prints_report_top1_and_top5(make_dataset, make_config, capsys):

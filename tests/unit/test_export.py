@@ -12,10 +12,10 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from modelkit.cli import main  # noqa: E402
-from modelkit.export import ExportError, export_run, load_run_model, sample_inputs  # noqa: E402
-from modelkit.inference import Predictor  # noqa: E402
-from modelkit.onnx_backend import OnnxPredictor, make_predictor  # noqa: E402
+from modelkit.cli.main import main  # noqa: E402
+from modelkit.serving.export import ExportError, export_run, load_run_model, sample_inputs  # noqa: E402
+from modelkit.serving.onnx_backend import OnnxPredictor, make_predictor  # noqa: E402
+from modelkit.serving.predictor import Predictor  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from modelkit import models
-from modelkit.augment import AugmentSettings, eval_batch
-from modelkit.cache import ImageCache
-from modelkit.checkpoint import load_checkpoint
-from modelkit.data import scan_dataset
-from modelkit.engine import Trainer
+from modelkit.data.augment import AugmentSettings, eval_batch
+from modelkit.data.cache import ImageCache
+from modelkit.data.scan import scan_dataset
 from modelkit.events import EpochEnd, Message
-from modelkit.features import backbone_features, has_augmentation
+from modelkit.models import registry as models
+from modelkit.models.checkpoint import load_checkpoint
+from modelkit.training.features import backbone_features, has_augmentation
+from modelkit.training.loop import Trainer
 
 
 def test_cached_features_give_the_same_head_outputs_as_the_full_model(image_dataset):

@@ -17,17 +17,17 @@ import pytest
 import torch
 from PIL import Image
 
-from modelkit.archive import ArchiveError, extract_dataset_zip
-from modelkit.checkpoint import CheckpointError
-from modelkit.cli import main
+from modelkit.cli.main import main
 from modelkit.config import ConfigError, TrainConfig
-from modelkit.data import scan_dataset
-from modelkit.engine import Trainer
+from modelkit.data.archive import ArchiveError, extract_dataset_zip
+from modelkit.data.report import build_report, format_report
+from modelkit.data.scan import scan_dataset
+from modelkit.evaluation.metrics import load_evaluation
 from modelkit.events import Message
-from modelkit.inference import Predictor
-from modelkit.metrics import load_evaluation
-from modelkit.report import build_report, format_report
-from modelkit.runs import RunStore, read_metrics
+from modelkit.models.checkpoint import CheckpointError
+from modelkit.runs.store import RunStore, read_metrics
+from modelkit.serving.predictor import Predictor
+from modelkit.training.loop import Trainer
 
 LONG_NAME = "l" * 251 + ".png"  # 255 bytes: the longest name ext4 allows
 
@@ -134,8 +134,8 @@ def test_unreadable_file_is_named_in_report_and_cache(tmp_path, helpers, monkeyp
     """chmod 000 does not stop root, so the refusal comes from a patched open()."""
     import builtins
 
-    from modelkit import cache, report
-    from modelkit.cache import ImageCache
+    from modelkit.data import cache, report
+    from modelkit.data.cache import ImageCache
 
     root = helpers.write_dataset(tmp_path / "data", num_classes=2, per_class=3)
     locked = str(root / "red" / "red_01.png")
@@ -158,7 +158,7 @@ def test_unreadable_file_is_named_in_report_and_cache(tmp_path, helpers, monkeyp
 
 
 def test_evaluation_files_keep_non_utf8_paths(tmp_path):
-    from modelkit.metrics import evaluate_logits, save_evaluation
+    from modelkit.evaluation.metrics import evaluate_logits, save_evaluation
 
     path = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9.png"))
     ev = evaluate_logits(torch.tensor([[2.0, 0.0]]), torch.tensor([0]), ["a", "b"], [path], "val")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modelkit import imageio
-from modelkit.imageio import ImageLoadError, is_image_file, load_image
+from modelkit.data import imageio
+from modelkit.data.imageio import ImageLoadError, is_image_file, load_image
 
 WHITE = (255, 255, 255)
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from modelkit.checkpoint import CheckpointError
-from modelkit.evaluate import EvaluationError, evaluate_run
-from modelkit.inference import Prediction, Predictor, resolve_checkpoint
-from modelkit.metrics import load_evaluation
-from modelkit.runs import read_json
+from modelkit.evaluation.evaluate import EvaluationError, evaluate_run
+from modelkit.evaluation.metrics import load_evaluation
+from modelkit.models.checkpoint import CheckpointError
+from modelkit.runs.store import read_json
+from modelkit.serving.predictor import Prediction, Predictor, resolve_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from modelkit.engine import Trainer, TrainingError
 from modelkit.events import EpochEnd
 from modelkit.jobs import JobBusyError, JobRegistry, LiveView, TrainingJob
-from modelkit.runs import read_json, wait_until
+from modelkit.runs.store import read_json, wait_until
+from modelkit.training.loop import Trainer, TrainingError
 
 
 def test_launch_runs_in_the_background_and_fills_the_live_view(make_config):

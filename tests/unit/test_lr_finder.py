@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from modelkit import models
-from modelkit.cli import main
-from modelkit.lr_finder import LRFinderResult, lr_figure, lr_range_test, suggest
+from modelkit.cli.main import main
+from modelkit.models import registry as models
+from modelkit.training.lr_finder import LRFinderResult, lr_range_test, suggest
+from studio.search_figures import lr_figure
 
 
 def test_suggestion_is_the_steepest_descent_before_the_minimum():

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-from modelkit import models
-from modelkit.models import (
+from modelkit.models import registry as models
+from modelkit.models.registry import (
     ARCHITECTURES,
     WeightsError,
     build_model,
@@ -228,7 +228,7 @@ def test_a_head_for_other_classes_is_left_new(tmp_path):
 
 
 def test_starting_from_a_previous_run(checkpoint_file):
-    from modelkit.checkpoint import load_checkpoint
+    from modelkit.models.checkpoint import load_checkpoint
 
     best = load_checkpoint(checkpoint_file)["model"]
     run_dir = checkpoint_file.parent.parent

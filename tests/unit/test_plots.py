@@ -1,4 +1,4 @@
-"""modelkit.plots: each builder puts the right data in the right traces."""
+"""studio.figures: each builder puts the right data in the right traces."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from modelkit import plots
+from studio import figures as plots
 
 ROWS = [
     {"epoch": 1, "train_loss": 2.0, "val_loss": 2.5, "train_acc": 0.3, "val_acc": 0.25},

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from modelkit.data import scan_dataset
-from modelkit.report import DatasetReport, build_report, format_report
+from modelkit.data.report import DatasetReport, build_report, format_report
+from modelkit.data.scan import scan_dataset
 
 
 def image(path: Path, size=(8, 6), color=(10, 20, 30), fmt: str | None = None) -> Path:
@@ -163,7 +163,7 @@ def test_file_vanishing_between_scan_and_report(tmp_path):
 
 
 def test_too_large_image_is_unreadable(tmp_path, monkeypatch):
-    from modelkit import imageio
+    from modelkit.data import imageio
 
     distinct(tmp_path / "a", 2)
     image(tmp_path / "a" / "huge.png", size=(300, 300))

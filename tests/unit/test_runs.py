@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from modelkit.events import EpochEnd, Failed, Finished, Message, RunStarted, Stopped
-from modelkit.runs import RunRecorder, RunStore, load_run, read_metrics, run_state, wait_until
+from modelkit.runs.store import RunRecorder, RunStore, load_run, read_metrics, run_state, wait_until
 
 
 def dead_pid() -> int:
@@ -58,7 +58,7 @@ def test_running_with_a_dead_pid_is_interrupted(tmp_path):
 
 
 def test_running_with_a_live_pid_stays_running(tmp_path):
-    from modelkit.runs import _process_start
+    from modelkit.runs.store import _process_start
 
     me = os.getpid()
     run = fake_run(tmp_path, "r", running_status(me, proc_start=_process_start(me)))
@@ -150,7 +150,7 @@ def test_delete(tmp_path):
     finished = fake_run(tmp_path, "done", {"state": "finished"})
     store.delete("done")
     assert not finished.exists()
-    from modelkit.runs import _process_start
+    from modelkit.runs.store import _process_start
 
     me = os.getpid()
     live = fake_run(tmp_path, "live", running_status(me, proc_start=_process_start(me)))

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modelkit import plots_data, samples
-from modelkit.archive import ArchiveError, extract_dataset_zip, safe_folder_name
-from modelkit.browse import (
+from modelkit.data import samples
+from modelkit.data.archive import ArchiveError, extract_dataset_zip, safe_folder_name
+from modelkit.data.browse import (
     BrowseError,
     folder_fingerprint,
     list_subfolders,
@@ -23,9 +23,10 @@ from modelkit.browse import (
     parent_within,
     resolve_inside,
 )
-from modelkit.data import scan_dataset
-from modelkit.report import build_report
-from modelkit.samples import COMPLETE_MARKER, default_digits_dir, make_digits_dataset
+from modelkit.data.report import build_report
+from modelkit.data.samples import COMPLETE_MARKER, default_digits_dir, make_digits_dataset
+from modelkit.data.scan import scan_dataset
+from studio import dataset_view as plots_data
 
 
 def png_bytes(color=(10, 20, 30), size=(6, 5)) -> bytes:

@@ -6,12 +6,12 @@ import pytest
 
 from modelkit.config import TrainConfig
 from modelkit.jobs import JobRegistry
-from modelkit.runs import wait_until
-from modelkit.subprocess_job import TorchrunJob, train_argv
+from modelkit.jobs.torchrun_job import TorchrunJob, train_argv
+from modelkit.runs.store import wait_until
 
 
 def test_train_argv_reproduces_the_config(make_config):
-    from modelkit.cli import build_parser
+    from modelkit.cli.main import build_parser
 
     cfg = make_config(head_hidden=[64, 32], backbone_lr=None, hflip=False)
     args = build_parser().parse_args(train_argv(cfg))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from modelkit.engine import Trainer
-from modelkit.runs import read_metrics
+from modelkit.runs.store import read_metrics
+from modelkit.training.loop import Trainer
 
 pytest.importorskip("tensorboard")
-from modelkit.tensorboard_log import TensorBoardLogger, read_scalars  # noqa: E402
+from modelkit.training.tensorboard_log import TensorBoardLogger, read_scalars  # noqa: E402
 
 
 def test_a_run_writes_its_scalars_for_tensorboard(make_config):

@@ -9,19 +9,18 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from modelkit.cli import main  # noqa: E402
+from modelkit.cli.main import main  # noqa: E402
 from modelkit.events import EpochEnd, RunStarted  # noqa: E402
-from modelkit.runs import RunStore  # noqa: E402
-from modelkit.tune import (  # noqa: E402
+from modelkit.runs.store import RunStore  # noqa: E402
+from modelkit.tune.search import (  # noqa: E402
     SearchSpace,
     _TrialReporter,
     best_config,
-    history_figure,
-    importance_figure,
     load_study,
     study_names,
     trials_table,
 )
+from studio.search_figures import history_figure, importance_figure  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def test_search_runs_trials_as_runs_and_stores_the_study(searched, capsys):
 
 
 def test_search_resumes_the_same_study(searched, helpers, tmp_path):
-    from modelkit.tune import run_search
+    from modelkit.tune.search import run_search
 
     _, runs = searched
     data = helpers.write_dataset(tmp_path / "data")

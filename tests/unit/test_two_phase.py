@@ -7,15 +7,15 @@ import threading
 import pytest
 import torch
 
-from modelkit import phases
-from modelkit.checkpoint import load_checkpoint
-from modelkit.cli import main
+from modelkit.cli.main import main
 from modelkit.config import ConfigError, TrainConfig
-from modelkit.engine import Trainer, _seed_everything
 from modelkit.events import BatchEnd, EpochEnd, Message
-from modelkit.models import build_model
+from modelkit.models.checkpoint import load_checkpoint
+from modelkit.models.registry import build_model
 from modelkit.recipes import PRESETS, recipe
-from modelkit.runs import read_metrics
+from modelkit.runs.store import read_metrics
+from modelkit.training import phases
+from modelkit.training.loop import Trainer, _seed_everything
 
 TWO_PHASE = dict(epochs=3, head_epochs=1, lr=0.02, finetune_lr=0.005, backbone_lr=0.001)
 
@@ -143,7 +143,7 @@ def test_cli_train_with_a_recipe(image_dataset, tmp_path, capsys):
 
 
 def test_curves_mark_where_fine_tuning_starts():
-    from modelkit import plots
+    from studio import figures as plots
 
     rows = [
         {"epoch": 1, "train_loss": 1.0, "phase": 1},

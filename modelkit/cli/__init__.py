@@ -1,0 +1,1 @@
+"""The ``modelkit`` command: one module per subject; ``main`` catches ModelkitError once."""

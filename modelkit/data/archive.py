@@ -1,0 +1,221 @@
+"""Unpacking a dataset someone dropped as a .zip, without trusting the archive.
+
+Every entry is checked before a single byte is written: names that climb out of the target
+(``../``, absolute paths, drive letters), symlinks, password-protected entries, too many files,
+too many bytes in total, and entries that inflate suspiciously (zip bombs) are refused with the
+entry named. Extraction goes to a temporary folder that is renamed into place at the end, so a
+failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import stat
+import uuid
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Union
+
+from modelkit.data.imageio import SYSTEM_FILES
+from modelkit.errors import ModelkitError
+
+GiB = 1024**3
+# Small entries may compress extremely well (blank images, text); only judge the ratio above this.
+RATIO_MIN_BYTES = 1024 * 1024
+COPY_CHUNK = 1024 * 1024
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, zlib.error)
+
+ZipSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
+
+
+class ArchiveError(ModelkitError, ValueError):
+    """A zip file that will not be extracted; the message names the entry and the reason."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: zipfile.ZipInfo
+    parts: tuple[str, ...]  # safe relative path components
+    is_dir: bool
+
+
+def safe_folder_name(name: str, default: str = "dataset") -> str:
+    """``name`` reduced to letters, digits, ``.``, ``_`` and ``-`` (no leading dot), at most 64."""
+    cleaned = _UNSAFE_NAME_CHARS.sub("_", name).strip("._-")[:64].strip("._-")
+    return cleaned or default
+
+
+def _source_name(source: ZipSource) -> str | None:
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name
+    name = getattr(source, "name", None)
+    return Path(name).name if isinstance(name, str) else None
+
+
+def _split_name(raw: str) -> tuple[str, ...]:
+    """Path components of an entry name, or ArchiveError if it could land outside the target."""
+    name = raw.replace("\\", "/")
+    if "\x00" in name:
+        raise ArchiveError(f"zip entry {raw!r} has a NUL character in its name")
+    if name.startswith("/") or _DRIVE.match(name):
+        raise ArchiveError(f"zip entry {raw!r} has an absolute path; refusing to extract")
+    parts = tuple(p for p in PurePosixPath(name).parts if p not in ("", "."))
+    if ".." in parts:
+        raise ArchiveError(f"zip entry {raw!r} points outside the archive ('..'); refusing")
+    return parts
+
+
+def _skipped(parts: tuple[str, ...]) -> bool:
+    """macOS resource forks, hidden files and OS clutter are not data."""
+    return any(p == "__MACOSX" or p.startswith(".") or p.lower() in SYSTEM_FILES for p in parts)
+
+
+def _entries(zf: zipfile.ZipFile, max_total_bytes: int, max_ratio: float, max_files: int):
+    entries: list[_Entry] = []
+    total = 0
+    files = 0
+    for info in zf.infolist():
+        parts = _split_name(info.filename)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise ArchiveError(f"zip entry {info.filename!r} is a symbolic link; refusing")
+        if not parts or _skipped(parts):
+            continue
+        is_dir = info.is_dir()
+        if not is_dir:
+            if info.flag_bits & 0x1:
+                raise ArchiveError(
+                    f"zip entry {info.filename!r} is password-protected; zip it without a password"
+                )
+            files += 1
+            if files > max_files:
+                raise ArchiveError(f"the zip holds more than {max_files:,} files; refusing")
+            total += info.file_size
+            if total > max_total_bytes:
+                raise ArchiveError(
+                    f"the zip would unpack to more than {max_total_bytes / GiB:.1f} GiB "
+                    f"(reached at {info.filename!r}); refusing"
+                )
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > RATIO_MIN_BYTES and ratio > max_ratio:
+                raise ArchiveError(
+                    f"zip entry {info.filename!r} expands {ratio:,.0f}x "
+                    f"({info.compress_size:,} -> {info.file_size:,} bytes), beyond the "
+                    f"{max_ratio:,.0f}x limit; this looks like a zip bomb"
+                )
+        entries.append(_Entry(info, parts, is_dir))
+    return entries
+
+
+def _extract(zf: zipfile.ZipFile, entries: list[_Entry], target: Path) -> int:
+    """Write ``entries`` under ``target``; returns the number of files written."""
+    written = 0
+    real_target = target.resolve()
+    for entry in entries:
+        out = target.joinpath(*entry.parts)
+        if not out.resolve().is_relative_to(real_target):  # belt and braces
+            raise ArchiveError(f"zip entry {entry.info.filename!r} points outside the archive")
+        try:
+            if entry.is_dir:
+                out.mkdir(parents=True, exist_ok=True)
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot extract {entry.info.filename!r}: {exc.strerror or exc}"
+            ) from None
+        limit = entry.info.file_size
+        size = 0
+        try:
+            with zf.open(entry.info) as src, open(out, "wb") as dst:
+                while chunk := src.read(COPY_CHUNK):
+                    size += len(chunk)
+                    if size > limit:  # header lied about the size
+                        raise ArchiveError(
+                            f"zip entry {entry.info.filename!r} is larger than its header says"
+                        )
+                    dst.write(chunk)
+        except _READ_ERRORS as exc:
+            raise ArchiveError(f"cannot extract {entry.info.filename!r}: {exc}") from None
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot extract {entry.info.filename!r}: {exc.strerror or exc}"
+            ) from None
+        written += 1
+    return written
+
+
+def _move_into_place(tmp: Path, dest_parent: Path, name: str) -> Path:
+    for n in range(1, 10_000):
+        dest = dest_parent / (name if n == 1 else f"{name}-{n}")
+        if dest.exists():
+            continue
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            if dest.exists():  # taken in the meantime
+                continue
+            raise
+        return dest
+    raise ArchiveError(f"too many folders named {name!r} in {dest_parent}")
+
+
+def dataset_root(folder: Path) -> Path:
+    """``folder``, or its only visible sub-folder when the zip wrapped everything in one."""
+    visible = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if len(visible) == 1 and visible[0].is_dir():
+        return visible[0]
+    return folder
+
+
+def extract_dataset_zip(
+    zip_source: ZipSource,
+    dest_parent: str | os.PathLike,
+    name: str | None = None,
+    max_total_bytes: int = 4 * GiB,
+    max_ratio: float = 200.0,
+    max_files: int = 200_000,
+) -> Path:
+    """Extract a dataset zip into ``dest_parent/<name>`` and return the dataset's root folder.
+
+    ``zip_source`` is a path, the zip's bytes, or a binary file object (e.g. an uploaded file).
+    ``name`` defaults to the zip's file name without ``.zip``; a folder of that name that already
+    exists is kept and ``-2``, ``-3``, ... is appended instead. When the zip holds one top-level
+    folder, that folder is returned. Raises ArchiveError (nothing written) when the zip is unsafe,
+    too large, empty or not a zip at all.
+    """
+    if isinstance(zip_source, (bytes, bytearray)):
+        zip_source = io.BytesIO(bytes(zip_source))
+    label = _source_name(zip_source) or "the upload"
+    if name is None:
+        stem = label[:-4] if label.lower().endswith(".zip") else label
+        name = stem if label != "the upload" else "dataset"
+    folder_name = safe_folder_name(name)
+    dest_parent = Path(dest_parent)
+    try:
+        zf = zipfile.ZipFile(zip_source)
+    except FileNotFoundError:
+        raise ArchiveError(f"zip file not found: {zip_source}") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise ArchiveError(f"{label} is not a readable zip file ({exc})") from None
+    with zf:
+        entries = _entries(zf, max_total_bytes, max_ratio, max_files)
+        if not any(not e.is_dir for e in entries):
+            raise ArchiveError(f"{label} contains no files (hidden and __MACOSX files are skipped)")
+        dest_parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest_parent / f".{folder_name}.extracting-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            _extract(zf, entries, tmp)
+            final = _move_into_place(tmp, dest_parent, folder_name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return dataset_root(final)

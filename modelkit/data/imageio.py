@@ -1,0 +1,171 @@
+"""Turning any image file a person has into the RGB pixels the model sees.
+
+Every path that decodes an image (dataset check, the decode cache, the Predictor) goes
+through ``load_image`` and ``square_resize`` so that training, evaluation and inference see
+identical pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from modelkit.errors import ModelkitError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# Files that operating systems and photo tools leave behind; never counted as data.
+SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
+# Pixel budget per image: larger files are refused with a clear reason, not PIL's bomb warning.
+MAX_PIXELS = 178_956_970
+BACKGROUND = (255, 255, 255)
+
+ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image]
+
+
+class ImageLoadError(ModelkitError, ValueError):
+    """An image that cannot be used, with the file named and the reason in words."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _name(source: ImageSource) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return getattr(source, "name", None) or "<image>"
+
+
+def _open(source: ImageSource) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    return Image.open(source)
+
+
+def to_rgb(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
+    """Convert any PIL mode to RGB, compositing transparency onto ``background``.
+
+    A bare ``convert("RGB")`` on RGBA keeps whatever colour sits under transparent pixels, which is
+    often garbage the model would learn from.
+    """
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16/32-bit greyscale: scale the used range down to 8 bits instead of clipping at 255.
+        arr = np.asarray(img, dtype=np.float64)
+        hi = arr.max() if arr.size else 0.0
+        scale = 255.0 / 65535.0 if hi > 255 else 1.0
+        arr8 = np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, "L").convert("RGB")
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 1.0)
+        arr8 = ((arr - lo) / (hi - lo or 1.0) * 255 + 0.5).astype(np.uint8)
+        return Image.fromarray(arr8, "L").convert("RGB")
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    )
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, background + (255,))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
+    """Decode ``source`` to an upright RGB image, or raise ImageLoadError naming it and why.
+
+    ``min_size`` lets JPEG decode at a reduced scale (``draft``) while keeping the shorter side at
+    least that long: several times faster on phone photos, and harmless because we resize anyway.
+    """
+    name = _name(source)
+    try:
+        # No warnings.catch_warnings() here: it swaps process-global filters and is not
+        # thread-safe (the dataset check decodes in threads), so concurrent calls leaked an
+        # "error" filter. PIL may still print its bomb warning; the explicit check below refuses
+        # the image either way.
+        img = _open(source)
+        w, h = img.size
+        if w <= 0 or h <= 0:
+            raise ImageLoadError(name, "image has no pixels")
+        if w * h > MAX_PIXELS:
+            raise ImageLoadError(name, f"image is too large ({w}x{h} pixels, limit {MAX_PIXELS:,})")
+        if min_size and img.format == "JPEG":
+            img.draft("RGB", (min_size, min_size))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return to_rgb(img)
+    except ImageLoadError:
+        raise
+    except FileNotFoundError:
+        raise ImageLoadError(name, "file not found") from None
+    except PermissionError:
+        raise ImageLoadError(name, "permission denied") from None
+    except IsADirectoryError:
+        raise ImageLoadError(name, "is a folder, not an image") from None
+    except UnidentifiedImageError:
+        size = _byte_size(source)
+        reason = "empty file (0 bytes)" if size == 0 else "not an image (unrecognised format)"
+        raise ImageLoadError(name, reason) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(
+            name, f"image is too large (decompression bomb guard: {exc})"
+        ) from None
+    except OSError as exc:
+        msg = str(exc)
+        if "truncated" in msg:
+            msg = "file is truncated or corrupt"
+        raise ImageLoadError(name, f"cannot decode: {msg}") from None
+    except (ValueError, SyntaxError, TypeError, struct.error) as exc:
+        raise ImageLoadError(name, f"cannot decode: {exc}") from None
+
+
+def _byte_size(source: ImageSource) -> int | None:
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.getsize(source)
+    if isinstance(source, bytes):
+        return len(source)
+    if isinstance(source, io.BytesIO):
+        return source.getbuffer().nbytes
+    return None
+
+
+def resize_size_for(image_size: int) -> int:
+    """Side of the stored square: the usual 0.875 centre-crop ratio (224 -> 256)."""
+    return int(round(image_size / 0.875))
+
+
+def square_resize(img: Image.Image, size: int) -> np.ndarray:
+    """Resize the shorter side to ``size`` and centre-crop a ``size`` square; uint8 HxWx3.
+
+    This is the one geometric step shared by the decode cache and the Predictor, so both see the
+    same pixels; evaluation then takes a centre crop of the training size from this square.
+    """
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    img = img.crop((left, top, left + size, top + size))
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def center_crop(square: np.ndarray, size: int) -> np.ndarray:
+    """Centre crop of an HxWxC array, the evaluation view of a cached square."""
+    h, w = square.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return square[top : top + size, left : left + size]

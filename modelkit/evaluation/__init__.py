@@ -1,0 +1,1 @@
+"""Evaluation: metrics, evaluating a run on its splits, embeddings and RSA."""

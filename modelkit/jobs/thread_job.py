@@ -1,0 +1,124 @@
+"""Background training in a thread: the job kind the app uses on one device.
+
+The thread makes no UI calls, it only feeds a ``LiveView`` through the Trainer's events, and any
+page (or browser tab) can look at it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from modelkit.config import TrainConfig
+from modelkit.events import (
+    BatchEnd,
+    CacheProgress,
+    EpochEnd,
+    Event,
+    Failed,
+    Finished,
+    Message,
+    RunStarted,
+    Stopped,
+)
+from modelkit.jobs.live_view import LiveView
+from modelkit.training.loop import Trainer
+
+
+class TrainingJob:
+    """One training run in a daemon thread."""
+
+    MAX_BATCH_POINTS = 5000
+
+    def __init__(self, config: TrainConfig | None = None, resume_dir: str | Path | None = None):
+        self.lock = threading.Lock()
+        self.view = LiveView(epochs=config.epochs if config else 0)
+        self.stop_event = threading.Event()
+        if resume_dir is not None:
+            self.trainer = Trainer.resume(resume_dir, [self._on_event])
+            self.view.run_dir = str(resume_dir)
+        else:
+            assert config is not None
+            self.trainer = Trainer(config, [self._on_event])
+        self.config = self.trainer.config
+        self.view.epochs = self.config.epochs
+        self.thread = threading.Thread(target=self._main, name="modelkit-training", daemon=True)
+
+    @property
+    def name(self) -> str:
+        return Path(self.view.run_dir).name if self.view.run_dir else self.config.arch
+
+    def start(self) -> TrainingJob:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+    def snapshot(self) -> LiveView:
+        """A copy of the live view that a page can draw without holding the lock."""
+        with self.lock:
+            return self.view.copy()
+
+    def _main(self) -> None:
+        try:
+            self.trainer.fit(self.stop_event)
+        except Exception as exc:  # noqa: BLE001 - shown in the live view, never re-raised
+            with self.lock:
+                if self.view.state == "failed":
+                    return  # already reported through the Failed event
+                # errors before the run folder exists (bad data, unwritable runs folder)
+                self.view.state, self.view.error = "failed", str(exc).replace("\n", "; ")
+                self.view.log.append(f"error: {self.view.error}")
+                self.view.ended = time.time()
+
+    def _on_event(self, event: Event) -> None:
+        with self.lock:
+            v = self.view
+            if isinstance(event, RunStarted):
+                v.state, v.run_dir = "decoding", event.run_dir
+                v.device, v.precision = event.device, event.precision
+                v.num_train, v.num_val = event.num_train, event.num_val
+                v.batches, v.epoch = event.steps_per_epoch, event.start_epoch
+                v.start_epoch = event.start_epoch
+                v.log.append(
+                    f"run {Path(event.run_dir).name} on {event.device} ({event.precision})"
+                )
+            elif isinstance(event, CacheProgress):
+                v.state, v.cache_done, v.cache_total = "decoding", event.done, event.total
+            elif isinstance(event, BatchEnd):
+                if v.state == "decoding":
+                    v.state, v.started = "running", time.time()
+                    if event.epoch > v.start_epoch:
+                        v.start_epoch = event.epoch
+                v.epoch, v.batch, v.batches = event.epoch, event.batch + 1, event.batches
+                v.lr, v.images_per_second = event.lr, event.images_per_second
+                v.batch_losses.append((event.global_step, event.loss))
+                if len(v.batch_losses) > self.MAX_BATCH_POINTS:
+                    v.batch_losses = v.batch_losses[::2]
+            elif isinstance(event, EpochEnd):
+                row = {"epoch": event.epoch + 1, **event.metrics}
+                v.epoch_metrics.append(row)
+                v.last = row
+                if event.is_best:
+                    v.best = row
+                parts = [
+                    f"{k}={row[k]:.4f}" for k in ("train_loss", "val_loss", "val_acc") if k in row
+                ]
+                v.log.append(f"epoch {event.epoch + 1}/{event.epochs}: " + ", ".join(parts))
+            elif isinstance(event, Message):
+                prefix = "warning: " if event.level == "warning" else ""
+                v.log.append(prefix + event.text)
+            elif isinstance(event, Finished):
+                v.state, v.best, v.last, v.ended = "finished", event.best, event.last, time.time()
+                v.log.append(f"finished ({event.reason})")
+            elif isinstance(event, Stopped):
+                v.state, v.ended = "stopped", time.time()
+                v.log.append(f"stopped in epoch {event.epoch + 1}")
+            elif isinstance(event, Failed):
+                v.state, v.error, v.ended = "failed", event.error, time.time()
+                v.log.append(f"error: {event.error}")

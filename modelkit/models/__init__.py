@@ -1,0 +1,1 @@
+"""Models: the architecture registry, starting weights, heads, freezing, and checkpoints."""

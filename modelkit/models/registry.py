@@ -1,0 +1,257 @@
+"""Architecture registry, starting weights, heads and freezing.
+
+Every architecture is one ``ARCHITECTURES`` entry; building, loading weights and finding the
+backbone/head split all go through it, so adding a model is one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import sys
+import urllib.error
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+
+from modelkit.errors import ModelkitError
+from modelkit.models.smallnet import smallresnet
+
+
+class WeightsError(ModelkitError, RuntimeError):
+    """Starting weights could not be had; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    build: Callable[..., nn.Module]
+    weights: Any  # torchvision weights enum member, or None when there are no pretrained weights
+    head_attr: str = "fc"  # attribute holding the final classifier (replaced whole by our head)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture("resnet18", tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
+        Architecture("resnet34", tvm.resnet34, tvm.ResNet34_Weights.IMAGENET1K_V1),
+        Architecture("resnet50", tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V2),
+        Architecture("resnet101", tvm.resnet101, tvm.ResNet101_Weights.IMAGENET1K_V2),
+        Architecture("resnet152", tvm.resnet152, tvm.ResNet152_Weights.IMAGENET1K_V2),
+        # EfficientNet's classifier is Sequential(Dropout, Linear): replaced whole by our head
+        *(
+            Architecture(f"efficientnet_b{i}", getattr(tvm, f"efficientnet_b{i}"), w, "classifier")
+            for i, w in enumerate(
+                (
+                    tvm.EfficientNet_B0_Weights.IMAGENET1K_V1,
+                    tvm.EfficientNet_B1_Weights.IMAGENET1K_V2,
+                    tvm.EfficientNet_B2_Weights.IMAGENET1K_V1,
+                    tvm.EfficientNet_B3_Weights.IMAGENET1K_V1,
+                )
+            )
+        ),
+        # from scratch on 32-64 px images; no pretrained weights
+        Architecture("smallresnet", smallresnet, None),
+    )
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def preprocessing(image_size: int) -> dict[str, Any]:
+    """What a checkpoint records so inference preprocesses exactly as evaluation did."""
+    from modelkit.data.imageio import resize_size_for
+
+    return {
+        "image_size": image_size,
+        "resize_size": resize_size_for(image_size),
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+    }
+
+
+def head_in_features(head: nn.Module) -> int:
+    """Input width of a classifier: a Linear, or the first Linear inside a Sequential."""
+    if isinstance(head, nn.Linear):
+        return head.in_features
+    for m in head.modules():
+        if isinstance(m, nn.Linear):
+            return m.in_features
+    raise TypeError(f"cannot find the input width of {type(head).__name__}")
+
+
+def make_head(in_features: int, num_classes: int, kind: str, hidden: list[int], dropout: float):
+    if kind == "linear":
+        layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
+        return nn.Sequential(*layers, nn.Linear(in_features, num_classes))
+    layers = []
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    return nn.Sequential(*layers, nn.Linear(width, num_classes))
+
+
+def build_model(
+    arch: str,
+    num_classes: int,
+    head: str = "linear",
+    head_hidden: list[int] | None = None,
+    head_dropout: float = 0.0,
+) -> nn.Module:
+    """A randomly initialised model with our head; weights are loaded separately."""
+    spec = ARCHITECTURES[arch]
+    model = spec.build(weights=None)
+    old = getattr(model, spec.head_attr)
+    setattr(
+        model,
+        spec.head_attr,
+        make_head(head_in_features(old), num_classes, head, list(head_hidden or []), head_dropout),
+    )
+    return model
+
+
+def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    """ImageNet weights from the torch hub cache, downloading when online.
+
+    The cached file is read with ``weights_only=True`` like every other checkpoint, and torch's
+    "Downloading ..." note goes to stderr so the CLI's stdout carries only results.
+    """
+    spec = ARCHITECTURES[arch]
+    if spec.weights is None:
+        raise WeightsError(f"{arch} has no ImageNet weights; use --weights none")
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(spec.weights.url).name
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return spec.weights.get_state_dict(progress=False, check_hash=False, weights_only=True)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        reason = f"could not be downloaded ({exc})"
+    except OSError as exc:
+        reason = f"could not be downloaded or read ({exc})"
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(
+            f"the cached ImageNet weights {cache} are damaged or not a plain weights file "
+            f"({first}); delete the file and try again, or train from scratch with --weights none"
+        ) from None
+    raise WeightsError(
+        f"ImageNet weights for {arch} are not cached and {reason}. "
+        f"Either download {spec.weights.url} on a machine with internet and copy it to "
+        f"{cache}, or train from scratch with --weights none."
+    )
+
+
+def load_starting_weights(model: nn.Module, arch: str, weights: str) -> str:
+    """Load ``weights`` ("imagenet", "none", or a file) into ``model``; returns what was loaded.
+
+    The classifier head is never taken from ImageNet or from a checkpoint with other classes: it is
+    new for this dataset. A checkpoint whose head fits (same number of classes) keeps its head.
+    """
+    if weights == "none":
+        return "random initialisation"
+    if weights == "imagenet":
+        state = imagenet_state_dict(arch)
+        source = f"ImageNet weights ({ARCHITECTURES[arch].weights})"
+    else:
+        from modelkit.models.checkpoint import CheckpointError, load_checkpoint
+
+        path = Path(weights)
+        if path.is_dir():  # a run folder
+            path = path / "checkpoints" / "best.pt"
+        try:
+            payload = load_checkpoint(path)
+        except CheckpointError as exc:
+            raise WeightsError(str(exc)) from None
+        state = payload["model"] if "model" in payload else payload
+        source = f"weights from {path}"
+        if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()
+        ):
+            raise WeightsError(f"{path}: not a state_dict or modelkit checkpoint")
+    head_attr = ARCHITECTURES[arch].head_attr
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    body_keys = [k for k in own if not k.startswith(head_attr + ".")]
+    missing_body = [k for k in body_keys if k not in usable]
+    # Judge by size, not by key count: another architecture shares many small BatchNorm tensors
+    # (and a 3x3 conv here and there) but not the bulk of the weights, and must be refused;
+    # a file without BatchNorm's num_batches_tracked counters (old torchvision files) is fine.
+    missing_numel = sum(own[k].numel() for k in missing_body)
+    if missing_numel > 0.01 * sum(own[k].numel() for k in body_keys):
+        k = missing_body[0]
+        found = f"shape {tuple(state[k].shape)}" if k in state else "missing"
+        raise WeightsError(
+            f"{source} do not fit {arch}: {len(missing_body)} of {len(body_keys)} backbone tensors "
+            f"are missing or have other shapes (e.g. {k}: needs {tuple(own[k].shape)}, {found})"
+        )
+    model.load_state_dict(usable, strict=False)
+    return source
+
+
+def head_module(model: nn.Module, arch: str) -> nn.Module:
+    return getattr(model, ARCHITECTURES[arch].head_attr)
+
+
+def set_backbone_trainable(model: nn.Module, arch: str, trainable: bool) -> None:
+    head = head_module(model, arch)
+    head_params = {id(p) for p in head.parameters()}
+    for p in model.parameters():
+        if id(p) not in head_params:
+            p.requires_grad_(trainable)
+
+
+def freeze_batchnorm(model: nn.Module, arch: str) -> None:
+    """Keep a frozen backbone's BatchNorm statistics fixed: call after every ``model.train()``."""
+    head = head_module(model, arch)
+    head_modules = set(head.modules())
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in head_modules:
+            m.eval()
+
+
+def parameter_groups(
+    model: nn.Module, arch: str, lr: float, backbone_lr: float | None, weight_decay: float
+) -> list[dict[str, Any]]:
+    """Backbone and head as separate groups, so each gets its own learning rate; biases and norm
+    weights get no weight decay (the usual recipe, and it matters on small data)."""
+    head_ids = {id(p) for p in head_module(model, arch).parameters()}
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        part = "head" if id(p) in head_ids else "backbone"
+        groups.setdefault((part, p.ndim <= 1), []).append(p)
+    out = []
+    for (part, no_decay), params in sorted(groups.items()):
+        group_lr = lr if part == "head" or backbone_lr is None else backbone_lr
+        out.append(
+            {
+                "params": params,
+                "lr": group_lr,
+                "weight_decay": 0.0 if no_decay else weight_decay,
+                "name": f"{part}{'-no-decay' if no_decay else ''}",
+            }
+        )
+    return out
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def imagenet_weights_cached(arch: str) -> bool:
+    """Whether ImageNet weights for ``arch`` can load without a download (offline-safe default)."""
+    spec = ARCHITECTURES.get(arch)
+    if spec is None or spec.weights is None:
+        return False
+    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(spec.weights.url).name).is_file()

@@ -1,0 +1,307 @@
+"""RunStore: the on-disk record of every run, which is the only database the app has.
+
+``runs/<id>/`` holds config.json, classes.json, splits.json, status.json, metrics.jsonl,
+checkpoints/{last,best}.pt and evaluation/. Every page can be rebuilt from that folder after a
+restart; a run whose process died is reported as interrupted and resumes from last.pt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelkit.models.checkpoint import atomic_write_json
+from modelkit.events import (
+    EpochEnd,
+    Event,
+    Failed,
+    Finished,
+    Message,
+    RunStarted,
+    Stopped,
+)
+
+STATES = ("running", "finished", "stopped", "failed", "interrupted")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of a process, so a recycled pid is not mistaken for our training process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _process_alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return start is None or _process_start(pid) in (None, start)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return default
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """One dict per epoch; a torn or garbled line (a kill mid-write) is skipped, not fatal."""
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return rows
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "epoch" in row:
+            rows.append(row)
+    return rows
+
+
+def run_state(run_dir: str | Path) -> dict[str, Any]:
+    """status.json with 'running' turned into 'interrupted' when its process is gone."""
+    status = read_json(Path(run_dir) / "status.json", {}) or {}
+    if not isinstance(status, dict):
+        status = {}
+    state = status.get("state", "interrupted")
+    if state == "running":
+        same_host = status.get("host") in (None, socket.gethostname())
+        pid = status.get("pid")
+        if not same_host or not isinstance(pid, int):
+            pass  # cannot tell from here; trust the file
+        elif not _process_alive(pid, status.get("proc_start")):
+            state = "interrupted"
+    if state not in STATES:
+        state = "interrupted"
+    return {**status, "state": state}
+
+
+@dataclass
+class RunInfo:
+    id: str
+    path: Path
+    state: str
+    arch: str
+    created: str
+    updated: str
+    duration_s: float | None
+    epochs_done: int
+    epochs: int
+    best: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def best_val_acc(self) -> float | None:
+        return self.best.get("val_acc")
+
+    @property
+    def resumable(self) -> bool:
+        return (
+            self.state in ("interrupted", "stopped", "failed")
+            and (self.path / "checkpoints" / "last.pt").is_file()
+        )
+
+    def summary(self) -> str:
+        c = self.config
+        return (
+            f"{c.get('arch', '?')} {c.get('image_size', '?')}px, {c.get('optimizer', '?')} "
+            f"lr={c.get('lr', '?')}, batch {c.get('batch_size', '?')}, "
+            f"weights={c.get('weights', '?')}"
+        )
+
+
+def _int(value: Any) -> int:
+    """A count from a file a person may have edited: anything but a number reads as 0."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def load_run(run_dir: str | Path) -> RunInfo:
+    path = Path(run_dir)
+    config = read_json(path / "config.json", {})
+    config = config if isinstance(config, dict) else {}  # one garbled run must not break a list
+    classes = read_json(path / "classes.json", []) or []
+    status = run_state(path)
+    metrics = read_metrics(path)
+    best = status.get("best") or {}
+    if not best and metrics:
+        with_val = [m for m in metrics if m.get("val_acc") is not None]
+        best = max(with_val, key=lambda m: m["val_acc"]) if with_val else metrics[-1]
+    active = status.get("active_s")
+    duration = float(active) if isinstance(active, (int, float)) else _span(status)
+    return RunInfo(
+        id=path.name,
+        path=path,
+        state=status["state"],
+        arch=str(config.get("arch", "?")),
+        created=status.get("started_at", ""),
+        updated=status.get("updated_at", ""),
+        duration_s=duration,
+        epochs_done=len(metrics),
+        epochs=_int(config.get("epochs")),
+        best=best if isinstance(best, dict) else {},
+        config=config,
+        classes=classes if isinstance(classes, list) else [],
+        error=str(status.get("error", "")),
+    )
+
+
+def _span(status: dict[str, Any]) -> float | None:
+    """Wall time from start to last update: for runs written before active time was kept."""
+    started, ended = status.get("started_at"), status.get("ended_at") or status.get("updated_at")
+    try:
+        return (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+class RunStore:
+    """A folder of runs: create, list, load and delete."""
+
+    def __init__(self, root: str | Path = "runs"):
+        self.root = Path(root)
+
+    def create(self, arch: str, name: str = "") -> Path:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:40] if name else arch
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create the runs folder {self.root}: {exc.strerror}") from None
+        for _ in range(100):
+            path = self.root / f"{stamp}-{slug}-{secrets.token_hex(2)}"
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise OSError(
+                    f"cannot create a run folder in {self.root}: {exc.strerror}"
+                ) from None
+        raise OSError(f"could not find a free run name in {self.root}")
+
+    def list(self) -> list[RunInfo]:
+        if not self.root.is_dir():
+            return []
+        runs = [
+            load_run(p)
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "config.json").exists()
+        ]
+        return sorted(runs, key=lambda r: (r.created, r.id), reverse=True)
+
+    def get(self, run: str | Path) -> RunInfo:
+        path = Path(run)
+        if not (path / "config.json").exists():
+            path = self.root / str(run)
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{run}: no such run (no config.json)")
+        return load_run(path)
+
+    def delete(self, run: str | Path) -> None:
+        info = self.get(run)
+        if info.state == "running":
+            raise RuntimeError(f"run {info.id} is still running; stop it first")
+        shutil.rmtree(info.path)
+
+
+class RunRecorder:
+    """The listener that writes a run's events to its folder."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.status: dict[str, Any] = read_json(self.run_dir / "status.json", {}) or {}
+        # Time spent training across every session of the run; the time a run lay interrupted
+        # before it was resumed does not count.
+        self._active_before = float(self.status.get("active_s") or 0.0)
+        self._session_start = time.monotonic()
+
+    def _write_status(self, **changes: Any) -> None:
+        active = self._active_before + time.monotonic() - self._session_start
+        self.status.update(changes, updated_at=_now(), active_s=round(active, 3))
+        atomic_write_json(self.run_dir / "status.json", self.status)
+
+    def _append_log(self, text: str, level: str = "info") -> None:
+        line = f"{_now()} [{level}] {text}\n"
+        # backslashreplace: a warning naming a file whose name is not UTF-8 is still logged
+        with open(self.run_dir / "log.txt", "a", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(line)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            pid = os.getpid()
+            self._write_status(
+                state="running",
+                pid=pid,
+                proc_start=_process_start(pid),
+                host=socket.gethostname(),
+                started_at=self.status.get("started_at") or _now(),
+                resumed_at=_now() if event.start_epoch else None,
+                device=event.device,
+                precision=event.precision,
+                error="",
+                ended_at=None,
+            )
+            what = "resumed at epoch" if event.start_epoch else "started on"
+            where = event.start_epoch + 1 if event.start_epoch else event.device
+            self._append_log(f"run {what} {where} ({event.precision})")
+        elif isinstance(event, EpochEnd):
+            row = {"epoch": event.epoch + 1, **event.metrics}
+            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            changes: dict[str, Any] = {"epoch": event.epoch + 1}
+            if event.is_best:
+                changes["best"] = row
+            self._write_status(**changes)
+        elif isinstance(event, Message):
+            self._append_log(event.text, event.level)
+        elif isinstance(event, Finished):
+            self._write_status(state="finished", ended_at=_now(), reason=event.reason)
+            self._append_log(f"finished ({event.reason})")
+        elif isinstance(event, Stopped):
+            self._write_status(state="stopped", ended_at=_now())
+            self._append_log(f"stopped by request in epoch {event.epoch + 1}")
+        elif isinstance(event, Failed):
+            self._write_status(state="failed", ended_at=_now(), error=event.error)
+            self._append_log(event.error, "error")
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Small polling helper for tests and the CLI; returns whether the predicate came true."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

@@ -1,0 +1,1 @@
+"""Serving: the Predictor, export to TorchScript/ONNX, and the ONNX Runtime backend."""

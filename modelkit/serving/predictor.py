@@ -1,0 +1,147 @@
+"""Predictor: a checkpoint loaded once and kept warm, answering top-k for paths, bytes or images.
+
+It preprocesses exactly as evaluation does (``square_resize`` then a centre crop), so a file
+classified here gets the probabilities that evaluation recorded for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from modelkit.data.augment import eval_batch
+from modelkit.data.imageio import ImageLoadError, ImageSource, load_image, square_resize
+from modelkit.device import autocast, pick_device, resolve_precision
+from modelkit.models import registry as models
+from modelkit.models.checkpoint import load_checkpoint, require_modelkit
+
+
+@dataclass
+class Prediction:
+    source: str
+    labels: list[str]  # best first
+    probabilities: list[float]
+    error: str = ""  # set, and labels empty, when the image could not be read
+
+    @property
+    def label(self) -> str:
+        return self.labels[0] if self.labels else ""
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[0] if self.probabilities else 0.0
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder means its best checkpoint (or last, if no best was written)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / "checkpoints" / name).is_file():
+                return path / "checkpoints" / name
+        return path / "checkpoints" / "best.pt"
+    return path
+
+
+class Predictor:
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str = "auto",
+        precision: str = "auto",
+        batch_size: int = 32,
+    ):
+        payload = self._load(checkpoint, batch_size)
+        cfg = payload["config"]
+        self.device = pick_device(device)
+        self.precision = _inference_precision(precision, cfg.get("precision"), self.device)
+        self.channels_last = self.device.type != "mps"
+        self.model = models.build_model(
+            self.arch,
+            len(self.classes),
+            cfg.get("head", "linear"),
+            cfg.get("head_hidden", []),
+            cfg.get("head_dropout", 0.0),
+        )
+        self.model.load_state_dict(payload["model"])
+        self.model.eval().to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def _load(self, checkpoint: str | Path, batch_size: int) -> dict:
+        """Read the checkpoint and what every backend needs from it: classes, preprocessing."""
+        self.checkpoint = resolve_checkpoint(checkpoint)
+        payload = require_modelkit(load_checkpoint(self.checkpoint), self.checkpoint)
+        self.arch: str = payload["arch"]
+        self.classes: list[str] = list(payload["classes"])
+        pre = payload["preprocess"]
+        self.image_size = int(pre["image_size"])
+        self.resize_size = int(pre["resize_size"])
+        self.batch_size = batch_size
+        return payload
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float logits on the CPU for a normalised batch; other backends replace only this."""
+        with autocast(self.device, self.precision):
+            return self.model(x).float().cpu()
+
+    def preprocess(self, source: ImageSource) -> np.ndarray:
+        img = load_image(source, min_size=self.resize_size)
+        return square_resize(img, self.resize_size)
+
+    @torch.no_grad()
+    def logits(self, squares: Sequence[np.ndarray]) -> torch.Tensor:
+        """Logits for preprocessed squares, in batches; the model stays loaded between calls."""
+        outs = []
+        for start in range(0, len(squares), self.batch_size):
+            chunk = torch.from_numpy(np.stack(squares[start : start + self.batch_size]))
+            x = eval_batch(chunk.to(self.device), self.image_size, self.channels_last)
+            outs.append(self._forward(x))
+        return torch.cat(outs) if outs else torch.zeros(0, len(self.classes))
+
+    def predict(self, source: ImageSource, top_k: int = 5) -> Prediction:
+        return self.predict_many([source], top_k)[0]
+
+    def predict_many(
+        self, sources: Sequence[ImageSource], top_k: int = 5, names: Sequence[str] | None = None
+    ) -> list[Prediction]:
+        """Classify many images in batches; an unreadable one gets an error, the rest go on."""
+        names = list(names) if names is not None else [_name(s) for s in sources]
+        results: list[Prediction | None] = [None] * len(sources)
+        squares, where = [], []
+        for i, source in enumerate(sources):
+            try:
+                squares.append(self.preprocess(source))
+                where.append(i)
+            except ImageLoadError as exc:
+                results[i] = Prediction(names[i], [], [], error=f"{names[i]}: {exc.reason}")
+        if squares:
+            probs = torch.softmax(self.logits(squares), dim=1)
+            k = min(top_k, len(self.classes))
+            top = probs.topk(k, dim=1)
+            for row, i in enumerate(where):
+                results[i] = Prediction(
+                    names[i],
+                    [self.classes[j] for j in top.indices[row].tolist()],
+                    [float(p) for p in top.values[row]],
+                )
+        return [r for r in results if r is not None]
+
+
+def _inference_precision(requested: str, trained: str | None, device) -> str:
+    """With "auto", use the precision the run was trained and evaluated in where this device can,
+    so a prediction matches the run's recorded evaluation (bf16 and fp32 differ by ~1e-2)."""
+    usable = trained in ("fp32", "bf16") or (trained == "fp16" and device.type == "cuda")
+    if requested == "auto" and usable:
+        requested = trained
+    return resolve_precision(requested, device)
+
+
+def _name(source: ImageSource) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return getattr(source, "name", None) or "<image>"

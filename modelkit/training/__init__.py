@@ -1,0 +1,1 @@
+"""Training: the loop, its callbacks, schedules, two-phase fine-tuning and distributed helpers."""

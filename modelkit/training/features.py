@@ -1,0 +1,80 @@
+"""Cached backbone features for head-only training on a frozen backbone.
+
+With the backbone frozen (and its BatchNorm statistics fixed), the backbone's output for an image
+never changes, so computing it every epoch is waste: it is computed once per image, or once per
+augmentation pass when augmentation is on, and the head trains on those vectors. An epoch then
+costs a few matrix multiplications instead of a full forward pass over every image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from modelkit.data.augment import AugmentSettings, eval_batch, train_batch
+from modelkit.data.cache import ImageCache
+from modelkit.device import autocast
+from modelkit.models.registry import ARCHITECTURES
+
+
+@contextlib.contextmanager
+def headless(model: nn.Module, arch: str) -> Iterator[nn.Module]:
+    """The model with its head swapped for Identity: its output is the penultimate features."""
+    attr = ARCHITECTURES[arch].head_attr
+    head = getattr(model, attr)
+    setattr(model, attr, nn.Identity())
+    try:
+        yield model
+    finally:
+        setattr(model, attr, head)
+
+
+@torch.no_grad()
+def backbone_features(
+    model: nn.Module,
+    arch: str,
+    cache: ImageCache,
+    rows: np.ndarray,
+    image_size: int,
+    device: torch.device,
+    precision: str,
+    channels_last: bool = True,
+    batch_size: int = 64,
+    augment: tuple[AugmentSettings, torch.Generator] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor | None:
+    """Float32 features (N x D, on ``device``) of the cached images at ``rows``.
+
+    With ``augment`` the images are augmented exactly as the training loop would; without it they
+    get the evaluation centre crop. Returns None if ``should_stop`` turned true on the way.
+    """
+    was_training = model.training
+    model.eval()
+    outs = []
+    try:
+        with headless(model, arch) as body:
+            for start in range(0, len(rows), batch_size):
+                if should_stop():
+                    return None
+                x = cache.batch(rows[start : start + batch_size]).to(device, non_blocking=True)
+                if augment is None:
+                    x = eval_batch(x, image_size, channels_last)
+                else:
+                    x = train_batch(x, image_size, augment[0], augment[1], channels_last)
+                with autocast(device, precision):
+                    outs.append(body(x).float())
+                if progress:
+                    progress(len(x))
+    finally:
+        model.train(was_training)
+    return torch.cat(outs) if outs else torch.zeros(0, 0, device=device)
+
+
+def has_augmentation(s: AugmentSettings) -> bool:
+    geometric = s.crop_scale != (1.0, 1.0) or s.hflip or s.vflip or s.rotation or s.shear or s.zoom
+    return bool(geometric or s.brightness or s.contrast or s.saturation or s.hue)

@@ -1,0 +1,1 @@
+"""Tune: hyper-parameter search with Optuna, each trial a normal run."""

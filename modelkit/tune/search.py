@@ -1,0 +1,266 @@
+"""Hyper-parameter search with Optuna: each trial is a normal run in the RunStore.
+
+The study lives in SQLite (default ``<runs_dir>/tune/<study>.db``), so a search can be stopped and
+continued later (``load_if_exists``). Every trial trains ``tune-<study>-<n>`` with settings
+drawn from the search space on top of fixed ones; its run folder is in the trial's user
+attributes. A listener reports val_acc after every epoch and stops the run when the median
+pruner says the trial is hopeless (the trial is then marked pruned, and so is its run folder).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from modelkit.config import OPTIMIZERS, TrainConfig
+from modelkit.events import EpochEnd, Event, RunStarted
+from modelkit.models.checkpoint import atomic_write_json
+from modelkit.training.loop import Trainer, TrainingError
+
+OPTIONAL = ("optimizer", "dropout", "augmentation")  # searched only when asked for
+
+
+@dataclass
+class SearchSpace:
+    lr: tuple[float, float] = (1e-4, 1e-1)  # log-uniform
+    weight_decay: tuple[float, float] = (1e-6, 1e-2)  # log-uniform
+    batch_sizes: tuple[int, ...] = (8, 16, 32)
+    extra: tuple[str, ...] = ()  # any of OPTIONAL
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.extra) - set(OPTIONAL))
+        if unknown:
+            from modelkit.config import ConfigError
+
+            raise ConfigError(f"search: unknown {unknown}; choose from {list(OPTIONAL)}")
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """TrainConfig settings for one trial."""
+        s: dict[str, Any] = {
+            "lr": trial.suggest_float("lr", *self.lr, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", list(self.batch_sizes)),
+        }
+        if "optimizer" in self.extra:
+            s["optimizer"] = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
+        if "dropout" in self.extra:
+            s["head_dropout"] = trial.suggest_float("head_dropout", 0.0, 0.5)
+        if "augmentation" in self.extra:
+            # one strength knob drives the usual augmentations together
+            k = trial.suggest_float("augmentation", 0.0, 1.0)
+            s.update(
+                crop_scale_min=round(1.0 - 0.75 * k, 3),
+                rotation=round(20.0 * k, 2),
+                brightness=round(0.4 * k, 3),
+                contrast=round(0.4 * k, 3),
+                saturation=round(0.4 * k, 3),
+            )
+        return s
+
+
+def default_storage(runs_dir: str | Path, study: str) -> str:
+    folder = Path(runs_dir) / "tune"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(folder / f'{study}.db').resolve()}"
+
+
+def open_study(study: str, storage: str, seed: int = 0, startup_trials: int = 2) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=study,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0),
+    )
+
+
+class _TrialReporter:
+    """Listener: val_acc to the trial after each epoch; asks the run to stop when pruned."""
+
+    def __init__(self, trial: optuna.Trial, stop: threading.Event):
+        self.trial, self.stop = trial, stop
+        self.pruned = False
+        self.run_dir = ""
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.run_dir = event.run_dir
+            self.trial.set_user_attr("run_dir", event.run_dir)
+        elif isinstance(event, EpochEnd):
+            value = event.metrics.get("val_acc")
+            if value is None:
+                return
+            self.trial.report(float(value), event.epoch)
+            if self.trial.should_prune():
+                self.pruned = True
+                self.stop.set()  # the loop stops before its next batch
+
+
+def run_search(
+    base: TrainConfig,
+    study: str,
+    trials: int | None = 10,
+    timeout: float | None = None,
+    storage: str | None = None,
+    space: SearchSpace | None = None,
+    stop: threading.Event | None = None,
+    on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+    startup_trials: int = 2,
+) -> optuna.Study:
+    """Run ``trials`` more trials (and/or until ``timeout`` seconds) of the study."""
+    space = space or SearchSpace()
+    storage = storage or default_storage(base.runs_dir, study)
+    stop = stop or threading.Event()
+    st = open_study(study, storage, base.seed, startup_trials)
+
+    def objective(trial: optuna.Trial) -> float:
+        if stop.is_set():
+            raise optuna.TrialPruned("search stopped")
+        cfg = base.replace(**space.suggest(trial), run_name=f"tune-{study}-{trial.number}")
+        cfg.validate()
+        trial.set_user_attr("config", cfg.to_dict())
+        run_stop = threading.Event()
+        reporter = _TrialReporter(trial, run_stop)
+        watcher = threading.Thread(target=_forward, args=(stop, run_stop), daemon=True)
+        watcher.start()
+        try:
+            result = Trainer(cfg, [reporter]).fit(run_stop)
+        finally:
+            run_stop.set()  # ends the watcher
+        if reporter.pruned or stop.is_set():
+            trial.set_user_attr("state", "pruned")
+            if reporter.run_dir:
+                atomic_write_json(
+                    Path(reporter.run_dir) / "tune.json",
+                    {"study": study, "trial": trial.number, "state": "pruned"},
+                )
+            raise optuna.TrialPruned()
+        value = result.best.get("val_acc")
+        if value is None:
+            raise TrainingError("tuning needs a validation split (val_ratio > 0)")
+        trial.set_user_attr("state", "complete")
+        return float(value)
+
+    def callback(s: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+        if on_trial:
+            on_trial(t)
+        if stop.is_set():
+            s.stop()
+
+    st.optimize(
+        objective, n_trials=trials, timeout=timeout, callbacks=[callback], catch=(TrainingError,)
+    )
+    return st
+
+
+def _forward(outer: threading.Event, inner: threading.Event) -> None:
+    """Pass a search-wide stop on to the running trial."""
+    while not inner.is_set():
+        if outer.wait(0.2):
+            inner.set()
+
+
+def best_config(st: optuna.Study, **changes: Any) -> TrainConfig | None:
+    """The best completed trial's config (with ``changes``), ready for a full training run."""
+    done = [t for t in st.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        return None
+    best = max(done, key=lambda t: t.value if t.value is not None else float("-inf"))
+    cfg = TrainConfig.from_dict(best.user_attrs["config"])
+    return cfg.replace(run_name=f"best-{st.study_name}", **changes)
+
+
+def trials_table(st: optuna.Study) -> list[dict[str, Any]]:
+    rows = []
+    for t in st.trials:
+        seconds = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                "val_acc": t.value,
+                **t.params,
+                "epochs": len(t.intermediate_values),
+                "seconds": seconds,
+                "run": Path(t.user_attrs.get("run_dir", "")).name,
+            }
+        )
+    return rows
+
+
+def completed(st: optuna.Study) -> int:
+    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in st.trials)
+
+
+class TuneJob:
+    """A search in a background thread; the page reads ``state``/``error`` and the study."""
+
+    def __init__(self, base: TrainConfig, study: str, trials: int | None, timeout: float | None,
+                 space: SearchSpace | None = None, storage: str | None = None):  # fmt: skip
+        self.base, self.study, self.trials, self.timeout = base, study, trials, timeout
+        self.space = space or SearchSpace()
+        self.storage = storage or default_storage(base.runs_dir, study)
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.state, self.error, self.trials_done = "running", "", 0
+        self.started, self.ended = time.time(), None
+        self.thread = threading.Thread(target=self._main, name="modelkit-tune", daemon=True)
+
+    def start(self) -> TuneJob:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+    @property
+    def active(self) -> bool:
+        return self.thread.is_alive()
+
+    def _on_trial(self, trial: optuna.trial.FrozenTrial) -> None:
+        with self.lock:
+            self.trials_done += 1
+
+    def _main(self) -> None:
+        try:
+            run_search(
+                self.base, self.study, self.trials, self.timeout, self.storage, self.space,
+                self.stop_event, self._on_trial,
+            )  # fmt: skip
+            state, error = ("stopped" if self.stop_event.is_set() else "finished"), ""
+        except Exception as exc:  # noqa: BLE001 - shown on the page, never re-raised
+            state, error = "failed", f"{type(exc).__name__}: {exc}"
+        with self.lock:
+            self.state, self.error, self.ended = state, error, time.time()
+
+
+def study_names(storage_dir: str | Path) -> list[str]:
+    """Studies saved under ``<runs_dir>/tune`` (one SQLite file each)."""
+    folder = Path(storage_dir)
+    return sorted(p.stem for p in folder.glob("*.db")) if folder.is_dir() else []
+
+
+def load_study(study: str, runs_dir: str | Path) -> optuna.Study | None:
+    path = Path(runs_dir) / "tune" / f"{study}.db"
+    if not path.is_file():
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=study, storage=f"sqlite:///{path.resolve()}")
+    except KeyError:
+        return None
