@@ -31,7 +31,9 @@ from modelkit.data.builtin import (
 )
 from modelkit.data.report import build_report
 from modelkit.data.samples import default_digits_dir, make_digits_dataset
-from modelkit.data.scan import DatasetError, scan_dataset
+from modelkit.data.scan import scan_dataset
+from modelkit.errors import ModelkitError
+from modelkit.paths import confine_to
 from studio.dataset_view import DatasetView, contact_sheet, counts_bar, dataset_view
 from studio.state import DATASET_KEY, settings
 
@@ -46,9 +48,12 @@ THUMB_CLASSES = 12
 
 
 @st.cache_data(show_spinner="Checking every image (each file is decoded once)…", max_entries=16)
-def _check(path: str, fingerprint: str) -> DatasetView:
-    """The check of ``path``; ``fingerprint`` (unused here) keys the cache to the folder state."""
-    index = scan_dataset(path)
+def _check(path: str, fingerprint: str, roots: tuple[Path, ...]) -> DatasetView:
+    """The check of ``path``; ``fingerprint`` (unused here) keys the cache to the folder state.
+
+    The scan is confined to the allowed roots: links that lead out are skipped and listed."""
+    with confine_to(roots):
+        index = scan_dataset(path)
     return dataset_view(index, build_report(index))
 
 
@@ -246,8 +251,8 @@ def _report_section(path: str) -> None:
         return
     fingerprint = folder_fingerprint(path)
     try:
-        view = _check(path, fingerprint)
-    except DatasetError as exc:
+        view = _check(path, fingerprint, settings().allowed_roots)
+    except ModelkitError as exc:
         st.error(f"This folder cannot be used as a dataset yet: {exc}")
         return
     report = view.report

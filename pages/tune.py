@@ -6,15 +6,16 @@ SQLite; this page only reads the study and draws modelkit's figures.
 
 from __future__ import annotations
 
+import functools
 import re
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from modelkit.config import ConfigError, TrainConfig
-from modelkit.jobs import JobBusyError
+from modelkit.config import TrainConfig
+from modelkit.errors import ModelkitError
 from modelkit.models.registry import ARCHITECTURES
+from modelkit.paths import confine_to, resolve_allowed
 from modelkit.tune.search import (
     OPTIONAL,
     SearchSpace,
@@ -51,19 +52,21 @@ if start:
     try:
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", study_name).strip("-") or "search"
         base = TrainConfig(
-            data_dir=str(Path(dataset).expanduser()),
+            data_dir=str(resolve_allowed(dataset, settings().allowed_roots)),
             arch=arch,
             image_size=int(image_size),
             weights=weights,
             epochs=int(epochs),
             runs_dir=str(runs_dir),
         )
-        job = TuneJob(
-            base, name, int(trials), float(minutes) * 60 or None, SearchSpace(extra=tuple(extra))
-        )
-        registry.start(job)
+        with confine_to(settings().allowed_roots):  # its thread keeps this: trials stay inside
+            space = SearchSpace(extra=tuple(extra))
+            job = TuneJob(base, name, int(trials), float(minutes) * 60 or None, space)
+        # One training at a time per app: a search counts, whatever else trains.
+        start = functools.partial(registry.start, job)
+        job_registry().start_other(f"search {name}", start, lambda: job.active)
         st.toast(f"Search {name} started")
-    except (ConfigError, RuntimeError) as exc:
+    except (ModelkitError, RuntimeError) as exc:
         st.error(str(exc))
 
 
@@ -114,5 +117,5 @@ if best is not None:
         try:
             job_registry().launch(best.replace(epochs=int(full_epochs)))
             st.toast("Training launched; follow it on the Train page.")
-        except (ConfigError, JobBusyError) as exc:
+        except ModelkitError as exc:
             st.error(str(exc))

@@ -116,6 +116,15 @@ def problem_rows(report: DatasetReport, index: DatasetIndex | None = None) -> li
                 "problem": f"cannot read folder ({reason or 'unknown reason'})",
             }
         )
+    for path in report.outside_roots:
+        rows.append(
+            {
+                "file": _rel(path, report.root),
+                "class": "",
+                "split": "",
+                "problem": "skipped: links outside the folders this app may open",
+            }
+        )
     flagged: set[str] = set()
     for entry in report.empty_classes:
         cls, _, split = entry.partition(" (")

@@ -9,9 +9,11 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from modelkit.config import ConfigError, TrainConfig
+from modelkit.config import TrainConfig
+from modelkit.errors import ModelkitError
 from modelkit.training.lr_finder import lr_find
 from studio.search_figures import lr_figure
+from studio.state import job_registry
 
 LR_KEY = "lr_finder_suggestion"  # float: the learning rate the form starts from
 RESULT_KEY = "lr_finder_result"
@@ -34,12 +36,16 @@ def lr_finder_panel(build_config: Callable[[], TrainConfig], run_now: bool) -> N
         if run_now:
             bar = st.progress(0.0, text="learning-rate range test…")
             try:
-                result = lr_find(
-                    build_config(),
-                    progress=lambda i, n: bar.progress(i / n, text=f"step {i}/{n}"),
-                )
+                config = build_config()
+                registry = job_registry()
+                registry.check_config(config)  # the same allowed roots as Launch
+                with registry.hold("the learning-rate finder"):  # one training at a time
+                    result = lr_find(
+                        config,
+                        progress=lambda i, n: bar.progress(i / n, text=f"step {i}/{n}"),
+                    )
                 st.session_state[RESULT_KEY] = result
-            except (ConfigError, RuntimeError, OSError, ValueError) as exc:
+            except (ModelkitError, RuntimeError, OSError, ValueError) as exc:
                 st.error(str(exc))
             bar.empty()
         result = st.session_state.get(RESULT_KEY)

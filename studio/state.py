@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from modelkit.jobs import JobRegistry
+from modelkit.paths import roots_from_env, within
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,20 +33,17 @@ class Settings:
 def settings() -> Settings:
     data_dir = Path(os.environ.get("MODELKIT_DATA_DIR") or APP_ROOT / "data").expanduser()
     runs_dir = Path(os.environ.get("MODELKIT_RUNS_DIR") or APP_ROOT / "runs").expanduser()
-    roots_env = os.environ.get("MODELKIT_ALLOWED_ROOTS")
-    if roots_env:
-        roots = [Path(p).expanduser() for p in roots_env.split(os.pathsep) if p.strip()]
-    else:
-        roots = [Path.home(), data_dir]
-    resolved = []
-    for r in roots:
-        r = r.resolve()
-        if r not in resolved:
-            resolved.append(r)
-    return Settings(data_dir.resolve(), runs_dir.resolve(), tuple(resolved))
+    data_dir = data_dir.resolve()
+    roots = roots_from_env(default=[Path.home(), data_dir])
+    if not within(data_dir, roots):  # samples, uploads and CIFAR land there: always usable
+        roots = (*roots, data_dir)
+    return Settings(data_dir, runs_dir.resolve(), roots)
 
 
 @st.cache_resource
 def job_registry() -> JobRegistry:
-    """One registry per server process: every session and browser tab sees the same job."""
-    return JobRegistry()
+    """One registry per server process: every session and browser tab sees the same job.
+
+    It reads the app's allowed roots at each launch, so whatever page launches a job, its dataset
+    and weights are checked against them once more before training starts."""
+    return JobRegistry(roots=lambda: settings().allowed_roots)

@@ -1,8 +1,8 @@
 """Server-side folder browsing, kept inside the folders the app is allowed to show.
 
 The app runs on the machine that holds the data, so a person picks a dataset by walking its folders.
-Every path from the browser (typed or clicked) goes through ``resolve_inside`` first: symlinks and
-``..`` are resolved, and a real location outside every allowed root is refused.
+Every path from the browser (typed or clicked) goes through ``modelkit.paths.resolve_allowed``
+first: symlinks and ``..`` are resolved, and a real location outside every allowed root is refused.
 """
 
 from __future__ import annotations
@@ -14,47 +14,16 @@ from pathlib import Path
 
 from modelkit.data.scan import VAL_NAMES
 from modelkit.data.imageio import SYSTEM_FILES, is_image_file
-from modelkit.errors import ModelkitError
+from modelkit.paths import PathNotAllowedError, normalise_roots, resolve_allowed, within
 
 # How much looks_like_dataset reads: enough for a hint, bounded on huge folders.
 HINT_MAX_DIRS = 64
 HINT_MAX_ENTRIES = 64
 
 
-class BrowseError(ModelkitError, ValueError):
-    """A path the browser will not show; the message says why in words."""
-
-
-def _roots(roots: Iterable[str | os.PathLike]) -> list[Path]:
-    out = [Path(r).expanduser().resolve() for r in roots]
-    if not out:
-        raise BrowseError("no folders are allowed for browsing (MODELKIT_ALLOWED_ROOTS is empty)")
-    return out
-
-
-def _within(path: Path, roots: list[Path]) -> bool:
-    return any(path == r or path.is_relative_to(r) for r in roots)
-
-
-def resolve_inside(path: str | os.PathLike, roots: Iterable[str | os.PathLike]) -> Path:
-    """The real absolute location of ``path``, or BrowseError if that is outside every root.
-
-    ``~`` is expanded; ``..`` and symlinks are resolved before the check, so neither can step
-    outside. The path does not have to exist (callers check that and say so separately).
-    """
-    text = os.fspath(path)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
-    if not text.strip():
-        raise BrowseError("no folder given")
-    if "\x00" in text:
-        raise BrowseError("the path contains a NUL character")
-    allowed = _roots(roots)
-    real = Path(text.strip()).expanduser().resolve()
-    if not _within(real, allowed):
-        shown = ", ".join(str(r) for r in allowed)
-        raise BrowseError(f"{real} is outside the folders this app may open ({shown})")
-    return real
+# One error for every refused path, wherever it was typed (see modelkit.paths).
+BrowseError = PathNotAllowedError
+resolve_inside = resolve_allowed
 
 
 def open_folder(path: str | os.PathLike, roots: Iterable[str | os.PathLike]) -> Path:
@@ -80,7 +49,7 @@ def list_subfolders(path: str | os.PathLike, roots: Iterable[str | os.PathLike])
     Hidden folders (``.name``), folders this process cannot open and symlinks whose target lies
     outside the roots (or is missing) are left out rather than failing the listing.
     """
-    allowed = _roots(roots)
+    allowed = normalise_roots(roots)
     base = open_folder(path, allowed)
     try:
         with os.scandir(base) as it:
@@ -94,7 +63,7 @@ def list_subfolders(path: str | os.PathLike, roots: Iterable[str | os.PathLike])
         child = base / entry.name
         if entry.is_symlink():
             real = child.resolve()
-            if not _within(real, allowed):
+            if not within(real, allowed):
                 continue
         if not os.access(child, os.R_OK | os.X_OK):
             continue
@@ -104,10 +73,10 @@ def list_subfolders(path: str | os.PathLike, roots: Iterable[str | os.PathLike])
 
 def parent_within(path: str | os.PathLike, roots: Iterable[str | os.PathLike]) -> Path | None:
     """The folder above ``path`` if it is still inside the roots; None at the top of a root."""
-    allowed = _roots(roots)
+    allowed = normalise_roots(roots)
     here = resolve_inside(path, allowed)
     parent = here.parent
-    if parent == here or not _within(parent, allowed):
+    if parent == here or not within(parent, allowed):
         return None
     return parent
 

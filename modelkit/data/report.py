@@ -40,6 +40,7 @@ class DatasetReport:
     duplicates: list[dict] = field(default_factory=list)
     size_stats: dict = field(default_factory=dict)
     unreadable_dirs: list[str] = field(default_factory=list)
+    outside_roots: list[str] = field(default_factory=list)  # links leading out of the roots
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -54,6 +55,10 @@ class DatasetReport:
             out.append(f"Cannot use {self._rel(item['path'])}: {item['reason']}")
         for folder in self.unreadable_dirs:
             out.append(f"Cannot read folder {self._rel(folder)}")
+        for path in self.outside_roots:
+            out.append(
+                f"Skipped {self._rel(path)}: it links outside the folders this app may open"
+            )
         for cls in self.empty_classes:
             out.append(f"No images for class {cls}")
         for cls in self.too_small:
@@ -197,6 +202,7 @@ def build_report(
         duplicates=duplicates,
         size_stats={"width": _stats(widths), "height": _stats(heights), "count": len(widths)},
         unreadable_dirs=list(getattr(index, "unreadable_dirs", [])),
+        outside_roots=list(getattr(index, "outside_roots", [])),
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from modelkit.data.imageio import SYSTEM_FILES, is_image_file
 from modelkit.errors import ModelkitError
+from modelkit.paths import confined_roots, real_within, resolve_allowed
 
 VAL_NAMES = ("val", "valid", "validation")
 EXPECTED_LAYOUT = (
@@ -43,6 +44,9 @@ class DatasetIndex:
     too_small: list[str] = field(default_factory=list)
     # Folders that could not be listed (e.g. permission denied): "path: reason".
     unreadable_dirs: list[str] = field(default_factory=list)
+    # Class folders and files skipped because their real location leaves the allowed roots
+    # (only when the scan runs confined, as it does for the app).
+    outside_roots: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per split per class, zeros included so tables line up."""
@@ -83,13 +87,28 @@ def _entry_is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
-def _subdirs(path: str, ignored: list[str], errors: list[str]) -> tuple[list[str], list[str]]:
+def _leaves_roots(entry: os.DirEntry, outside: list[str]) -> bool:
+    """True (and the entry recorded) when the scan is confined and the entry, a symlink, really
+    lies outside the roots. Only links need a look: the walk starts inside and enters no folder
+    that leaves, so a plain entry is where its folder is."""
+    roots = confined_roots()
+    if roots is None or not entry.is_symlink() or real_within(entry.path, roots):
+        return False
+    outside.append(entry.path)
+    return True
+
+
+def _subdirs(
+    path: str, ignored: list[str], errors: list[str], outside: list[str]
+) -> tuple[list[str], list[str]]:
     """Visible sub-folder names of ``path`` and the full paths of everything else in it."""
     dirs: list[str] = []
     others: list[str] = []
     for entry in _list_dir(path, errors):
         if _is_hidden(entry.name) or _is_system(entry.name):
             ignored.append(entry.path)
+        elif _leaves_roots(entry, outside):
+            continue
         elif _entry_is_dir(entry):
             dirs.append(entry.name)
         else:
@@ -101,7 +120,9 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _walk_images(top: str, root: str, ignored: list[str], errors: list[str]) -> Iterator[str]:
+def _walk_images(
+    top: str, root: str, ignored: list[str], errors: list[str], outside: list[str]
+) -> Iterator[str]:
     """Image files under class folder ``top``, recursively.
 
     Symlinked folders are followed (people link photos in from elsewhere), but each real folder
@@ -133,6 +154,8 @@ def _walk_images(top: str, root: str, ignored: list[str], errors: list[str]) -> 
             name = entry.name
             if _is_hidden(name) or _is_system(name):
                 ignored.append(entry.path)
+                continue
+            if _leaves_roots(entry, outside):
                 continue
             if _entry_is_dir(entry):
                 subdirs.append(entry.path)
@@ -203,12 +226,14 @@ def _class_difference(by_split: dict[str, list[str]]) -> str:
     return "; ".join(parts)
 
 
-def _scan_splits(root: str, split_dirs: dict[str, str], others: list[str]) -> DatasetIndex:
+def _scan_splits(
+    root: str, split_dirs: dict[str, str], others: list[str], outside: list[str]
+) -> DatasetIndex:
     ignored = list(others)
     errors: list[str] = []
     names_by_split: dict[str, list[str]] = {}
     for split, folder in split_dirs.items():
-        dirs, loose = _subdirs(os.path.join(root, folder), ignored, errors)
+        dirs, loose = _subdirs(os.path.join(root, folder), ignored, errors, outside)
         names_by_split[split] = dirs
         ignored.extend(loose)
     if any(set(v) != set(names_by_split["train"]) for v in names_by_split.values()):
@@ -223,12 +248,13 @@ def _scan_splits(root: str, split_dirs: dict[str, str], others: list[str]) -> Da
     for split, folder in split_dirs.items():
         samples: list[Sample] = []
         for label, cls in enumerate(classes):
-            paths = list(_walk_images(os.path.join(root, folder, cls), root, ignored, errors))
+            top = os.path.join(root, folder, cls)
+            paths = list(_walk_images(top, root, ignored, errors, outside))
             if not paths:
                 empty.append(f"{cls} ({split})")
             samples.extend(Sample(p, label) for p in paths)
         splits[split] = samples
-    return DatasetIndex(root, "splits", classes, splits, ignored, empty, [], errors)
+    return DatasetIndex(root, "splits", classes, splits, ignored, empty, [], errors, outside)
 
 
 def _split_counts(n: int, val_ratio: float, test_ratio: float) -> tuple[int, int]:
@@ -248,7 +274,13 @@ def _split_counts(n: int, val_ratio: float, test_ratio: float) -> tuple[int, int
 
 
 def _scan_folders(
-    root: str, classes: list[str], others: list[str], val_ratio: float, test_ratio: float, seed: int
+    root: str,
+    classes: list[str],
+    others: list[str],
+    val_ratio: float,
+    test_ratio: float,
+    seed: int,
+    outside: list[str],
 ) -> DatasetIndex:
     ignored = list(others)  # loose files in root belong to no class
     errors: list[str] = []
@@ -258,7 +290,7 @@ def _scan_folders(
     too_small: list[str] = []
     needed = 1 + (val_ratio > 0) + (test_ratio > 0)
     for label, cls in enumerate(classes):
-        paths = sorted(_walk_images(os.path.join(root, cls), root, ignored, errors))
+        paths = sorted(_walk_images(os.path.join(root, cls), root, ignored, errors, outside))
         if not paths:
             empty.append(cls)
             continue
@@ -274,7 +306,9 @@ def _scan_folders(
         }
         for split in split_names:
             splits[split].extend(Sample(p, label) for p in sorted(parts[split]))
-    return DatasetIndex(root, "folders", classes, splits, ignored, empty, too_small, errors)
+    return DatasetIndex(
+        root, "folders", classes, splits, ignored, empty, too_small, errors, outside
+    )
 
 
 def scan_dataset(
@@ -287,18 +321,24 @@ def scan_dataset(
     represented in validation, and is the same for the same ``seed``.
     """
     root = os.path.abspath(os.fspath(root))
+    roots = confined_roots()
+    if roots is not None:  # for the app: the folder itself must be inside the roots too
+        resolve_allowed(root, roots)
     _check_root(root)
     ignored: list[str] = []
     errors: list[str] = []
-    dirs, others = _subdirs(root, ignored, errors)
+    outside: list[str] = []
+    dirs, others = _subdirs(root, ignored, errors, outside)
     split_dirs = _find_split_dirs(dirs, root)
     if split_dirs is not None:
         extra = [os.path.join(root, d) for d in dirs if d not in split_dirs.values()]
-        index = _scan_splits(root, split_dirs, ignored + others + extra)
+        index = _scan_splits(root, split_dirs, ignored + others + extra, outside)
     else:
         if not dirs:
             raise DatasetError(f"no class folders found in {root}; {EXPECTED_LAYOUT}")
         _check_ratios(val_ratio, test_ratio)
-        index = _scan_folders(root, sorted(dirs), ignored + others, val_ratio, test_ratio, seed)
+        index = _scan_folders(
+            root, sorted(dirs), ignored + others, val_ratio, test_ratio, seed, outside
+        )
     index.unreadable_dirs[:0] = errors
     return index

@@ -6,6 +6,7 @@ page (or browser tab) can look at it.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from pathlib import Path
@@ -43,7 +44,14 @@ class TrainingJob:
             self.trainer = Trainer(config, [self._on_event])
         self.config = self.trainer.config
         self.view.epochs = self.config.epochs
-        self.thread = threading.Thread(target=self._main, name="modelkit-training", daemon=True)
+        # The thread runs in a copy of the creator's context, so an app's confine_to (its allowed
+        # roots) applies to this run's dataset scan too.
+        self.thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._main,),
+            name="modelkit-training",
+            daemon=True,
+        )
 
     @property
     def name(self) -> str:

@@ -51,6 +51,7 @@ from modelkit.models.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from modelkit.runs.lock import lock_run
 from modelkit.runs.store import RunRecorder, RunStore, read_json
 from modelkit.training import distributed, phases, tensorboard_log
 from modelkit.training.features import backbone_features, has_augmentation
@@ -165,6 +166,7 @@ class Trainer:
                 raise TrainingError(explain_error(exc)) from exc
         self.run_dir = self.dist.broadcast(self.run_dir)
         assert self.run_dir is not None
+        run_lock = lock_run(self.run_dir) if self.dist.is_main else None  # one writer per run
         if self.dist.is_main:
             self.listeners.insert(0, RunRecorder(self.run_dir))
             if cfg.tensorboard and tensorboard_log.available():
@@ -181,6 +183,8 @@ class Trainer:
             self._emit_quietly(Failed(str(self.run_dir), message, traceback.format_exc()))
             raise TrainingError(message) from exc
         finally:
+            if run_lock is not None:
+                run_lock.release()
             self.dist.close()
 
     def _prepare_data(self, resuming: bool) -> None:

@@ -9,6 +9,7 @@ pruner says the trial is hopeless (the trial is then marked pruned, and so is it
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -216,7 +217,11 @@ class TuneJob:
         self.lock = threading.Lock()
         self.state, self.error, self.trials_done = "running", "", 0
         self.started, self.ended = time.time(), None
-        self.thread = threading.Thread(target=self._main, name="modelkit-tune", daemon=True)
+        # The caller's context goes with the thread: an app's allowed roots confine each trial.
+        ctx = contextvars.copy_context()
+        self.thread = threading.Thread(
+            target=ctx.run, args=(self._main,), name="modelkit-tune", daemon=True
+        )
 
     def start(self) -> TuneJob:
         self.thread.start()
