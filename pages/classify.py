@@ -110,7 +110,7 @@ st.header("Classify")
 runs = [
     r
     for r in RunStore(settings().runs_dir).list()
-    if (r.path / "checkpoints" / "best.pt").is_file()
+    if r.state != "unreadable" and (r.path / "checkpoints" / "best.pt").is_file()
 ]
 if not runs:
     st.info("No trained model yet. Train one first; its best checkpoint is used here.")

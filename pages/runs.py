@@ -12,14 +12,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from modelkit.config import ConfigError
-from modelkit.jobs import JobBusyError
+from modelkit.errors import ModelkitError
 from modelkit.runs.store import RunInfo, RunStore, read_metrics, run_state, wait_until
-from modelkit.training.loop import TrainingError
 from studio import figures as plots
 from studio.formatting import duration_text
 from studio.run_picker import pick_run
 from studio.state import RUN_KEY, job_registry, settings
+from studio.text import md
 
 STATE_LABELS = {
     "running": "running",
@@ -27,6 +26,7 @@ STATE_LABELS = {
     "stopped": "stopped",
     "failed": "failed",
     "interrupted": "interrupted",
+    "unreadable": "unreadable",
 }
 COMPARE_DEFAULT = 3
 PENDING_DELETE = "_runs_delete_pending"  # id of the run whose deletion awaits confirmation
@@ -52,7 +52,7 @@ def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
                 "created": _created(r.created),
                 "duration": duration_text(r.duration_s),
                 "epochs": f"{r.epochs_done}/{r.epochs}",
-                "summary": r.summary(),
+                "summary": r.problem or r.summary(),
             }
             for r in runs
         ]
@@ -115,17 +115,20 @@ def _compare(runs: list[RunInfo]) -> None:
 def _resume(run: RunInfo) -> None:
     try:
         job = job_registry().launch(resume_dir=run.path)
-    except JobBusyError as exc:
-        st.error(f"Cannot resume {run.id}: {exc}")
-        return
-    except (TrainingError, ConfigError, OSError, RuntimeError) as exc:
-        st.error(f"Cannot resume {run.id}: {exc}")
+    except (ModelkitError, OSError, RuntimeError) as exc:
+        st.error(f"Cannot resume {md(run.id)}: {md(exc)}")
         return
     st.session_state[RUN_KEY] = str(run.path)
     # Give the job a moment to mark the run as running, so the table redrawn below says so.
     with st.spinner("Starting…"):
         wait_until(lambda: not job.thread.is_alive() or run_state(run.path)["state"] != run.state)
-    st.session_state[FLASH] = ("resumed", f"Resumed {job.name} from its last checkpoint.")
+        if run_state(run.path)["state"] == run.state:  # it may still fail on its checkpoint
+            wait_until(lambda: not job.thread.is_alive() or job.snapshot().state == "running")
+    view = job.snapshot()
+    if view.state == "failed":  # e.g. last.pt refused: the failure alone, no success beside it
+        st.session_state[FLASH] = ("error", f"Could not resume {md(run.id)}: {md(view.error)}")
+    else:
+        st.session_state[FLASH] = ("resumed", f"Resumed {md(job.name)} from its last checkpoint.")
     st.rerun()
 
 
@@ -141,16 +144,19 @@ def _delete(run: RunInfo) -> None:
     st.session_state.pop(PENDING_DELETE, None)
     active = job_registry().active()
     if active is not None and Path(active.snapshot().run_dir) == run.path:
-        st.session_state[FLASH] = ("error", f"{run.id} is training now; stop it before deleting.")
+        st.session_state[FLASH] = (
+            "error",
+            f"{md(run.id)} is training now; stop it before deleting.",
+        )
         return
     try:
         RunStore(settings().runs_dir).delete(run.path)
-    except (RuntimeError, OSError) as exc:
-        st.session_state[FLASH] = ("error", f"Could not delete {run.id}: {exc}")
+    except (ModelkitError, RuntimeError, OSError) as exc:
+        st.session_state[FLASH] = ("error", f"Could not delete {md(run.id)}: {md(exc)}")
         return
     if st.session_state.get(RUN_KEY) == str(run.path):
         st.session_state.pop(RUN_KEY)
-    st.session_state[FLASH] = ("success", f"Deleted run {run.id}.")
+    st.session_state[FLASH] = ("success", f"Deleted the folder {md(run.path)}.")
 
 
 def _export(run: RunInfo) -> None:
@@ -188,9 +194,11 @@ def _manage(runs: list[RunInfo]) -> None:
         runs, "runs_manage", on_change=lambda: st.session_state.pop(PENDING_DELETE, None)
     )
     running = run.state == "running"
-    st.caption(f"{run.summary()} · {run.path}")
+    st.caption(md(f"{run.summary()} · {run.path}"))
+    if run.state == "unreadable":
+        st.error(f"This run cannot be read: {md(run.problem)}. You can delete it.")
     if run.state == "failed" and run.error:
-        st.error(f"This run failed: {run.error}")
+        st.error(f"This run failed: {md(run.error)}")
     elif run.state == "interrupted":
         st.warning("This run's process ended without finishing it (the app or machine stopped).")
     if running:
@@ -246,8 +254,8 @@ def _manage(runs: list[RunInfo]) -> None:
     if st.session_state.get(PENDING_DELETE) == run.id and not running:
         with st.container(border=True):
             st.warning(
-                f"Delete **{run.id}**? Its folder, with checkpoints, metrics and evaluation, is "
-                "removed from disk. This cannot be undone."
+                f"Delete the folder **{md(run.path)}**? It is removed from disk with its "
+                "checkpoints, metrics and evaluation. This cannot be undone."
             )
             c1, c2, _ = st.columns([1, 1, 3])
             c1.button(

@@ -63,6 +63,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from modelkit.config import ConfigError, TrainConfig
+    from modelkit.runs.lock import refuse_if_locked
     from modelkit.training.distributed import is_main_process
     from modelkit.training.loop import Trainer, TrainingError
     from modelkit.training.progress import ProgressPrinter
@@ -75,6 +76,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         if overrides or args.data or args.recipe:
             return _fail("train --resume takes no data folder or other settings", EXIT_USAGE)
+        refuse_if_locked(args.resume)  # another process trains it: one writer per run
         trainer = Trainer.resume(args.resume)
     else:
         if not args.data:
@@ -238,6 +240,7 @@ def _runs(args: argparse.Namespace) -> int:
                 "epochs": r.epochs,
                 "best": r.best,
                 "config": r.config,
+                "problem": r.problem,
             }
             for r in runs
         ]
@@ -249,7 +252,8 @@ def _runs(args: argparse.Namespace) -> int:
     print(f"{'run':<40} {'state':<11} {'epochs':>7} {'best val_acc':>12}  config")
     for r in runs:
         acc = f"{r.best_val_acc:.4f}" if isinstance(r.best_val_acc, (int, float)) else "-"
-        print(f"{r.id:<40} {r.state:<11} {r.epochs_done:>3}/{r.epochs:<3} {acc:>12}  {r.summary()}")
+        about = r.problem or r.summary()  # an unreadable run says why
+        print(f"{r.id:<40} {r.state:<11} {r.epochs_done:>3}/{r.epochs:<3} {acc:>12}  {about}")
     return 0
 
 

@@ -19,7 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modelkit.errors import ModelkitError
 from modelkit.models.checkpoint import atomic_write_json
+from modelkit.runs.lock import is_locked
+from modelkit.runs.validate import (
+    classes_problem,
+    config_problem,
+    metrics_row_problem,
+    status_problem,
+)
 from modelkit.events import (
     EpochEnd,
     Event,
@@ -31,6 +39,7 @@ from modelkit.events import (
 )
 
 STATES = ("running", "finished", "stopped", "failed", "interrupted")
+UNREADABLE = "unreadable"  # a run whose files have the wrong shape; listed, deletable, not used
 
 
 def _now() -> str:
@@ -64,22 +73,33 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """One dict per epoch; a torn or garbled line (a kill mid-write) is skipped, not fatal."""
+def _metric_rows(run_dir: str | Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The well-formed rows, and the first problem with a row that parsed but has wrong types."""
     path = Path(run_dir) / "metrics.jsonl"
-    rows = []
+    rows: list[dict[str, Any]] = []
+    problem = None
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
-        return rows
-    for line in lines:
+        return rows, None
+    for n, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
+            continue  # torn by a kill mid-write
+        if not isinstance(row, dict) or "epoch" not in row:
             continue
-        if isinstance(row, dict) and "epoch" in row:
+        bad = metrics_row_problem(row)
+        if bad is None:
             rows.append(row)
-    return rows
+        elif problem is None:
+            problem = f"metrics.jsonl line {n}: {bad}"
+    return rows, problem
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """One dict of numbers per epoch; a torn, garbled or wrongly typed line is skipped."""
+    return _metric_rows(run_dir)[0]
 
 
 def run_state(run_dir: str | Path) -> dict[str, Any]:
@@ -115,6 +135,8 @@ class RunInfo:
     config: dict[str, Any] = field(default_factory=dict)
     classes: list[str] = field(default_factory=list)
     error: str = ""
+    problem: str = ""  # why the run is unreadable (state "unreadable"), naming the file
+
 
     @property
     def best_val_acc(self) -> float | None:
@@ -145,12 +167,23 @@ def _int(value: Any) -> int:
 
 
 def load_run(run_dir: str | Path) -> RunInfo:
+    """What the pages and the CLI show of a run. Every file is untrusted: one with the wrong
+    shape makes the run *unreadable*, with the reason, and it is still listed (and deletable)."""
     path = Path(run_dir)
-    config = read_json(path / "config.json", {})
-    config = config if isinstance(config, dict) else {}  # one garbled run must not break a list
-    classes = read_json(path / "classes.json", []) or []
-    status = run_state(path)
-    metrics = read_metrics(path)
+    config = read_json(path / "config.json", _GARBLED)
+    classes = read_json(path / "classes.json", _GARBLED)
+    raw_status = read_json(path / "status.json", _GARBLED)
+    metrics, metrics_bad = _metric_rows(path)
+    problem = (
+        _garbled(path, config, classes)
+        or config_problem(config)
+        or (classes_problem(classes) if (path / "classes.json").exists() else None)
+        or (status_problem(raw_status) if raw_status is not _GARBLED else None)
+        or metrics_bad
+    )
+    if problem:
+        return _unreadable(path, problem)
+    status = run_state(path)  # a garbled status.json reads as interrupted (a torn write)
     best = status.get("best") or {}
     if not best and metrics:
         with_val = [m for m in metrics if m.get("val_acc") is not None]
@@ -162,8 +195,8 @@ def load_run(run_dir: str | Path) -> RunInfo:
         path=path,
         state=status["state"],
         arch=str(config.get("arch", "?")),
-        created=status.get("started_at", ""),
-        updated=status.get("updated_at", ""),
+        created=status.get("started_at") or "",
+        updated=status.get("updated_at") or "",
         duration_s=duration,
         epochs_done=len(metrics),
         epochs=_int(config.get("epochs")),
@@ -174,6 +207,31 @@ def load_run(run_dir: str | Path) -> RunInfo:
     )
 
 
+_GARBLED = object()  # read_json's answer for a file that is missing or not JSON
+
+
+def _garbled(path: Path, config: Any, classes: Any) -> str | None:
+    for name, value in (("config.json", config), ("classes.json", classes)):
+        if value is _GARBLED and (path / name).exists():
+            return f"{name} cannot be read as JSON"
+    return None
+
+
+def _unreadable(path: Path, problem: str) -> RunInfo:
+    return RunInfo(
+        id=path.name,
+        path=path,
+        state=UNREADABLE,
+        arch="?",
+        created="",
+        updated="",
+        duration_s=None,
+        epochs_done=0,
+        epochs=0,
+        problem=problem,
+    )
+
+
 def _span(status: dict[str, Any]) -> float | None:
     """Wall time from start to last update: for runs written before active time was kept."""
     started, ended = status.get("started_at"), status.get("ended_at") or status.get("updated_at")
@@ -181,6 +239,10 @@ def _span(status: dict[str, Any]) -> float | None:
         return (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
     except (TypeError, ValueError):
         return None
+
+
+class RunDeleteError(ModelkitError, RuntimeError):
+    """A delete the store refuses: outside the runs folder, or a run that is training."""
 
 
 class RunStore:
@@ -228,10 +290,18 @@ class RunStore:
         return load_run(path)
 
     def delete(self, run: str | Path) -> None:
+        """Remove a run's folder: only a real folder directly inside the runs folder, and never
+        one that is training (its status says so, or a process holds its lock)."""
         info = self.get(run)
-        if info.state == "running":
-            raise RuntimeError(f"run {info.id} is still running; stop it first")
-        shutil.rmtree(info.path)
+        folder = info.path
+        root = self.root.resolve()
+        if folder.is_symlink() or folder.resolve().parent != root or folder.name.startswith("."):
+            raise RunDeleteError(
+                f"refused to delete {folder}: it is not a run folder directly inside {root}"
+            )
+        if info.state == "running" or is_locked(folder):
+            raise RunDeleteError(f"run {info.id} is still running; stop it first")
+        shutil.rmtree(folder)
 
 
 class RunRecorder:
