@@ -174,8 +174,10 @@ def load_run(run_dir: str | Path) -> RunInfo:
     classes = read_json(path / "classes.json", _GARBLED)
     raw_status = read_json(path / "status.json", _GARBLED)
     metrics, metrics_bad = _metric_rows(path)
+    problem = _garbled(path, config, classes)
+    config = {} if config is _GARBLED else config  # no config.json: a run being created
     problem = (
-        _garbled(path, config, classes)
+        problem
         or config_problem(config)
         or (classes_problem(classes) if (path / "classes.json").exists() else None)
         or (status_problem(raw_status) if raw_status is not _GARBLED else None)
