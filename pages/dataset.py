@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from modelkit.data.archive import ArchiveError, extract_dataset_zip
+from modelkit.data.archive import ArchiveError
 from modelkit.data.browse import (
     BrowseError,
     folder_fingerprint,
@@ -32,14 +32,17 @@ from modelkit.data.builtin import (
 from modelkit.data.report import build_report
 from modelkit.data.samples import default_digits_dir, make_digits_dataset
 from modelkit.data.scan import scan_dataset
+from modelkit.data.uploads import delete_upload, list_uploads, unpack_upload, upload_quota
 from modelkit.errors import ModelkitError
 from modelkit.paths import confine_to
 from studio.dataset_view import DatasetView, contact_sheet, counts_bar, dataset_view
 from studio.state import DATASET_KEY, settings
+from studio.text import md
 
 BROWSE_KEY = "ds_browse_dir"  # folder shown in the browser; None = list of allowed roots
 PATH_INPUT_KEY = "ds_path_input"
 UPLOADS_KEY = "ds_uploads"  # {uploaded file_id: dataset path or error text}
+DELETE_UPLOAD_KEY = "ds_upload_delete_pending"  # upload folder awaiting a yes
 MAX_BUTTONS = 48
 THUMB_CLASSES = 12
 
@@ -94,7 +97,7 @@ def _folder_tab(roots: tuple[Path, ...]) -> None:
         try:
             real = open_folder(typed, roots)
         except BrowseError as exc:
-            st.error(f"Cannot use that folder: {exc}")
+            st.error(f"Cannot use that folder: {md(exc)}")
         else:
             _choose(real)
             st.session_state[BROWSE_KEY] = str(real)
@@ -111,13 +114,14 @@ def _folder_tab(roots: tuple[Path, ...]) -> None:
         subfolders = list_subfolders(here, roots)
         up = parent_within(here, roots)
     except BrowseError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.button("Back to the top", key="ds_browse_reset", on_click=_browse_to, args=(None,))
         return
 
     hint = looks_like_dataset(here)
     st.markdown(
-        f":material/folder_open: `{here}`" + (f" — looks like a dataset: *{hint}*" if hint else "")
+        f":material/folder_open: {md(here)}"
+        + (f" — looks like a dataset: *{hint}*" if hint else "")
     )
     c1, c2, _ = st.columns([1, 2, 3])
     at_top = up is None and len(roots) == 1
@@ -146,7 +150,7 @@ def _folder_tab(roots: tuple[Path, ...]) -> None:
 def _folder_buttons(paths: list[str], full_names: bool = False) -> None:
     cols = st.columns(4)
     for n, path in enumerate(paths[:MAX_BUTTONS]):
-        label = f":material/folder: {path if full_names else Path(path).name}"
+        label = f":material/folder: {md(path if full_names else Path(path).name)}"
         cols[n % 4].button(
             label, key=f"ds_browse_{n}", on_click=_browse_to, args=(path,), width="stretch"
         )
@@ -161,24 +165,67 @@ def _upload_tab(uploads_dir: Path) -> None:
         key="ds_zip",
         help="Inside the zip: one folder per class, or train/ and val/ folders with class folders.",
     )
-    st.caption(f"Zips are unpacked (safely) into `{uploads_dir}`.")
-    if uploaded is None:
+    st.caption(f"Zips are unpacked (safely) into {md(uploads_dir)}; the same zip twice is reused.")
+    if uploaded is not None:
+        done: dict = st.session_state.setdefault(UPLOADS_KEY, {})
+        if uploaded.file_id not in done:
+            with st.spinner(f"Unpacking {md(uploaded.name)}…"):
+                try:
+                    root, reused = unpack_upload(uploaded, uploads_dir)
+                except (ArchiveError, OSError) as exc:
+                    done[uploaded.file_id] = ("error", str(exc))
+                else:
+                    done[uploaded.file_id] = ("reused" if reused else "ok", str(root))
+                    _choose(root)
+        kind, text = done[uploaded.file_id]
+        if kind == "error":
+            st.error(f"Cannot use {md(uploaded.name)}: {md(text)}")
+        elif kind == "reused":
+            st.success(f"{md(uploaded.name)} was uploaded before: using {md(text)}.")
+        else:
+            st.success(f"Unpacked {md(uploaded.name)} into {md(text)}.")
+    _uploads_list(uploads_dir)
+
+
+def _uploads_list(uploads_dir: Path) -> None:
+    """Earlier uploads with their sizes against the quota; one can be deleted after a yes."""
+    uploads = list_uploads(uploads_dir)
+    if not uploads:
         return
-    done: dict = st.session_state.setdefault(UPLOADS_KEY, {})
-    if uploaded.file_id not in done:
-        with st.spinner(f"Unpacking {uploaded.name}…"):
-            try:
-                root = extract_dataset_zip(uploaded, uploads_dir)
-            except ArchiveError as exc:
-                done[uploaded.file_id] = ("error", str(exc))
-            else:
-                done[uploaded.file_id] = ("ok", str(root))
-                _choose(root)
-    kind, text = done[uploaded.file_id]
-    if kind == "error":
-        st.error(f"Cannot use {uploaded.name}: {text}")
-    else:
-        st.success(f"Unpacked {uploaded.name} into `{text}`.")
+    used = sum(u.bytes for u in uploads)
+    with st.expander(
+        f"Earlier uploads: {len(uploads)}, {used / 2**30:.2f} of {upload_quota() / 2**30:.0f} GiB"
+    ):
+        st.dataframe(
+            [{"folder": u.name, "MB": round(u.bytes / 2**20, 1)} for u in uploads],
+            hide_index=True,
+            key="ds_uploads_table",
+        )
+        names = [u.name for u in uploads]
+        pick, go = st.columns([3, 1], vertical_alignment="bottom")
+        name = pick.selectbox("Upload to delete", names, key="ds_upload_pick")
+        if go.button("Delete…", key="ds_upload_delete"):
+            st.session_state[DELETE_UPLOAD_KEY] = name
+        if st.session_state.get(DELETE_UPLOAD_KEY) == name:
+            st.warning(
+                f"Delete the unpacked folder **{md(uploads_dir / name)}**? Your zip file is not "
+                "touched; you can upload it again."
+            )
+            yes, no, _ = st.columns([1, 1, 3])
+            if yes.button("Yes, delete it", type="primary", key="ds_upload_delete_confirm"):
+                st.session_state.pop(DELETE_UPLOAD_KEY, None)
+                try:
+                    delete_upload(uploads_dir, name)
+                except (ModelkitError, OSError) as exc:
+                    st.error(f"Could not delete {md(name)}: {md(exc)}")
+                else:
+                    if st.session_state.get(DATASET_KEY, "").startswith(str(uploads_dir / name)):
+                        st.session_state.pop(DATASET_KEY, None)
+                    st.session_state.pop(UPLOADS_KEY, None)
+                    st.rerun()
+            if no.button("Cancel", key="ds_upload_delete_cancel"):
+                st.session_state.pop(DELETE_UPLOAD_KEY, None)
+                st.rerun()
 
 
 def _sample_tab(data_dir: Path) -> None:
@@ -244,16 +291,16 @@ def _cifar_tab(data_dir: Path) -> None:
 
 
 def _report_section(path: str) -> None:
-    st.subheader(f":material/folder_open: {Path(path).name}")
-    st.caption(path)
+    st.subheader(f":material/folder_open: {md(Path(path).name)}")
+    st.caption(md(path))
     if not os.path.isdir(path):
-        st.error(f"The dataset folder no longer exists: {path}. Choose another one above.")
+        st.error(f"The dataset folder no longer exists: {md(path)}. Choose another one above.")
         return
     fingerprint = folder_fingerprint(path)
     try:
         view = _check(path, fingerprint, settings().allowed_roots)
     except ModelkitError as exc:
-        st.error(f"This folder cannot be used as a dataset yet: {exc}")
+        st.error(f"This folder cannot be used as a dataset yet: {md(exc)}")
         return
     report = view.report
 
@@ -288,7 +335,7 @@ def _report_section(path: str) -> None:
             st.dataframe(view.counts, hide_index=True, width="stretch", key="ds_counts_table")
 
     st.markdown("##### Split")
-    st.caption(view.split_text)
+    st.caption(md(view.split_text))
     st.dataframe(
         view.splits,
         hide_index=True,
@@ -363,7 +410,7 @@ def _samples(view: DatasetView, fingerprint: str) -> None:
         sheet = _sheet(tuple(view.samples[cls]), fingerprint)
         with cols[n % 4]:
             if sheet is None:
-                st.caption(f"**{cls}**: no readable images")
+                st.caption(f"**{md(cls)}**: no readable images")
             else:
                 st.image(sheet, caption=cls)
 

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import uuid
 import zipfile
 import zlib
@@ -77,9 +78,66 @@ def _skipped(parts: tuple[str, ...]) -> bool:
     return any(p == "__MACOSX" or p.startswith(".") or p.lower() in SYSTEM_FILES for p in parts)
 
 
+# The central directory lists every entry; a dataset's, even at max_files, is far below this.
+MAX_CENTRAL_DIRECTORY = 64 * 1024**2
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_CD_HEADER = 46  # fixed part of a central-directory file header
+
+
+def _end_record(fp: BinaryIO) -> tuple[int, int, int]:
+    """(entry count, central directory size, where it ends) read from the archive's tail alone,
+    so an absurd archive is refused before zipfile parses its entries into memory."""
+    fp.seek(0, os.SEEK_END)
+    size = fp.tell()
+    tail_len = min(size, _EOCD.size + 65535)
+    fp.seek(size - tail_len)
+    tail = fp.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + _EOCD.size > len(tail):
+        raise zipfile.BadZipFile("File is not a zip file")
+    _, _, _, _, count, cd_size, _, _ = _EOCD.unpack_from(tail, at)
+    end = size - tail_len + at
+    if count == 0xFFFF or cd_size == 0xFFFFFFFF:  # ZIP64: the real numbers are further back
+        loc_at = at - _ZIP64_LOCATOR.size
+        if loc_at >= 0 and tail[loc_at : loc_at + 4] == b"PK\x06\x07":
+            rec_at = end - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size
+            if rec_at >= 0:
+                fp.seek(rec_at)
+                rec = fp.read(_ZIP64_EOCD.size)
+                if len(rec) == _ZIP64_EOCD.size and rec[:4] == b"PK\x06\x06":
+                    fields = _ZIP64_EOCD.unpack(rec)
+                    count, cd_size, end = fields[7], fields[8], rec_at
+    return count, cd_size, end
+
+
+def _check_directory(fp: BinaryIO, max_entries: int, label: str) -> None:
+    """Refuse a zip whose central directory is too big or lists too many entries.
+
+    The count in the end record can lie, so the directory's headers are counted too (their fixed
+    part only), stopping as soon as there are too many."""
+    count, cd_size, end = _end_record(fp)
+    if count > max_entries:
+        raise ArchiveError(f"{label} lists {count:,} entries, more than {max_entries:,}; refusing")
+    if cd_size > MAX_CENTRAL_DIRECTORY or cd_size > end:
+        raise ArchiveError(f"{label} has an implausible file list ({cd_size:,} bytes); refusing")
+    fp.seek(end - cd_size)
+    directory = fp.read(cd_size)
+    pos = seen = 0
+    while pos + _CD_HEADER <= len(directory) and directory[pos : pos + 4] == b"PK\x01\x02":
+        seen += 1
+        if seen > max_entries:
+            raise ArchiveError(f"{label} lists more than {max_entries:,} entries; refusing")
+        name_len, extra_len, comment_len = struct.unpack_from("<3H", directory, pos + 28)
+        pos += _CD_HEADER + name_len + extra_len + comment_len
+    fp.seek(0)
+
+
 def _entries(zf: zipfile.ZipFile, max_total_bytes: int, max_ratio: float, max_files: int):
     entries: list[_Entry] = []
     total = 0
+    packed = 0
     files = 0
     for info in zf.infolist():
         parts = _split_name(info.filename)
@@ -98,6 +156,7 @@ def _entries(zf: zipfile.ZipFile, max_total_bytes: int, max_ratio: float, max_fi
             if files > max_files:
                 raise ArchiveError(f"the zip holds more than {max_files:,} files; refusing")
             total += info.file_size
+            packed += info.compress_size
             if total > max_total_bytes:
                 raise ArchiveError(
                     f"the zip would unpack to more than {max_total_bytes / GiB:.1f} GiB "
@@ -111,6 +170,13 @@ def _entries(zf: zipfile.ZipFile, max_total_bytes: int, max_ratio: float, max_fi
                     f"{max_ratio:,.0f}x limit; this looks like a zip bomb"
                 )
         entries.append(_Entry(info, parts, is_dir))
+    # Many small entries can each stay under the per-entry threshold: judge the whole archive too.
+    ratio = total / max(packed, 1)
+    if total > RATIO_MIN_BYTES and ratio > max_ratio:
+        raise ArchiveError(
+            f"the zip expands {ratio:,.0f}x as a whole ({packed:,} -> {total:,} bytes), beyond "
+            f"the {max_ratio:,.0f}x limit; this looks like a zip bomb"
+        )
     return entries
 
 
@@ -182,6 +248,7 @@ def extract_dataset_zip(
     max_total_bytes: int = 4 * GiB,
     max_ratio: float = 200.0,
     max_files: int = 200_000,
+    quota_left: int | None = None,
 ) -> Path:
     """Extract a dataset zip into ``dest_parent/<name>`` and return the dataset's root folder.
 
@@ -189,7 +256,8 @@ def extract_dataset_zip(
     ``name`` defaults to the zip's file name without ``.zip``; a folder of that name that already
     exists is kept and ``-2``, ``-3``, ... is appended instead. When the zip holds one top-level
     folder, that folder is returned. Raises ArchiveError (nothing written) when the zip is unsafe,
-    too large, empty or not a zip at all.
+    too large, empty or not a zip at all. ``quota_left``: bytes the unpacked files may take
+    (the uploads quota), checked from the headers before anything is written.
     """
     if isinstance(zip_source, (bytes, bytearray)):
         zip_source = io.BytesIO(bytes(zip_source))
@@ -199,14 +267,43 @@ def extract_dataset_zip(
         name = stem if label != "the upload" else "dataset"
     folder_name = safe_folder_name(name)
     dest_parent = Path(dest_parent)
+    if isinstance(zip_source, (str, os.PathLike)):
+        try:
+            with open(zip_source, "rb") as fp:
+                return _extract_from(fp, dest_parent, folder_name, label, max_total_bytes,
+                                     max_ratio, max_files, quota_left)  # fmt: skip
+        except FileNotFoundError:
+            raise ArchiveError(f"zip file not found: {zip_source}") from None
+        except IsADirectoryError:
+            raise ArchiveError(f"{label} is a folder, not a zip file") from None
+    return _extract_from(zip_source, dest_parent, folder_name, label, max_total_bytes, max_ratio,
+                         max_files, quota_left)  # fmt: skip
+
+
+def _extract_from(
+    fp: BinaryIO,
+    dest_parent: Path,
+    folder_name: str,
+    label: str,
+    max_total_bytes: int,
+    max_ratio: float,
+    max_files: int,
+    quota_left: int | None,
+) -> Path:
     try:
-        zf = zipfile.ZipFile(zip_source)
-    except FileNotFoundError:
-        raise ArchiveError(f"zip file not found: {zip_source}") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        # Directories and macOS "._" twins are entries too, hence the room above max_files.
+        _check_directory(fp, 2 * max_files + 10_000, label)
+        zf = zipfile.ZipFile(fp)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as exc:
         raise ArchiveError(f"{label} is not a readable zip file ({exc})") from None
     with zf:
         entries = _entries(zf, max_total_bytes, max_ratio, max_files)
+        needed = sum(e.info.file_size for e in entries if not e.is_dir)
+        if quota_left is not None and needed > quota_left:
+            raise ArchiveError(
+                f"{label} unpacks to {needed / GiB:.2f} GiB but only {max(quota_left, 0) / GiB:.2f}"
+                " GiB of the uploads quota is left; delete old uploads on the Dataset page"
+            )
         if not any(not e.is_dir for e in entries):
             raise ArchiveError(f"{label} contains no files (hidden and __MACOSX files are skipped)")
         dest_parent.mkdir(parents=True, exist_ok=True)
