@@ -11,6 +11,7 @@ import math
 import pandas as pd
 import streamlit as st
 
+from modelkit.csvcells import safe_cell
 from modelkit.data.imageio import ImageLoadError
 from modelkit.runs.store import RunStore
 from modelkit.serving.predictor import Prediction, Predictor
@@ -18,6 +19,7 @@ from studio import figures as plots
 from studio.dataset_view import thumbnail_jpeg
 from studio.run_picker import pick_run
 from studio.state import settings
+from studio.text import md
 
 PAGE_SIZE = 12  # image cards per page
 CARD_COLUMNS = 3
@@ -81,7 +83,7 @@ def results_csv(preds: list[Prediction], k: int) -> str:
                 round(p.probabilities[i], 6) if i < len(p.probabilities) else ""
             )
         row["error"] = p.error
-        rows.append(row)
+        rows.append({key: safe_cell(value) for key, value in row.items()})  # never a formula
     return pd.DataFrame(rows).to_csv(index=False)
 
 
@@ -93,7 +95,7 @@ def _cards(preds: list[Prediction], thumbs: list[bytes | None], k: int) -> None:
     cols = st.columns(CARD_COLUMNS)
     for i, (p, thumb) in enumerate(shown[start : start + PAGE_SIZE]):
         with cols[i % CARD_COLUMNS].container(border=True):
-            st.markdown(f"**{p.label}** · {p.confidence:.1%}")
+            st.markdown(f"**{md(p.label)}** · {p.confidence:.1%}")
             if thumb is not None:
                 st.image(thumb, caption=p.source, width="stretch")
             else:
@@ -125,7 +127,7 @@ try:
     model_key = (str(checkpoint), checkpoint.stat().st_mtime_ns)
     predictor = _predictor(*model_key)
 except (RuntimeError, OSError, ValueError, KeyError) as exc:
-    st.error(f"Cannot load the model of {run.id}: {exc}")
+    st.error(f"Cannot load the model of {md(run.id)}: {md(exc)}")
     st.stop()
 n_classes = len(predictor.classes)
 with right:
@@ -160,7 +162,7 @@ if not files:
 preds, thumbs = classify(predictor, model_key, files)
 for p in preds:
     if p.error:
-        st.error(f"Not classified: {p.error}", icon=":material/block:")
+        st.error(f"Not classified: {md(p.error)}", icon=":material/block:")
 
 table = results_table(preds, k)
 if not table.empty:

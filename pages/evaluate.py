@@ -21,6 +21,7 @@ from studio.dataset_view import thumbnail_jpeg
 from studio.embeddings_tab import embeddings_tab
 from studio.run_picker import pick_run
 from studio.state import settings
+from studio.text import md
 
 THUMB_PX = 128  # thumbnails are decoded once at this size and cached
 CELL_LIMIT = 24  # images shown for one confusion-matrix cell
@@ -91,7 +92,7 @@ def _thumbnails(rows: list[dict]) -> None:
     if images:
         st.image(images, caption=captions, width=THUMB_PX)
     if missing:
-        st.caption("Cannot show: " + "; ".join(missing))
+        st.caption(md("Cannot show: " + "; ".join(missing)))
 
 
 def _evaluate_now(run: RunInfo, split: str) -> Evaluation | None:
@@ -99,7 +100,7 @@ def _evaluate_now(run: RunInfo, split: str) -> Evaluation | None:
         try:
             return evaluate_run(run.path, split)
         except (RuntimeError, OSError, ValueError) as exc:
-            st.error(f"Could not evaluate {run.id}: {exc}")
+            st.error(f"Could not evaluate {md(run.id)}: {md(exc)}")
             return None
 
 
@@ -163,12 +164,12 @@ def _confusion(ev: Evaluation) -> None:
         if not ev.predictions:
             st.caption("No per-image predictions were saved with this evaluation; evaluate again.")
         elif not rows:
-            st.caption(f"No {true} image was predicted as {pred}.")
+            st.caption(f"No {md(true)} image was predicted as {md(pred)}.")
         else:
             more = f", the {CELL_LIMIT} with the highest loss" if len(rows) > CELL_LIMIT else ""
             verb = "correctly classified" if true == pred else f"predicted as {pred}"
             images = "image" if len(rows) == 1 else "images"
-            st.markdown(f"**{len(rows)} {true} {images} {verb}**{more}")
+            st.markdown(f"**{len(rows)} {md(true)} {images} {verb}**{more}")
             _thumbnails(rows[:CELL_LIMIT])
 
 
@@ -265,7 +266,7 @@ def _curves(run: RunInfo) -> None:
     c1, c2 = st.columns(2)
     c1.plotly_chart(plots.curves_figure(rows, log_y=log_y), key="evaluate_loss_curve")
     c2.plotly_chart(plots.accuracy_figure(rows), key="evaluate_acc_curve")
-    st.caption(run.summary())
+    st.caption(md(run.summary()))
 
 
 # -- page -----------------------------------------------------------------------------------------
@@ -304,7 +305,7 @@ ev = _load_evaluation(
     str(run.path), split, _stamp(folder / f"{split}.json", folder / f"predictions_{split}.csv")
 )
 if ev is None:
-    st.info(f"{run.id} has no saved evaluation of its {SPLIT_NAMES[split]} split yet.")
+    st.info(f"{md(run.id)} has no saved evaluation of its {SPLIT_NAMES[split]} split yet.")
     if st.button("Evaluate now", type="primary", key="evaluate_now"):
         ev = _evaluate_now(run, split)
     if ev is None:

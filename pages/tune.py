@@ -27,6 +27,7 @@ from modelkit.tune.search import (
 )
 from studio.search_figures import history_figure, importance_figure
 from studio.state import DATASET_KEY, job_registry, settings
+from studio.text import md
 from studio.tune_state import tune_registry
 
 st.header("Tune")
@@ -65,9 +66,9 @@ if start:
         # One training at a time per app: a search counts, whatever else trains.
         start = functools.partial(registry.start, job)
         job_registry().start_other(f"search {name}", start, lambda: job.active)
-        st.toast(f"Search {name} started")
+        st.toast(f"Search {md(name)} started")
     except (ModelkitError, RuntimeError) as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 
 
 @st.fragment(run_every=2.0)
@@ -76,14 +77,14 @@ def search_status() -> None:
     if job is None:
         return
     if job.active:
-        st.info(f"Search **{job.study}** running: {job.trials_done} trial(s) done.")
+        st.info(f"Search **{md(job.study)}** running: {job.trials_done} trial(s) done.")
         if st.button("Stop search", icon=":material/stop_circle:", key="stop_search"):
             job.stop()
             st.toast("Stopping after the current batch…")
     elif job.state == "failed":
-        st.error(f"Search {job.study} failed: {job.error}")
+        st.error(f"Search {md(job.study)} failed: {md(job.error)}")
     else:
-        st.success(f"Search {job.study} {job.state}: {job.trials_done} trial(s).")
+        st.success(f"Search {md(job.study)} {job.state}: {job.trials_done} trial(s).")
 
 
 search_status()
@@ -118,4 +119,4 @@ if best is not None:
             job_registry().launch(best.replace(epochs=int(full_epochs)))
             st.toast("Training launched; follow it on the Train page.")
         except ModelkitError as exc:
-            st.error(str(exc))
+            st.error(md(exc))

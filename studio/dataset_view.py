@@ -17,6 +17,7 @@ from PIL import Image
 from modelkit.data.imageio import SYSTEM_FILES, ImageLoadError, ImageSource, load_image
 from modelkit.data.report import DatasetReport
 from modelkit.data.scan import DatasetIndex
+from studio.figures import plotly_label
 
 SPLIT_COLOURS = {"train": "#4C78A8", "val": "#F58518", "test": "#54A24B"}
 OTHER_COLOURS = ["#B279A2", "#72B7B2", "#E45756", "#9D755D"]
@@ -36,7 +37,7 @@ def counts_bar(counts: dict[str, dict[str, int]], title: str | None = None) -> g
         fig.add_trace(
             go.Bar(
                 name=split,
-                x=classes,
+                x=[plotly_label(c) for c in classes],
                 y=[row.get(c, 0) for c in classes],
                 marker_color=_colour(split, n),
                 hovertemplate="%{x}<br>" + split + ": %{y} images<extra></extra>",

@@ -20,6 +20,7 @@ from modelkit.evaluation.embeddings import (
 )
 from modelkit.runs.store import RunInfo
 from studio.search_figures import projection_figure
+from studio.text import md
 
 
 def _checkpoint_stamp(run_dir: Path) -> int:
@@ -51,7 +52,7 @@ def embeddings_tab(run: RunInfo, split: str) -> None:
         try:
             emb = _embeddings(str(run.path), split, stamp)
         except (RuntimeError, OSError, ValueError) as exc:
-            st.error(f"Could not compute the features: {exc}")
+            st.error(f"Could not compute the features: {md(exc)}")
             return
     n, d = emb.features.shape
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
@@ -90,7 +91,7 @@ def embeddings_tab(run: RunInfo, split: str) -> None:
     try:
         result = rsa(emb, read_reference(upload.getvalue()), per)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
     m1, m2, m3 = st.columns(3)
     m1.metric("Spearman ρ", f"{result['spearman_rho']:.3f}", help=f"p = {result['spearman_p']:.3g}")

@@ -7,6 +7,7 @@ headless. Every builder accepts empty input and returns an empty (but valid) fig
 from __future__ import annotations
 
 import functools
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,14 @@ LABELS = {
     "epoch_seconds": "seconds / epoch",
 }
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def plotly_label(name: object) -> str:
+    """A name (class, run, file) as literal text in a Plotly label, legend or hover template.
+
+    Plotly renders a subset of HTML in labels (``<a href>`` is a live link, ``<b>``, ``<br>``) and
+    fills ``%{...}`` in templates, so both are escaped; Plotly decodes the entities back to text."""
+    return html.escape(str(name)).replace("%", "&#37;")
 
 
 def _label(key: str) -> str:
@@ -135,7 +144,7 @@ def compare_runs_figure(
     for name, rows in runs.items():
         xs, ys = _series(rows, metric)
         if xs:
-            traces.append({"x": xs, "y": ys, "name": name, "mode": "lines+markers"})
+            traces.append({"x": xs, "y": ys, "name": plotly_label(name), "mode": "lines+markers"})
     height = 300 + 22 * len(runs)
     layout = _line_layout(_label(metric), _label(metric), _is_rate(metric), height, log_y)
     layout["hovermode"] = "closest"
@@ -161,7 +170,8 @@ def confusion_figure(
     invisible marker trace sits on the cell centres so a click selects a cell (plotly heatmaps
     cannot be selected themselves); its customdata is ``[true, predicted, count]``.
     """
-    classes = [str(c) for c in classes]
+    raw = [str(c) for c in classes]
+    classes = [plotly_label(c) for c in raw]  # what the chart shows; raw names go in customdata
     counts = [[int(v) for v in row] for row in cm]
     shares = normalise_rows(counts)
     z = shares if normalise else counts
@@ -189,11 +199,11 @@ def confusion_figure(
         go.Scatter(
             x=[classes[p] for _, p in cells],
             y=[classes[t] for t, _ in cells],
-            customdata=[[classes[t], classes[p], counts[t][p]] for t, p in cells],
+            customdata=[[raw[t], raw[p], counts[t][p], classes[t], classes[p]] for t, p in cells],
             mode="markers",
             marker={"size": 28, "opacity": 0, "symbol": "square"},
             hovertemplate=(
-                "true %{customdata[0]}<br>predicted %{customdata[1]}"
+                "true %{customdata[3]}<br>predicted %{customdata[4]}"
                 "<br>images: %{customdata[2]}<extra></extra>"
             ),
             showlegend=False,
@@ -218,7 +228,7 @@ def topk_bar(labels: Sequence[str], probs: Sequence[float]) -> go.Figure:
     fig = go.Figure(
         go.Bar(
             x=[float(p) for p in probs],
-            y=[str(lab) for lab in labels],
+            y=[plotly_label(lab) for lab in labels],
             orientation="h",
             text=[f"{p:.1%}" for p in probs],
             textposition="auto",

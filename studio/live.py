@@ -12,6 +12,7 @@ from modelkit.jobs import TrainingJob
 from studio.figures import accuracy_figure, batch_loss_figure, curves_figure
 from studio.formatting import duration_text
 from studio.state import RUN_KEY, job_registry
+from studio.text import md
 
 
 @st.fragment(run_every=1.5)
@@ -20,7 +21,7 @@ def live_view() -> None:
     if job is None:
         return
     v = job.snapshot()
-    st.subheader(f"Run `{job.name}`")
+    st.subheader(f"Run {md(job.name)}")
     if v.state in ("starting", "decoding"):
         total = max(v.cache_total, 1)
         text = (
@@ -46,7 +47,7 @@ def live_view() -> None:
         job.stop()
         st.toast("Stopping after this batch…")
     if v.error:
-        st.error(f"Training failed: {v.error}")
+        st.error(f"Training failed: {md(v.error)}")
     left, right = st.columns(2)
     left.plotly_chart(batch_loss_figure(v.batch_losses), key="live_batch_loss")
     right.plotly_chart(

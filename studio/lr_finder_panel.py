@@ -14,6 +14,7 @@ from modelkit.errors import ModelkitError
 from modelkit.training.lr_finder import lr_find
 from studio.search_figures import lr_figure
 from studio.state import job_registry
+from studio.text import md
 
 LR_KEY = "lr_finder_suggestion"  # float: the learning rate the form starts from
 RESULT_KEY = "lr_finder_result"
@@ -46,7 +47,7 @@ def lr_finder_panel(build_config: Callable[[], TrainConfig], run_now: bool) -> N
                     )
                 st.session_state[RESULT_KEY] = result
             except (ModelkitError, RuntimeError, OSError, ValueError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             bar.empty()
         result = st.session_state.get(RESULT_KEY)
         if result is None:

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from modelkit.evaluation.embeddings import Embeddings
 from modelkit.training.lr_finder import LRFinderResult
 from modelkit.tune.search import completed
+from studio.figures import plotly_label
 
 
 def lr_figure(result: LRFinderResult) -> go.Figure:
@@ -73,9 +74,9 @@ def projection_figure(coords: np.ndarray, emb: Embeddings, title: str = "") -> g
             continue
         fig.add_trace(
             go.Scatter(
-                x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=cls,
-                text=[names[i] for i in idx],
-                hovertemplate="%{text}<br>" + cls + "<extra></extra>",
+                x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=plotly_label(cls),
+                text=[plotly_label(names[i]) for i in idx],
+                hovertemplate="%{text}<br>" + plotly_label(cls) + "<extra></extra>",
             )
         )  # fmt: skip
     fig.update_layout(title=title, height=480, margin={"l": 10, "r": 10, "t": 40, "b": 10})

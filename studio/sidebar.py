@@ -6,6 +6,7 @@ import streamlit as st
 
 from modelkit.device import describe_device
 from studio.state import job_registry
+from studio.text import md
 
 
 @st.cache_data
@@ -27,7 +28,7 @@ def _job_status() -> None:
         return
     view = job.snapshot()
     if view.active:
-        st.markdown(f"**Training** `{job.name}`")
+        st.markdown(f"**Training** {md(job.name)}")
         if view.state == "decoding":
             total = max(view.cache_total, 1)
             st.progress(view.cache_done / total, text=f"decoding images {view.cache_done}/{total}")
@@ -37,4 +38,4 @@ def _job_status() -> None:
                 text=f"epoch {view.epoch + 1}/{view.epochs}, batch {view.batch}/{view.batches}",
             )
     else:
-        st.caption(f"Last job `{job.name}`: {view.state}")
+        st.caption(f"Last job {md(job.name)}: {view.state}")

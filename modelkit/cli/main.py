@@ -171,6 +171,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from modelkit.csvcells import safe_cell
     from modelkit.serving.export import ExportError
     from modelkit.serving.onnx_backend import make_predictor
 
@@ -206,7 +207,7 @@ def _predict(args: argparse.Namespace) -> int:
         with open(args.csv, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in rows)
     return EXIT_INPUT if failed == len(results) else 0
 
 

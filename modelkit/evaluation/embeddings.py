@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modelkit.csvcells import safe_cell
 from modelkit.evaluation.evaluate import load_split
 from modelkit.training.features import headless
 
@@ -53,7 +54,8 @@ def to_csv(emb: Embeddings) -> str:
     d = emb.features.shape[1] if emb.features.ndim == 2 else 0
     writer.writerow(["path", "label", "class", *[f"f{i}" for i in range(d)]])
     for path, y, row in zip(emb.paths, emb.labels, emb.features):
-        writer.writerow([path, int(y), emb.classes[y], *(f"{v:.6g}" for v in row)])
+        name = safe_cell(emb.classes[y])
+        writer.writerow([safe_cell(path), int(y), name, *(f"{v:.6g}" for v in row)])
     return buf.getvalue()
 
 

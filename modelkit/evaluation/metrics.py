@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from modelkit.csvcells import read_cell, safe_cell
 from modelkit.models.checkpoint import atomic_write_json, atomic_write_text
 
 
@@ -142,7 +143,9 @@ def save_evaluation(run_dir: str | Path, ev: Evaluation) -> Path:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=PREDICTION_FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(ev.predictions)
+    writer.writerows(  # names other people chose are data, never spreadsheet formulas
+        {k: safe_cell(v) for k, v in row.items()} for row in ev.predictions
+    )
     atomic_write_text(folder / f"predictions_{ev.split}.csv", buf.getvalue())
     return folder / f"{ev.split}.json"
 
@@ -160,6 +163,8 @@ def load_evaluation(run_dir: str | Path, split: str = "val") -> Evaluation | Non
             newline="",
         ) as f:  # fmt: skip
             for row in csv.DictReader(f):
+                for key in ("path", "true", "predicted"):
+                    row[key] = read_cell(row[key])
                 for key in ("confidence", "true_probability", "loss"):
                     row[key] = float(row[key])
                 row["correct"] = row["correct"] == "True"
