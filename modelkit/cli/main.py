@@ -340,11 +340,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from modelkit.evaluation.evaluate import EvaluationError
     from modelkit.models.checkpoint import CheckpointError
     from modelkit.models.registry import WeightsError
+    from modelkit.runs.lock import RunLockedError
     from modelkit.training.loop import TrainingError
 
     try:
         return args.func(args)
     except (
+        RunLockedError,
         DatasetError,
         ConfigError,
         CheckpointError,

@@ -249,6 +249,7 @@ def extract_dataset_zip(
     max_ratio: float = 200.0,
     max_files: int = 200_000,
     quota_left: int | None = None,
+    max_entries: int | None = None,
 ) -> Path:
     """Extract a dataset zip into ``dest_parent/<name>`` and return the dataset's root folder.
 
@@ -257,8 +258,12 @@ def extract_dataset_zip(
     exists is kept and ``-2``, ``-3``, ... is appended instead. When the zip holds one top-level
     folder, that folder is returned. Raises ArchiveError (nothing written) when the zip is unsafe,
     too large, empty or not a zip at all. ``quota_left``: bytes the unpacked files may take
-    (the uploads quota), checked from the headers before anything is written.
+    (the uploads quota), checked from the headers before anything is written. ``max_entries``:
+    how many entries the archive may list at all (folders and macOS ``._`` twins included),
+    checked from its end record before any entry is parsed; by default 2 x max_files + 10,000.
     """
+    if max_entries is None:
+        max_entries = 2 * max_files + 10_000
     if isinstance(zip_source, (bytes, bytearray)):
         zip_source = io.BytesIO(bytes(zip_source))
     label = _source_name(zip_source) or "the upload"
@@ -271,13 +276,13 @@ def extract_dataset_zip(
         try:
             with open(zip_source, "rb") as fp:
                 return _extract_from(fp, dest_parent, folder_name, label, max_total_bytes,
-                                     max_ratio, max_files, quota_left)  # fmt: skip
+                                     max_ratio, max_files, quota_left, max_entries)  # fmt: skip
         except FileNotFoundError:
             raise ArchiveError(f"zip file not found: {zip_source}") from None
         except IsADirectoryError:
             raise ArchiveError(f"{label} is a folder, not a zip file") from None
     return _extract_from(zip_source, dest_parent, folder_name, label, max_total_bytes, max_ratio,
-                         max_files, quota_left)  # fmt: skip
+                         max_files, quota_left, max_entries)  # fmt: skip
 
 
 def _extract_from(
@@ -289,10 +294,10 @@ def _extract_from(
     max_ratio: float,
     max_files: int,
     quota_left: int | None,
+    max_entries: int,
 ) -> Path:
     try:
-        # Directories and macOS "._" twins are entries too, hence the room above max_files.
-        _check_directory(fp, 2 * max_files + 10_000, label)
+        _check_directory(fp, max_entries, label)
         zf = zipfile.ZipFile(fp)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as exc:
         raise ArchiveError(f"{label} is not a readable zip file ({exc})") from None
