@@ -3,18 +3,35 @@
 Names come from folders, zips and checkpoints other people made. ``st.markdown`` (and captions,
 labels, alerts and toasts, which are markdown too) would turn ``**x**`` bold, ``[a](b)`` into a link
 and ``![i](url)`` into an image the browser fetches; ``md`` makes a name read literally there.
+
+It escapes what can start markup and leaves the rest alone, so paths and run ids stay readable
+in the page source: emphasis and code (``* _ ` ~``), links and images (``[ ] < >``), math
+(``$``), Streamlit's ``:red[...]`` and ``:material/icon:`` and bare ``http://`` autolinks (a
+``:`` that touches the next character), e-mail and ``www.`` autolinks, and what would make a
+heading, list or quote at the start.
 """
 
 from __future__ import annotations
 
 import re
 
-# Every ASCII punctuation character can be backslash-escaped in Markdown; escaping them all also
-# covers Streamlit's own syntax (``:red[...]``, ``:material/icon:``, ``$math$``).
-_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")
-_SPACE = re.compile(r"[\x00-\x1f\x7f]+")
+_ALWAYS = re.compile(r"([\\`*~\[\]<>$@|])")
+_COLON = re.compile(r":(?=\S)")  # "a: b" stays; ":red[", ":material/", "http://" are escaped
+_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # intraword _ is never emphasis
+_WWW = re.compile(r"(?i)\bwww\.")
+_LEADING = re.compile(r"^(\s*)([#>+=-])")
+_NUMBERED = re.compile(r"^(\s*\d+)([.)])")  # "1. x" would start a numbered list
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def md(name: object) -> str:
-    """``name`` as literal text inside Markdown: punctuation escaped, line breaks made spaces."""
-    return _PUNCT.sub(r"\\\1", _SPACE.sub(" ", str(name)))
+    """``name`` as literal text inside Markdown; line breaks and control characters become
+    spaces (a name is one line)."""
+    text = _CONTROL.sub(" ", str(name))
+    text = _ALWAYS.sub(r"\\\1", text)
+    text = _UNDERSCORE.sub(r"\\_", text)
+    text = _COLON.sub(r"\\:", text)
+    text = _WWW.sub(lambda m: m.group(0)[:-1] + "\\.", text)
+    text = _LEADING.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    text = _NUMBERED.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    return text

@@ -1,0 +1,103 @@
+"""Issue 16 through the pages (AppTest): folders outside the allowed roots are refused on Train,
+Tune and the learning-rate finder; one training at a time whatever starts it; a resume whose
+checkpoint is refused shows the failure alone; a delete names the folder it removes."""
+
+from __future__ import annotations
+
+import threading
+
+from conftest import make_colour_dataset
+
+from studio.state import job_registry
+
+TRAIN, TUNE, RUNS = "pages/train.py", "pages/tune.py", "pages/runs.py"
+
+
+def errors(at) -> list[str]:
+    assert not at.exception, [e.value for e in at.exception]
+    return [e.value for e in at.error]
+
+
+def _dataset_box(at):
+    return next(w for w in at.text_input if w.label == "Dataset folder")
+
+
+def _button(at, text):
+    return next(b for b in at.button if text in b.label)
+
+
+def test_train_refuses_a_dataset_outside_the_allowed_roots(open_page, tmp_path):
+    outside = make_colour_dataset(tmp_path / "outside", per_class=3)
+    at = open_page(TRAIN)
+    _dataset_box(at).set_value(str(outside)).run()
+    next(w for w in at.selectbox if w.label == "Starting weights").set_value(
+        "Random (from scratch)"
+    )
+    _button(at, "Launch training").click().run()
+    shown = "\n".join(errors(at))
+    assert "outside the folders this app may open" in shown and str(outside) in shown
+    assert job_registry().current is None
+
+
+def test_the_lr_finder_refuses_an_outside_folder_and_waits_for_a_running_job(
+    open_page, tmp_path, app_dirs
+):
+    outside = make_colour_dataset(tmp_path / "outside", per_class=3)
+    at = open_page(TRAIN)
+    _dataset_box(at).set_value(str(outside)).run()
+    _button(at, "Find a learning rate").click().run()
+    assert any("outside the folders" in e for e in errors(at))
+
+    inside = make_colour_dataset(app_dirs["data"] / "colours", per_class=3)
+    done = threading.Event()
+    job_registry().start_other("search busy", lambda: None, lambda: not done.is_set())
+    try:
+        _dataset_box(at).set_value(str(inside)).run()
+        _button(at, "Find a learning rate").click().run()
+        assert any("search busy is still running" in e for e in errors(at))
+    finally:
+        done.set()
+
+
+def test_tune_refuses_an_outside_folder_and_a_search_while_training(open_page, tmp_path, app_dirs):
+    outside = make_colour_dataset(tmp_path / "outside", per_class=3)
+    at = open_page(TUNE)
+    _dataset_box(at).set_value(str(outside))
+    _button(at, "Start search").click().run()
+    assert any("outside the folders" in e for e in errors(at))
+
+    inside = make_colour_dataset(app_dirs["data"] / "colours", per_class=3)
+    done = threading.Event()
+    job_registry().start_other("training job busy", lambda: None, lambda: not done.is_set())
+    try:
+        _dataset_box(at).set_value(str(inside))
+        _button(at, "Start search").click().run()
+        assert any("training job busy is still running" in e for e in errors(at))
+        from studio.tune_state import tune_registry
+
+        assert tune_registry().current is None
+    finally:
+        done.set()
+
+
+def test_a_resume_whose_checkpoint_is_refused_shows_no_success(open_page, interrupted_run):
+    last = interrupted_run / "checkpoints" / "last.pt"
+    damaged = last.read_bytes()[:4000]
+    last.unlink()  # a hard link to the session's run: replace it, never write through it
+    last.write_bytes(damaged)
+    at = open_page(RUNS)
+    errors(at)
+    _button(at, "Resume training").click().run()
+    shown = "\n".join(errors(at))
+    assert f"Could not resume {interrupted_run.name}" in shown and "last.pt" in shown
+    assert not [s.value for s in at.success]
+
+
+def test_the_delete_confirmation_names_the_folder_it_deletes(open_page, run_dir):
+    at = open_page(RUNS)
+    _button(at, "Delete run").click().run()
+    warning = "\n".join(w.value for w in at.warning)
+    assert str(run_dir) in warning.replace("\\", "")
+    _button(at, "Yes, delete it").click().run()
+    assert not run_dir.exists()
+    assert any(str(run_dir) in s.value.replace("\\", "") for s in at.success)
