@@ -171,5 +171,54 @@ def load_evaluation(run_dir: str | Path, split: str = "val") -> Evaluation | Non
                 predictions.append(row)
     except (OSError, KeyError, ValueError):
         predictions = []
+    if _evaluation_problem(data) is not None:
+        return None  # a hand-edited or foreign file: treated as not evaluated yet
+    names = set(data["classes"])
+    predictions = [r for r in predictions if r["true"] in names and r["predicted"] in names]
     fields = {k: data.get(k) for k in Evaluation.__dataclass_fields__ if k != "predictions"}
     return Evaluation(**fields, predictions=predictions)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _evaluation_problem(data: Any) -> str | None:
+    """Why a saved evaluation cannot be drawn (wrong types or shapes), or None."""
+    from modelkit.names import classes_problem
+
+    if not isinstance(data, dict):
+        return "not an object"
+    classes = data.get("classes")
+    if classes_problem(classes, "classes"):
+        return "classes"
+    n = len(classes)
+    if not all(_number(data.get(k)) for k in ("accuracy", "loss")):
+        return "accuracy or loss"
+    if data.get("top5") is not None and not _number(data["top5"]):
+        return "top5"
+    for key in ("macro", "weighted"):
+        part = data.get(key)
+        if not isinstance(part, dict) or not all(_number(v) for v in part.values()):
+            return key
+    if "f1" not in data["macro"]:
+        return "macro"
+    per_class = data.get("per_class")
+    if not isinstance(per_class, list) or not all(
+        isinstance(r, dict) and all(_number(v) or isinstance(v, str) for v in r.values())
+        for r in per_class
+    ):
+        return "per_class"
+    cm = data.get("confusion_matrix")
+    if not (
+        isinstance(cm, list)
+        and len(cm) == n
+        and all(
+            isinstance(row, list)
+            and len(row) == n
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row)
+            for row in cm
+        )
+    ):
+        return "confusion_matrix"
+    return None
