@@ -156,7 +156,7 @@ def _delete(run: RunInfo) -> None:
         return
     if st.session_state.get(RUN_KEY) == str(run.path):
         st.session_state.pop(RUN_KEY)
-    st.session_state[FLASH] = ("success", f"Deleted the folder {md(run.path)}.")
+    st.session_state[FLASH] = ("success", f"Deleted run {md(run.id)}: the folder {md(run.path)}.")
 
 
 def _export(run: RunInfo) -> None:
@@ -172,7 +172,7 @@ def _export(run: RunInfo) -> None:
             try:
                 done = export_run(run.path, fmt)
             except (ExportError, OSError, RuntimeError) as exc:
-                st.error(f"Export failed: {exc}")
+                st.error(f"Export failed: {md(exc)}")
                 return
         st.session_state[EXPORTED] = (str(done.path), done.max_abs_diff, done.sample_source)
     path, diff, source = st.session_state.get(EXPORTED, ("", 0.0, ""))

@@ -104,7 +104,7 @@ def test_a_malformed_run_shows_as_unreadable_and_can_be_deleted(page, studio_url
     screenshot(page, "hostile-unreadable-run")
     page.get_by_role("button", name="Yes, delete it").click()
     _settle(page)
-    page.get_by_text("Deleted the folder").first.wait_for()
+    page.get_by_text(f"Deleted run {run.name}").first.wait_for()
     assert not run.exists()
 
 
