@@ -192,7 +192,12 @@ def test_zip_upload_is_extracted_and_used(app, tmp_path):
     assert "Unpacked flowers.zip" in texts(at.success)
     assert metrics(at)["Classes"] == "2" and metrics(at)["Images"] == "6"
     at.run()  # not extracted a second time
-    assert sorted(p.name for p in (tmp_path / "data" / "uploads").iterdir()) == ["flowers"]
+    uploads = tmp_path / "data" / "uploads"
+    assert sorted(p.name for p in uploads.iterdir() if not p.name.startswith(".")) == ["flowers"]
+    # the same zip uploaded again (a new upload of the same bytes) reuses its folder
+    at.file_uploader(key="ds_zip").set_value(("again.zip", data, "application/zip")).run()
+    assert "was uploaded before" in texts(at.success)
+    assert sorted(p.name for p in uploads.iterdir() if not p.name.startswith(".")) == ["flowers"]
 
 
 def test_unsafe_zip_upload_shows_the_reason(app, tmp_path):
