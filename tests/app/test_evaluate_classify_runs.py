@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from conftest import make_colour_dataset
 
 from modelkit.evaluation.metrics import load_evaluation
 from modelkit.runs.store import RunStore, run_state
@@ -220,8 +221,9 @@ def test_runs_resume_refused_while_another_job_runs(open_page, interrupted_run, 
     from modelkit.config import TrainConfig
     from modelkit.runs.store import wait_until
 
+    data = make_colour_dataset(app_dirs["data"] / "colours")  # inside the allowed roots
     config = TrainConfig.load(interrupted_run / "config.json").replace(
-        epochs=500, runs_dir=str(app_dirs["runs"]), run_name="busy"
+        epochs=500, runs_dir=str(app_dirs["runs"]), run_name="busy", data_dir=str(data)
     )
     busy = job_registry().launch(config)
     try:
