@@ -30,6 +30,7 @@ from modelkit.data.imageio import ImageLoadError, load_image, square_resize
 from modelkit.errors import ModelkitError
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import atomic_write_json, load_checkpoint, require_modelkit
+from modelkit.models.metadata import validate_metadata
 from modelkit.runs.store import read_json
 from modelkit.serving.predictor import resolve_checkpoint
 
@@ -70,6 +71,7 @@ def load_run_model(run: str | Path) -> LoadedRun:
     """A run folder (or checkpoint file) as an eval-mode CPU model with its metadata."""
     checkpoint = resolve_checkpoint(run)
     payload = require_modelkit(load_checkpoint(checkpoint), checkpoint)
+    validate_metadata(payload, checkpoint)
     cfg = payload["config"]
     model = models.build_model(
         payload["arch"],

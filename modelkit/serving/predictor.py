@@ -18,6 +18,7 @@ from modelkit.data.imageio import ImageLoadError, ImageSource, load_image, squar
 from modelkit.device import autocast, pick_device, resolve_precision
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint, require_modelkit
+from modelkit.models.metadata import validate_metadata
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Predictor:
         """Read the checkpoint and what every backend needs from it: classes, preprocessing."""
         self.checkpoint = resolve_checkpoint(checkpoint)
         payload = require_modelkit(load_checkpoint(self.checkpoint), self.checkpoint)
+        validate_metadata(payload, self.checkpoint)
         self.arch: str = payload["arch"]
         self.classes: list[str] = list(payload["classes"])
         pre = payload["preprocess"]

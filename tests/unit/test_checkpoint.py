@@ -192,5 +192,5 @@ def test_require_modelkit_names_missing_keys(tmp_path):
     payload = load_checkpoint(path)
     with pytest.raises(CheckpointError, match="missing 'preprocess'"):
         require_modelkit(payload, path)
-    payload["preprocess"] = {"image_size": 32, "resize_size": 37}
+    payload["preprocess"] = {"image_size": 32}
     assert require_modelkit(payload, path) is payload

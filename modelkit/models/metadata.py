@@ -1,0 +1,84 @@
+"""What inference reads from a checkpoint, checked before it is used.
+
+A checkpoint may come from someone else: its metadata decides the model that is built, the labels
+that are shown and how much memory each image takes. ``validate_metadata`` refuses, naming the
+file, a payload whose architecture is unknown, whose class names are not a list of plain strings of
+sane length and count (``modelkit.names``), whose image size is outside 16-1024 or whose resize
+size does not go with it, or whose head has an absurd shape. The Predictor and export call it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from modelkit.models.checkpoint import CheckpointError
+from modelkit.models.registry import ARCHITECTURES
+from modelkit.names import classes_problem
+
+
+def validate_metadata(payload: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """``payload`` (already through ``require_modelkit``), or CheckpointError naming ``path``."""
+    problem = metadata_problem(payload)
+    if problem:
+        raise CheckpointError(f"{path}: the checkpoint's metadata is not valid: {problem}")
+    return payload
+
+
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024  # the Train form's range
+MAX_HEAD_HIDDEN = 65536  # a wider head layer is not a model anyone trained here
+
+
+def metadata_problem(payload: dict[str, Any]) -> str | None:
+    """The first thing wrong with what inference reads from a checkpoint, or None.
+
+    A checkpoint may come from someone else: its metadata decides the model that is built and how
+    much memory each image takes, so every field inference reads is checked before it is used."""
+    if not isinstance(payload["model"], dict):
+        return "'model' is not a dictionary of weights"
+    arch = payload["arch"]
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        return f"'arch' {str(arch)[:40]!r} is not a known architecture"
+    problem = classes_problem(payload["classes"], "'classes'")
+    if problem:
+        return problem
+    return _preprocess_problem(payload["preprocess"]) or _config_problem(payload["config"])
+
+
+def _int_in(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _preprocess_problem(pre: Any) -> str | None:
+    if not isinstance(pre, dict):
+        return "'preprocess' is not a dictionary"
+    size = pre.get("image_size")
+    if not _int_in(size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE):
+        return f"image size {size!r:.20} is not a whole number from 16 to 1024"
+    expected = round(size / 0.875)  # the centre-crop ratio every checkpoint is written with
+    resize = pre.get("resize_size")
+    if not _int_in(resize, size, expected + 2) or resize < expected - 2:
+        return f"resize size {resize!r:.20} does not match image size {size} (expected {expected})"
+    for key in ("mean", "std"):
+        value = pre.get(key)
+        if value is not None and not (
+            isinstance(value, list)
+            and len(value) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        ):
+            return f"'{key}' is not a list of 3 numbers"
+    return None
+
+
+def _config_problem(cfg: Any) -> str | None:
+    if not isinstance(cfg, dict):
+        return "'config' is not a dictionary"
+    if not isinstance(cfg.get("head", "linear"), str):
+        return "config 'head' is not text"
+    hidden = cfg.get("head_hidden", [])
+    if not isinstance(hidden, list) or not all(_int_in(h, 1, MAX_HEAD_HIDDEN) for h in hidden):
+        return f"config 'head_hidden' is not a list of whole numbers from 1 to {MAX_HEAD_HIDDEN}"
+    dropout = cfg.get("head_dropout", 0.0)
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+        return "config 'head_dropout' is not a number from 0 to 1"
+    return None
