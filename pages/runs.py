@@ -194,7 +194,8 @@ def _manage(runs: list[RunInfo]) -> None:
         runs, "runs_manage", on_change=lambda: st.session_state.pop(PENDING_DELETE, None)
     )
     running = run.state == "running"
-    st.caption(md(f"{run.summary()} · {run.path}"))
+    about = run.path if run.state == "unreadable" else f"{run.summary()} · {run.path}"
+    st.caption(md(about))
     if run.state == "unreadable":
         st.error(f"This run cannot be read: {md(run.problem)}. You can delete it.")
     if run.state == "failed" and run.error:
