@@ -167,7 +167,9 @@ def test_the_same_zip_twice_reuses_its_folder_and_a_quota_bounds_uploads(tmp_pat
 
 
 # -- 4. one writer per run ----------------------------------------------------------------------
-def test_a_locked_run_is_refused_and_a_killed_holder_leaves_it_resumable(trained_run, tmp_path):
+def test_a_locked_run_is_refused_and_a_killed_holder_leaves_it_resumable(
+    trained_run, tmp_path, capsys
+):
     run = tmp_path / "runs" / trained_run.name
     shutil.copytree(trained_run, run)
     assert not is_locked(run)
@@ -184,6 +186,8 @@ def test_a_locked_run_is_refused_and_a_killed_holder_leaves_it_resumable(trained
         with pytest.raises(RunLockedError, match=f"run {run.name} is being trained by another"):
             lock_run(run)
         assert main(["train", "--resume", str(run)]) == 1
+        err = capsys.readouterr().err
+        assert "being trained by another process" in err and "Traceback" not in err
         with pytest.raises(RunLockedError):
             JobRegistry().launch(resume_dir=run)
         with pytest.raises(Exception, match="still running"):
