@@ -14,6 +14,10 @@ class TrainingError(ModelkitError, RuntimeError):
     """Training could not go on; the message says why in words a person can act on."""
 
 
+class NonFiniteLoss(TrainingError):
+    """The loss became NaN or infinite (too high a learning rate); the LR finder expects it."""
+
+
 class StopTraining(Exception):
     """Raised inside the loop's set-up when the user stops a run before its first epoch ends
     (while images decode or features are cached); ``epoch``/``batch`` say where."""

@@ -32,7 +32,7 @@ from modelkit.training import distributed, optim, phases, setup
 from modelkit.training.callbacks import FINISHED, Callback, call_hooks
 from modelkit.training.callbacks.checkpoint import restore
 from modelkit.training.callbacks.defaults import default_callbacks
-from modelkit.training.errors import StopTraining, TrainingError, explain_error
+from modelkit.training.errors import NonFiniteLoss, StopTraining, TrainingError, explain_error
 from modelkit.training.state import LoopState
 
 __all__ = ["TrainResult", "Trainer", "TrainingError", "explain_error"]
@@ -258,7 +258,7 @@ class Trainer:
             )
             batch_loss = self.dist.mean(float(loss.detach()))  # the global batch's mean loss
             if not math.isfinite(batch_loss):
-                raise TrainingError(
+                raise NonFiniteLoss(
                     f"the loss became {batch_loss} in epoch {epoch + 1}; "
                     "lower the learning rate or turn on gradient clipping"
                 )
