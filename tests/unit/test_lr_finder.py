@@ -30,7 +30,7 @@ def test_suggestion_is_the_steepest_descent_before_the_minimum():
 def test_range_test_restores_the_model_and_stops_when_the_loss_diverges(make_config):
     """The finder is a callback over the Trainer's loop: it sweeps the rate up, stops when the
     loss diverges, puts the weights back, and leaves no run folder behind."""
-    cfg = make_config(arch="smallresnet")
+    cfg = make_config(arch="smallresnet", epochs=30)  # the finder ends the run
     seen: dict[str, dict] = {}
 
     class Probe(Callback):  # runs after the finder: sees the weights it starts from
