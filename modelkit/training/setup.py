@@ -9,7 +9,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,11 +22,9 @@ from modelkit.events import CacheProgress, Event, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import atomic_write_json
 from modelkit.runs.store import RunStore, read_json
+from modelkit.training.callbacks.base import Trainer
 from modelkit.training.errors import StopTraining, TrainingError, explain_error
 from modelkit.training.features import backbone_features, has_augmentation
-
-if TYPE_CHECKING:
-    from modelkit.training.loop import Trainer
 
 
 def seed_everything(seed: int) -> None:

@@ -5,14 +5,11 @@ not ``stopped``: nobody pressed Stop."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
-from modelkit.training.callbacks.base import Callback
-
-if TYPE_CHECKING:
-    from modelkit.training.loop import Trainer
+from modelkit.training.callbacks.base import Callback, Trainer
 
 
 class TrialPruner(Callback):

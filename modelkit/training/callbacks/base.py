@@ -24,10 +24,11 @@ in ``last.pt`` under its ``state_key`` and handed back to ``load_state_dict`` wh
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from modelkit.training.loop import Trainer
+Trainer = Any
+"""``modelkit.training.loop.Trainer``, which calls the hooks. Named, not imported: the loop
+imports its callbacks, and a callback module must not import the loop back."""
 
 HOOKS = (
     "setup",

@@ -10,17 +10,19 @@ atomically, so a kill -9 during a write leaves the previous file whole.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from modelkit.events import CheckpointSaved, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import atomic_write_text, save_checkpoint
-from modelkit.training.callbacks.base import Callback, callback_states, load_callback_states
-
-if TYPE_CHECKING:
-    from modelkit.training.loop import Trainer
+from modelkit.training.callbacks.base import (
+    Callback,
+    Trainer,
+    callback_states,
+    load_callback_states,
+)
 
 
 def payload(trainer: Trainer, metrics: dict[str, Any], with_training_state: bool) -> dict:

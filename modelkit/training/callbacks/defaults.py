@@ -8,20 +8,15 @@ comes before the Finished event, so the run folder holds the evaluation when lis
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from modelkit.events import ListenerFn
 from modelkit.runs.store import RunRecorder
 from modelkit.training import tensorboard_log
-from modelkit.training.callbacks.base import Callback
+from modelkit.training.callbacks.base import Callback, Trainer
 from modelkit.training.callbacks.checkpoint import Checkpoint
 from modelkit.training.callbacks.early_stopping import EarlyStopping
 from modelkit.training.callbacks.final_evaluation import FinalEvaluation
 from modelkit.training.callbacks.phase_switch import PhaseSwitch
 from modelkit.training.callbacks.reporter import EventReporter
-
-if TYPE_CHECKING:
-    from modelkit.training.loop import Trainer
 
 
 def default_callbacks(trainer: Trainer) -> list[Callback]:

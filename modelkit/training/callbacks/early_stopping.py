@@ -8,13 +8,10 @@ switch gives the fine-tuning phase its full patience.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelkit.events import Message
-from modelkit.training.callbacks.base import Callback
-
-if TYPE_CHECKING:
-    from modelkit.training.loop import Trainer
+from modelkit.training.callbacks.base import Callback, Trainer
 
 
 class EarlyStopping(Callback):

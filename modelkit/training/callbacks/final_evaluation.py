@@ -3,16 +3,11 @@ page shows. A stopped or pruned run is not evaluated (it may be resumed)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from modelkit.evaluation.metrics import evaluate_logits, save_evaluation
 from modelkit.events import Message
 from modelkit.models.checkpoint import load_checkpoint
-from modelkit.training.callbacks.base import Callback
+from modelkit.training.callbacks.base import Callback, Trainer
 from modelkit.training.callbacks.reporter import FINISHED
-
-if TYPE_CHECKING:
-    from modelkit.training.loop import Trainer
 
 
 class FinalEvaluation(Callback):

@@ -8,14 +8,11 @@ uninterrupted one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelkit.events import Message
 from modelkit.training import phases
-from modelkit.training.callbacks.base import Callback
-
-if TYPE_CHECKING:
-    from modelkit.training.loop import Trainer
+from modelkit.training.callbacks.base import Callback, Trainer
 
 
 class PhaseSwitch(Callback):

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelkit.events import BatchEnd, EpochEnd, Failed, Finished, RunStarted, Stopped
-from modelkit.training.callbacks.base import Callback
+from modelkit.training.callbacks.base import Callback, Trainer
 from modelkit.training.errors import explain_error
-
-if TYPE_CHECKING:
-    from modelkit.training.loop import Trainer
 
 FINISHED = ("completed", "early_stopping")  # the stop reasons of a run that finished
 
