@@ -32,6 +32,7 @@ HEADS = ("linear", "mlp")
 MONITORS = ("val_loss", "val_acc")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+LR_FINDER_FIELD = "lr"  # the field the learning-rate finder suggests a value for
 __all__ = ["GROUPS", "ConfigError", "Setting", "TrainConfig", "schema"]
 
 
@@ -66,6 +67,7 @@ class TrainConfig:
     # -- model and weights
     arch: str = setting(
         "resnet18", "model", "Architecture", choices=_architectures, essential=True,
+        widget="architecture",
         help="Network architecture. Bigger is slower; resnet18 is a good start.",
     )
     weights: str = setting(

@@ -27,9 +27,10 @@ GROUPS = (
     "bookkeeping",
 )
 # What a string field holds, when the form needs more than a text box: the dataset folder (its
-# own widget, above the form), the starting weights (ImageNet / random / a file), the runs folder
-# (the app's by default).
-WIDGETS = ("dataset", "weights", "runs_folder")
+# own widget, above the form), the architecture (the weights widget asks whether its ImageNet
+# weights are cached), the starting weights (ImageNet / random / a file), the runs folder (the
+# app's by default).
+WIDGETS = ("dataset", "architecture", "weights", "runs_folder")
 
 
 @dataclass(frozen=True)

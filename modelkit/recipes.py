@@ -38,6 +38,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Where the app's form starts on a machine without a GPU: a first run that takes minutes.
+CPU_START: dict[str, Any] = dict(epochs=5, image_size=128)
+
+
 def recipe(name: str) -> dict[str, Any]:
     """The settings of a recipe ("" or "none": no settings)."""
     if name in ("", "none"):
