@@ -32,7 +32,10 @@ HEADS = ("linear", "mlp")
 MONITORS = ("val_loss", "val_acc")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-LR_FINDER_FIELD = "lr"  # the field the learning-rate finder suggests a value for
+# Fields the app addresses by their role: the learning-rate finder suggests the learning rate;
+# the Tune page asks how many epochs the full run of the best trial trains.
+LR_FINDER_FIELD = "lr"
+EPOCHS_FIELD = "epochs"
 __all__ = ["GROUPS", "ConfigError", "Setting", "TrainConfig", "schema"]
 
 
@@ -71,7 +74,7 @@ class TrainConfig:
         help="Network architecture. Bigger is slower; resnet18 is a good start.",
     )
     weights: str = setting(
-        "imagenet", "model", "Starting weights", essential=True, widget="weights",
+        "imagenet", "model", "Starting weights", essential=True, widget="starting_weights",
         help="Starting weights: 'imagenet' (downloaded once into the torch cache), 'none' "
         "(random), or a checkpoint / state_dict file or run folder.",
     )

@@ -30,7 +30,7 @@ GROUPS = (
 # own widget, above the form), the architecture (the weights widget asks whether its ImageNet
 # weights are cached), the starting weights (ImageNet / random / a file), the runs folder (the
 # app's by default).
-WIDGETS = ("dataset", "architecture", "weights", "runs_folder")
+WIDGETS = ("dataset", "architecture", "starting_weights", "runs_folder")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ learning-rate finder's suggestion) make a new widget when they change, so the fo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,8 @@ class ConfigForm:
                 values[s.name] = _value(s, self.raw[s.name])
             except ValueError as exc:
                 problems.append(f"{s.name}: {exc}")
-        try:
-            config = TrainConfig(**values) if not problems else None
+        try:  # a field that did not parse keeps its default here: its problem is listed already
+            config = TrainConfig(**values)
         except ConfigError as exc:
             problems += str(exc).splitlines()
         if problems:
@@ -77,7 +78,7 @@ def _labelled(problem: str) -> str:
 
 def _value(s: Setting, raw: Any) -> Any:
     """A widget's value as the field's type."""
-    if s.widget == "weights":
+    if s.widget == "starting_weights":
         choice, path = raw
         if choice in WEIGHT_CHOICES:
             return WEIGHT_CHOICES[choice]
@@ -113,6 +114,14 @@ def config_fields(defaults: Mapping[str, Any], runs_dir: Path) -> ConfigForm:
     return ConfigForm(raw)
 
 
+def field_input(name: str, value: Any, cell: Any, label: str | None = None) -> Any:
+    """One field's widget on its own, in ``cell`` (the Tune page's epochs of the full run):
+    the schema's range and help, ``label`` if the page needs its own."""
+    s = next(s for s in schema() if s.name == name)
+    s = dataclasses.replace(s, label=label or s.label)
+    return _value(s, _widget(s, {name: value}, iter([cell])))
+
+
 def _grid(settings: list[Setting], start: Mapping[str, Any], raw: dict, columns: int) -> None:
     cells = _cells(columns)
     for s in settings:
@@ -128,7 +137,7 @@ def _cells(columns: int) -> Iterator:
 def _widget(s: Setting, start: Mapping[str, Any], cells: Iterator) -> Any:
     """One field's widget, chosen from its type, choices and kind."""
     cell, value = next(cells), start[s.name]
-    if s.widget == "weights":
+    if s.widget == "starting_weights":
         return _weights(s, start, cell, next(cells))
     if s.choices_from is not None:
         options = list(s.choices)
