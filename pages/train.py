@@ -10,7 +10,7 @@ from modelkit.device import pick_device
 from modelkit.jobs import JobBusyError
 from modelkit.recipes import CPU_START, PRESETS, recipe
 from modelkit.training.distributed import gpu_count
-from studio.config_form import config_fields, dataset_input, dataset_of
+from studio.config_form import ConfigForm, dataset_input, dataset_of
 from studio.live import live_view
 from studio.lr_finder_panel import lr_finder_panel, suggested_settings
 from studio.state import DATASET_KEY, job_registry, settings
@@ -42,7 +42,8 @@ with new_run:
     )
     defaults = {**({} if on_gpu else CPU_START), **recipe(recipe_name), **suggested_settings()}
     with st.form("train_form", enter_to_submit=False, border=False):
-        form = config_fields(defaults, settings().runs_dir)
+        form = ConfigForm(defaults, settings().runs_dir)
+        form.essentials()
         gpus = gpu_count()
         multi_gpu = gpus > 1 and st.toggle(
             f"Train on all {gpus} GPUs (torchrun, one process per GPU)",
@@ -58,6 +59,8 @@ with new_run:
             "Find a learning rate", icon=":material/query_stats:", disabled=not dataset,
             use_container_width=True,
         )  # fmt: skip
+        st.caption("Every other setting, by group (the defaults suit a first run):")
+        form.sections()
 
 
 def build_config():

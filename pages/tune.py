@@ -24,7 +24,7 @@ from modelkit.tune.search import (
     study_names,
     trials_table,
 )
-from studio.config_form import config_fields, dataset_input, field_input
+from studio.config_form import ConfigForm, dataset_input, field_input
 from studio.search_figures import history_figure, importance_figure
 from studio.state import DATASET_KEY, job_registry, settings
 from studio.tune_state import tune_registry
@@ -46,8 +46,10 @@ with st.form("tune_form", enter_to_submit=False):
         "Each trial is a run with the settings below (epochs: per trial); the search picks the "
         "learning rate, weight decay and batch size, and what you add under Also search."
     )
-    form = config_fields({**({} if on_gpu else CPU_START), **TRIAL_START}, runs_dir)
+    form = ConfigForm({**({} if on_gpu else CPU_START), **TRIAL_START}, runs_dir)
+    form.essentials()
     start = st.form_submit_button("Start search", icon=":material/tune:", type="primary")
+    form.sections()
 
 if start:
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +41,31 @@ def dataset_of(config: TrainConfig) -> str:
     return getattr(config, _dataset_setting().name)
 
 
-@dataclass
 class ConfigForm:
-    """What the form's widgets returned, by field name; ``build`` turns it into a TrainConfig."""
+    """The form's widgets, drawn inside an ``st.form`` in two parts so a page can put its
+    buttons between them: ``essentials()`` (visible) and ``sections()`` (one collapsed expander
+    per group). ``build`` turns what they returned into a TrainConfig.
 
-    raw: dict[str, Any]
+    ``defaults``: values that replace the schema's (a recipe, a suggestion); the runs folder
+    defaults to the app's ``runs_dir``."""
+
+    def __init__(self, defaults: Mapping[str, Any], runs_dir: Path) -> None:
+        self.start = {s.name: s.default for s in schema()}
+        self.start.update({s.name: str(runs_dir) for s in schema() if s.widget == "runs_folder"})
+        self.start.update(defaults)
+        self.raw: dict[str, Any] = {}
+        self.fields = [s for s in schema() if s.widget != "dataset"]
+
+    def essentials(self) -> None:
+        _grid([s for s in self.fields if s.essential], self.start, self.raw, columns=4)
+
+    def sections(self) -> None:
+        for group in GROUPS:
+            members = [s for s in self.fields if s.group == group and not s.essential]
+            if members:
+                title = f"{group.capitalize()} · {len(members)} setting{'s' * (len(members) > 1)}"
+                with st.expander(title, expanded=False):
+                    _grid(members, self.start, self.raw, columns=3)
 
     def build(self, dataset: str) -> TrainConfig:
         """The config of the form with ``dataset`` as the data folder; ConfigError names every
@@ -93,25 +112,6 @@ def _value(s: Setting, raw: Any) -> Any:
     if raw is None or s.base in (bool, str):
         return raw
     return s.base(raw)
-
-
-def config_fields(defaults: Mapping[str, Any], runs_dir: Path) -> ConfigForm:
-    """Draw every field but the dataset folder (inside an ``st.form``): essentials first, then
-    one collapsed expander per group. ``defaults``: values that replace the schema's (a recipe,
-    a suggestion); the runs folder defaults to the app's."""
-    start = {s.name: s.default for s in schema()}
-    start.update({s.name: str(runs_dir) for s in schema() if s.widget == "runs_folder"})
-    start.update(defaults)
-    raw: dict[str, Any] = {}
-    fields = [s for s in schema() if s.widget != "dataset"]
-    _grid([s for s in fields if s.essential], start, raw, columns=4)
-    for group in GROUPS:
-        members = [s for s in fields if s.group == group and not s.essential]
-        if members:
-            title = f"{group.capitalize()} · {len(members)} setting{'s' * (len(members) > 1)}"
-            with st.expander(title, expanded=False):
-                _grid(members, start, raw, columns=3)
-    return ConfigForm(raw)
 
 
 def field_input(name: str, value: Any, cell: Any, label: str | None = None) -> Any:
