@@ -303,7 +303,7 @@ class TrainConfig:
         need(
             "head_epochs epochs",
             lambda: self.head_epochs < self.epochs,
-            "head_epochs: must be below epochs (phase 2 needs at least one epoch)",
+            "head_epochs: must be >= 0 and below epochs (phase 2 needs at least one epoch)",
         )
         need(
             "head_epochs freeze_backbone",
