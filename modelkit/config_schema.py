@@ -206,3 +206,23 @@ def matches(value: Any, hint: Any) -> bool:
 
 def hint_name(hint: Any) -> str:
     return str(hint).replace("typing.", "") if typing.get_origin(hint) else hint.__name__
+
+
+def settings_table(settings: tuple[Setting, ...]) -> str:
+    """A Markdown table of the settings, grouped, for the README (a test keeps it current)."""
+    rows = ["| group | flag | default | range or choices | what it does |", "|---|---|---|---|---|"]
+    for group in GROUPS:
+        for i, s in enumerate(s for s in settings if s.group == group):
+            if s.base is list:
+                default = ",".join(map(str, s.default))
+            else:
+                default = str(s.default).lower() if s.base is bool else repr(s.default)
+            allowed = ", ".join(s.choices) if s.choices_from is not None else ""
+            if s.bounds is not None:
+                allowed = s.bounds.text(s.base in (int, list))
+            flag = "DATA" if s.widget == "dataset" else "--" + s.name.replace("_", "-")
+            text = s.help.replace("|", "\\|")
+            rows.append(
+                f"| {group if i == 0 else ''} | `{flag}` | `{default}` | {allowed} | {text} |"
+            )
+    return "\n".join(rows)

@@ -195,3 +195,13 @@ def test_old_saved_configs_load(tmp_path):
     path.write_text(json.dumps(old), encoding="utf-8")
     cfg = TrainConfig.load(path)
     assert cfg.epochs == 3 and cfg.head_epochs == 0 and cfg.tensorboard is True
+
+
+def test_the_readme_lists_every_setting():
+    from pathlib import Path
+
+    from modelkit.config import schema
+    from modelkit.config_schema import settings_table
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    assert settings_table(schema()) in readme.read_text(encoding="utf-8")
