@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from modelkit.config import ConfigError
@@ -53,19 +55,17 @@ with new_run:
         c1, c2 = st.columns(2)
         launch = c1.form_submit_button(
             "Launch training", icon=":material/rocket_launch:", type="primary",
-            disabled=not dataset, use_container_width=True,
+            disabled=not dataset, width="stretch",
         )  # fmt: skip
         find_lr = c2.form_submit_button(  # a submit button: the finder sees the form as it is
             "Find a learning rate", icon=":material/query_stats:", disabled=not dataset,
-            use_container_width=True,
+            width="stretch",
         )  # fmt: skip
         st.caption("Every other setting, by group (the defaults suit a first run):")
         form.sections()
 
 
-def build_config():
-    return form.build(dataset)
-
+build_config = partial(form.build, dataset)  # read when Launch or the finder needs it
 
 if launch:
     try:
