@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from modelkit.config import TrainConfig
+from modelkit.config import schema
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -22,11 +22,18 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    defaults = TrainConfig()  # the split a training run would make
+    split = {s.name: s for s in schema()}  # the split a training run would make
     p = sub.add_parser("check", help="report on a dataset folder before training")
     p.add_argument("data", help="dataset folder: DATA/<class>/... or DATA/{train,val}/<class>/...")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--val-ratio", type=float, default=defaults.val_ratio)
-    p.add_argument("--test-ratio", type=float, default=defaults.test_ratio)
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--val-ratio", type=float, default=split["val_ratio"].default, help=split["val_ratio"].help
+    )
+    p.add_argument(
+        "--test-ratio",
+        type=float,
+        default=split["test_ratio"].default,
+        help=split["test_ratio"].help,
+    )
+    p.add_argument("--seed", type=int, default=split["seed"].default, help=split["seed"].help)
     p.set_defaults(func=_check)
