@@ -7,14 +7,14 @@ SQLite; this page only reads the study and draws modelkit's figures.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from modelkit.config import ConfigError, TrainConfig
+from modelkit.config import EPOCHS_FIELD, ConfigError
+from modelkit.device import pick_device
 from modelkit.jobs import JobBusyError
-from modelkit.models.registry import ARCHITECTURES
+from modelkit.recipes import CPU_START, TRIAL_START
 from modelkit.tune.search import (
     OPTIONAL,
     SearchSpace,
@@ -24,6 +24,7 @@ from modelkit.tune.search import (
     study_names,
     trials_table,
 )
+from studio.config_form import ConfigForm, dataset_input, field_input
 from studio.search_figures import history_figure, importance_figure
 from studio.state import DATASET_KEY, job_registry, settings
 from studio.tune_state import tune_registry
@@ -31,33 +32,29 @@ from studio.tune_state import tune_registry
 st.header("Tune")
 runs_dir = settings().runs_dir
 registry = tune_registry()
+on_gpu = pick_device().type != "cpu"
 
-with st.form("tune_form"):
+with st.form("tune_form", enter_to_submit=False):
     st.markdown("#### New search")
-    dataset = st.text_input("Dataset folder", value=st.session_state.get(DATASET_KEY, ""))
-    c1, c2, c3, c4 = st.columns(4)
+    dataset = dataset_input(st.session_state.get(DATASET_KEY, ""))
+    c1, c2, c3 = st.columns(3)
     study_name = c1.text_input("Study name", value="search", help="Same name: continue it.")
     trials = c2.number_input("Trials", 1, 1000, 10)
-    epochs = c3.number_input("Epochs per trial", 1, 1000, 3)
-    minutes = c4.number_input("Time budget (minutes, 0 = none)", 0, 10000, 0)
-    c1, c2, c3, c4 = st.columns(4)
-    arch = c1.selectbox("Architecture", list(ARCHITECTURES))
-    image_size = c2.number_input("Image size (px)", 16, 1024, 128, step=16)
-    weights = c3.selectbox("Starting weights", ["imagenet", "none"], index=1)
-    extra = c4.multiselect("Also search", list(OPTIONAL))
+    minutes = c3.number_input("Time budget (minutes, 0 = none)", 0, 10000, 0)
+    extra = st.multiselect("Also search", list(OPTIONAL))
+    st.caption(
+        "Each trial is a run with the settings below (epochs: per trial); the search picks the "
+        "learning rate, weight decay and batch size, and what you add under Also search."
+    )
+    form = ConfigForm({**({} if on_gpu else CPU_START), **TRIAL_START}, runs_dir)
+    form.essentials()
     start = st.form_submit_button("Start search", icon=":material/tune:", type="primary")
+    form.sections()
 
 if start:
     try:
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", study_name).strip("-") or "search"
-        base = TrainConfig(
-            data_dir=str(Path(dataset).expanduser()),
-            arch=arch,
-            image_size=int(image_size),
-            weights=weights,
-            epochs=int(epochs),
-            runs_dir=str(runs_dir),
-        )
+        base = form.build(dataset)
         job = TuneJob(
             base, name, int(trials), float(minutes) * 60 or None, SearchSpace(extra=tuple(extra))
         )
@@ -109,10 +106,11 @@ best = best_config(study)
 if best is not None:
     st.markdown(f"**Best trial:** val_acc {study.best_value:.4f} with `{study.best_params}`")
     c1, c2 = st.columns([1, 3])
-    full_epochs = c1.number_input("Epochs for the full run", 1, 1000, max(best.epochs, 10))
+    epochs = max(getattr(best, EPOCHS_FIELD), 10)
+    full_epochs = field_input(EPOCHS_FIELD, epochs, c1, label="Epochs for the full run")
     if c2.button("Train with the best parameters", icon=":material/rocket_launch:"):
         try:
-            job_registry().launch(best.replace(epochs=int(full_epochs)))
+            job_registry().launch(best.replace(**{EPOCHS_FIELD: full_epochs}))
             st.toast("Training launched; follow it on the Train page.")
         except (ConfigError, JobBusyError) as exc:
             st.error(str(exc))
