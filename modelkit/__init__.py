@@ -19,6 +19,7 @@ _EXPORTS = {
     "build_report": "modelkit.data.report",
     "Trainer": "modelkit.training.loop",
     "TrainingError": "modelkit.training.loop",
+    "Callback": "modelkit.training.callbacks",
     "Predictor": "modelkit.serving.predictor",
     "export_run": "modelkit.serving.export",
     "evaluate_run": "modelkit.evaluation.evaluate",
@@ -28,6 +29,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Callback",
     "ConfigError",
     "DatasetError",
     "JobRegistry",
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from modelkit.runs.store import RunStore, load_run
     from modelkit.serving.export import export_run
     from modelkit.serving.predictor import Predictor
+    from modelkit.training.callbacks import Callback
     from modelkit.training.loop import Trainer, TrainingError
 
 

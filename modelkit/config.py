@@ -1,208 +1,308 @@
-"""TrainConfig: every knob of a training run, validated up front and saved with the run.
+"""TrainConfig: every knob of a training run, declared once, validated up front, saved with the run.
 
-One flat dataclass keeps the CLI, the app form and the JSON on disk in step: each field is a
-CLI flag and a form widget, and ``from_dict`` refuses unknown keys and wrong types with one
-clear message.
+Each field is declared with ``setting(default, help, group, label=…, bounds=…, choices=…)``
+(see ``modelkit.config_schema``): validation, the CLI flags (``modelkit.cli.config_flags``) and
+the app's Train form (``studio.config_form``) are generated from that one declaration.
+``from_dict`` refuses unknown keys and wrong types, naming every bad field at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelkit.config_schema import (
+    GROUPS,
+    Setting,
+    accepts_float,
+    hint_name,
+    matches,
+    setting,
+    settings_of,
+)
 from modelkit.errors import ModelkitError
 
-ARCHITECTURES_HINT = "see modelkit.models.registry.ARCHITECTURES"
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 HEADS = ("linear", "mlp")
 MONITORS = ("val_loss", "val_acc")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# Fields the app addresses by their role: the learning-rate finder suggests the learning rate;
+# the Tune page asks how many epochs the full run of the best trial trains.
+LR_FINDER_FIELD = "lr"
+EPOCHS_FIELD = "epochs"
+__all__ = ["GROUPS", "ConfigError", "Setting", "TrainConfig", "schema"]
 
 
 class ConfigError(ModelkitError, ValueError):
     """Raised with every problem of a config at once, one per line."""
 
 
+def _architectures() -> tuple[str, ...]:
+    from modelkit.models.registry import ARCHITECTURES  # late: models imports torch
+
+    return tuple(ARCHITECTURES)
+
+
 @dataclass
 class TrainConfig:
-    # data
-    data_dir: str = ""
-    val_ratio: float = 0.2
-    test_ratio: float = 0.0
-    # model and weights
-    arch: str = "resnet18"
-    weights: str = "imagenet"  # "imagenet", "none", or a path to a checkpoint / state_dict file
-    head: str = "linear"
-    head_hidden: list[int] = field(default_factory=lambda: [256])
-    head_dropout: float = 0.0
-    freeze_backbone: bool = False
-    # input
-    image_size: int = 224
-    batch_size: int = 32
-    epochs: int = 10
-    # optimisation
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    backbone_lr: float | None = None  # None: same as lr
-    # Two-phase fine-tuning: the first head_epochs epochs train the head alone (backbone frozen),
-    # then everything trains at finetune_lr (None: lr / 10), the backbone at backbone_lr (None:
-    # finetune_lr). 0 turns it off.
-    head_epochs: int = 0
-    finetune_lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.0
-    grad_clip: float = 0.0  # max gradient norm; 0 turns clipping off
-    # schedule
-    scheduler: str = "cosine"
-    step_size: int = 5
-    gamma: float = 0.1
-    plateau_patience: int = 2
-    # stopping
-    early_stopping_patience: int = 0  # epochs without improvement; 0 turns it off
-    monitor: str = "val_loss"
-    # augmentation (training only; evaluation is resize + centre crop)
-    crop_scale_min: float = 0.35
-    crop_scale_max: float = 1.0
-    hflip: bool = True
-    vflip: bool = False
-    rotation: float = 0.0  # degrees, +/-
-    shear: float = 0.0  # degrees, +/-
-    zoom: float = 0.0  # +/- fraction, 0.1 means 0.9x..1.1x
-    brightness: float = 0.0
-    contrast: float = 0.0
-    saturation: float = 0.0
-    hue: float = 0.0  # fraction of a full turn, at most 0.5
-    # compute
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = True
-    compile: bool = False
-    cache_ram_mb: int = 4096  # decode cache above this goes to a memory-mapped file
-    # With a frozen backbone: compute its features once (per augmentation pass) and train the
-    # head on them. Passes apply only when augmentation is on; epoch e uses pass e % passes.
-    feature_cache: bool = True
-    feature_passes: int = 3
-    # TensorBoard event files in runs/<id>/tensorboard/ (when the tensorboard package is there)
-    tensorboard: bool = True
-    # bookkeeping
-    seed: int = 0
-    runs_dir: str = "runs"
-    run_name: str = ""
+    # One block per field: default, group, label, then its range or choices and its help.
+    # fmt: off
+    # -- data
+    data_dir: str = setting(
+        "", "data", "Dataset folder", essential=True, widget="dataset",
+        help="Dataset folder: DATA/<class>/… or DATA/train|val/<class>/….",
+    )
+    val_ratio: float = setting(
+        0.2, "data", "Validation share", bounds="[0, 1)", step=0.05,
+        help="Share of each class folder held out for validation (ignored when the folder "
+        "already has train/ and val/).",
+    )
+    test_ratio: float = setting(
+        0.0, "data", "Test share", bounds="[0, 1)", step=0.05,
+        help="Share of each class folder held out for a final test.",
+    )
+    # -- model and weights
+    arch: str = setting(
+        "resnet18", "model", "Architecture", choices=_architectures, essential=True,
+        widget="architecture",
+        help="Network architecture. Bigger is slower; resnet18 is a good start.",
+    )
+    weights: str = setting(
+        "imagenet", "model", "Starting weights", essential=True, widget="starting_weights",
+        help="Starting weights: 'imagenet' (downloaded once into the torch cache), 'none' "
+        "(random), or a checkpoint / state_dict file or run folder.",
+    )
+    head: str = setting(
+        "linear", "model", "Head", choices=HEADS,
+        help="Classifier head. linear: one layer. mlp: hidden layers with ReLU.",
+    )
+    head_hidden: list[int] = setting(
+        [256], "model", "Hidden sizes (mlp)", bounds="[1, 8192]",
+        help="Hidden layer sizes of the mlp head, comma-separated, e.g. 512,128.",
+    )
+    head_dropout: float = setting(
+        0.0, "model", "Dropout", bounds="[0, 1)", step=0.05,
+        help="Dropout before the head's last layer.",
+    )
+    freeze_backbone: bool = setting(
+        False, "model", "Freeze the backbone (train the head only)",
+        help="Train the head only. Much faster; good with ImageNet weights and very few images.",
+    )
+    # -- optimisation
+    image_size: int = setting(
+        224, "data", "Image size (px)", bounds="[16, 1024]", step=16, essential=True,
+        help="Side of the square the images are resized to. Smaller trains much faster on a "
+        "CPU; 224 is ImageNet's size.",
+    )
+    batch_size: int = setting(
+        32, "optimisation", "Batch size", bounds="[1, 4096]", essential=True,
+        help="Images per step (with several GPUs: the global batch).",
+    )
+    epochs: int = setting(
+        10, "optimisation", "Epochs", bounds="[1, 10000]", essential=True,
+        help="Passes over the training images.",
+    )
+    optimizer: str = setting(
+        "sgd", "optimisation", "Optimizer", choices=OPTIMIZERS,
+        help="sgd with momentum, adam or adamw.",
+    )
+    lr: float = setting(
+        0.01, "optimisation", "Learning rate", bounds="(0, 10]", step=1e-4, essential=True,
+        help="Learning rate (the Find a learning rate button suggests one).",
+    )
+    backbone_lr: float | None = setting(
+        None, "optimisation", "Backbone learning rate", bounds="[0, 10]", step=1e-4,
+        help="A lower rate for the pretrained layers often helps. Empty: same as the learning "
+        "rate (two-phase: the fine-tuning rate).",
+    )
+    head_epochs: int = setting(
+        0, "optimisation", "Head-only epochs first (0 = off)", bounds="[0, 10000]",
+        help="Two-phase fine-tuning: train the head alone on a frozen backbone for these "
+        "epochs, then unfreeze everything and fine-tune at the fine-tuning rate. 0 turns it "
+        "off.",
+    )
+    finetune_lr: float | None = setting(
+        None, "optimisation", "Fine-tuning learning rate", bounds="(0, 10]", step=1e-4,
+        help="Learning rate of phase 2 in two-phase fine-tuning. Empty: learning rate / 10.",
+    )
+    momentum: float = setting(
+        0.9, "optimisation", "Momentum (SGD)", bounds="[0, 1)", step=0.01,
+        help="Momentum of SGD.",
+    )
+    weight_decay: float = setting(
+        1e-4, "optimisation", "Weight decay", bounds="[0, inf)", step=1e-4,
+        help="L2 penalty on the weights.",
+    )
+    label_smoothing: float = setting(
+        0.0, "optimisation", "Label smoothing", bounds="[0, 1)", step=0.05,
+        help="Soften the one-hot targets; helps with noisy labels.",
+    )
+    grad_clip: float = setting(
+        0.0, "optimisation", "Gradient clipping (max norm, 0 = off)", bounds="[0, inf)", step=0.5,
+        help="Largest gradient norm; 0 turns clipping off.",
+    )
+    # -- schedule
+    scheduler: str = setting(
+        "cosine", "schedule", "Schedule", choices=SCHEDULERS,
+        help="How the learning rate changes over the epochs.",
+    )
+    step_size: int = setting(
+        5, "schedule", "Step size (epochs)", bounds="[1, inf)",
+        help="step schedule: epochs between decays.",
+    )
+    gamma: float = setting(
+        0.1, "schedule", "Gamma (decay factor)", bounds="(0, 1]", step=0.05,
+        help="step and plateau schedules: the factor the rate is multiplied by.",
+    )
+    plateau_patience: int = setting(
+        2, "schedule", "Plateau patience", bounds="[0, inf)",
+        help="plateau schedule: epochs without improvement before the rate drops.",
+    )
+    # -- stopping
+    early_stopping_patience: int = setting(
+        0, "stopping", "Early stopping patience (0 = off)", bounds="[0, inf)",
+        help="Stop after this many epochs without improvement; 0 turns it off.",
+    )
+    monitor: str = setting(
+        "val_loss", "stopping", "Watch", choices=MONITORS,
+        help="What early stopping, the plateau schedule and the best checkpoint watch.",
+    )
+    # -- augmentation (training only; evaluation is resize + centre crop)
+    crop_scale_min: float = setting(
+        0.35, "augmentation", "Random crop: smallest area kept", bounds="(0, 1]", step=0.05,
+        help="Random crop: the smallest share of the image area kept.",
+    )
+    crop_scale_max: float = setting(
+        1.0, "augmentation", "Random crop: largest area kept", bounds="(0, 1]", step=0.05,
+        help="Random crop: the largest share of the image area kept.",
+    )
+    hflip: bool = setting(
+        True, "augmentation", "Horizontal flip",
+        help="Mirror left-right at random.",
+    )
+    vflip: bool = setting(
+        False, "augmentation", "Vertical flip",
+        help="Flip upside down at random; for photos with no up and down.",
+    )
+    rotation: float = setting(
+        0.0, "augmentation", "Rotation ±°", bounds="[0, 180]", step=1.0,
+        help="Rotate by up to this many degrees either way.",
+    )
+    shear: float = setting(
+        0.0, "augmentation", "Shear ±°", bounds="[0, 45]", step=1.0,
+        help="Shear by up to this many degrees either way.",
+    )
+    zoom: float = setting(
+        0.0, "augmentation", "Zoom ±", bounds="[0, 1)", step=0.05,
+        help="Zoom in or out by up to this fraction: 0.1 means 0.9x..1.1x.",
+    )
+    brightness: float = setting(
+        0.0, "augmentation", "Brightness", bounds="[0, 1]", step=0.05,
+        help="Colour jitter: brightness change, up to this fraction.",
+    )
+    contrast: float = setting(
+        0.0, "augmentation", "Contrast", bounds="[0, 1]", step=0.05,
+        help="Colour jitter: contrast change, up to this fraction.",
+    )
+    saturation: float = setting(
+        0.0, "augmentation", "Saturation", bounds="[0, 1]", step=0.05,
+        help="Colour jitter: saturation change, up to this fraction.",
+    )
+    hue: float = setting(
+        0.0, "augmentation", "Hue", bounds="[0, 0.5]", step=0.01,
+        help="Colour jitter: hue shift, as a fraction of a full turn.",
+    )
+    # -- compute
+    device: str = setting(
+        "auto", "compute", "Device", choices=DEVICES,
+        help="Where to train; auto picks a GPU when there is one.",
+    )
+    precision: str = setting(
+        "auto", "compute", "Precision", choices=PRECISIONS,
+        help="auto: bf16 on GPUs and on CPUs with native bf16; fp16 needs a GPU.",
+    )
+    channels_last: bool = setting(
+        True, "compute", "channels_last memory layout",
+        help="Memory layout that is faster on most GPUs and CPUs.",
+    )
+    compile: bool = setting(
+        False, "compute", "torch.compile",
+        help="torch.compile the model: a slow first epoch, maybe faster after; measure it.",
+    )
+    cache_ram_mb: int = setting(
+        4096, "compute", "Decode cache in RAM (MB)", bounds="[0, inf)", step=256,
+        help="Decoded images up to this many MB stay in RAM; the rest go to a memory-mapped "
+        "file.",
+    )
+    feature_cache: bool = setting(
+        True, "compute", "Cache backbone features",
+        help="With a frozen backbone: compute its features once per augmentation pass and train "
+        "the head on them; epochs then take a fraction of a second.",
+    )
+    feature_passes: int = setting(
+        3, "compute", "Augmentation passes to cache", bounds="[1, 100]",
+        help="Frozen backbone with augmentation: how many augmented versions of each image to "
+        "cache; epoch e uses pass e % passes.",
+    )
+    # -- bookkeeping
+    tensorboard: bool = setting(
+        True, "bookkeeping", "TensorBoard logs",
+        help="Write TensorBoard event files to runs/<id>/tensorboard/ (when the tensorboard "
+        "package is installed).",
+    )
+    seed: int = setting(
+        0, "bookkeeping", "Seed", bounds="[0, inf)",
+        help="Seed of the split, the initial weights and the augmentation.",
+    )
+    runs_dir: str = setting(
+        "runs", "bookkeeping", "Runs folder", widget="runs_folder",
+        help="Folder the run folder is created in.",
+    )
+    run_name: str = setting(
+        "", "bookkeeping", "Run name",
+        help="Optional name, part of the run folder's name.",
+    )
+    # fmt: on
 
     def __post_init__(self) -> None:
         self.validate()
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ConfigError listing every problem: wrong types first, then values out of range
-        (a field with a wrong type is not range-checked, so each field is named once)."""
+        """Raise ConfigError listing every problem: wrong types first, then each field's range
+        or choices from the schema, then the rules that tie fields together (a field already
+        named is not checked further, so each problem is said once)."""
         type_problems = _type_problems(self)
         p = list(type_problems.values())
+        bad = set(type_problems)
+        for s in schema():
+            if s.name not in bad and (problem := s.problem(getattr(self, s.name))):
+                p.append(problem)
+                bad.add(s.name)
 
         def need(names: str, ok: Callable[[], bool], msg: str) -> None:
-            if type_problems.keys().isdisjoint(names.split()) and not ok():
+            if bad.isdisjoint(names.split()) and not ok():
                 p.append(msg)
 
-        from modelkit.models.registry import ARCHITECTURES  # late: models imports torch
-
-        need(
-            "arch",
-            lambda: self.arch in ARCHITECTURES,
-            f"arch: {self.arch!r} is not one of {sorted(ARCHITECTURES)}",
-        )
-        need("val_ratio", lambda: 0 <= self.val_ratio < 1, "val_ratio: must be in [0, 1)")
-        need("test_ratio", lambda: 0 <= self.test_ratio < 1, "test_ratio: must be in [0, 1)")
         need(
             "val_ratio test_ratio",
             lambda: self.val_ratio + self.test_ratio < 1,
             "val_ratio + test_ratio: must be below 1",
         )
-        need("head", lambda: self.head in HEADS, f"head: must be one of {HEADS}")
-        need(
-            "head_hidden",
-            lambda: all(h > 0 for h in self.head_hidden),
-            "head_hidden: sizes must be positive",
-        )
-        need("head_dropout", lambda: 0 <= self.head_dropout < 1, "head_dropout: must be in [0, 1)")
-        need(
-            "image_size",
-            lambda: 16 <= self.image_size <= 1024,
-            "image_size: must be between 16 and 1024 pixels",
-        )
-        need(
-            "batch_size",
-            lambda: 1 <= self.batch_size <= 4096,
-            "batch_size: must be between 1 and 4096",
-        )
-        need("epochs", lambda: 1 <= self.epochs <= 10000, "epochs: must be between 1 and 10000")
-        need(
-            "optimizer",
-            lambda: self.optimizer in OPTIMIZERS,
-            f"optimizer: must be one of {OPTIMIZERS}",
-        )
-        need("lr", lambda: 0 < self.lr <= 10, "lr: must be in (0, 10]")
-        need(
-            "backbone_lr",
-            lambda: self.backbone_lr is None or 0 <= self.backbone_lr <= 10,
-            "backbone_lr: must be in [0, 10]",
-        )
-        need("momentum", lambda: 0 <= self.momentum < 1, "momentum: must be in [0, 1)")
-        need("weight_decay", lambda: self.weight_decay >= 0, "weight_decay: must be >= 0")
-        need(
-            "label_smoothing",
-            lambda: 0 <= self.label_smoothing < 1,
-            "label_smoothing: must be in [0, 1)",
-        )
-        need("grad_clip", lambda: self.grad_clip >= 0, "grad_clip: must be >= 0 (0 turns it off)")
-        need(
-            "scheduler",
-            lambda: self.scheduler in SCHEDULERS,
-            f"scheduler: must be one of {SCHEDULERS}",
-        )
-        need("step_size", lambda: self.step_size >= 1, "step_size: must be >= 1")
-        need("gamma", lambda: 0 < self.gamma <= 1, "gamma: must be in (0, 1]")
-        need(
-            "plateau_patience",
-            lambda: self.plateau_patience >= 0,
-            "plateau_patience: must be >= 0",
-        )
-        need(
-            "early_stopping_patience",
-            lambda: self.early_stopping_patience >= 0,
-            "early_stopping_patience: must be >= 0",
-        )
-        need("monitor", lambda: self.monitor in MONITORS, f"monitor: must be one of {MONITORS}")
         need(
             "crop_scale_min crop_scale_max",
-            lambda: 0 < self.crop_scale_min <= self.crop_scale_max <= 1,
-            "crop_scale_min/max: need 0 < min <= max <= 1",
+            lambda: self.crop_scale_min <= self.crop_scale_max,
+            "crop_scale_min/max: need min <= max",
         )
-        need("rotation", lambda: 0 <= self.rotation <= 180, "rotation: must be in [0, 180] degrees")
-        need("shear", lambda: 0 <= self.shear <= 45, "shear: must be in [0, 45] degrees")
-        need("zoom", lambda: 0 <= self.zoom < 1, "zoom: must be in [0, 1)")
-        for name in ("brightness", "contrast", "saturation"):
-            need(name, lambda n=name: 0 <= getattr(self, n) <= 1, f"{name}: must be in [0, 1]")
-        need("hue", lambda: 0 <= self.hue <= 0.5, "hue: must be in [0, 0.5]")
-        need("device", lambda: self.device in DEVICES, f"device: must be one of {DEVICES}")
-        need(
-            "precision",
-            lambda: self.precision in PRECISIONS,
-            f"precision: must be one of {PRECISIONS}",
-        )
-        need("cache_ram_mb", lambda: self.cache_ram_mb >= 0, "cache_ram_mb: must be >= 0")
-        need("feature_passes", lambda: 1 <= self.feature_passes <= 100, "feature_passes: 1..100")
         need(
             "head_epochs epochs",
-            lambda: 0 <= self.head_epochs < self.epochs,
+            lambda: self.head_epochs < self.epochs,
             "head_epochs: must be >= 0 and below epochs (phase 2 needs at least one epoch)",
         )
         need(
@@ -210,12 +310,6 @@ class TrainConfig:
             lambda: not (self.head_epochs and self.freeze_backbone),
             "head_epochs: two-phase fine-tuning unfreezes the backbone; turn freeze_backbone off",
         )
-        need(
-            "finetune_lr",
-            lambda: self.finetune_lr is None or 0 < self.finetune_lr <= 10,
-            "finetune_lr: must be in (0, 10]",
-        )
-        need("seed", lambda: self.seed >= 0, "seed: must be >= 0")
         if p:
             raise ConfigError("\n".join(p))
 
@@ -253,50 +347,22 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+def schema() -> tuple[Setting, ...]:
+    """Every TrainConfig field as declared: name, type, default, range or choices, help, group."""
+    return settings_of(TrainConfig)
+
+
 def _type_problems(cfg: TrainConfig) -> dict[str, str]:
     """Check field types by hand: JSON and form input arrive untyped, and a string epoch count
     should say so, not fail deep inside the loop. Ints are accepted where floats are expected
     (and stored as floats). Returns {field: problem}."""
-    hints = typing.get_type_hints(TrainConfig)
     problems = {}
-    for f in dataclasses.fields(cfg):
-        value, hint = getattr(cfg, f.name), hints[f.name]
-        if not _matches(value, hint):
-            problems[f.name] = (
-                f"{f.name}: expected {_hint_name(hint)}, got {type(value).__name__} {value!r}"
+    for s in schema():
+        value = getattr(cfg, s.name)
+        if not matches(value, s.hint):
+            problems[s.name] = (
+                f"{s.name}: expected {hint_name(s.hint)}, got {type(value).__name__} {value!r}"
             )
-        elif isinstance(value, int) and not isinstance(value, bool) and _accepts_float(hint):
-            setattr(cfg, f.name, float(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and accepts_float(s.hint):
+            setattr(cfg, s.name, float(value))
     return problems
-
-
-def _is_union(hint: Any) -> bool:
-    return typing.get_origin(hint) in (typing.Union, types.UnionType)
-
-
-def _accepts_float(hint: Any) -> bool:
-    return hint is float or (_is_union(hint) and float in typing.get_args(hint))
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if _is_union(hint):
-        return any(_matches(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        return isinstance(value, list) and all(_matches(v, item) for v in value)
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    return isinstance(value, hint)
-
-
-def _hint_name(hint: Any) -> str:
-    return str(hint).replace("typing.", "") if typing.get_origin(hint) else hint.__name__

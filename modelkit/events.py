@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,9 @@ class Finished(Event):
 @dataclass(frozen=True)
 class Stopped(Event):
     run_dir: str
-    epoch: int
+    epoch: int  # 0-based epoch it stopped in (a pruned run: the epoch it was pruned after)
     batch: int
+    reason: str = "stopped"  # stopped (a person asked) | pruned (the Optuna pruner asked)
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,6 @@ class Failed(Event):
     run_dir: str
     error: str
     traceback: str = ""
-
-
-class Listener(Protocol):
-    def __call__(self, event: Event) -> None: ...
 
 
 ListenerFn = Callable[[Event], None]

@@ -38,6 +38,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Where the app's form starts on a machine without a GPU: a first run that takes minutes.
+CPU_START: dict[str, Any] = dict(epochs=5, image_size=128)
+# Where the Tune page's trials start: short runs from random weights (nothing to download).
+TRIAL_START: dict[str, Any] = dict(epochs=3, weights="none")
+
+
 def recipe(name: str) -> dict[str, Any]:
     """The settings of a recipe ("" or "none": no settings)."""
     if name in ("", "none"):

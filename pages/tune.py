@@ -12,10 +12,11 @@ import re
 import pandas as pd
 import streamlit as st
 
-from modelkit.config import TrainConfig
+from modelkit.config import EPOCHS_FIELD
+from modelkit.device import pick_device
 from modelkit.errors import ModelkitError
-from modelkit.models.registry import ARCHITECTURES
-from modelkit.paths import confine_to, resolve_allowed
+from modelkit.paths import confine_to
+from modelkit.recipes import CPU_START, TRIAL_START
 from modelkit.tune.search import (
     OPTIONAL,
     SearchSpace,
@@ -25,6 +26,7 @@ from modelkit.tune.search import (
     study_names,
     trials_table,
 )
+from studio.config_form import ConfigForm, dataset_input, field_input
 from studio.search_figures import history_figure, importance_figure
 from studio.state import DATASET_KEY, job_registry, settings
 from studio.text import md
@@ -33,39 +35,37 @@ from studio.tune_state import tune_registry
 st.header("Tune")
 runs_dir = settings().runs_dir
 registry = tune_registry()
+on_gpu = pick_device().type != "cpu"
 
-with st.form("tune_form"):
+with st.form("tune_form", enter_to_submit=False):
     st.markdown("#### New search")
-    dataset = st.text_input("Dataset folder", value=st.session_state.get(DATASET_KEY, ""))
-    c1, c2, c3, c4 = st.columns(4)
+    dataset = dataset_input(st.session_state.get(DATASET_KEY, ""))
+    c1, c2, c3 = st.columns(3)
     study_name = c1.text_input("Study name", value="search", help="Same name: continue it.")
     trials = c2.number_input("Trials", 1, 1000, 10)
-    epochs = c3.number_input("Epochs per trial", 1, 1000, 3)
-    minutes = c4.number_input("Time budget (minutes, 0 = none)", 0, 10000, 0)
-    c1, c2, c3, c4 = st.columns(4)
-    arch = c1.selectbox("Architecture", list(ARCHITECTURES))
-    image_size = c2.number_input("Image size (px)", 16, 1024, 128, step=16)
-    weights = c3.selectbox("Starting weights", ["imagenet", "none"], index=1)
-    extra = c4.multiselect("Also search", list(OPTIONAL))
+    minutes = c3.number_input("Time budget (minutes, 0 = none)", 0, 10000, 0)
+    extra = st.multiselect("Also search", list(OPTIONAL))
+    st.caption(
+        "Each trial is a run with the settings below (epochs: per trial); the search picks the "
+        "learning rate, weight decay and batch size, and what you add under Also search."
+    )
+    form = ConfigForm({**({} if on_gpu else CPU_START), **TRIAL_START}, runs_dir)
+    form.essentials()
     start = st.form_submit_button("Start search", icon=":material/tune:", type="primary")
+    form.sections()
 
 if start:
     try:
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", study_name).strip("-") or "search"
-        base = TrainConfig(
-            data_dir=str(resolve_allowed(dataset, settings().allowed_roots)),
-            arch=arch,
-            image_size=int(image_size),
-            weights=weights,
-            epochs=int(epochs),
-            runs_dir=str(runs_dir),
-        )
+        base = form.build(dataset)
+        trainings = job_registry()
+        trainings.check_config(base)  # dataset and weights inside the allowed roots
         with confine_to(settings().allowed_roots):  # its thread keeps this: trials stay inside
             space = SearchSpace(extra=tuple(extra))
             job = TuneJob(base, name, int(trials), float(minutes) * 60 or None, space)
         # One training at a time per app: a search counts, whatever else trains.
         start = functools.partial(registry.start, job)
-        job_registry().start_other(f"search {name}", start, lambda: job.active)
+        trainings.start_other(f"search {name}", start, lambda: job.active)
         st.toast(f"Search {md(name)} started")
     except (ModelkitError, RuntimeError) as exc:
         st.error(md(exc))
@@ -113,10 +113,11 @@ best = best_config(study)
 if best is not None:
     st.markdown(f"**Best trial:** val_acc {study.best_value:.4f} with `{study.best_params}`")
     c1, c2 = st.columns([1, 3])
-    full_epochs = c1.number_input("Epochs for the full run", 1, 1000, max(best.epochs, 10))
+    epochs = max(getattr(best, EPOCHS_FIELD), 10)
+    full_epochs = field_input(EPOCHS_FIELD, epochs, c1, label="Epochs for the full run")
     if c2.button("Train with the best parameters", icon=":material/rocket_launch:"):
         try:
-            job_registry().launch(best.replace(epochs=int(full_epochs)))
+            job_registry().launch(best.replace(**{EPOCHS_FIELD: full_epochs}))
             st.toast("Training launched; follow it on the Train page.")
         except ModelkitError as exc:
             st.error(md(exc))

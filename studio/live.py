@@ -14,6 +14,8 @@ from studio.formatting import duration_text
 from studio.state import RUN_KEY, job_registry
 from studio.text import md
 
+WATCHED_KEY = "live_view_watching"  # str: the job this session saw running
+
 
 @st.fragment(run_every=1.5)
 def live_view() -> None:
@@ -21,6 +23,10 @@ def live_view() -> None:
     if job is None:
         return
     v = job.snapshot()
+    if v.active:
+        st.session_state[WATCHED_KEY] = job.name
+    elif st.session_state.pop(WATCHED_KEY, None) == job.name:
+        st.rerun()  # it just ended: the whole page again, so the Train form unfolds for a new run
     st.subheader(f"Run {md(job.name)}")
     if v.state in ("starting", "decoding"):
         total = max(v.cache_total, 1)

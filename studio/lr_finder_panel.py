@@ -1,7 +1,7 @@
 """The Train page's learning-rate finder: run the range test, show the plot, take the suggestion.
 
 The test itself is modelkit.training.lr_finder; this panel draws it and puts the suggestion into the
-form's Learning rate field (through st.session_state, read when the field is drawn)."""
+form's Learning rate field (``suggested_settings``, the form's defaults when it is drawn)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from modelkit.config import TrainConfig
+from modelkit.config import LR_FINDER_FIELD, TrainConfig
 from modelkit.errors import ModelkitError
 from modelkit.training.lr_finder import lr_find
 from studio.search_figures import lr_figure
@@ -18,6 +18,12 @@ from studio.text import md
 
 LR_KEY = "lr_finder_suggestion"  # float: the learning rate the form starts from
 RESULT_KEY = "lr_finder_result"
+
+
+def suggested_settings() -> dict[str, float]:
+    """The suggestion the person took, as form defaults ({} when none)."""
+    lr = st.session_state.get(LR_KEY)
+    return {LR_FINDER_FIELD: lr} if lr else {}
 
 
 def _take(lr: float) -> None:

@@ -14,11 +14,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from modelkit.config import TrainConfig, schema
 from modelkit.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)
 class AugmentSettings:
+    """The augmentation group of TrainConfig (same names and defaults; a test checks it)."""
+
     crop_scale: tuple[float, float] = (0.35, 1.0)
     hflip: bool = True
     vflip: bool = False
@@ -31,19 +34,13 @@ class AugmentSettings:
     hue: float = 0.0
 
     @classmethod
-    def from_config(cls, cfg) -> AugmentSettings:
-        return cls(
-            crop_scale=(cfg.crop_scale_min, cfg.crop_scale_max),
-            hflip=cfg.hflip,
-            vflip=cfg.vflip,
-            rotation=cfg.rotation,
-            shear=cfg.shear,
-            zoom=cfg.zoom,
-            brightness=cfg.brightness,
-            contrast=cfg.contrast,
-            saturation=cfg.saturation,
-            hue=cfg.hue,
-        )
+    def from_config(cls, cfg: TrainConfig) -> AugmentSettings:
+        """The config's augmentation group, as the schema declares it: each field of the group
+        is a field here, except a ``<x>_min``/``<x>_max`` pair, which is the range ``<x>``."""
+        values = {s.name: getattr(cfg, s.name) for s in schema() if s.group == "augmentation"}
+        for pair in [n.removesuffix("_min") for n in values if n.endswith("_min")]:
+            values[pair] = (values.pop(pair + "_min"), values.pop(pair + "_max"))
+        return cls(**values)
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:

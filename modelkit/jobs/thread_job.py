@@ -126,7 +126,8 @@ class TrainingJob:
                 v.log.append(f"finished ({event.reason})")
             elif isinstance(event, Stopped):
                 v.state, v.ended = "stopped", time.time()
-                v.log.append(f"stopped in epoch {event.epoch + 1}")
+                what = "pruned after" if event.reason == "pruned" else "stopped in"
+                v.log.append(f"{what} epoch {event.epoch + 1}")
             elif isinstance(event, Failed):
                 v.state, v.error, v.ended = "failed", event.error, time.time()
                 v.log.append(f"error: {event.error}")

@@ -10,7 +10,6 @@ worker once; the workers agree to stop before the same batch.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,34 +21,57 @@ from collections import deque
 from pathlib import Path
 
 from modelkit.config import TrainConfig
+from modelkit.errors import ModelkitError
 from modelkit.jobs.live_view import LiveView
+from modelkit.models.checkpoint import atomic_write_json
 from modelkit.runs.store import read_json, read_metrics
+from modelkit.training.loop import Trainer
+from modelkit.training.progress import ProgressPrinter
 
 
-def train_argv(config: TrainConfig) -> list[str]:
-    """``train DATA --flag value …`` reproducing ``config`` on the command line."""
-    argv = ["train", config.data_dir]
-    for name, value in config.to_dict().items():
-        if name == "data_dir" or value is None:
-            continue
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, list):
-            text = ",".join(str(v) for v in value)
-        else:
-            text = str(value)
-        argv += ["--" + name.replace("_", "-"), text]
-    return argv
+def worker_source(job_dir: Path, config: TrainConfig | None, resume_dir: Path | None) -> Path:
+    """What the torchrun workers start from: a run folder to resume, or the TrainConfig written
+    as JSON (the run's config.json format) into ``job_dir``. A path, not training flags: the
+    config never goes through a command line (torchrun's own parser would even take
+    ``--monitor val_acc`` for its ``--monitor-interval``)."""
+    if resume_dir is not None:
+        return resume_dir
+    assert config is not None
+    path = job_dir / "config.json"
+    atomic_write_json(path, config.to_dict())
+    return path
 
 
-def torchrun_command(nproc: int, argv_file: Path) -> list[str]:
-    """torchrun starting this module, which runs the CLI with the argv in ``argv_file``: torchrun's
-    own parser would take ``--monitor val_acc`` for its ``--monitor-interval`` (argparse matches
-    prefixes even after the script name), so the training flags do not pass through it."""
+def torchrun_command(nproc: int, source: Path) -> list[str]:
+    """torchrun starting ``nproc`` workers of this module on ``source`` (see ``worker_main``)."""
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={nproc}", "-m", "modelkit.jobs.torchrun_job", str(argv_file),
+        f"--nproc_per_node={nproc}", "-m", "modelkit.jobs.torchrun_job", str(source),
     ]  # fmt: skip
+
+
+def worker_main(source: str) -> int:
+    """One torchrun worker: resume the run folder ``source``, or train the TrainConfig JSON file
+    ``source``. SIGINT (torchrun forwards one to every worker) stops before the next batch, on
+    every rank at once. Exit 0 when the run finished; errors print one ``error:`` line, which
+    the job shows."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    printer = ProgressPrinter(sys.stderr)
+    try:
+        path = Path(source)
+        if path.is_dir():
+            trainer = Trainer.resume(path, [printer])
+        else:
+            trainer = Trainer(TrainConfig.load(path), [printer])
+        result = trainer.fit(stop)
+    except ModelkitError as exc:
+        print(f"error: {str(exc).replace(chr(10), '; ')}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        printer.close()
+        signal.signal(signal.SIGINT, previous)
+    return 0 if result.state == "finished" else 130
 
 
 def _children(pid: int) -> set[int]:
@@ -72,11 +94,9 @@ class TorchrunJob:
     ):
         if resume_dir is not None:
             config = TrainConfig.load(Path(resume_dir) / "config.json")
-            self.argv = ["train", "--resume", str(resume_dir)]
-        else:
-            assert config is not None
-            self.argv = train_argv(config)
+        assert config is not None
         self.config = config
+        self.resume_dir = Path(resume_dir) if resume_dir is not None else None
         self.nproc = nproc
         self.env = {**os.environ, **(env or {})}
         self.lock = threading.Lock()
@@ -100,10 +120,9 @@ class TorchrunJob:
 
     # -- the TrainingJob interface ----------------------------------------------------------------
     def start(self) -> TorchrunJob:
-        argv_file = Path(self._tmp.name) / "argv.json"
-        argv_file.write_text(json.dumps(self.argv), encoding="utf-8")
+        source = worker_source(Path(self._tmp.name), self.config, self.resume_dir)
         self.process = subprocess.Popen(
-            torchrun_command(self.nproc, argv_file),
+            torchrun_command(self.nproc, source),
             stdout=self._output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -207,7 +226,5 @@ class TorchrunJob:
                     v.log.append(f"error: {v.error}")
 
 
-if __name__ == "__main__":  # a torchrun worker: the CLI with the argv the job wrote
-    from modelkit.cli.main import main
-
-    sys.exit(main(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))
+if __name__ == "__main__":  # a torchrun worker
+    sys.exit(worker_main(sys.argv[1]))

@@ -26,7 +26,7 @@ def validate_metadata(payload: dict[str, Any], path: str | Path) -> dict[str, An
 
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024  # the Train form's range
-MAX_HEAD_HIDDEN = 65536  # a wider head layer is not a model anyone trained here
+MAX_HEAD_HIDDEN = 8192  # the config's bound on head_hidden
 
 
 def metadata_problem(payload: dict[str, Any]) -> str | None:

@@ -38,7 +38,7 @@ from modelkit.events import (
     Stopped,
 )
 
-STATES = ("running", "finished", "stopped", "failed", "interrupted")
+STATES = ("running", "finished", "stopped", "pruned", "failed", "interrupted")
 UNREADABLE = "unreadable"  # a run whose files have the wrong shape; listed, deletable, not used
 
 
@@ -362,8 +362,11 @@ class RunRecorder:
             self._write_status(state="finished", ended_at=_now(), reason=event.reason)
             self._append_log(f"finished ({event.reason})")
         elif isinstance(event, Stopped):
-            self._write_status(state="stopped", ended_at=_now())
-            self._append_log(f"stopped by request in epoch {event.epoch + 1}")
+            self._write_status(state=event.reason, ended_at=_now())
+            if event.reason == "pruned":
+                self._append_log(f"pruned after epoch {event.epoch + 1}")
+            else:
+                self._append_log(f"stopped by request in epoch {event.epoch + 1}")
         elif isinstance(event, Failed):
             self._write_status(state="failed", ended_at=_now(), error=event.error)
             self._append_log(event.error, "error")

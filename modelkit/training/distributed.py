@@ -143,10 +143,6 @@ class Distributed:
         dist.broadcast_object_list(box, src=0, device=self.device)
         return box[0]
 
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
     def wrap(self, model: nn.Module, compile: bool = False) -> nn.Module:
         """DistributedDataParallel around ``model`` (which stays the module checkpoints save).
 

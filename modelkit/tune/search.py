@@ -3,8 +3,9 @@
 The study lives in SQLite (default ``<runs_dir>/tune/<study>.db``), so a search can be stopped and
 continued later (``load_if_exists``). Every trial trains ``tune-<study>-<n>`` with settings
 drawn from the search space on top of fixed ones; its run folder is in the trial's user
-attributes. A listener reports val_acc after every epoch and stops the run when the median
-pruner says the trial is hopeless (the trial is then marked pruned, and so is its run folder).
+attributes. A callback (``pruning.TrialPruner``) reports val_acc after every epoch and stops the
+run when the median pruner says the trial is hopeless: the trial and its run folder are then
+marked pruned, with the epoch.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Any
 import optuna
 
 from modelkit.config import OPTIMIZERS, TrainConfig
-from modelkit.events import EpochEnd, Event, RunStarted
 from modelkit.models.checkpoint import atomic_write_json
 from modelkit.training.loop import Trainer, TrainingError
+from modelkit.tune.pruning import TrialPruner
 
 OPTIONAL = ("optimizer", "dropout", "augmentation")  # searched only when asked for
 
@@ -71,38 +72,24 @@ def default_storage(runs_dir: str | Path, study: str) -> str:
     return f"sqlite:///{(folder / f'{study}.db').resolve()}"
 
 
-def open_study(study: str, storage: str, seed: int = 0, startup_trials: int = 2) -> optuna.Study:
+def open_study(
+    study: str,
+    storage: str,
+    seed: int = 0,
+    startup_trials: int = 2,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> optuna.Study:
+    """The study (made or continued), maximising val_acc; the median pruner unless ``pruner``."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    median = optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0)
     return optuna.create_study(
         study_name=study,
         storage=storage,
         direction="maximize",
         load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0),
+        pruner=pruner or median,
     )
-
-
-class _TrialReporter:
-    """Listener: val_acc to the trial after each epoch; asks the run to stop when pruned."""
-
-    def __init__(self, trial: optuna.Trial, stop: threading.Event):
-        self.trial, self.stop = trial, stop
-        self.pruned = False
-        self.run_dir = ""
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self.run_dir = event.run_dir
-            self.trial.set_user_attr("run_dir", event.run_dir)
-        elif isinstance(event, EpochEnd):
-            value = event.metrics.get("val_acc")
-            if value is None:
-                return
-            self.trial.report(float(value), event.epoch)
-            if self.trial.should_prune():
-                self.pruned = True
-                self.stop.set()  # the loop stops before its next batch
 
 
 def run_search(
@@ -115,12 +102,13 @@ def run_search(
     stop: threading.Event | None = None,
     on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
     startup_trials: int = 2,
+    pruner: optuna.pruners.BasePruner | None = None,
 ) -> optuna.Study:
     """Run ``trials`` more trials (and/or until ``timeout`` seconds) of the study."""
     space = space or SearchSpace()
     storage = storage or default_storage(base.runs_dir, study)
     stop = stop or threading.Event()
-    st = open_study(study, storage, base.seed, startup_trials)
+    st = open_study(study, storage, base.seed, startup_trials, pruner)
 
     def objective(trial: optuna.Trial) -> float:
         if stop.is_set():
@@ -128,22 +116,15 @@ def run_search(
         cfg = base.replace(**space.suggest(trial), run_name=f"tune-{study}-{trial.number}")
         cfg.validate()
         trial.set_user_attr("config", cfg.to_dict())
-        run_stop = threading.Event()
-        reporter = _TrialReporter(trial, run_stop)
-        watcher = threading.Thread(target=_forward, args=(stop, run_stop), daemon=True)
-        watcher.start()
-        try:
-            result = Trainer(cfg, [reporter]).fit(run_stop)
-        finally:
-            run_stop.set()  # ends the watcher
-        if reporter.pruned or stop.is_set():
-            trial.set_user_attr("state", "pruned")
-            if reporter.run_dir:
-                atomic_write_json(
-                    Path(reporter.run_dir) / "tune.json",
-                    {"study": study, "trial": trial.number, "state": "pruned"},
-                )
-            raise optuna.TrialPruned()
+        pruner = TrialPruner(trial)
+        result = Trainer(cfg, callbacks=[pruner]).fit(stop)  # Stop in the app stops the trial
+        if result.state in ("pruned", "stopped"):
+            _record_end(trial, study, pruner, result.state)
+            raise optuna.TrialPruned(
+                f"pruned after epoch {pruner.pruned_epoch}"
+                if result.state == "pruned"
+                else "search stopped"
+            )
         value = result.best.get("val_acc")
         if value is None:
             raise TrainingError("tuning needs a validation split (val_ratio > 0)")
@@ -162,11 +143,16 @@ def run_search(
     return st
 
 
-def _forward(outer: threading.Event, inner: threading.Event) -> None:
-    """Pass a search-wide stop on to the running trial."""
-    while not inner.is_set():
-        if outer.wait(0.2):
-            inner.set()
+def _record_end(trial: optuna.Trial, study: str, pruner: TrialPruner, state: str) -> None:
+    """A trial that did not complete: its state (and the epoch it was pruned at) on the trial
+    and in its run folder's tune.json. Optuna marks both pruned and stopped trials PRUNED."""
+    trial.set_user_attr("state", state)
+    record: dict[str, Any] = {"study": study, "trial": trial.number, "state": state}
+    if pruner.pruned_epoch is not None:
+        trial.set_user_attr("pruned_at_epoch", pruner.pruned_epoch)
+        record["epoch"] = pruner.pruned_epoch
+    if pruner.run_dir:
+        atomic_write_json(Path(pruner.run_dir) / "tune.json", record)
 
 
 def best_config(st: optuna.Study, **changes: Any) -> TrainConfig | None:

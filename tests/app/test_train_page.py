@@ -75,6 +75,10 @@ def test_second_launch_is_refused_naming_the_running_job(open_page, app_dirs):
     _launch(at)
     job = job_registry().active()
     assert job is not None
+    # The live view is on top and the form folds away while the job runs.
+    (folded,) = [e for e in at.expander if e.label == "Settings for a new run"]
+    assert folded.proto.expanded is False
+    assert "Launch training" in [b.label for b in folded.button]
     _launch(at)
     assert any("still running" in e.value and job.name in e.value for e in at.error)
     # Stop from the page: the Stop button appears once the job is running.

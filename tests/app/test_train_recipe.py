@@ -20,7 +20,7 @@ def test_few_images_recipe_fills_the_form_and_trains_in_two_phases(open_page, ap
     assert not at.exception
     assert _number(at, "Epochs").value == 30
     assert _number(at, "Head-only epochs first (0 = off)").value == 5
-    assert next(w for w in at.slider if w.label == "Rotation ±°").value == 15
+    assert _number(at, "Rotation ±°").value == 15
     assert next(w for w in at.selectbox if w.label == "Optimizer").value == "adamw"
 
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)

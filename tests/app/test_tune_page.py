@@ -25,7 +25,7 @@ def test_search_from_the_page_then_train_the_best(open_page, app_dirs):
     next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset))
     next(w for w in at.text_input if w.label == "Study name").set_value("page")
     next(w for w in at.number_input if w.label == "Trials").set_value(2)
-    next(w for w in at.number_input if w.label == "Epochs per trial").set_value(1)
+    next(w for w in at.number_input if w.label == "Epochs").set_value(1)  # per trial
     next(w for w in at.number_input if w.label == "Image size (px)").set_value(32)
     next(b for b in at.button if "Start search" in b.label).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -173,6 +175,16 @@ def test_settings_from_config():
     s = AugmentSettings.from_config(cfg)
     assert s.crop_scale == (0.5, 1.0) and not s.hflip and s.vflip
     assert s.rotation == 15.0 and s.hue == 0.1
+
+
+def test_augment_settings_are_the_config_augmentation_group():
+    """Every augmentation field of the config reaches the augmenter, with the same default."""
+    from modelkit.config import schema
+
+    group = {s.name for s in schema() if s.group == "augmentation"}
+    fields = {f.name for f in dataclasses.fields(AugmentSettings)}
+    assert fields == (group - {"crop_scale_min", "crop_scale_max"}) | {"crop_scale"}
+    assert AugmentSettings.from_config(TrainConfig()) == AugmentSettings()
 
 
 def test_memmap_cache_when_the_ram_budget_is_zero(image_paths, tmp_path):

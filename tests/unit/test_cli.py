@@ -275,3 +275,26 @@ def test_ctrl_c_stops_the_run_and_leaves_it_resumable(image_dataset, tmp_path):
     assert "stopping after this batch" in err
     assert read_json(run_dir / "status.json")["state"] == "stopped"
     assert load_run(run_dir).resumable
+
+
+def test_every_setting_is_a_flag_of_train_tune_and_lr_find(capsys):
+    from modelkit.config import schema
+
+    for command in ("train", "tune", "lr-find"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        for s in schema():
+            if s.widget != "dataset":
+                assert "--" + s.name.replace("_", "-") in out, (command, s.name)
+    assert "{sgd,adam,adamw}" in out and "between 1 and 8192" in out  # choices, ranges
+
+
+def test_refused_settings_exit_2_in_every_command_that_takes_them(capsys, image_dataset):
+    for command in ("train", "tune", "lr-find"):
+        code, out, err = run_cli(capsys, command, image_dataset, "--epochs", "0", "--hue", "0.9")
+        assert code == 2 and out == "", command
+        line = one_error_line(err)
+        assert "epochs: must be between 1 and 10000" in line and "hue: must be in" in line
+    code, _, err = run_cli(capsys, "train", image_dataset, "--recipe", "nope")
+    assert code == 2 and "recipe" in one_error_line(err)

@@ -155,3 +155,53 @@ def test_load_reports_unreadable_files(tmp_path):
     wrong.write_text(json.dumps({"epochs": "ten"}), encoding="utf-8")
     with pytest.raises(ConfigError, match="epochs: expected int"):
         TrainConfig.load(wrong)
+
+
+def test_every_field_is_declared_once_with_its_schema():
+    from modelkit.config import GROUPS, schema
+
+    settings = schema()
+    assert [s.name for s in settings] == list(TrainConfig().to_dict())
+    assert all(s.help and s.label and s.group in GROUPS for s in settings)
+    labels = [s.label for s in settings]
+    assert len(set(labels)) == len(labels), "the form finds widgets by label"
+    essentials = {s.name for s in settings if s.essential}
+    assert essentials == {"data_dir", "arch", "weights", "epochs", "image_size", "batch_size", "lr"}
+    for s in settings:  # every default is valid, and inside the declared range
+        assert s.problem(s.default) is None, s.name
+
+
+def test_schema_ranges_are_what_validation_enforces():
+    from modelkit.config import schema
+
+    bounded = [s for s in schema() if s.bounds is not None and s.base in (int, float)]
+    for s in bounded:
+        low = s.bounds.low - (0 if s.bounds.low_open else 1e-9 if s.base is float else 1)
+        value = s.base(low) if s.base is int else low
+        problems = problems_of(**{s.name: value})
+        assert problems[0].startswith(f"{s.name}: must be"), problems
+
+
+def test_head_hidden_is_bounded():
+    assert problems_of(head_hidden=[8193]) == ["head_hidden: each size must be between 1 and 8192"]
+    assert TrainConfig(head="mlp", head_hidden=[8192]).head_hidden == [8192]
+
+
+def test_old_saved_configs_load(tmp_path):
+    """A config.json written before a field existed loads with that field's default."""
+    old = TrainConfig(epochs=3).to_dict()
+    del old["head_epochs"], old["grad_clip"], old["tensorboard"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old), encoding="utf-8")
+    cfg = TrainConfig.load(path)
+    assert cfg.epochs == 3 and cfg.head_epochs == 0 and cfg.tensorboard is True
+
+
+def test_the_readme_lists_every_setting():
+    from pathlib import Path
+
+    from modelkit.config import schema
+    from modelkit.config_schema import settings_table
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    assert settings_table(schema()) in readme.read_text(encoding="utf-8")

@@ -219,9 +219,9 @@ def test_metrics_file_with_garbage_half_line_still_lists(trained_run, tmp_path):
 def test_stop_pressed_while_last_pt_is_being_saved(data, baseline, tmp_path, helpers, monkeypatch):
     """Stop arrives from another thread (a page) mid-save: the save completes, last.pt is whole,
     the run is 'stopped', and resuming reaches the uninterrupted weights."""
-    from modelkit.training import loop as engine
+    from modelkit.training.callbacks import checkpoint as ckpt
 
-    real_save = engine.save_checkpoint
+    real_save = ckpt.save_checkpoint
     saving, pressed = threading.Event(), threading.Event()
 
     def slow_save(path, payload):
@@ -230,7 +230,7 @@ def test_stop_pressed_while_last_pt_is_being_saved(data, baseline, tmp_path, hel
             assert pressed.wait(30)  # the page's Stop button is clicked during the write
         real_save(path, payload)
 
-    monkeypatch.setattr(engine, "save_checkpoint", slow_save)
+    monkeypatch.setattr(ckpt, "save_checkpoint", slow_save)
     job = JobRegistry().launch(helpers.fast_config(data, tmp_path / "runs", epochs=EPOCHS))
     assert saving.wait(120)
     job.stop()

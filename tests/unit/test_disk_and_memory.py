@@ -18,6 +18,7 @@ from modelkit.models import checkpoint as checkpoint_module
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.runs.store import RunStore, load_run, read_metrics
 from modelkit.training import loop as engine
+from modelkit.training import setup
 from modelkit.training.loop import Trainer, TrainingError
 
 
@@ -123,7 +124,7 @@ def test_memory_error_while_caching_suggests_smaller_images(data, tmp_path, monk
     def no_ram(*args, **kwargs):
         raise MemoryError("Unable to allocate 37.5 GiB for an array with shape (200000, 256)")
 
-    monkeypatch.setattr(engine, "ImageCache", no_ram)
+    monkeypatch.setattr(setup, "ImageCache", no_ram)  # the run's set-up decodes the images
     with pytest.raises(TrainingError, match=r"^out of memory \(Unable to allocate 37.5 GiB"):
         Trainer(helpers.fast_config(data, tmp_path / "runs", epochs=1)).fit()
     assert engine.explain_error(MemoryError()) == (

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "modelkit"
 MAX_MODULE_LINES = 400
@@ -80,9 +78,6 @@ def test_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
-@pytest.mark.xfail(
-    reason="training/loop.py is split into the loop and its callbacks next", strict=True
-)
 def test_modules_are_short():
     long = {
         name: n

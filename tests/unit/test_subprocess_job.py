@@ -6,17 +6,35 @@ import pytest
 
 from modelkit.config import TrainConfig
 from modelkit.jobs import JobRegistry
-from modelkit.jobs.torchrun_job import TorchrunJob, train_argv
-from modelkit.runs.store import wait_until
+from modelkit.jobs.torchrun_job import TorchrunJob, torchrun_command, worker_main, worker_source
+from modelkit.models.checkpoint import atomic_write_json
+from modelkit.runs.store import RunStore, wait_until
 
 
-def test_train_argv_reproduces_the_config(make_config):
-    from modelkit.cli.main import build_parser
+def test_the_workers_start_from_the_config_file(make_config, tmp_path):
+    """No argv round trip: the workers read the TrainConfig JSON (or resume the run folder)."""
+    cfg = make_config(head_hidden=[64, 32], backbone_lr=None, hflip=False, monitor="val_acc")
+    source = worker_source(tmp_path, cfg, None)
+    assert source == tmp_path / "config.json" and TrainConfig.load(source) == cfg
+    assert worker_source(tmp_path, None, tmp_path / "run") == tmp_path / "run"
+    command = torchrun_command(2, source)
+    assert command[-3:] == ["-m", "modelkit.jobs.torchrun_job", str(source)]
+    assert not any(arg.startswith("--monitor") for arg in command)
 
-    cfg = make_config(head_hidden=[64, 32], backbone_lr=None, hflip=False)
-    args = build_parser().parse_args(train_argv(cfg))
-    fields = {k: getattr(args, k) for k in cfg.to_dict() if getattr(args, k, None) is not None}
-    assert TrainConfig(**{**fields, "data_dir": args.data}) == cfg
+
+def test_a_worker_trains_the_config_file_and_resumes_the_run(make_config, tmp_path, capsys):
+    """worker_main as torchrun runs it (here one process, in-process): a config file trains a
+    new run; a run folder resumes it (here with one more epoch); a bad file is one error line."""
+    cfg = make_config(epochs=1)
+    assert worker_main(str(worker_source(tmp_path, cfg, None))) == 0
+    (run,) = RunStore(cfg.runs_dir).list()
+    assert run.state == "finished" and run.epochs_done == 1
+    atomic_write_json(run.path / "config.json", cfg.replace(epochs=2).to_dict())
+    assert worker_main(str(run.path)) == 0
+    assert RunStore(cfg.runs_dir).get(run.path).epochs_done == 2
+    (tmp_path / "bad.json").write_text('{"epochs": "many"}')
+    assert worker_main(str(tmp_path / "bad.json")) == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: ")
 
 
 @pytest.mark.slow

@@ -10,11 +10,10 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from modelkit.cli.main import main  # noqa: E402
-from modelkit.events import EpochEnd, RunStarted  # noqa: E402
-from modelkit.runs.store import RunStore  # noqa: E402
+from modelkit.runs.store import RunStore, load_run, read_json, read_metrics  # noqa: E402
+from modelkit.tune.pruning import TrialPruner  # noqa: E402
 from modelkit.tune.search import (  # noqa: E402
     SearchSpace,
-    _TrialReporter,
     best_config,
     load_study,
     study_names,
@@ -85,12 +84,45 @@ def test_pruned_trial_stops_its_run():
         def set_user_attr(self, k, v):
             self.attrs[k] = v
 
-    trial, stop = FakeTrial(), threading.Event()
-    reporter = _TrialReporter(trial, stop)
-    reporter(RunStarted("runs/x", {}, [], "cpu", "fp32", 1, 1, 0, 1))
-    reporter(EpochEnd(0, 3, {"val_acc": 0.5}))
-    assert trial.reports == [(0, 0.5)] and reporter.pruned and stop.is_set()
-    assert trial.attrs["run_dir"] == "runs/x"
+    class FakeTrainer:
+        run_dir, stop_reason = Path("runs/x"), ""
+
+        def request_stop(self, reason):
+            self.stop_reason = reason
+
+    trial, trainer = FakeTrial(), FakeTrainer()
+    pruner = TrialPruner(trial)
+    pruner.setup(trainer)
+    pruner.on_epoch_end(trainer, 0, {"val_loss": 1.0})  # no val_acc: nothing to report
+    assert trial.reports == [] and not trainer.stop_reason
+    pruner.on_epoch_end(trainer, 0, {"val_acc": 0.5})
+    assert trial.reports == [(0, 0.5)] and trainer.stop_reason == "pruned"
+    assert pruner.pruned_epoch == 1 and trial.attrs["run_dir"] == str(Path("runs/x"))
+
+
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return True
+
+
+def test_a_pruned_trial_is_recorded_as_pruned_with_its_epoch(helpers, tmp_path):
+    """Not 'stopped': the run's status, its tune.json and the trial say pruned, after epoch 1."""
+    from modelkit.tune.search import run_search
+
+    data = helpers.write_dataset(tmp_path / "data")
+    base = helpers.fast_config(data, tmp_path / "runs", epochs=3)
+    study = run_search(base, "pruned", trials=1, pruner=_AlwaysPrune())
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.user_attrs["state"] == "pruned" and trial.user_attrs["pruned_at_epoch"] == 1
+    run_dir = Path(trial.user_attrs["run_dir"])
+    assert load_run(run_dir).state == "pruned"
+    assert [row["epoch"] for row in read_metrics(run_dir)] == [1]
+    assert read_json(run_dir / "tune.json") == {
+        "study": "pruned", "trial": 0, "state": "pruned", "epoch": 1,
+    }  # fmt: skip
+    log = (run_dir / "log.txt").read_text()
+    assert "pruned after epoch 1" in log and "stopped by request" not in log
 
 
 def test_optional_search_dimensions():

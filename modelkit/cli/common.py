@@ -1,0 +1,116 @@
+"""What the commands share: exit codes, the usage error, and the config flags made from the
+schema, so the CLI never lags behind TrainConfig."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from modelkit.config import ConfigError, Setting, TrainConfig, schema
+from modelkit.errors import ModelkitError
+
+EXIT_USAGE, EXIT_ERROR, EXIT_STOPPED = 2, 1, 130  # see modelkit/cli/__init__.py
+
+
+class UsageError(ModelkitError, ValueError):
+    """The command line itself is wrong (exit code 2, like argparse's usage errors)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes end in one 'error: ...' line like every other error (train's usage text,
+    one flag per config field, would otherwise bury the message)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
+def fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+# -- config flags -------------------------------------------------------------------------------
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() in ("", "none") else float(text)
+
+
+_optional_float.__name__ = "float"  # argparse names the type in "invalid float value"
+
+
+def _parse(s: Setting) -> Callable[[str], Any]:
+    if s.base is bool:
+        return _bool
+    if s.base is list:
+        return _int_list
+    if s.optional:
+        return _optional_float
+    return s.base
+
+
+def _metavar(s: Setting) -> str | None:
+    if s.choices_from is not None and not callable(s.choices_from):
+        return "{" + ",".join(s.choices_from) + "}"
+    return {bool: "{true,false}", list: "N[,N...]"}.get(s.base)
+
+
+def _help(s: Setting) -> str:
+    facts = []
+    if s.bounds is not None:
+        facts.append(s.bounds.text(s.base in (int, list)))
+    if s.optional:
+        facts.append("none: unset")
+    default = ",".join(map(str, s.default)) if s.base is list else s.default
+    facts.append(f"default: {default!r}" if default == "" else f"default: {default}")
+    return f"{s.help} ({'; '.join(facts)})".replace("%", "%%")  # argparse %-formats help
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per TrainConfig field (the dataset folder is the positional DATA), with
+    the schema's help, choices and range. Values are checked by TrainConfig, so every bad
+    setting is named at once."""
+    group = p.add_argument_group("training settings (TrainConfig)")
+    for s in schema():
+        if s.widget == "dataset":
+            continue
+        flag = "--" + s.name.replace("_", "-")
+        group.add_argument(
+            flag, dest=s.name, type=_parse(s), default=None, metavar=_metavar(s), help=_help(s)
+        )
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The config flags given on the command line."""
+    return {
+        s.name: getattr(args, s.name) for s in schema() if getattr(args, s.name, None) is not None
+    }
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """TrainConfig from DATA, ``--recipe`` and the config flags (flags beat the recipe)."""
+    from modelkit.recipes import recipe
+
+    try:
+        settings = {**recipe(args.recipe), **given_settings(args)}
+        return TrainConfig(data_dir=str(Path(args.data)), **settings)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None

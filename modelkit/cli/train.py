@@ -1,0 +1,83 @@
+"""``train``: train a classifier on a folder (or ``--resume`` an interrupted run); prints the
+run folder last, on its own line, so scripts can pick it up."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from modelkit.cli.common import (
+    EXIT_STOPPED,
+    UsageError,
+    add_config_flags,
+    config_from_args,
+    given_settings,
+)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from modelkit.runs.lock import refuse_if_locked
+    from modelkit.training.distributed import is_main_process
+    from modelkit.training.loop import Trainer, TrainingError
+    from modelkit.training.progress import ProgressPrinter
+
+    if args.resume:
+        if given_settings(args) or args.data or args.recipe:
+            raise UsageError("train --resume takes no data folder or other settings")
+        refuse_if_locked(args.resume)  # another process trains it: one writer per run
+        trainer = Trainer.resume(args.resume)
+    else:
+        if not args.data:
+            raise UsageError("train needs a DATA folder (or --resume RUN_DIR)")
+        trainer = Trainer(config_from_args(args))
+    printer = ProgressPrinter(sys.stderr)
+    trainer.listeners.append(printer)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    # Only the main thread may set handlers; the previous one is put back afterwards, so calling
+    # main() in-process (tests, notebooks) does not leave Ctrl-C rewired.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_signal) if in_main else None
+    try:
+        result = trainer.fit(stop)
+    except TrainingError as exc:
+        raise TrainingError(f"training failed: {exc}") from exc
+    finally:
+        printer.close()
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    if is_main_process():  # under torchrun only rank 0 reports
+        print(_summary(result), file=sys.stderr)
+        print(result.run_dir)
+    return 0 if result.state == "finished" else EXIT_STOPPED
+
+
+def _summary(result) -> str:
+    def fmt(m: dict) -> str:
+        keys = ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5")
+        return ", ".join(f"{k}={m[k]:.4f}" for k in keys if isinstance(m.get(k), (int, float)))
+
+    lines = [f"run {result.state}: {result.run_dir}"]
+    if result.best:
+        lines.append(f"best  (epoch {result.best.get('epoch')}): {fmt(result.best)}")
+    if result.last:
+        lines.append(f"last  (epoch {result.last.get('epoch')}): {fmt(result.last)}")
+    return "\n".join(lines)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a classifier; prints the run folder last")
+    p.add_argument("data", nargs="?", help="dataset folder")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from last.pt")
+    p.add_argument(
+        "--recipe", default="", help="settings preset, e.g. few-images (flags still win)"
+    )
+    add_config_flags(p)
+    p.set_defaults(func=_train)

@@ -1,0 +1,105 @@
+"""Callbacks: how the inside acts on a training run (events are how the outside hears of it).
+
+A callback subclasses ``Callback`` and overrides the hooks it needs; the rest are no-ops. The loop
+calls each hook by name on every callback in order (``call_hooks``), as Lightning's
+``_call_callback_hooks`` does, so a new hook costs one method here and one call in the loop. Every
+hook gets the trainer: a callback reads ``trainer.state`` and ``trainer.config``, may change the
+optimizer (the phase switch), and may ask the loop to stop with ``trainer.request_stop(reason)``.
+
+Hooks, in the order a run calls them::
+
+    setup                       run folder chosen, before the images are decoded
+    on_fit_start                data, model, optimizer ready (resumed state loaded)
+      on_epoch_start(epoch)
+        on_batch_start(epoch, batch)
+        on_batch_end(epoch, batch, loss)
+      on_epoch_end(epoch, metrics)  metrics complete, trainer.state updated
+    on_fit_end(reason)          reason: completed | early_stopping | stopped | pruned
+    on_exception(exc)           instead of on_fit_end when the run fails
+
+A callback with state that must survive a resume returns it from ``state_dict()``; it is saved
+in ``last.pt`` under its ``state_key`` and handed back to ``load_state_dict`` when resuming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+Trainer = Any
+"""``modelkit.training.loop.Trainer``, which calls the hooks. Named, not imported: the loop
+imports its callbacks, and a callback module must not import the loop back."""
+
+HOOKS = (
+    "setup",
+    "on_fit_start",
+    "on_epoch_start",
+    "on_batch_start",
+    "on_batch_end",
+    "on_epoch_end",
+    "on_fit_end",
+    "on_exception",
+)
+
+
+class Callback:
+    """No-op hooks; override those you need."""
+
+    main_only = False  # True: only rank 0 of a distributed run keeps it (writes files, reports)
+
+    @property
+    def state_key(self) -> str:
+        return type(self).__name__
+
+    def setup(self, trainer: Trainer) -> None: ...
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
+
+    def on_batch_start(self, trainer: Trainer, epoch: int, batch: int) -> None: ...
+
+    def on_batch_end(self, trainer: Trainer, epoch: int, batch: int, loss: float) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer, reason: str) -> None: ...
+
+    def on_exception(self, trainer: Trainer, exc: BaseException) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def call_hooks(
+    callbacks: Iterable[Callback], hook: str, trainer: Trainer, *args: Any, quiet: bool = False
+) -> None:
+    """Call ``hook`` on every callback in order. ``quiet``: a failing callback is skipped, so the
+    last hooks of a failing run still reach every callback (the real error is raised anyway)."""
+    if hook not in HOOKS:
+        raise ValueError(f"unknown callback hook {hook!r}; hooks are {HOOKS}")
+    for callback in list(callbacks):
+        fn = getattr(callback, hook, None)
+        if not callable(fn):
+            continue
+        if not quiet:
+            fn(trainer, *args)
+            continue
+        try:
+            fn(trainer, *args)
+        except Exception:  # noqa: BLE001 - a broken callback must not hide the real error
+            pass
+
+
+def callback_states(callbacks: Iterable[Callback]) -> dict[str, dict[str, Any]]:
+    """Every callback's non-empty state, keyed by ``state_key`` (saved in last.pt)."""
+    states = {cb.state_key: cb.state_dict() for cb in callbacks}
+    return {k: v for k, v in states.items() if v}
+
+
+def load_callback_states(callbacks: Iterable[Callback], states: dict[str, Any]) -> None:
+    for cb in callbacks:
+        if cb.state_key in (states or {}):
+            cb.load_state_dict(states[cb.state_key])

@@ -1,0 +1,41 @@
+"""The callbacks (and recording listeners) every run gets, in the order their hooks must run.
+
+At an epoch's end: the phase switch first (last.pt must hold phase 2's optimizer), then the
+checkpoints, then the events (EpochEnd is heard after the checkpoint exists), then early
+stopping, then the caller's callbacks (the Optuna pruner). At the fit's end the final evaluation
+comes before the Finished event, so the run folder holds the evaluation when listeners hear it.
+"""
+
+from __future__ import annotations
+
+from modelkit.events import ListenerFn
+from modelkit.runs.store import RunRecorder
+from modelkit.training import tensorboard_log
+from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.checkpoint import Checkpoint
+from modelkit.training.callbacks.early_stopping import EarlyStopping
+from modelkit.training.callbacks.final_evaluation import FinalEvaluation
+from modelkit.training.callbacks.phase_switch import PhaseSwitch
+from modelkit.training.callbacks.reporter import EventReporter
+
+
+def default_callbacks(trainer: Trainer) -> list[Callback]:
+    """Every callback of ``trainer``'s run. Adds the run folder's recorder (and TensorBoard) in
+    front of the listeners; only rank 0 keeps listeners and ``main_only`` callbacks."""
+    cfg, is_main = trainer.config, trainer.dist.is_main
+    if trainer.record and is_main:
+        recorders: list[ListenerFn] = [RunRecorder(trainer.run_dir)]
+        if cfg.tensorboard and tensorboard_log.available():
+            recorders.append(tensorboard_log.TensorBoardLogger())
+        trainer.listeners[:0] = recorders
+    elif not is_main:
+        trainer.listeners = []  # only rank 0 records, prints and reports
+    saving = [Checkpoint(), FinalEvaluation()] if trainer.record else []
+    callbacks = [
+        PhaseSwitch(),
+        *saving,
+        EventReporter(),
+        EarlyStopping(cfg.early_stopping_patience),
+        *trainer.user_callbacks,
+    ]
+    return [cb for cb in callbacks if is_main or not cb.main_only]

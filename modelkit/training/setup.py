@@ -1,0 +1,171 @@
+"""What a run needs before its first batch: its splits, its run folder, the decoded images and
+(frozen backbone) the cached features. The Trainer calls these; they are out of the loop so the
+loop reads as the loop.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from modelkit.config import TrainConfig
+from modelkit.data.augment import AugmentSettings
+from modelkit.data.cache import ImageCache
+from modelkit.data.imageio import resize_size_for
+from modelkit.data.scan import DatasetError, Sample, scan_dataset
+from modelkit.events import CacheProgress, Event, Message
+from modelkit.models import registry as models
+from modelkit.models.checkpoint import atomic_write_json
+from modelkit.runs.store import RunStore, read_json
+from modelkit.training.callbacks.base import Trainer
+from modelkit.training.errors import StopTraining, TrainingError, explain_error
+from modelkit.training.features import backbone_features, has_augmentation
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def load_splits(
+    cfg: TrainConfig, run_dir: Path | None
+) -> tuple[list[str], dict[str, list[Sample]]]:
+    """(classes, splits): a resumed run's saved ones, else a fresh scan of the data folder."""
+    if run_dir is not None:
+        classes = read_json(run_dir / "classes.json")
+        raw = read_json(run_dir / "splits.json")
+        if not isinstance(classes, list) or not isinstance(raw, dict):
+            raise TrainingError(f"{run_dir}: classes.json or splits.json is unreadable")
+        return classes, {s: [Sample(p, int(y)) for p, y in v] for s, v in raw.items()}
+    index = scan_dataset(cfg.data_dir, cfg.val_ratio, cfg.test_ratio, cfg.seed)
+    splits = {s: v for s, v in index.splits.items() if v}
+    if len(index.classes) < 2:
+        raise DatasetError(f"{cfg.data_dir}: need at least 2 classes to train a classifier")
+    if not splits.get("train"):
+        raise DatasetError(f"{cfg.data_dir}: no training images found")
+    return index.classes, splits
+
+
+def create_run_folder(
+    cfg: TrainConfig, classes: list[str], splits: dict[str, list[Sample]]
+) -> Path:
+    """A new folder in the runs dir with what a resume needs to see the same data."""
+    try:  # an unwritable or full runs folder: one clear message, not a traceback
+        run_dir = RunStore(cfg.runs_dir).create(cfg.arch, cfg.run_name)
+        atomic_write_json(run_dir / "config.json", cfg.to_dict())
+        atomic_write_json(run_dir / "classes.json", classes)
+        atomic_write_json(
+            run_dir / "splits.json", {s: [[x.path, x.label] for x in v] for s, v in splits.items()}
+        )
+    except OSError as exc:
+        raise TrainingError(explain_error(exc)) from exc
+    return run_dir
+
+
+@dataclass
+class Decoded:
+    """The decoded images of every split: rows of the cache, labels and paths per split."""
+
+    cache: ImageCache
+    rows: dict[str, np.ndarray]
+    labels: dict[str, torch.Tensor]
+    paths: dict[str, list[str]]
+
+
+def decode(
+    cfg: TrainConfig,
+    splits: dict[str, list[Sample]],
+    emit: Callable[[Event], None],
+    should_stop: Callable[[], bool],
+) -> Decoded:
+    """Decode every image once; unreadable files are skipped with a warning."""
+    order = [(s, i) for s in splits for i in range(len(splits[s]))]
+    cache = ImageCache(
+        [splits[s][i].path for s, i in order],
+        resize_size_for(cfg.image_size),
+        cfg.cache_ram_mb,
+        progress=lambda done, total: emit(CacheProgress(done, total)),
+        should_stop=should_stop,
+    )
+    if should_stop():
+        raise StopTraining(0, 0)
+    for path, reason in cache.errors:
+        emit(Message(f"skipped {path}: {reason}", "warning"))
+    rows: dict[str, np.ndarray] = {}
+    labels: dict[str, torch.Tensor] = {}
+    for split in splits:
+        found = [k for k, (s, i) in enumerate(order) if s == split and cache.valid[k]]
+        rows[split] = np.asarray(found, dtype=np.int64)
+        labels[split] = torch.tensor([splits[split][order[k][1]].label for k in found])
+    paths = {s: [cache.paths[k] for k in rows[s]] for s in splits}
+    if len(rows["train"]) == 0:
+        raise DatasetError("no readable training images (every file failed to decode)")
+    return Decoded(cache, rows, labels, paths)
+
+
+def cache_features(trainer: Trainer) -> dict[str, list[torch.Tensor]] | None:
+    """Frozen backbone: its features per image (per augmentation pass) computed once, or None.
+
+    The passes draw from their own generator, seeded from the config, so a resumed run
+    recomputes exactly the features the interrupted one trained on."""
+    cfg, data = trainer.config, trainer.data
+    if not (cfg.freeze_backbone and cfg.feature_cache) or cfg.compile or trainer.dist.enabled:
+        return None
+    settings = AugmentSettings.from_config(cfg)
+    passes = min(cfg.feature_passes, cfg.epochs) if has_augmentation(settings) else 1
+    generator = torch.Generator().manual_seed(cfg.seed + 1)
+    eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
+    total = passes * len(data.rows["train"]) + sum(len(data.rows[s]) for s in eval_splits)
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        trainer.emit(CacheProgress(done, total, "features"))
+
+    def compute(split: str, augment) -> torch.Tensor:
+        feats = backbone_features(
+            trainer.model, cfg.arch, data.cache, data.rows[split], cfg.image_size,
+            trainer.device, trainer.precision, cfg.channels_last, max(cfg.batch_size, 64),
+            augment, trainer.stop_event.is_set, progress,
+        )  # fmt: skip
+        if feats is None:
+            raise StopTraining(trainer.state.epoch, 0)
+        return feats
+
+    # Train features go through the training transform even without random augmentation,
+    # so they are exactly what the full loop would feed the backbone.
+    features = {"train": [compute("train", (settings, generator)) for _ in range(passes)]}
+    for split in eval_splits:
+        features[split] = [compute(split, None)]
+    trainer.emit(
+        Message(
+            f"frozen backbone: features cached for {passes} augmentation pass"
+            f"{'es' if passes > 1 else ''}; the head trains on them"
+        )
+    )
+    return features
+
+
+def build_model(
+    cfg: TrainConfig, n_classes: int, device: torch.device, resuming: bool
+) -> tuple[torch.nn.Module, str]:
+    """(model on ``device``, where its weights come from). Seeded first, so the head's random
+    start is the same in every run of a config; a resumed run loads every weight from last.pt."""
+    seed_everything(cfg.seed)
+    model = models.build_model(cfg.arch, n_classes, cfg.head, cfg.head_hidden, cfg.head_dropout)
+    if resuming:
+        source = "resumed from last.pt"
+    else:
+        source = models.load_starting_weights(model, cfg.arch, cfg.weights)
+    models.set_backbone_trainable(model, cfg.arch, not cfg.freeze_backbone)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model, source

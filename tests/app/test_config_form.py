@@ -1,0 +1,142 @@
+"""The Train and Tune forms are generated from TrainConfig's schema: no page writes a field name
+by hand, and every field can be set from the form and reaches the config that is launched."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import REPO, make_colour_dataset
+
+from modelkit.config import TrainConfig, schema
+
+# Strings in pages/ and studio/ that are a field's name by coincidence, not the field.
+NOT_THE_FIELD = {
+    ("pages/evaluate.py", "precision"): "per-class precision, a metric column",
+    ("pages/runs.py", "epochs"): "the Runs table's column header",
+    ("studio/figures.py", "lr"): "the learning rate logged in metrics.jsonl",
+}
+
+
+def test_no_config_field_name_is_written_in_pages_or_studio():
+    names = {s.name for s in schema()}
+    found = []
+    for path in sorted([*REPO.glob("pages/**/*.py"), *REPO.glob("studio/**/*.py")]):
+        where = path.relative_to(REPO).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg in names:
+                found.append(f"{where}:{node.lineno}: keyword {node.arg}=")
+            literal = isinstance(node, ast.Constant) and isinstance(node.value, str)
+            if literal and node.value in names and (where, node.value) not in NOT_THE_FIELD:
+                found.append(f"{where}:{node.lineno}: string {node.value!r}")
+    assert not found, "use the schema (studio.config_form), not field names:\n" + "\n".join(found)
+
+
+def _new_value(s, dataset: Path, tmp: Path):
+    """A valid value other than the default for setting ``s``, and how to enter it."""
+    if s.widget == "starting_weights":
+        return str(tmp / "weights.pt")
+    if s.widget == "runs_folder":
+        return str(tmp / "elsewhere")
+    if s.choices is not None:
+        return next(c for c in s.choices if c != s.default)
+    if s.base is bool:
+        return not s.default
+    if s.base is list:
+        return [64, 32]
+    if s.base is str:
+        return "my-run"
+    if s.default is None:
+        return 0.005
+    step = s.step or 1
+    value = s.default + step
+    if s.bounds is not None and value not in s.bounds:
+        value = s.default - step
+    return s.base(value)
+
+
+def _enter(at, s, value) -> None:
+    if s.widget == "starting_weights":
+        next(w for w in at.selectbox if w.label == s.label).set_value("File or run folder")
+        next(w for w in at.text_input if w.label == "Weights file or run folder").set_value(value)
+        return
+    if s.choices is not None:
+        widgets = at.selectbox
+    elif s.base is bool:
+        widgets = at.checkbox
+    elif s.base in (str, list):
+        widgets = at.text_input
+        value = ",".join(map(str, value)) if s.base is list else value
+    else:
+        widgets = at.number_input
+    (widget,) = [w for w in widgets if w.label == s.label]
+    widget.set_value(value)
+
+
+@pytest.fixture
+def launched(monkeypatch) -> list[TrainConfig]:
+    """Configs the Train page launches, recorded instead of trained."""
+    from modelkit.jobs import JobRegistry
+
+    configs: list[TrainConfig] = []
+    monkeypatch.setattr(JobRegistry, "launch", lambda self, config: configs.append(config))
+    return configs
+
+
+# freeze_backbone contradicts two-phase training (head_epochs), which the first pass turns on
+SECOND_PASS = {"freeze_backbone"}
+
+
+@pytest.mark.parametrize("second", [False, True], ids=["most-fields", "freeze_backbone"])
+def test_every_field_is_reachable_from_the_train_form(
+    open_page, app_dirs, tmp_path, launched, second
+):
+    dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=2)
+    at = open_page("pages/train.py")
+    next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset)).run()
+    wanted = {}
+    for s in schema():
+        if s.widget == "dataset" or (s.name in SECOND_PASS) != second:
+            continue
+        wanted[s.name] = _new_value(s, dataset, tmp_path)
+        _enter(at, s, wanted[s.name])
+    next(b for b in at.button if "Launch training" in b.label).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (config,) = launched
+    assert config.data_dir == str(dataset)
+    got = {name: getattr(config, name) for name in wanted}
+    assert got == wanted
+    assert all(got[n] != s.default for s in schema() if (n := s.name) in got)
+
+
+def test_the_tune_form_builds_the_trials_config_from_the_same_schema(
+    open_page, app_dirs, monkeypatch
+):
+    from studio.tune_state import TuneRegistry
+
+    started = []
+    monkeypatch.setattr(TuneRegistry, "start", lambda self, job: started.append(job))
+    dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=2)
+    at = open_page("pages/tune.py")
+    next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset))
+    rotation = next(s for s in schema() if s.label == "Rotation ±°")
+    _enter(at, rotation, 12.0)
+    next(b for b in at.button if "Start search" in b.label).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (job,) = started
+    assert job.base.rotation == 12.0 and job.base.data_dir == str(dataset)
+    assert job.base.weights == "none"  # trials start from random weights unless told otherwise
+
+
+def test_a_bad_value_is_reported_by_its_label(open_page, app_dirs, launched):
+    dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=2)
+    at = open_page("pages/train.py")
+    next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset)).run()
+    next(w for w in at.text_input if w.label == "Hidden sizes (mlp)").set_value("64,x")
+    next(w for w in at.number_input if w.label == "Test share").set_value(1.0)
+    next(b for b in at.button if "Launch training" in b.label).click().run()
+    assert not launched
+    (error,) = at.error  # every problem at once, by the label the person sees
+    assert "Hidden sizes (mlp) (head_hidden): expected numbers" in error.value
+    assert "Test share (test_ratio): must be in [0, 1)" in error.value
