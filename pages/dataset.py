@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import streamlit as st
-from modelkit.data.uploads import delete_upload, list_uploads, unpack_upload, upload_quota
 
 from modelkit.data.archive import ArchiveError
 from modelkit.data.browse import (
@@ -33,6 +32,7 @@ from modelkit.data.builtin import (
 from modelkit.data.report import build_report
 from modelkit.data.samples import default_digits_dir, make_digits_dataset
 from modelkit.data.scan import scan_dataset
+from modelkit.data.uploads import delete_upload, list_uploads, unpack_upload, upload_quota
 from modelkit.errors import ModelkitError
 from modelkit.paths import confine_to
 from studio.dataset_view import DatasetView, contact_sheet, counts_bar, dataset_view

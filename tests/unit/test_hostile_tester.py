@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from modelkit.data.uploads import delete_upload, list_uploads, unpack_upload
-from modelkit.runs.lock import RunLockedError, is_locked, lock_run
 
 from modelkit.cli.main import main
 from modelkit.config import ConfigError, TrainConfig
@@ -28,12 +26,14 @@ from modelkit.csvcells import read_cell, safe_cell
 from modelkit.data.archive import ArchiveError, extract_dataset_zip
 from modelkit.data.report import build_report
 from modelkit.data.scan import scan_dataset
+from modelkit.data.uploads import delete_upload, list_uploads, unpack_upload
 from modelkit.errors import ModelkitError
 from modelkit.evaluation.embeddings import Embeddings, to_csv
 from modelkit.evaluation.metrics import load_evaluation
 from modelkit.jobs import JobBusyError, JobRegistry
 from modelkit.models.checkpoint import CheckpointError
 from modelkit.paths import PathNotAllowedError, confine_to, resolve_allowed
+from modelkit.runs.lock import RunLockedError, is_locked, lock_run
 from modelkit.runs.store import RunStore
 from modelkit.serving.predictor import Predictor
 from studio.figures import confusion_figure, plotly_label, topk_bar

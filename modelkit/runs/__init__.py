@@ -1,0 +1,1 @@
+"""Runs: the run folder store, which is the only database the app has."""
