@@ -15,7 +15,7 @@ import streamlit as st
 from modelkit.data.imageio import ImageLoadError
 from modelkit.evaluation.evaluate import evaluate_run
 from modelkit.evaluation.metrics import Evaluation, load_evaluation
-from modelkit.runs.store import RunInfo, RunStore, read_json, read_metrics
+from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_json, read_metrics
 from studio import figures as plots
 from studio.dataset_view import thumbnail_jpeg
 from studio.embeddings_tab import embeddings_tab
@@ -64,7 +64,7 @@ def _evaluable(run: RunInfo) -> bool:
     ckpts = run.path / "checkpoints"
     saved = any((run.path / "evaluation" / f"{s}.json").is_file() for s in SPLIT_NAMES)
     has_ckpt = (ckpts / "best.pt").is_file() or (ckpts / "last.pt").is_file()
-    return run.state in ("finished", "stopped") and (saved or has_ckpt)
+    return run.state in ENDED_STATES and (saved or has_ckpt)
 
 
 # -- widgets --------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from modelkit.errors import ModelkitError
-from modelkit.runs.store import RunInfo, RunStore, read_metrics, run_state, wait_until
+from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_metrics, run_state, wait_until
 from studio import figures as plots
 from studio.formatting import duration_text
 from studio.run_picker import pick_run
@@ -214,7 +214,7 @@ def _manage(runs: list[RunInfo]) -> None:
             "pages/evaluate.py",
             label="Evaluate this run",
             icon=":material/analytics:",
-            disabled=run.state not in ("finished", "stopped"),
+            disabled=run.state not in ENDED_STATES,
         )
     with cols[1]:
         ckpt = _checkpoint(run)

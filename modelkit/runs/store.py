@@ -39,6 +39,8 @@ from modelkit.events import (
 )
 
 STATES = ("running", "finished", "stopped", "pruned", "failed", "interrupted")
+# runs that ended on their own terms with weights worth evaluating, exporting and serving
+ENDED_STATES = ("finished", "stopped", "pruned")
 UNREADABLE = "unreadable"  # a run whose files have the wrong shape; listed, deletable, not used
 
 
