@@ -436,8 +436,9 @@ class Trainer:
             return self.head(feats[torch.from_numpy(idx).to(feats.device)])
         x = self.cache.batch(rows[idx]).to(self.device, non_blocking=True)
         x = train_batch(
-            x, cfg.image_size, self.augment, self.generator, cfg.channels_last, self.batch_part
-        )
+            x, cfg.image_size, self.augment, self.generator, cfg.channels_last, self.batch_part,
+            models.normalisation(cfg.arch),
+        )  # fmt: skip
         with autocast(self.device, self.precision):
             return self.train_forward(x)
 
@@ -525,7 +526,7 @@ class Trainer:
         bs = max(cfg.batch_size * 2, 1)
         for start in range(0, len(rows), bs):
             x = self.cache.batch(rows[start : start + bs]).to(self.device, non_blocking=True)
-            x = eval_batch(x, cfg.image_size, cfg.channels_last)
+            x = eval_batch(x, cfg.image_size, cfg.channels_last, models.normalisation(cfg.arch))
             with autocast(self.device, self.precision):
                 outs.append(self.forward(x).float().cpu())
         logits = torch.cat(outs) if outs else torch.zeros(0, len(self.classes))
@@ -580,7 +581,7 @@ class Trainer:
             "arch": cfg.arch,
             "classes": list(self.classes),
             "config": cfg.to_dict(),
-            "preprocess": models.preprocessing(cfg.image_size),
+            "preprocess": models.preprocessing(cfg.image_size, cfg.arch),
             "epoch": epoch + 1,
             "metrics": metrics,
         }

@@ -163,6 +163,7 @@ def lr_find(
     steps = min(steps, max(30, 5 * steps_per_pass))
     generator = torch.Generator().manual_seed(cfg.seed)
     augment = AugmentSettings.from_config(cfg)
+    norm = models.normalisation(cfg.arch)
     order: list[int] = []
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +172,7 @@ def lr_find(
             order = torch.randperm(len(rows), generator=generator).tolist()
         idx, order = order[:bs], order[bs:]
         x = cache.batch(rows[idx]).to(device)
-        x = train_batch(x, cfg.image_size, augment, generator, cfg.channels_last)
+        x = train_batch(x, cfg.image_size, augment, generator, cfg.channels_last, norm=norm)
         return x, labels[idx]
 
     return lr_range_test(
