@@ -80,12 +80,15 @@ def _train(args: argparse.Namespace) -> int:
         if not args.data:
             return _fail("train needs a DATA folder (or --resume RUN_DIR)", EXIT_USAGE)
         try:
-            from modelkit.recipes import recipe
+            from modelkit.recipes import resolve_settings
 
-            settings = {**recipe(args.recipe), **overrides}  # explicit flags beat the recipe
+            # explicit flags beat the recipe; ImageNet weights that cannot be had stop us here
+            settings, note = resolve_settings(args.recipe, overrides)
             cfg = TrainConfig(data_dir=str(Path(args.data)), **settings)
         except ConfigError as exc:
             return _fail(str(exc).replace("\n", "; "), EXIT_USAGE)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         trainer = Trainer(cfg)
     printer = ProgressPrinter(sys.stderr)
     trainer.listeners.append(printer)

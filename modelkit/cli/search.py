@@ -25,10 +25,12 @@ def _fixed_settings(args: argparse.Namespace) -> dict:
 
 def _tune(args: argparse.Namespace) -> int:
     from modelkit.config import TrainConfig
-    from modelkit.recipes import recipe
+    from modelkit.recipes import resolve_settings
     from modelkit.tune.search import SearchSpace, best_config, run_search, trials_table
 
-    settings = {**recipe(args.recipe), **_fixed_settings(args)}
+    settings, note = resolve_settings(args.recipe, _fixed_settings(args))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     base = TrainConfig(data_dir=str(Path(args.data)), **settings)
     extra = tuple(x.strip() for x in args.search.split(",") if x.strip())
     study_name = args.study or Path(args.data).resolve().name
@@ -75,10 +77,12 @@ def _lr_find(args: argparse.Namespace) -> int:
     import json
 
     from modelkit.config import TrainConfig
-    from modelkit.recipes import recipe
+    from modelkit.recipes import resolve_settings
     from modelkit.training.lr_finder import lr_find
 
-    settings = {**recipe(args.recipe), **_fixed_settings(args)}
+    settings, note = resolve_settings(args.recipe, _fixed_settings(args))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     cfg = TrainConfig(data_dir=str(Path(args.data)), **settings)
     result = lr_find(cfg, args.start_lr, args.end_lr, args.steps)
     if args.plot:  # the figure builders live with the app, which has plotly

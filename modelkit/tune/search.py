@@ -21,6 +21,7 @@ import optuna
 from modelkit.config import OPTIMIZERS, TrainConfig
 from modelkit.events import EpochEnd, Event, RunStarted
 from modelkit.models.checkpoint import atomic_write_json
+from modelkit.models.weights import check_starting_weights
 from modelkit.training.loop import Trainer, TrainingError
 
 OPTIONAL = ("optimizer", "dropout", "augmentation")  # searched only when asked for
@@ -116,6 +117,8 @@ def run_search(
     startup_trials: int = 2,
 ) -> optuna.Study:
     """Run ``trials`` more trials (and/or until ``timeout`` seconds) of the study."""
+    # once, before any trial: otherwise every trial would fail the same way
+    check_starting_weights(base.arch, base.weights)
     space = space or SearchSpace()
     storage = storage or default_storage(base.runs_dir, study)
     stop = stop or threading.Event()
