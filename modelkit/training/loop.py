@@ -305,6 +305,7 @@ class Trainer:
         if not self.phase or phases.phase_of(cfg, epoch + 1) == self.phase:
             return
         self._enter_phase(phases.phase_of(cfg, epoch + 1))
+        self.features = None  # the backbone trains now: its cached features are stale
         self._make_optimisation(self._steps_per_epoch(len(self.rows["train"])))
         self.bad_epochs = 0  # phase 2 gets its full early-stopping patience
         head_lr, backbone_lr = phases.rates(cfg, self.phase)
@@ -387,14 +388,18 @@ class Trainer:
     def _build_features(self) -> None:
         """Frozen backbone: its features per image (per augmentation pass) computed once here.
 
-        The passes draw from their own generator, seeded from the config, so a resumed run
+        Also for the head-only phase of a two-phase run (dropped when phase 2 unfreezes the
+        backbone): its head epochs then cost almost nothing instead of a forward pass each. The
+        passes draw from their own generator, seeded from the config, so a resumed run
         recomputes exactly the features the interrupted one trained on."""
         cfg = self.config
         self.features: dict[str, list[torch.Tensor]] | None = None
-        if not (cfg.freeze_backbone and cfg.feature_cache) or cfg.compile or self.dist.enabled:
+        frozen = cfg.freeze_backbone or self.phase == 1
+        if not (frozen and cfg.feature_cache) or cfg.compile or self.dist.enabled:
             return
         settings = AugmentSettings.from_config(cfg)
-        passes = min(cfg.feature_passes, cfg.epochs) if has_augmentation(settings) else 1
+        frozen_epochs = cfg.epochs if cfg.freeze_backbone else cfg.head_epochs
+        passes = min(cfg.feature_passes, frozen_epochs) if has_augmentation(settings) else 1
         generator = torch.Generator().manual_seed(cfg.seed + 1)
         eval_splits = [s for s in ("val", "test") if len(self.rows.get(s, []))]
         total = passes * len(self.rows["train"]) + sum(len(self.rows[s]) for s in eval_splits)
