@@ -53,3 +53,19 @@ def recipe(name: str) -> dict[str, Any]:
 
         raise ConfigError(f"recipe: {name!r} is not one of {sorted(PRESETS)}")
     return dict(PRESETS[name])
+
+
+def resolve_settings(
+    name: str, explicit: dict[str, Any], probe_network: bool = True
+) -> tuple[dict[str, Any], str]:
+    """The settings of a new run: recipe ``name`` under ``explicit`` ones, with the architecture
+    filled when none was chosen (ResNet-18 where its ImageNet weights can be had, else the bundled
+    EfficientNet-Lite0), checked so that ImageNet weights that cannot be had stop the run before it
+    starts, with a message offering the bundled backbone. Returns the settings and a note for the
+    user ("" when there is nothing to say). Used by ``train``, ``tune`` and ``lr-find``."""
+    from modelkit.models.weights import check_starting_weights, with_default_arch
+
+    settings, note = with_default_arch({**recipe(name), **explicit}, probe_network)
+    if "arch" in settings:
+        check_starting_weights(settings["arch"], settings.get("weights", "imagenet"), probe_network)
+    return settings, note

@@ -149,7 +149,7 @@ def write_checkpoint(
             "arch": arch,
             "classes": list(classes),
             "config": cfg.to_dict(),
-            "preprocess": preprocessing(image_size),
+            "preprocess": preprocessing(image_size, arch),
             "epoch": 1,
             "metrics": {},
         },

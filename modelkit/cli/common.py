@@ -106,11 +106,18 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """TrainConfig from DATA, ``--recipe`` and the config flags (flags beat the recipe)."""
-    from modelkit.recipes import recipe
+    """TrainConfig from DATA, ``--recipe`` and the config flags (flags beat the recipe).
+
+    Without ``--arch`` the architecture is ResNet-18 where its ImageNet weights can be had, else
+    the bundled EfficientNet-Lite0 (said on stderr); ImageNet weights that cannot be had stop the
+    command here, with a message offering the bundled backbone, not in the middle of a run."""
+    from modelkit.recipes import resolve_settings
 
     try:
-        settings = {**recipe(args.recipe), **given_settings(args)}
-        return TrainConfig(data_dir=str(Path(args.data)), **settings)
+        settings, note = resolve_settings(args.recipe, given_settings(args))
+        config = TrainConfig(data_dir=str(Path(args.data)), **settings)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return config

@@ -17,6 +17,10 @@ import torch.nn.functional as F
 from modelkit.config import TrainConfig, schema
 from modelkit.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
+# (mean, std) per channel; each architecture has its own (``registry.normalisation(arch)``)
+Norm = tuple[tuple[float, ...], tuple[float, ...]]
+IMAGENET_NORM: Norm = (IMAGENET_MEAN, IMAGENET_STD)
+
 
 @dataclass(frozen=True)
 class AugmentSettings:
@@ -101,9 +105,9 @@ def colour_matrices(n: int, s: AugmentSettings, g: torch.Generator) -> torch.Ten
     return bright[:, None, None] * (m_hue @ m_sat)
 
 
-def normalise(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+def normalise(x: torch.Tensor, channels_last: bool, norm: Norm = IMAGENET_NORM) -> torch.Tensor:
+    mean = torch.tensor(norm[0], device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(norm[1], device=x.device).view(1, 3, 1, 1)
     x = (x - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
@@ -113,12 +117,14 @@ def to_float(batch_u8: torch.Tensor) -> torch.Tensor:
     return batch_u8.permute(0, 3, 1, 2).float().div_(255)
 
 
-def eval_batch(batch_u8: torch.Tensor, image_size: int, channels_last: bool = True) -> torch.Tensor:
+def eval_batch(
+    batch_u8: torch.Tensor, image_size: int, channels_last: bool = True, norm: Norm = IMAGENET_NORM
+) -> torch.Tensor:
     """Centre crop of ``image_size`` from cached squares, normalised: the evaluation view."""
     h, w = batch_u8.shape[1:3]
     top, left = (h - image_size) // 2, (w - image_size) // 2
     crop = batch_u8[:, top : top + image_size, left : left + image_size]
-    return normalise(to_float(crop), channels_last)
+    return normalise(to_float(crop), channels_last, norm)
 
 
 def train_batch(
@@ -128,6 +134,7 @@ def train_batch(
     generator: torch.Generator,
     channels_last: bool = True,
     part: tuple[int, int] | None = None,
+    norm: Norm = IMAGENET_NORM,
 ) -> torch.Tensor:
     """Randomly augmented, normalised training batch; the random draws come from ``generator``
     (a CPU generator whose state is checkpointed, so a resumed run draws the same numbers).
@@ -153,4 +160,4 @@ def train_batch(
             mean = luma.mean(dim=(1, 2)).view(n, 1, 1, 1)
             x = (x - mean) * c + mean
         x = x.clamp_(0, 1)
-    return normalise(x, channels_last)
+    return normalise(x, channels_last, norm)

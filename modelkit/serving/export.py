@@ -106,7 +106,8 @@ def sample_inputs(loaded: LoadedRun, count: int = SAMPLES) -> tuple[torch.Tensor
         g = torch.Generator().manual_seed(0)
         batch = torch.randint(0, 256, (count, resize, resize, 3), generator=g, dtype=torch.uint8)
         source = "random images"
-    return eval_batch(batch, size, channels_last=False), source
+    norm = models.recorded_normalisation(pre)
+    return eval_batch(batch, size, channels_last=False, norm=norm), source
 
 
 @contextlib.contextmanager

@@ -83,6 +83,7 @@ class Predictor:
         pre = payload["preprocess"]
         self.image_size = int(pre["image_size"])
         self.resize_size = int(pre["resize_size"])
+        self.norm = models.recorded_normalisation(pre)
         self.batch_size = batch_size
         return payload
 
@@ -101,7 +102,7 @@ class Predictor:
         outs = []
         for start in range(0, len(squares), self.batch_size):
             chunk = torch.from_numpy(np.stack(squares[start : start + self.batch_size]))
-            x = eval_batch(chunk.to(self.device), self.image_size, self.channels_last)
+            x = eval_batch(chunk.to(self.device), self.image_size, self.channels_last, self.norm)
             outs.append(self._forward(x))
         return torch.cat(outs) if outs else torch.zeros(0, len(self.classes))
 

@@ -18,7 +18,7 @@ from torch import nn
 from modelkit.data.augment import AugmentSettings, eval_batch, train_batch
 from modelkit.data.cache import ImageCache
 from modelkit.device import autocast
-from modelkit.models.registry import ARCHITECTURES
+from modelkit.models.registry import ARCHITECTURES, normalisation
 
 
 @contextlib.contextmanager
@@ -55,6 +55,7 @@ def backbone_features(
     """
     was_training = model.training
     model.eval()
+    norm = normalisation(arch)
     outs = []
     try:
         with headless(model, arch) as body:
@@ -63,9 +64,9 @@ def backbone_features(
                     return None
                 x = cache.batch(rows[start : start + batch_size]).to(device, non_blocking=True)
                 if augment is None:
-                    x = eval_batch(x, image_size, channels_last)
+                    x = eval_batch(x, image_size, channels_last, norm)
                 else:
-                    x = train_batch(x, image_size, augment[0], augment[1], channels_last)
+                    x = train_batch(x, image_size, augment[0], augment[1], channels_last, norm=norm)
                 with autocast(device, precision):
                     outs.append(body(x).float())
                 if progress:

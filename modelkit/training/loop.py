@@ -225,8 +225,9 @@ class Trainer:
             return self.head(feats[torch.from_numpy(idx).to(feats.device)])
         x = self.data.cache.batch(rows[idx]).to(self.device, non_blocking=True)
         x = train_batch(
-            x, cfg.image_size, self.augment, self.generator, cfg.channels_last, self.batch_part
-        )
+            x, cfg.image_size, self.augment, self.generator, cfg.channels_last, self.batch_part,
+            models.normalisation(cfg.arch),
+        )  # fmt: skip
         with autocast(self.device, self.precision):
             return self.train_forward(x)
 
@@ -295,7 +296,7 @@ class Trainer:
         rows, outs, bs = data.rows[split], [], max(cfg.batch_size * 2, 1)
         for start in range(0, len(rows), bs):
             x = data.cache.batch(rows[start : start + bs]).to(self.device, non_blocking=True)
-            x = eval_batch(x, cfg.image_size, cfg.channels_last)
+            x = eval_batch(x, cfg.image_size, cfg.channels_last, models.normalisation(cfg.arch))
             with autocast(self.device, self.precision):
                 outs.append(self.forward(x).float().cpu())
         logits = torch.cat(outs) if outs else torch.zeros(0, len(self.classes))

@@ -112,13 +112,17 @@ def decode(
 def cache_features(trainer: Trainer) -> dict[str, list[torch.Tensor]] | None:
     """Frozen backbone: its features per image (per augmentation pass) computed once, or None.
 
-    The passes draw from their own generator, seeded from the config, so a resumed run
-    recomputes exactly the features the interrupted one trained on."""
+    Also for the head-only phase of a two-phase run (dropped when phase 2 unfreezes the
+    backbone): its head epochs then cost almost nothing instead of a forward pass each. The
+    passes draw from their own generator, seeded from the config, so a resumed run recomputes
+    exactly the features the interrupted one trained on."""
     cfg, data = trainer.config, trainer.data
-    if not (cfg.freeze_backbone and cfg.feature_cache) or cfg.compile or trainer.dist.enabled:
+    frozen = cfg.freeze_backbone or trainer.phase == 1
+    if not (frozen and cfg.feature_cache) or cfg.compile or trainer.dist.enabled:
         return None
     settings = AugmentSettings.from_config(cfg)
-    passes = min(cfg.feature_passes, cfg.epochs) if has_augmentation(settings) else 1
+    frozen_epochs = cfg.epochs if cfg.freeze_backbone else cfg.head_epochs
+    passes = min(cfg.feature_passes, frozen_epochs) if has_augmentation(settings) else 1
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
     total = passes * len(data.rows["train"]) + sum(len(data.rows[s]) for s in eval_splits)

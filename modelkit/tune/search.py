@@ -22,6 +22,7 @@ import optuna
 
 from modelkit.config import OPTIMIZERS, TrainConfig
 from modelkit.models.checkpoint import atomic_write_json
+from modelkit.models.weights import check_starting_weights
 from modelkit.training.loop import Trainer, TrainingError
 from modelkit.tune.pruning import TrialPruner
 
@@ -105,6 +106,8 @@ def run_search(
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> optuna.Study:
     """Run ``trials`` more trials (and/or until ``timeout`` seconds) of the study."""
+    # once, before any trial: otherwise every trial would fail the same way
+    check_starting_weights(base.arch, base.weights)
     space = space or SearchSpace()
     storage = storage or default_storage(base.runs_dir, study)
     stop = stop or threading.Event()

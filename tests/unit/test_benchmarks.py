@@ -56,3 +56,24 @@ def test_bench_reruns_reports_a_slowdown_per_mode_and_interval(tmp_path):
     assert set(result["slowdown"]) == {"figures 200 ms", "apptest 200 ms"}
     assert all(v > 0 for v in result["slowdown"].values())
     assert all(r["redraws"] > 0 for r in result["trials"]["apptest 200 ms"])  # it did rerun
+
+
+def test_bench_transfer_reports_every_path_against_the_tutorial(tmp_path, helpers):
+    """Every transfer path and the tutorial loop run from the bundled ImageNet weights (offline)
+    and report accuracy, wall time, images/s and the time to the tutorial's final accuracy."""
+    data = helpers.write_dataset(tmp_path / "data", num_classes=2, per_class=8, size=(40, 40))
+    out = tmp_path / "transfer.json"
+    args = ["--image-size", "32", "--batch-size", "4", "--epochs", "1", "--head-epochs", "1"]
+    args += ["--tutorial-epochs", "1", "--json", str(out)]
+    printed = run_script("bench_transfer.py", str(data), *args, cwd=tmp_path)
+    paths = json.loads(out.read_text())["paths"]
+    assert set(paths) == {
+        "frozen-cache", "head-then-finetune", "finetune-backbone-lr", "few-images", "tutorial"
+    }  # fmt: skip
+    for name, r in paths.items():
+        assert 0 <= r["val_acc"] <= 1 and r["wall_s"] > 0, name
+        assert r["train_images_per_second"] > 0 and r["curve"], name
+        assert "time_to_tutorial_final_acc_s" in r and r["wall_time_x"] > 0
+    assert paths["frozen-cache"]["settings"]["freeze_backbone"] is True
+    assert paths["few-images"]["settings"]["label_smoothing"] == 0.1  # the recipe's own
+    assert "frozen-cache" in printed and "to tut. acc" in printed

@@ -32,6 +32,7 @@ def test_every_architecture_builds_with_our_head(arch):
     assert linears[-1].out_features == 7
     widths = {"resnet18": 512, "resnet34": 512, "smallresnet": 128, "efficientnet_b0": 1280}
     widths |= {"efficientnet_b1": 1280, "efficientnet_b2": 1408, "efficientnet_b3": 1536}
+    widths |= {name: 1280 for name in ARCHITECTURES if name.startswith("efficientnet_lite")}
     expected_in = widths.get(arch, 2048)
     assert linears[0].in_features == expected_in
 

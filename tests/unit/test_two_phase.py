@@ -155,3 +155,21 @@ def test_curves_mark_where_fine_tuning_starts():
     assert not plots.curves_figure([{k: v for k, v in r.items() if k != "phase"} for r in rows])[
         "layout"
     ]["shapes"]
+
+
+def test_head_phase_trains_on_cached_features_like_the_full_path(make_config):
+    """Phase 1 trains the head on backbone features computed once (the backbone is frozen then),
+    reaching the head the full forward path reaches; phase 2 goes back to full forward passes."""
+    still = dict(crop_scale_min=1.0, crop_scale_max=1.0, hflip=False)
+    after_phase_1 = {}
+    for cache in (True, False):
+        cfg = make_config(**TWO_PHASE, **still, feature_cache=cache)
+        result, rec = train(cfg, lambda e: isinstance(e, EpochEnd) and e.epoch == 0)
+        assert result.state == "stopped"
+        texts = [e.text for e in rec.events if isinstance(e, Message)]
+        assert any("features cached" in t for t in texts) == cache
+        after_phase_1[cache] = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")["model"]
+    for key, value in after_phase_1[True].items():
+        torch.testing.assert_close(value, after_phase_1[False][key], rtol=1e-4, atol=1e-5)
+    finished, _ = train(make_config(**TWO_PHASE))
+    assert [r["phase"] for r in read_metrics(finished.run_dir)] == [1, 2, 2]

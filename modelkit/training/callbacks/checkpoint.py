@@ -33,7 +33,7 @@ def payload(trainer: Trainer, metrics: dict[str, Any], with_training_state: bool
         "arch": cfg.arch,
         "classes": list(trainer.classes),
         "config": cfg.to_dict(),
-        "preprocess": models.preprocessing(cfg.image_size),
+        "preprocess": models.preprocessing(cfg.image_size, cfg.arch),
         "epoch": trainer.state.epoch,
         "metrics": metrics,
     }

@@ -21,6 +21,7 @@ class PhaseSwitch(Callback):
         if not trainer.phase or phases.phase_of(cfg, epoch + 1) == trainer.phase:
             return
         trainer.enter_phase(phases.phase_of(cfg, epoch + 1))
+        trainer.features = None  # the backbone trains now: its cached features are stale
         trainer.build_optimisation()
         trainer.state.bad_epochs = 0  # phase 2 gets its full early-stopping patience
         head_lr, backbone_lr = phases.rates(cfg, trainer.phase)
