@@ -44,6 +44,18 @@ CPU_START: dict[str, Any] = dict(epochs=5, image_size=128)
 TRIAL_START: dict[str, Any] = dict(epochs=3, weights="none")
 
 
+def app_start(on_gpu: bool) -> tuple[dict[str, Any], str]:
+    """Where the app's Train form starts, and a note for the person ("" when none is due).
+
+    A pretrained model that works here: ResNet-18 where its ImageNet weights are cached or can be
+    downloaded, else the bundled EfficientNet-Lite0, never random weights on a fresh offline
+    machine. Without a GPU, a first run that takes minutes (CPU_START)."""
+    from modelkit.models.weights import with_default_arch
+
+    start, note = with_default_arch({})
+    return {**({} if on_gpu else CPU_START), **start}, note
+
+
 def recipe(name: str) -> dict[str, Any]:
     """The settings of a recipe ("" or "none": no settings)."""
     if name in ("", "none"):

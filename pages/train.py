@@ -10,7 +10,7 @@ import streamlit as st
 from modelkit.config import ConfigError
 from modelkit.device import pick_device
 from modelkit.jobs import JobBusyError
-from modelkit.recipes import CPU_START, PRESETS, recipe
+from modelkit.recipes import PRESETS, app_start, recipe
 from modelkit.training.distributed import gpu_count
 from studio.config_form import ConfigForm, dataset_input, dataset_of
 from studio.live import live_view
@@ -42,7 +42,10 @@ with new_run:
         help="Fills the form with settings for a situation; change any of them before launching. "
         "few-images: heavy augmentation, head first then fine-tuning, early stopping.",
     )
-    defaults = {**({} if on_gpu else CPU_START), **recipe(recipe_name), **suggested_settings()}
+    start, start_note = app_start(on_gpu)
+    if start_note:
+        st.caption(start_note)
+    defaults = {**start, **recipe(recipe_name), **suggested_settings()}
     with st.form("train_form", enter_to_submit=False, border=False):
         form = ConfigForm(defaults, settings().runs_dir)
         form.essentials()

@@ -99,6 +99,6 @@ def with_default_arch(
         note = (
             f"ImageNet weights for {ONLINE_DEFAULT_ARCH} are not cached and cannot be downloaded; "
             f"starting from {arch} instead (ImageNet weights bundled with modelkit). "
-            "Choose another with --arch."
+            "Pick another architecture (--arch) to change that."
         )
     return {**settings, "arch": arch}, note

@@ -101,3 +101,31 @@ def test_bad_dataset_path_shows_the_error_in_the_live_view(open_page, app_dirs):
     job_registry().current.join(30)
     at.run()
     assert any("not found" in e.value for e in at.error)
+
+
+def _architecture(at):
+    return next(w for w in at.selectbox if w.label == "Architecture").value
+
+
+def test_offline_the_form_starts_from_the_bundled_pretrained_backbone(open_page, monkeypatch):
+    """A fresh machine with no internet and an empty torch cache: the form's default is a
+    pretrained model that works (the bundled EfficientNet-Lite0), and the page says why."""
+    from modelkit.models import weights
+
+    monkeypatch.setattr(weights, "imagenet_available", lambda arch, probe=True: False)
+    at = open_page("pages/train.py")
+    assert not at.exception
+    assert _architecture(at) == "efficientnet_lite0"
+    starting = next(w for w in at.selectbox if w.label == "Starting weights").value
+    assert "ImageNet" in starting
+    assert any("bundled with modelkit" in c.value for c in at.caption)
+
+
+def test_online_the_form_starts_from_resnet18(open_page, monkeypatch):
+    from modelkit.models import weights
+
+    monkeypatch.setattr(weights, "imagenet_available", lambda arch, probe=True: True)
+    at = open_page("pages/train.py")
+    assert not at.exception
+    assert _architecture(at) == "resnet18"
+    assert not any("bundled with modelkit" in c.value for c in at.caption)
