@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,6 @@ from typing import Any
 from modelkit.config_schema import (
     GROUPS,
     Setting,
-    accepts_float,
-    hint_name,
-    matches,
     setting,
     settings_of,
 )
@@ -275,43 +271,11 @@ class TrainConfig:
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ConfigError listing every problem: wrong types first, then each field's range
-        or choices from the schema, then the rules that tie fields together (a field already
-        named is not checked further, so each problem is said once)."""
-        type_problems = _type_problems(self)
-        p = list(type_problems.values())
-        bad = set(type_problems)
-        for s in schema():
-            if s.name not in bad and (problem := s.problem(getattr(self, s.name))):
-                p.append(problem)
-                bad.add(s.name)
+        """Raise ConfigError listing every problem (``config_rules.problems``)."""
+        from modelkit.config_rules import problems
 
-        def need(names: str, ok: Callable[[], bool], msg: str) -> None:
-            if bad.isdisjoint(names.split()) and not ok():
-                p.append(msg)
-
-        need(
-            "val_ratio test_ratio",
-            lambda: self.val_ratio + self.test_ratio < 1,
-            "val_ratio + test_ratio: must be below 1",
-        )
-        need(
-            "crop_scale_min crop_scale_max",
-            lambda: self.crop_scale_min <= self.crop_scale_max,
-            "crop_scale_min/max: need min <= max",
-        )
-        need(
-            "head_epochs epochs",
-            lambda: self.head_epochs < self.epochs,
-            "head_epochs: must be >= 0 and below epochs (phase 2 needs at least one epoch)",
-        )
-        need(
-            "head_epochs freeze_backbone",
-            lambda: not (self.head_epochs and self.freeze_backbone),
-            "head_epochs: two-phase fine-tuning unfreezes the backbone; turn freeze_backbone off",
-        )
-        if p:
-            raise ConfigError("\n".join(p))
+        if found := problems(self, schema()):
+            raise ConfigError("\n".join(found))
 
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -350,19 +314,3 @@ class TrainConfig:
 def schema() -> tuple[Setting, ...]:
     """Every TrainConfig field as declared: name, type, default, range or choices, help, group."""
     return settings_of(TrainConfig)
-
-
-def _type_problems(cfg: TrainConfig) -> dict[str, str]:
-    """Check field types by hand: JSON and form input arrive untyped, and a string epoch count
-    should say so, not fail deep inside the loop. Ints are accepted where floats are expected
-    (and stored as floats). Returns {field: problem}."""
-    problems = {}
-    for s in schema():
-        value = getattr(cfg, s.name)
-        if not matches(value, s.hint):
-            problems[s.name] = (
-                f"{s.name}: expected {hint_name(s.hint)}, got {type(value).__name__} {value!r}"
-            )
-        elif isinstance(value, int) and not isinstance(value, bool) and accepts_float(s.hint):
-            setattr(cfg, s.name, float(value))
-    return problems

@@ -1,0 +1,68 @@
+"""What is wrong with a TrainConfig, every problem at once.
+
+Wrong types first (JSON and form input arrive untyped, and a string epoch count should say so,
+not fail deep inside the loop), then each field's range or choices from the schema, then the
+rules that tie fields together. A field already named is not checked further, so each problem
+is said once. A new rule between fields is one ``RULES`` line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from modelkit.config_schema import Setting, accepts_float, hint_name, matches
+
+# (the fields a rule reads, whether they agree, what to say when they do not)
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    (
+        "val_ratio test_ratio",
+        lambda c: c.val_ratio + c.test_ratio < 1,
+        "val_ratio + test_ratio: must be below 1",
+    ),
+    (
+        "crop_scale_min crop_scale_max",
+        lambda c: c.crop_scale_min <= c.crop_scale_max,
+        "crop_scale_min/max: need min <= max",
+    ),
+    (
+        "head_epochs epochs",
+        lambda c: c.head_epochs < c.epochs,
+        "head_epochs: must be >= 0 and below epochs (phase 2 needs at least one epoch)",
+    ),
+    (
+        "head_epochs freeze_backbone",
+        lambda c: not (c.head_epochs and c.freeze_backbone),
+        "head_epochs: two-phase fine-tuning unfreezes the backbone; turn freeze_backbone off",
+    ),
+]
+
+
+def problems(cfg: Any, settings: tuple[Setting, ...]) -> list[str]:
+    """Every problem of ``cfg`` (a TrainConfig) as one line each; [] when it is valid. Ints
+    given where floats are expected are stored as floats on the way."""
+    found = type_problems(cfg, settings)
+    lines = list(found.values())
+    bad = set(found)
+    for s in settings:
+        if s.name not in bad and (problem := s.problem(getattr(cfg, s.name))):
+            lines.append(problem)
+            bad.add(s.name)
+    for names, ok, message in RULES:
+        if bad.isdisjoint(names.split()) and not ok(cfg):
+            lines.append(message)
+    return lines
+
+
+def type_problems(cfg: Any, settings: tuple[Setting, ...]) -> dict[str, str]:
+    """{field: problem} for values of the wrong type."""
+    found = {}
+    for s in settings:
+        value = getattr(cfg, s.name)
+        if not matches(value, s.hint):
+            found[s.name] = (
+                f"{s.name}: expected {hint_name(s.hint)}, got {type(value).__name__} {value!r}"
+            )
+        elif isinstance(value, int) and not isinstance(value, bool) and accepts_float(s.hint):
+            setattr(cfg, s.name, float(value))
+    return found
