@@ -390,8 +390,11 @@ class Trainer:
 
         Also for the head-only phase of a two-phase run (dropped when phase 2 unfreezes the
         backbone): its head epochs then cost almost nothing instead of a forward pass each. The
-        passes draw from their own generator, seeded from the config, so a resumed run
-        recomputes exactly the features the interrupted one trained on."""
+        evaluation splits' features are computed here; augmentation pass k of the training split
+        when epoch k first needs it (``_train_features``), so the first epoch ends after one
+        pass, not all of them. The passes draw from their own generator, seeded from the config
+        and always computed in order, so a resumed run recomputes exactly the features the
+        interrupted one trained on."""
         cfg = self.config
         self.features: dict[str, list[torch.Tensor]] | None = None
         frozen = cfg.freeze_backbone or self.phase == 1
@@ -402,7 +405,10 @@ class Trainer:
         passes = min(cfg.feature_passes, frozen_epochs) if has_augmentation(settings) else 1
         generator = torch.Generator().manual_seed(cfg.seed + 1)
         eval_splits = [s for s in ("val", "test") if len(self.rows.get(s, []))]
-        total = passes * len(self.rows["train"]) + sum(len(self.rows[s]) for s in eval_splits)
+        # progress covers what is computed before the first epoch: the eval splits and the
+        # passes up to the one it trains on (one pass, unless resuming a later epoch)
+        first = self.start_epoch % passes + 1
+        total = first * len(self.rows["train"]) + sum(len(self.rows[s]) for s in eval_splits)
         done = 0
 
         def progress(n: int) -> None:
@@ -410,34 +416,45 @@ class Trainer:
             done += n
             self.emit(CacheProgress(done, total, "features"))
 
-        def compute(split: str, augment) -> torch.Tensor:
+        def compute(split: str, augment, epoch: int) -> torch.Tensor:
+            report = progress if epoch == self.start_epoch else None
             feats = backbone_features(
                 self.model, cfg.arch, self.cache, self.rows[split], cfg.image_size,
                 self.device, self.precision, cfg.channels_last, max(cfg.batch_size, 64),
-                augment, self.stop_event.is_set, progress,
+                augment, self.stop_event.is_set, report,
             )  # fmt: skip
             if feats is None:
-                raise _StopRequested(self.start_epoch, 0)
+                raise _StopRequested(epoch, 0)
             return feats
 
         # Train features go through the training transform even without random augmentation,
         # so they are exactly what the full loop would feed the backbone.
-        features = {"train": [compute("train", (settings, generator)) for _ in range(passes)]}
+        self._feature_passes = passes
+        self._compute_train_features = lambda epoch: compute("train", (settings, generator), epoch)
+        self.features = {"train": []}
         for split in eval_splits:
-            features[split] = [compute(split, None)]
-        self.features = features
+            self.features[split] = [compute(split, None, self.start_epoch)]
+        self._train_features(self.start_epoch)  # before the first epoch, with progress
         self.emit(
             Message(
                 f"frozen backbone: features cached for {passes} augmentation pass"
-                f"{'es' if passes > 1 else ''}; the head trains on them"
+                f"{'es' if passes > 1 else ''} (each computed once); the head trains on them"
             )
         )
+
+    def _train_features(self, epoch: int) -> torch.Tensor:
+        """The cached training features epoch ``epoch`` trains on (pass epoch % passes)."""
+        assert self.features is not None
+        train, want = self.features["train"], epoch % self._feature_passes
+        while len(train) <= want:  # in order: pass k continues the generator of pass k - 1
+            train.append(self._compute_train_features(epoch))
+        return train[want]
 
     # -- one epoch ------------------------------------------------------------------------------
     def _forward_train(self, epoch: int, rows: np.ndarray, idx: np.ndarray) -> torch.Tensor:
         cfg = self.config
         if self.features is not None:
-            feats = self.features["train"][epoch % len(self.features["train"])]
+            feats = self._train_features(epoch)
             return self.head(feats[torch.from_numpy(idx).to(feats.device)])
         x = self.cache.batch(rows[idx]).to(self.device, non_blocking=True)
         x = train_batch(
