@@ -60,7 +60,7 @@ def _make_run(folder: Path, arch: str, image_size: int) -> Path:
             "arch": arch,
             "classes": classes,
             "config": cfg.to_dict(),
-            "preprocess": preprocessing(image_size),
+            "preprocess": preprocessing(image_size, arch),
             "epoch": 1,
             "metrics": {},
         },

@@ -65,17 +65,16 @@ def run_naive(args, q) -> None:
 
     from modelkit.data.scan import scan_dataset
     from modelkit.models.registry import (
-        IMAGENET_MEAN,
-        IMAGENET_STD,
         build_model,
         load_starting_weights,
+        normalisation,
         set_backbone_trainable,
     )
 
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
     index = scan_dataset(args.data, seed=args.seed)
-    norm = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    norm = transforms.Normalize(*normalisation(args.arch))  # what the architecture expects
     train_tf = transforms.Compose(
         [
             transforms.RandomResizedCrop(args.image_size, scale=(0.35, 1.0)),

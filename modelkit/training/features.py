@@ -79,3 +79,24 @@ def backbone_features(
 def has_augmentation(s: AugmentSettings) -> bool:
     geometric = s.crop_scale != (1.0, 1.0) or s.hflip or s.vflip or s.rotation or s.shear or s.zoom
     return bool(geometric or s.brightness or s.contrast or s.saturation or s.hue)
+
+
+class CachedFeatures:
+    """A frozen backbone's outputs: one tensor per evaluation split, and the training split's
+    augmentation passes, pass k computed (in order) when epoch k first needs it."""
+
+    def __init__(
+        self,
+        splits: dict[str, torch.Tensor],
+        passes: int,
+        compute_pass: Callable[[int], torch.Tensor],
+    ) -> None:
+        self.splits, self.passes, self._compute_pass = splits, passes, compute_pass
+        self.train_passes: list[torch.Tensor] = []
+
+    def train(self, epoch: int) -> torch.Tensor:
+        """The training features epoch ``epoch`` trains on (pass ``epoch % passes``)."""
+        want = epoch % self.passes
+        while len(self.train_passes) <= want:  # pass k continues the generator of pass k - 1
+            self.train_passes.append(self._compute_pass(epoch))
+        return self.train_passes[want]

@@ -221,7 +221,7 @@ class Trainer:
     def _forward_train(self, epoch: int, rows: np.ndarray, idx: np.ndarray) -> torch.Tensor:
         cfg = self.config
         if self.features is not None:
-            feats = self.features["train"][epoch % len(self.features["train"])]
+            feats = self.features.train(epoch)
             return self.head(feats[torch.from_numpy(idx).to(feats.device)])
         x = self.data.cache.batch(rows[idx]).to(self.device, non_blocking=True)
         x = train_batch(
@@ -290,9 +290,9 @@ class Trainer:
         """(logits, labels) of a split with the current weights."""
         cfg, data = self.config, self.data
         self.model.eval()
-        if self.features is not None and split in self.features:
+        if self.features is not None and split in self.features.splits:
             head = models.head_module(self.model, cfg.arch)
-            return head(self.features[split][0]).float().cpu(), data.labels[split]
+            return head(self.features.splits[split]).float().cpu(), data.labels[split]
         rows, outs, bs = data.rows[split], [], max(cfg.batch_size * 2, 1)
         for start in range(0, len(rows), bs):
             x = data.cache.batch(rows[start : start + bs]).to(self.device, non_blocking=True)

@@ -24,7 +24,7 @@ from modelkit.models.checkpoint import atomic_write_json
 from modelkit.runs.store import RunStore, read_json
 from modelkit.training.callbacks.base import Trainer
 from modelkit.training.errors import StopTraining, TrainingError, explain_error
-from modelkit.training.features import backbone_features, has_augmentation
+from modelkit.training.features import CachedFeatures, backbone_features, has_augmentation
 
 
 def seed_everything(seed: int) -> None:
@@ -109,13 +109,16 @@ def decode(
     return Decoded(cache, rows, labels, paths)
 
 
-def cache_features(trainer: Trainer) -> dict[str, list[torch.Tensor]] | None:
+def cache_features(trainer: Trainer) -> CachedFeatures | None:
     """Frozen backbone: its features per image (per augmentation pass) computed once, or None.
 
     Also for the head-only phase of a two-phase run (dropped when phase 2 unfreezes the
     backbone): its head epochs then cost almost nothing instead of a forward pass each. The
-    passes draw from their own generator, seeded from the config, so a resumed run recomputes
-    exactly the features the interrupted one trained on."""
+    evaluation splits' features and the first epoch's pass are computed here; pass k of the
+    training split when epoch k first needs it, so the first epoch ends after one pass, not all
+    of them. The passes draw from their own generator, seeded from the config and always
+    computed in order, so a resumed run recomputes exactly the features the interrupted one
+    trained on."""
     cfg, data = trainer.config, trainer.data
     frozen = cfg.freeze_backbone or trainer.phase == 1
     if not (frozen and cfg.feature_cache) or cfg.compile or trainer.dist.enabled:
@@ -125,7 +128,11 @@ def cache_features(trainer: Trainer) -> dict[str, list[torch.Tensor]] | None:
     passes = min(cfg.feature_passes, frozen_epochs) if has_augmentation(settings) else 1
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
-    total = passes * len(data.rows["train"]) + sum(len(data.rows[s]) for s in eval_splits)
+    start = trainer.state.epoch
+    # progress covers what comes before the first epoch: the eval splits and the passes up to
+    # the one it trains on (one pass, unless resuming a later epoch)
+    first = start % passes + 1
+    total = first * len(data.rows["train"]) + sum(len(data.rows[s]) for s in eval_splits)
     done = 0
 
     def progress(n: int) -> None:
@@ -133,25 +140,29 @@ def cache_features(trainer: Trainer) -> dict[str, list[torch.Tensor]] | None:
         done += n
         trainer.emit(CacheProgress(done, total, "features"))
 
-    def compute(split: str, augment) -> torch.Tensor:
+    def compute(split: str, augment, epoch: int) -> torch.Tensor:
+        report = progress if epoch == start else None
         feats = backbone_features(
             trainer.model, cfg.arch, data.cache, data.rows[split], cfg.image_size,
             trainer.device, trainer.precision, cfg.channels_last, max(cfg.batch_size, 64),
-            augment, trainer.stop_event.is_set, progress,
+            augment, trainer.stop_event.is_set, report,
         )  # fmt: skip
         if feats is None:
-            raise StopTraining(trainer.state.epoch, 0)
+            raise StopTraining(epoch, 0)
         return feats
 
     # Train features go through the training transform even without random augmentation,
     # so they are exactly what the full loop would feed the backbone.
-    features = {"train": [compute("train", (settings, generator)) for _ in range(passes)]}
-    for split in eval_splits:
-        features[split] = [compute(split, None)]
+    features = CachedFeatures(
+        {split: compute(split, None, start) for split in eval_splits},
+        passes,
+        lambda epoch: compute("train", (settings, generator), epoch),
+    )
+    features.train(start)  # before the first epoch, with progress
     trainer.emit(
         Message(
             f"frozen backbone: features cached for {passes} augmentation pass"
-            f"{'es' if passes > 1 else ''}; the head trains on them"
+            f"{'es' if passes > 1 else ''} (each computed once); the head trains on them"
         )
     )
     return features

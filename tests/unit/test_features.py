@@ -11,7 +11,7 @@ import torch
 from modelkit.data.augment import AugmentSettings, eval_batch
 from modelkit.data.cache import ImageCache
 from modelkit.data.scan import scan_dataset
-from modelkit.events import EpochEnd, Message
+from modelkit.events import CacheProgress, EpochEnd, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.training.features import backbone_features, has_augmentation
@@ -80,3 +80,18 @@ def test_feature_passes_with_augmentation_and_exact_resume(make_config):
     a = load_checkpoint(whole.run_dir / "checkpoints" / "last.pt")["model"]
     b = load_checkpoint(resumed.run_dir / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_first_epoch_waits_for_one_augmentation_pass_only(make_config):
+    """Pass k is computed when epoch k needs it: the first epoch starts after one pass (and the
+    validation features), not after all of them; by the end every pass exists."""
+    events = []
+    trainer = Trainer(make_config(freeze_backbone=True, epochs=3, feature_passes=3, hflip=True))
+    trainer.listeners.append(events.append)
+    assert trainer.fit().state == "finished"
+    first_epoch = next(i for i, e in enumerate(events) if isinstance(e, EpochEnd))
+    before = [e for e in events[:first_epoch] if isinstance(e, CacheProgress)]
+    features = [e for e in before if e.stage == "features"]
+    n_train, n_val = len(trainer.data.rows["train"]), len(trainer.data.rows["val"])
+    assert features[-1].done == features[-1].total == n_train + n_val
+    assert len(trainer.features.train_passes) == 3
