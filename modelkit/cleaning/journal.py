@@ -127,6 +127,8 @@ class Journal:
 
     # -- writing ---------------------------------------------------------------------------------
     def _rel(self, path: Path) -> str:
+        if not path.is_relative_to(self.root):
+            raise JournalError(f"{path}: not inside the dataset folder {self.root}")
         return PurePosixPath(*path.relative_to(self.root).parts).as_posix()
 
     def _abs(self, rel: str) -> Path:
@@ -140,8 +142,14 @@ class Journal:
         entry = Entry(
             max((e.id for e in entries), default=0) + 1, action, src, dst, time.time(), undoes, note
         )
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
+        line = json.dumps(entry.to_dict(), ensure_ascii=False) + "\n"
+        with open(self.path, "a+b") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell():  # a line cut short by a crash must not swallow this one
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = "\n" + line
+            f.write(line.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         return entry
