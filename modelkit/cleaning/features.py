@@ -62,7 +62,8 @@ def embed_images(
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(features N x D for the images that decode, which rows decoded, what embedded them).
 
-    ``source`` is ``"pretrained"``, ``"pixels"`` or a run folder / checkpoint path."""
+    ``source`` is ``"pretrained"``, ``"pixels"`` or a run folder / checkpoint path.
+    ``progress(stage, fraction)`` is called from the decoding worker threads too."""
     tell = progress or (lambda _msg, _frac: None)
     if source == PIXELS:
         cache = ImageCache(paths, 32, progress=lambda d, t: tell("decoding", 0.9 * d / t))

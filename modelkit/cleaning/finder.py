@@ -142,6 +142,16 @@ def find_issues(
     )
 
 
+def class_folder(report: CleanReport, path: str | Path, cls: str) -> Path:
+    """The folder of class ``cls`` in the same split as ``path``: where a relabel moves it."""
+    root = Path(report.root)
+    if cls not in report.classes:
+        raise JournalError(f"{cls!r} is not a class of {root}")
+    if report.layout == "splits":
+        return root / Path(path).relative_to(root).parts[0] / cls
+    return root / cls
+
+
 def resplit(report: CleanReport, journal: Journal) -> list[Entry]:
     """Move every straddling group's images into the split most of the group is in (ties:
     train, then val), keeping each file's class folder.
