@@ -258,8 +258,10 @@ if path:
         root = str(resolve_allowed(path, settings().allowed_roots))
     except ModelkitError as exc:
         st.error(str(exc))
-if st.button("Find label issues", type="primary", disabled=not root, icon=":material/search:"):
-    _score(root, source, int(folds))
+score = st.button("Find label issues", type="primary", disabled=not root, icon=":material/search:")
+with st.container():  # always drawn, so what follows keeps its place in the page across reruns
+    if score:
+        _score(root, source, int(folds))
 report: CleanReport | None = st.session_state.get(REPORT_KEY)
 if report is not None and root and Path(report.root) != Path(root):
     st.info("The last scores are of another folder; score this one.")
