@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 0.95  # measured: resized/re-encoded copies score above 0.97 on Lite0 features
+# Measured on hymenoptera's 244 training photos with Lite0 features (centred cosine): distinct
+# photos reach at most 0.69; a copy at half size scores 0.74-0.93, a 90% crop 0.73-0.93. 0.8
+# keeps well clear of distinct photos; lower it (--threshold) to catch more altered copies.
+DEFAULT_THRESHOLD = 0.8
 _CHUNK = 1024  # rows per block, so N x N similarities never sit in memory at once
 
 

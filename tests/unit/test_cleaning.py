@@ -191,3 +191,34 @@ def test_a_truncated_journal_line_is_skipped(make_dataset):
     assert [e.action for e in journal.active()] == ["remove"]
     journal.remove(data / "green" / "green_00.png")  # the next line is whole again
     assert [e.action for e in journal.active()] == ["remove", "remove"]
+
+
+def test_bootstrap_interval_contains_the_accuracy_and_narrows_with_more_images():
+    from modelkit.cleaning.compare import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    small = rng.random(50) < 0.8
+    large = rng.random(2000) < 0.8
+    lo_s, hi_s = bootstrap_interval(small)
+    lo_l, hi_l = bootstrap_interval(large)
+    assert lo_s <= small.mean() <= hi_s and lo_l <= large.mean() <= hi_l
+    assert hi_l - lo_l < hi_s - lo_s
+    assert bootstrap_interval(np.ones(10)) == (1.0, 1.0)
+
+
+def test_comparing_a_run_with_itself_shows_no_change(trained_run, tmp_path):
+    from modelkit.cleaning.compare import compare_runs
+
+    other = tmp_path / "copy"
+    shutil.copytree(trained_run, other)
+    cmp = compare_runs(trained_run, other)
+    assert cmp.before.accuracy == cmp.after.accuracy
+    assert cmp.before.low <= cmp.before.accuracy <= cmp.before.high
+    assert [r["class"] for r in cmp.per_class] == ["blue", "green", "red"]
+    assert all(r["delta"] == 0 for r in cmp.per_class)
+
+
+def test_a_run_can_embed_the_images(trained_run, tmp_path):
+    data = Path(json.loads((trained_run / "config.json").read_text())["data_dir"])
+    report = find_issues(data, str(trained_run), folds=3)
+    assert report.source == f"run {trained_run.name}" and len(report.issues) == 30
