@@ -34,10 +34,15 @@ def out_of_fold_probs(
     present = np.unique(labels)
     if len(present) < 2:
         raise ScoringError("scoring needs images of at least 2 classes")
-    smallest = int(np.bincount(labels)[present].min())
-    n_splits = max(2, min(int(folds), smallest if smallest >= 2 else len(labels)))
-    if len(labels) < n_splits:
-        raise ScoringError(f"scoring needs at least {n_splits} images, found {len(labels)}")
+    sizes = np.bincount(labels)[present]
+    # stratified folds need each fold to get a member of a class: as many folds as the smallest
+    # class allows, or (classes of one image) as the largest allows
+    n_splits = min(int(folds), int(sizes.min() if sizes.min() >= 2 else sizes.max()))
+    if n_splits < 2:
+        raise ScoringError(
+            f"scoring needs at least 2 folds and a class with 2 images or more; got {len(labels)} "
+            "images, one per class"
+        )
     x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     probs = np.zeros((len(labels), num_classes), dtype=np.float64)
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -45,6 +50,10 @@ def out_of_fold_probs(
         warnings.simplefilter("ignore", UserWarning)
         parts = list(splitter.split(x, labels))
     for train, held in parts:
+        seen = np.unique(labels[train])
+        if len(seen) < 2:  # a fold that trains on one class can only answer that class
+            probs[held, seen[0]] = 1.0
+            continue
         head = LogisticRegression(C=1.0, max_iter=2000)
         head.fit(x[train], labels[train])
         probs[np.ix_(held, head.classes_)] = head.predict_proba(x[held])

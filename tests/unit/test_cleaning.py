@@ -222,3 +222,15 @@ def test_a_run_can_embed_the_images(trained_run, tmp_path):
     data = Path(json.loads((trained_run / "config.json").read_text())["data_dir"])
     report = find_issues(data, str(trained_run), folds=3)
     assert report.source == f"run {trained_run.name}" and len(report.issues) == 30
+
+
+def test_a_class_of_one_image_is_scored_and_too_little_data_is_refused():
+    from modelkit.cleaning.issues import ScoringError
+
+    rng = np.random.default_rng(0)
+    probs = out_of_fold_probs(rng.normal(size=(11, 4)), np.array([0] * 10 + [2]), 3, folds=5)
+    assert probs.shape == (11, 3) and np.allclose(probs.sum(1), 1)
+    with pytest.raises(ScoringError, match="one per class"):
+        out_of_fold_probs(rng.normal(size=(2, 4)), np.array([0, 1]), 2)
+    with pytest.raises(ScoringError, match="at least 2 classes"):
+        out_of_fold_probs(rng.normal(size=(4, 4)), np.array([1, 1, 1, 1]), 2)
