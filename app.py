@@ -14,6 +14,7 @@ PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/image_search:"),
+    st.Page("pages/clean.py", title="Clean", icon=":material/cleaning_services:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
     st.Page("pages/tune.py", title="Tune", icon=":material/tune:"),
 ]

@@ -5,6 +5,7 @@
 - ``use``: ``evaluate``, ``predict``, ``export``, ``embeddings`` of a trained run (``use.py``)
 - ``runs``: list runs (``runs.py``)
 - ``search``: ``tune`` (Optuna) and ``lr-find`` (``search.py``)
+- ``clean``: label issues, near-duplicates, re-split and undo (``clean.py``)
 
 ``main.py`` builds the parser from each module's ``add_parsers`` and catches ``ModelkitError``
 once. Every config flag is generated from TrainConfig's schema (``common.add_config_flags``).

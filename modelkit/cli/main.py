@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from modelkit.cli import data, runs, search, train, use
+from modelkit.cli import clean, data, runs, search, train, use
 from modelkit.cli.common import EXIT_ERROR, EXIT_USAGE, Parser, UsageError, fail
 from modelkit.errors import ModelkitError
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m modelkit", description="Train and use image classifiers on your folders."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for subject in (data, train, use, runs, search):
+    for subject in (data, train, use, runs, search, clean):
         subject.add_parsers(sub)
     return parser
 

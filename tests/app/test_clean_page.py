@@ -1,0 +1,87 @@
+"""The Clean page: score a folder, fix what it finds through the journal, undo, compare runs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from modelkit.cleaning.journal import JOURNAL_NAME, TRASH_NAME
+from studio.state import DATASET_KEY
+from tests.app.conftest import APP, make_colour_dataset
+
+PAGE = "pages/clean.py"
+
+
+def _button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def _score(at, folder):
+    at.text_input(key="clean_path").set_value(str(folder)).run()
+    next(s for s in at.selectbox if s.label == "Features from").set_value("pixels").run()
+    _button(at, "Find label issues").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_nothing_to_score_without_a_folder(open_page):
+    at = open_page(PAGE)
+    assert not at.exception
+    assert _button(at, "Find label issues").disabled
+
+
+def test_the_folder_chosen_on_the_dataset_page_is_filled_in(app_dirs):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state[DATASET_KEY] = str(app_dirs["data"])
+    at.run()
+    at.switch_page(PAGE).run()
+    assert at.text_input(key="clean_path").value == str(app_dirs["data"])
+
+
+def test_a_folder_outside_the_allowed_roots_is_refused(open_page, tmp_path):
+    at = open_page(PAGE)
+    at.text_input(key="clean_path").set_value(str(tmp_path)).run()
+    assert any("outside the folders" in e.value for e in at.error)
+    assert _button(at, "Find label issues").disabled
+
+
+def test_score_relabel_remove_and_undo(open_page, app_dirs):
+    data = make_colour_dataset(app_dirs["data"] / "colours")
+    os.replace(data / "red" / "red_03.png", data / "blue" / "red_03.png")  # a wrong label
+    at = _score(open_page(PAGE), data)
+    text = " ".join(m.value for m in at.markdown)
+    assert "**#1** blue/red_03.png" in text and "suggested **red**" in text
+
+    assert at.selectbox(key="clean_to_1").value == "red"
+    at.button(key="clean_relabel_1").click().run()
+    assert (data / "red" / "red_03.png").is_file() and not (data / "blue" / "red_03.png").exists()
+
+    at.button(key="clean_remove_2").click().run()
+    trashed = list((data / TRASH_NAME).rglob("*.png"))
+    assert len(trashed) == 1
+    entries = [json.loads(x) for x in (data / JOURNAL_NAME).read_text().splitlines()]
+    assert [e["action"] for e in entries] == ["relabel", "remove"]
+
+    at.button(key=f"clean_undo_{entries[1]['id']}").click().run()
+    assert not at.exception
+    assert (data / entries[1]["src"]).is_file() and not trashed[0].exists()
+    assert (data / "red" / "red_03.png").is_file()
+    at.button(key="clean_undo_all").click().run()
+    assert (data / "blue" / "red_03.png").is_file()
+
+
+def test_compare_two_runs(open_page, run_dir, another_copy):
+    other = another_copy("after")
+    at = open_page(PAGE)
+    boxes = {s.label: s for s in at.selectbox}
+    boxes["Run before cleaning"].set_value(str(run_dir))
+    boxes["Run after cleaning"].set_value(str(other))
+    at.run()
+    _button(at, "Compare").click().run()
+    assert not at.exception, at.exception
+    assert len(at.metric) == 2
+    assert any("bootstrap interval" in c.value for c in at.caption)
+    rows = at.dataframe[0].value
+    assert list(rows["delta"]) == [0.0] * len(rows)
