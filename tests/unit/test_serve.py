@@ -182,3 +182,62 @@ def test_batcher_fills_batches_up_to_the_maximum_and_passes_errors_on():
         failing.result(timeout=10)
     assert batcher.submit(5).result(timeout=10) == 10  # the worker survived
     batcher.close()
+
+
+def test_modelkit_serve_listens_on_localhost_and_answers(tmp_path, helpers):
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "run-cli"
+    helpers.write_checkpoint(run / "checkpoints" / "best.pt", classes=CLASSES)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    cmd = [sys.executable, "-m", "modelkit", "serve", str(run), "--port", str(port), "--device",
+           "cpu", "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                info = get_json(f"http://127.0.0.1:{port}/model")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.3)
+        assert info["run_id"] == "run-cli" and info["classes"] == CLASSES
+        status, answer = predict_files(f"http://127.0.0.1:{port}", [("a.png", png_bytes())])
+        assert status == 200 and len(answer["predictions"]) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "serving run-cli (resnet18, 3 classes) on http://127.0.0.1:" in proc.stderr.read()
+
+
+def test_serve_refuses_a_missing_run_with_one_line(tmp_path, capsys):
+    from modelkit.cli.main import main
+
+    assert main(["serve", str(tmp_path / "nope")]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_chunked_body_over_the_limit_gets_413(server):
+    import http.client
+    from urllib.parse import urlsplit
+
+    url, _, _ = server
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    chunks = (b"\x00" * 100_000 for _ in range(30))  # 3 MB, no Content-Length
+    conn.request("POST", "/predict", body=chunks, headers={"Content-Type": "image/png"},
+                 encode_chunked=True)  # fmt: skip
+    response = conn.getresponse()
+    assert response.status == 413 and b"over the limit" in response.read()
+    conn.close()
+    assert predict_files(url, [("ok.png", png_bytes())])[0] == 200
