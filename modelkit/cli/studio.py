@@ -51,11 +51,17 @@ def studio_command(port: int | None = None, address: str | None = None) -> list[
 
 
 def studio_env(cwd: Path | None = None) -> dict[str, str]:
-    """The environment for the app: data and runs under the current folder unless set."""
-    cwd = cwd or Path.cwd()
+    """The environment for the app: data and runs under the current folder unless set, and the
+    folder the studio was started from allowed for browsing next to the home folder (the app's
+    default), since that is where a person keeps the photos they start it for; a filesystem
+    root is never added that way."""
+    cwd = (cwd or Path.cwd()).resolve()
     env = dict(os.environ)
     env.setdefault("MODELKIT_DATA_DIR", str(cwd / "data"))
     env.setdefault("MODELKIT_RUNS_DIR", str(cwd / "runs"))
+    if not env.get("MODELKIT_ALLOWED_ROOTS"):
+        roots = [str(Path.home())] + ([str(cwd)] if cwd != Path(cwd.anchor) else [])
+        env["MODELKIT_ALLOWED_ROOTS"] = os.pathsep.join(roots)
     return env
 
 

@@ -50,6 +50,12 @@ def test_studio_runs_the_app_of_this_clone_with_data_and_runs_under_the_current_
     env = studio_env(tmp_path)
     assert env["MODELKIT_DATA_DIR"] == str(tmp_path / "data")
     assert env["MODELKIT_RUNS_DIR"] == "/elsewhere/runs"  # what the user set wins
+    monkeypatch.delenv("MODELKIT_ALLOWED_ROOTS", raising=False)
+    roots = studio_env(tmp_path)["MODELKIT_ALLOWED_ROOTS"].split(os.pathsep)
+    assert roots == [str(Path.home()), str(tmp_path.resolve())]
+    assert studio_env(Path("/"))["MODELKIT_ALLOWED_ROOTS"] == str(Path.home())
+    monkeypatch.setenv("MODELKIT_ALLOWED_ROOTS", "/only/here")
+    assert studio_env(tmp_path)["MODELKIT_ALLOWED_ROOTS"] == "/only/here"
 
 
 def _free_port() -> int:
