@@ -91,7 +91,7 @@ def _folder_tab(roots: tuple[Path, ...]) -> None:
     typed = col_in.text_input(
         "Dataset folder",
         key=PATH_INPUT_KEY,
-        placeholder="/path/to/photos (one sub-folder per class, or train/ and val/)",
+        placeholder="/path/to/photos (one sub-folder per class, or train/ with val/ or test/)",
     )
     if col_btn.button("Open", key="ds_open_path", width="stretch"):
         try:
@@ -163,7 +163,8 @@ def _upload_tab(uploads_dir: Path) -> None:
         "Drop a .zip of your dataset",
         type=["zip"],
         key="ds_zip",
-        help="Inside the zip: one folder per class, or train/ and val/ folders with class folders.",
+        help="Inside the zip: one folder per class, or train/ with val/ and/or test/ folders of "
+        "class folders.",
     )
     st.caption(f"Zips are unpacked (safely) into {md(uploads_dir)}; the same zip twice is reused.")
     if uploaded is not None:
@@ -422,8 +423,9 @@ def main() -> None:
     cfg = settings()
     st.header("Dataset")
     st.caption(
-        "Pick a folder of images: one sub-folder per class (cats/, dogs/, ...), or train/ and val/ "
-        "folders that each hold the class folders. The check below decodes every file once and "
+        "Pick a folder of images: one sub-folder per class (cats/, dogs/, ...), or train/ with "
+        "val/ and/or test/ folders that each hold the class folders (without val/, validation "
+        "images are drawn from train/). The check below decodes every file once and "
         "tells you what to fix before training."
     )
     tabs = st.tabs(

@@ -6,6 +6,7 @@ process-wide job registry, exactly as the Train page does for a new run.
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime
 from pathlib import Path
 
@@ -165,6 +166,8 @@ def _export(run: RunInfo) -> None:
 
     if _checkpoint(run) is None:
         return
+    st.caption("Serve this run over HTTP (POST images to /predict; see the README):")
+    st.code(f"modelkit serve {shlex.quote(str(run.path))}", language="bash")
     fmt_col, go_col, get_col = st.columns([2, 1, 2], vertical_alignment="bottom")
     fmt = fmt_col.selectbox("Export format", FORMATS, key="runs_export_format")
     if go_col.button("Export", key="runs_export", icon=":material/output:"):

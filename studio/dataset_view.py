@@ -193,8 +193,9 @@ def split_rows(index: DatasetIndex, names_per_split: int = 3) -> list[dict]:
 
 def split_description(index: DatasetIndex, val_ratio: float, test_ratio: float = 0.0) -> str:
     """One sentence on where the split comes from."""
-    if index.layout == "splits":
-        return "The split comes from the dataset's own train/val folders and is used as given."
+    if index.layout == "splits":  # which folder is used for what, val drawn from train or not
+        given = "" if index.val_from_train is not None else " The split is used as given."
+        return index.layout_note() + given
     parts = [f"{val_ratio:.0%} to val"]
     if test_ratio:
         parts.append(f"{test_ratio:.0%} to test")

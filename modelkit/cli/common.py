@@ -105,6 +105,45 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- datasets by name ---------------------------------------------------------------------------
+def add_dataset_flags(p: argparse.ArgumentParser) -> None:
+    """``--dataset NAME`` and ``--per-class N``: a built-in dataset instead of DATA."""
+    from modelkit.data.named import DATASET_NAMES
+
+    p.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES,
+        default=None,
+        help="a built-in dataset instead of DATA (also accepted as DATA itself when no folder "
+        "of that name exists); made under $MODELKIT_DATA_DIR or ./data on first use",
+    )
+    p.add_argument(
+        "--per-class",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with a built-in dataset: keep the first N training images of each class",
+    )
+
+
+def resolve_data(args: argparse.Namespace) -> None:
+    """Turn ``--dataset NAME`` (or DATA that is a dataset name and no folder) into the folder
+    the dataset was made in, so every command after this sees a plain dataset folder."""
+    from modelkit.data.named import is_dataset_name, prepare_named_dataset
+
+    name = getattr(args, "dataset", None)
+    per_class = getattr(args, "per_class", None)
+    if name and args.data:
+        raise UsageError(f"give a DATA folder or --dataset {name}, not both")
+    if not name and args.data and is_dataset_name(args.data) and not Path(args.data).exists():
+        name = args.data
+    if per_class is not None and not name:
+        raise UsageError("--per-class only applies to a built-in dataset (--dataset NAME)")
+    if name:
+        args.data = str(prepare_named_dataset(name, per_class=per_class))
+        print(f"note: built-in dataset {name.lower()} is in {args.data}", file=sys.stderr)
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """TrainConfig from DATA, ``--recipe`` and the config flags (flags beat the recipe).
 
@@ -113,6 +152,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     command here, with a message offering the bundled backbone, not in the middle of a run."""
     from modelkit.recipes import resolve_settings
 
+    resolve_data(args)
     try:
         settings, note = resolve_settings(args.recipe, given_settings(args))
         config = TrainConfig(data_dir=str(Path(args.data)), **settings)

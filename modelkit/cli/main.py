@@ -8,19 +8,21 @@ in ``modelkit/cli/__init__.py``).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
-from modelkit.cli import clean, data, runs, search, train, use
+from modelkit.cli import clean, data, runs, search, serve, studio, train, use
 from modelkit.cli.common import EXIT_ERROR, EXIT_USAGE, Parser, UsageError, fail
 from modelkit.errors import ModelkitError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="python -m modelkit", description="Train and use image classifiers on your folders."
-    )
+    # The installed console script is `modelkit`; from a clone it is `python -m modelkit`.
+    prog = "modelkit" if os.path.basename(sys.argv[0]) == "modelkit" else "python -m modelkit"
+    parser = Parser(prog=prog, description="Train and use image classifiers on your folders.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for subject in (data, train, use, runs, search, clean):
+    for subject in (data, train, use, runs, search, clean, serve, studio):
         subject.add_parsers(sub)
     return parser
 

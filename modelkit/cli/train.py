@@ -12,6 +12,7 @@ from modelkit.cli.common import (
     EXIT_STOPPED,
     UsageError,
     add_config_flags,
+    add_dataset_flags,
     config_from_args,
     given_settings,
 )
@@ -24,16 +25,18 @@ def _train(args: argparse.Namespace) -> int:
     from modelkit.training.progress import ProgressPrinter
 
     if args.resume:
-        if given_settings(args) or args.data or args.recipe:
+        if given_settings(args) or args.data or args.recipe or args.dataset:
             raise UsageError("train --resume takes no data folder or other settings")
         refuse_if_locked(args.resume)  # another process trains it: one writer per run
         trainer = Trainer.resume(args.resume)
     else:
-        if not args.data:
-            raise UsageError("train needs a DATA folder (or --resume RUN_DIR)")
+        if not (args.data or args.dataset):
+            raise UsageError("train needs a DATA folder, --dataset NAME or --resume RUN_DIR")
         trainer = Trainer(config_from_args(args))
     printer = ProgressPrinter(sys.stderr)
     trainer.listeners.append(printer)
+    if not args.resume:
+        trainer.listeners.insert(0, _layout_logger(trainer))
     stop = threading.Event()
 
     def on_signal(signum, frame):  # noqa: ARG001
@@ -59,6 +62,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0 if result.state == "finished" else EXIT_STOPPED
 
 
+def _layout_logger(trainer):
+    """Once the run folder exists, say in its log (and on stderr) which dataset folder is used
+    for what, e.g. that val was drawn from train/ because there is no val/ folder."""
+    from modelkit.data.layouts import describe_layout
+    from modelkit.events import Message, RunStarted
+
+    def listen(event) -> None:
+        if isinstance(event, RunStarted) and event.start_epoch == 0:
+            note = describe_layout(trainer.config.data_dir, trainer.config.val_ratio)
+            if note:
+                trainer.emit(Message(note))
+
+    return listen
+
+
 def _summary(result) -> str:
     def fmt(m: dict) -> str:
         keys = ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5")
@@ -74,10 +92,13 @@ def _summary(result) -> str:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a classifier; prints the run folder last")
-    p.add_argument("data", nargs="?", help="dataset folder")
+    p.add_argument(
+        "data", nargs="?", help="dataset folder, or a built-in dataset: cifar10, cifar100, digits"
+    )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from last.pt")
     p.add_argument(
         "--recipe", default="", help="settings preset, e.g. few-images (flags still win)"
     )
+    add_dataset_flags(p)
     add_config_flags(p)
     p.set_defaults(func=_train)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from modelkit.data.scan import VAL_NAMES
+from modelkit.data.layouts import TEST_NAMES, VAL_NAMES
 from modelkit.data.imageio import SYSTEM_FILES, is_image_file
 from modelkit.paths import PathNotAllowedError, normalise_roots, resolve_allowed, within
 
@@ -108,7 +108,7 @@ def looks_like_dataset(path: str | os.PathLike) -> str | None:
     path = os.fspath(path)
     dirs, files = _peek(path, HINT_MAX_ENTRIES * 4)
     lower = {d.lower() for d in dirs}
-    if "train" in lower and lower & set(VAL_NAMES):
+    if "train" in lower and lower & set(VAL_NAMES + TEST_NAMES):
         return "train/val splits"
     with_images = 0
     for name in sorted(dirs)[:HINT_MAX_DIRS]:

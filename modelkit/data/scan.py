@@ -13,18 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from modelkit.data.imageio import SYSTEM_FILES, is_image_file
-from modelkit.errors import ModelkitError
+from modelkit.data.layouts import DatasetError, find_split_dirs, layout_note
 from modelkit.paths import confined_roots, real_within, resolve_allowed
 
-VAL_NAMES = ("val", "valid", "validation")
 EXPECTED_LAYOUT = (
     "expected either <root>/<class>/<images> or <root>/train/<class>/<images> "
-    "with <root>/val/<class>/<images> (and optionally <root>/test/<class>/<images>)"
+    "with <root>/val/<class>/<images> and/or <root>/test/<class>/<images>"
 )
-
-
-class DatasetError(ModelkitError, ValueError):
-    """A dataset folder that cannot be used as given; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +42,16 @@ class DatasetIndex:
     # Class folders and files skipped because their real location leaves the allowed roots
     # (only when the scan runs confined, as it does for the app).
     outside_roots: list[str] = field(default_factory=list)
+    # Split layout: the folder each split was read from ({"train": "Train", "test": "TEST"}).
+    split_folders: dict[str, str] = field(default_factory=dict)
+    # Split layout without a val folder: the share of each train class drawn into val.
+    val_from_train: float | None = None
+
+    def layout_note(self) -> str:
+        """Which folder was used for what, in one sentence (check, the run log, the app)."""
+        if self.layout != "splits":
+            return "No train/val/test folders: each class folder is split per class."
+        return layout_note(self.split_folders, self.val_from_train)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per split per class, zeros included so tables line up."""
@@ -191,31 +196,6 @@ def _check_root(root: str) -> None:
         raise DatasetError(f"cannot read dataset folder {root}: {exc.strerror or exc}") from None
 
 
-def _find_split_dirs(names: list[str], root: str) -> dict[str, str] | None:
-    """Map split -> folder name when ``names`` look like a train/val(/test) layout."""
-    lower: dict[str, list[str]] = {}
-    for n in names:
-        lower.setdefault(n.lower(), []).append(n)
-    train = lower.get("train")
-    vals = [n for key in VAL_NAMES for n in lower.get(key, [])]
-    if not train:
-        return None
-    if not vals:
-        raise DatasetError(
-            f"{root} has a 'train' folder but no 'val', 'valid' or 'validation' folder next to it; "
-            "add one, or point at the train folder itself to split it automatically"
-        )
-    if len(train) > 1 or len(vals) > 1:
-        raise DatasetError(
-            f"{root} has several candidate split folders ({', '.join(train + vals)}); keep one "
-            "train and one val folder"
-        )
-    found = {"train": train[0], "val": vals[0]}
-    if lower.get("test"):
-        found["test"] = lower["test"][0]
-    return found
-
-
 def _class_difference(by_split: dict[str, list[str]]) -> str:
     every = set().union(*map(set, by_split.values()))
     parts = []
@@ -227,8 +207,14 @@ def _class_difference(by_split: dict[str, list[str]]) -> str:
 
 
 def _scan_splits(
-    root: str, split_dirs: dict[str, str], others: list[str], outside: list[str]
+    root: str,
+    split_dirs: dict[str, str],
+    others: list[str],
+    outside: list[str],
+    carve: tuple[float, int],
 ) -> DatasetIndex:
+    """The splits as the folders give them; without a val folder, val is drawn from train
+    (``carve``: val_ratio, seed) per class, as for a plain class-folder dataset."""
     ignored = list(others)
     errors: list[str] = []
     names_by_split: dict[str, list[str]] = {}
@@ -243,18 +229,30 @@ def _scan_splits(
     classes = sorted(names_by_split["train"])
     if not classes:
         raise DatasetError(f"no class folders inside {os.path.join(root, split_dirs['train'])}")
-    splits: dict[str, list[Sample]] = {}
+    drawn = "val" not in split_dirs
+    splits: dict[str, list[Sample]] = {"train": [], "val": []} if drawn else {}
     empty: list[str] = []
+    too_small: list[str] = []
     for split, folder in split_dirs.items():
-        samples: list[Sample] = []
+        samples = splits.setdefault(split, [])
         for label, cls in enumerate(classes):
             top = os.path.join(root, folder, cls)
             paths = list(_walk_images(top, root, ignored, errors, outside))
             if not paths:
                 empty.append(f"{cls} ({split})")
+            if split == "train" and drawn:
+                if len(paths) < 2:
+                    too_small.append(cls)
+                parts = _draw(paths, cls, carve[1], carve[0], 0.0)
+                splits["val"].extend(Sample(p, label) for p in parts["val"])
+                paths = parts["train"]
             samples.extend(Sample(p, label) for p in paths)
-        splits[split] = samples
-    return DatasetIndex(root, "splits", classes, splits, ignored, empty, [], errors, outside)
+    index = DatasetIndex(
+        root, "splits", classes, splits, ignored, empty, too_small, errors, outside
+    )
+    index.split_folders = dict(split_dirs)
+    index.val_from_train = carve[0] if drawn else None
+    return index
 
 
 def _split_counts(n: int, val_ratio: float, test_ratio: float) -> tuple[int, int]:
@@ -271,6 +269,21 @@ def _split_counts(n: int, val_ratio: float, test_ratio: float) -> tuple[int, int
         else:
             n_val -= 1
     return n_val, n_test
+
+
+def _draw(
+    paths: list[str], cls: str, seed: int, val_ratio: float, test_ratio: float
+) -> dict[str, list[str]]:
+    """One class's images split into train/val/test, each sorted; the same for the same seed."""
+    paths = sorted(paths)
+    # Seeded by class name too, so adding a class does not reshuffle the others.
+    random.Random(f"{seed}/{cls}".encode("utf-8", "surrogateescape")).shuffle(paths)
+    n_val, n_test = _split_counts(len(paths), val_ratio, test_ratio)
+    return {
+        "val": sorted(paths[:n_val]),
+        "test": sorted(paths[n_val : n_val + n_test]),
+        "train": sorted(paths[n_val + n_test :]),
+    }
 
 
 def _scan_folders(
@@ -296,16 +309,9 @@ def _scan_folders(
             continue
         if len(paths) < needed:
             too_small.append(cls)
-        # Seeded by class name too, so adding a class does not reshuffle the others.
-        random.Random(f"{seed}/{cls}".encode("utf-8", "surrogateescape")).shuffle(paths)
-        n_val, n_test = _split_counts(len(paths), val_ratio, test_ratio)
-        parts = {
-            "val": paths[:n_val],
-            "test": paths[n_val : n_val + n_test],
-            "train": paths[n_val + n_test :],
-        }
+        parts = _draw(paths, cls, seed, val_ratio, test_ratio)
         for split in split_names:
-            splits[split].extend(Sample(p, label) for p in sorted(parts[split]))
+            splits[split].extend(Sample(p, label) for p in parts[split])
     return DatasetIndex(
         root, "folders", classes, splits, ignored, empty, too_small, errors, outside
     )
@@ -316,9 +322,12 @@ def scan_dataset(
 ) -> DatasetIndex:
     """Index the images under ``root`` by class and split, without decoding any of them.
 
-    A folder with ``train`` and ``val``/``valid``/``validation`` keeps the split it was given;
-    otherwise each sub-folder is a class and the split is drawn per class, so every class is
+    A folder with ``train`` and ``val``/``valid``/``validation``/``eval`` (any case) keeps the
+    split it was given, with ``test`` as the test split if present; ``train`` + ``test`` without
+    a val folder draws val from train per class (``val_ratio``; ``test_ratio`` is unused).
+    Otherwise each sub-folder is a class and the split is drawn per class, so every class is
     represented in validation, and is the same for the same ``seed``.
+    ``index.layout_note()`` says which folder was used for what.
     """
     root = os.path.abspath(os.fspath(root))
     roots = confined_roots()
@@ -329,10 +338,13 @@ def scan_dataset(
     errors: list[str] = []
     outside: list[str] = []
     dirs, others = _subdirs(root, ignored, errors, outside)
-    split_dirs = _find_split_dirs(dirs, root)
+    split_dirs = find_split_dirs(dirs, root)
     if split_dirs is not None:
         extra = [os.path.join(root, d) for d in dirs if d not in split_dirs.values()]
-        index = _scan_splits(root, split_dirs, ignored + others + extra, outside)
+        if "val" not in split_dirs:
+            _check_ratios(val_ratio, 0.0)
+        carve = (val_ratio, seed)
+        index = _scan_splits(root, split_dirs, ignored + others + extra, outside, carve)
     else:
         if not dirs:
             raise DatasetError(f"no class folders found in {root}; {EXPECTED_LAYOUT}")

@@ -112,6 +112,17 @@ def test_typed_path_shows_the_corrupt_file_in_the_problems_table(app, tmp_path):
     assert "to fix before training" in texts(at.warning)
 
 
+def test_train_and_test_folders_say_val_is_drawn_from_train(app, tmp_path):
+    for split, n in (("Train", 5), ("TEST", 2)):
+        for i in range(n):
+            png(tmp_path / "scenes" / split / "sea" / f"{i}.png", (0, 20 * i, 200))
+            png(tmp_path / "scenes" / split / "street" / f"{i}.png", (90, 20 * i, 20))
+    at = open_path(app, tmp_path / "scenes")
+    captions = texts(at.caption)
+    assert "Train/ for train and val (a stratified 20% of each class" in captions
+    assert "TEST/ for test" in captions
+
+
 def test_duplicates_across_classes_are_listed(app, tmp_path):
     root = tiny_dataset(tmp_path / "pets")
     (root / "dogs" / "dup.png").write_bytes((root / "cats" / "cat1.png").read_bytes())

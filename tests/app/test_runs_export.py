@@ -22,3 +22,11 @@ def test_runs_export_to_onnx_offers_the_checked_file(open_page, run_dir):
     button = at.download_button(key="runs_export_download")
     assert button.proto.label == "Download model.onnx"
     assert any("Largest logit difference from PyTorch on" in c.value for c in at.caption)
+
+
+def test_runs_page_shows_the_command_that_serves_the_run(open_page, run_dir):
+    at = open_page(RUNS)
+    assert not at.exception
+    assert [c.value for c in at.code if c.value.startswith("modelkit serve")] == [
+        f"modelkit serve {run_dir}"
+    ]

@@ -77,3 +77,17 @@ def test_bench_transfer_reports_every_path_against_the_tutorial(tmp_path, helper
     assert paths["frozen-cache"]["settings"]["freeze_backbone"] is True
     assert paths["few-images"]["settings"]["label_smoothing"] == 0.1  # the recipe's own
     assert "frozen-cache" in printed and "to tut. acc" in printed
+
+
+def test_bench_serve_reports_throughput_and_latency_of_each_way(tmp_path):
+    out = tmp_path / "serve.json"
+    args = ["--image-size", "32", "--requests", "12", "--clients", "3", "--json", str(out)]
+    printed = run_script("bench_serve.py", *args, cwd=tmp_path)
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"predictor", "server, no batching", "server, batching"}
+    for name, r in results.items():
+        assert r["requests"] == 12 and r["images_per_s"] > 0, name
+        assert 0 < r["p50_ms"] <= r["p99_ms"], name
+    assert results["server, no batching"]["batch_sizes"] == {"1": 12}
+    assert sum(int(k) * v for k, v in results["server, batching"]["batch_sizes"].items()) == 12
+    assert "x predictor" in printed

@@ -278,10 +278,10 @@ def test_splits_test_classes_differ(tmp_path):
         scan_dataset(tmp_path)
 
 
-def test_train_without_val_is_explained(tmp_path):
+def test_train_without_val_or_test_next_to_other_folders_is_explained(tmp_path):
     folders_dataset(tmp_path / "train", {"ants": 1})
-    folders_dataset(tmp_path / "test", {"ants": 1})
-    with pytest.raises(DatasetError, match="no 'val'"):
+    folders_dataset(tmp_path / "bees", {"ants": 1})
+    with pytest.raises(DatasetError, match="no val .* or test folder"):
         scan_dataset(tmp_path)
 
 

@@ -1,0 +1,88 @@
+"""``studio``: start the Streamlit app from wherever the command runs.
+
+The app's files (app.py, pages/, .streamlit/config.toml, assets/) are found next to the
+``modelkit`` package in a clone or an editable install, and in the ``modelkit_studio`` package of
+an installed copy (setup.py ships them there). Streamlit reads the config.toml next to app.py, so
+the app keeps its safe defaults (127.0.0.1, allowed hosts) from any folder. Datasets the app
+makes and its runs go to ``./data`` and ``./runs`` of the current folder unless
+``MODELKIT_DATA_DIR`` / ``MODELKIT_RUNS_DIR`` say otherwise, as ``modelkit train`` writes to
+``./runs``; never into the installed package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from modelkit.errors import ModelkitError
+
+
+class StudioNotFoundError(ModelkitError, FileNotFoundError):
+    """The app's files are not installed next to the library."""
+
+
+def app_folder() -> Path:
+    """The folder holding app.py and pages/: the clone, or the installed ``modelkit_studio``."""
+    candidates = [Path(__file__).resolve().parents[2]]
+    spec = importlib.util.find_spec("modelkit_studio")
+    if spec is not None and spec.submodule_search_locations:
+        candidates[:0] = [Path(p) for p in spec.submodule_search_locations]
+    for folder in candidates:
+        if (folder / "app.py").is_file() and (folder / "pages").is_dir():
+            return folder
+    raise StudioNotFoundError(
+        "the studio's files (app.py, pages/) are not installed next to modelkit; reinstall "
+        "with `pip install .` from a clone of the repository"
+    )
+
+
+def studio_command(port: int | None = None, address: str | None = None) -> list[str]:
+    """The ``streamlit run`` command line for the app."""
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_folder() / "app.py")]
+    if port is not None:
+        cmd.append(f"--server.port={port}")
+    if address is not None:
+        cmd.append(f"--server.address={address}")
+    return cmd
+
+
+def studio_env(cwd: Path | None = None) -> dict[str, str]:
+    """The environment for the app: data and runs under the current folder unless set, and the
+    folder the studio was started from allowed for browsing next to the home folder (the app's
+    default), since that is where a person keeps the photos they start it for; a filesystem
+    root is never added that way."""
+    cwd = (cwd or Path.cwd()).resolve()
+    env = dict(os.environ)
+    env.setdefault("MODELKIT_DATA_DIR", str(cwd / "data"))
+    env.setdefault("MODELKIT_RUNS_DIR", str(cwd / "runs"))
+    if not env.get("MODELKIT_ALLOWED_ROOTS"):
+        roots = [str(Path.home())] + ([str(cwd)] if cwd != Path(cwd.anchor) else [])
+        env["MODELKIT_ALLOWED_ROOTS"] = os.pathsep.join(roots)
+    return env
+
+
+def _studio(args: argparse.Namespace) -> int:
+    cmd = studio_command(args.port, args.address)
+    print(f"starting the studio: {' '.join(cmd)}", file=sys.stderr)
+    sys.stderr.flush()
+    if os.name == "posix":  # become Streamlit: Ctrl-C and signals reach it directly
+        os.execve(cmd[0], cmd, studio_env())
+    try:
+        return subprocess.call(cmd, env=studio_env())
+    except KeyboardInterrupt:
+        return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("studio", help="start the Streamlit app (the studio) in the browser")
+    p.add_argument("--port", type=int, default=None, help="port (default: Streamlit's, 8501)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="address to listen on (default 127.0.0.1: only this machine can reach it)",
+    )
+    p.set_defaults(func=_studio)
