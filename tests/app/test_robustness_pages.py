@@ -36,6 +36,8 @@ def fill_and_launch(at, dataset, epochs: int = 1):
     next(w for w in at.selectbox if w.label == "Starting weights").set_value(
         "Random (from scratch)"
     )
+    # the form's default architecture depends on the machine (the bundled one offline)
+    next(w for w in at.selectbox if w.label == "Architecture").set_value("resnet18")
     next(b for b in at.button if "Launch training" in b.label).click().run()
     return at
 
