@@ -200,6 +200,7 @@ def child(step: str, data: Path, work: Path, args: argparse.Namespace) -> dict:
         cmd = [sys.executable, "-m", "modelkit", "runs", "--runs-dir", str(data)]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
         out["lines"] = len(done.stdout.splitlines())
+        out["cli_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     elif step == "runs_page":
         out.update(_open_page("pages/runs.py", env))
     out.setdefault("seconds", time.perf_counter() - start)
@@ -283,7 +284,7 @@ def table(result: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    p.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000])
     p.add_argument("--classes", type=int, default=300, help="at most; fewer for tiny sizes")
     p.add_argument("--runs", type=int, default=1000, help="runs in the generated runs folder")
     p.add_argument("--cache-dir", type=Path, default=Path("/tmp/scale"))
