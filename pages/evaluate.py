@@ -60,6 +60,16 @@ def _thumbnail(path: str, stamp: tuple[int, ...], size: int = THUMB_PX) -> bytes
         return exc.reason
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _split_sizes(run_dir: str, stamp: tuple[int, ...]) -> dict[str, int]:
+    """Images per split of a run, parsed once per version of splits.json: the file lists every
+    image (megabytes on a large folder), too much to parse again on every rerun."""
+    splits = read_json(Path(run_dir) / "splits.json", {})
+    if not isinstance(splits, dict):
+        return {}
+    return {s: len(v) for s, v in splits.items() if isinstance(v, list)}
+
+
 def _evaluable(run: RunInfo) -> bool:
     ckpts = run.path / "checkpoints"
     saved = any((run.path / "evaluation" / f"{s}.json").is_file() for s in SPLIT_NAMES)
@@ -280,12 +290,9 @@ if not runs:
 left, middle, right = st.columns([3, 1.2, 1], vertical_alignment="bottom")
 with left:
     run = pick_run(runs, "evaluate_run", format_run=_run_label)
-splits = read_json(run.path / "splits.json", {}) or {}
+splits = _split_sizes(str(run.path), _stamp(run.path / "splits.json"))
 split_options = [
-    s
-    for s in SPLIT_NAMES
-    if (isinstance(splits, dict) and splits.get(s))
-    or (run.path / "evaluation" / f"{s}.json").exists()
+    s for s in SPLIT_NAMES if splits.get(s) or (run.path / "evaluation" / f"{s}.json").exists()
 ]
 if not split_options:
     st.warning(

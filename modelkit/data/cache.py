@@ -34,11 +34,17 @@ class DecodedStore:
     is decoded again even if its size and mtime were kept. Reading and hashing a file costs a
     small fraction of decoding it, so a second run on the same folder (the usual case in the
     app) starts training almost at once. Least recently used entries go beyond ``max_bytes``.
+
+    An entry may be a row of a cache's array rather than a copy: the store then costs no memory
+    beyond that cache while it lives (a copy per row doubled a training run's footprint). So the
+    budget counts each array an entry keeps alive once, whole; a row is copied only when its
+    array alone would exceed the budget.
     """
 
     def __init__(self, max_bytes: int = 2 * 1024**3):
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._owners: dict[int, list] = {}  # id(array kept alive) -> [array, entries using it]
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -50,24 +56,50 @@ class DecodedStore:
             return square
 
     def put(self, key: tuple, square: np.ndarray) -> None:
+        """Keep ``square`` (or replace the entry of ``key``); a view keeps its array alive."""
         if square.nbytes > self.max_bytes:
             return
+        if _owner(square).nbytes > self.max_bytes:
+            square = square.copy()
         with self._lock:
             if key in self._entries:
-                return
+                self._release(self._entries.pop(key))
             self._entries[key] = square
-            self._bytes += square.nbytes
+            owner = _owner(square)
+            held = self._owners.setdefault(id(owner), [owner, 0])
+            if held[1] == 0:
+                self._bytes += owner.nbytes
+            held[1] += 1
             while self._bytes > self.max_bytes:
                 _, old = self._entries.popitem(last=False)
-                self._bytes -= old.nbytes
+                self._release(old)
+
+    def _release(self, square: np.ndarray) -> None:
+        owner = _owner(square)
+        held = self._owners[id(owner)]
+        held[1] -= 1
+        if held[1] == 0:
+            del self._owners[id(owner)]
+            self._bytes -= owner.nbytes
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every array the store keeps alive (each counted once)."""
+        return self._bytes
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._owners.clear()
             self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _owner(square: np.ndarray) -> np.ndarray:
+    """The array whose memory ``square`` uses (itself unless it is a view)."""
+    return square.base if isinstance(square.base, np.ndarray) else square
 
 
 DECODED = DecodedStore()
@@ -141,8 +173,11 @@ class ImageCache:
                 return
             path = self.paths[i]
             try:
-                self.array[i] = self._square(path)
+                square, key = self._square(path)
+                self.array[i] = square
                 self.valid[i] = True
+                if key is not None and not self.on_disk:  # over its RAM budget: keep none
+                    self.store.put(key, self.array[i])  # a view: no second copy
             except ImageLoadError as exc:
                 with lock:
                     self.errors.append((self.paths[i], exc.reason))
@@ -159,8 +194,9 @@ class ImageCache:
                 list(pool.map(work, range(total)))
         self.errors.sort()
 
-    def _square(self, path: str) -> np.ndarray:
-        """One file's square: read once, hashed, and decoded only when the store lacks it."""
+    def _square(self, path: str) -> tuple[np.ndarray, tuple | None]:
+        """One file's square and store key: read once, hashed, decoded only when the store
+        lacks it."""
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -168,14 +204,12 @@ class ImageCache:
             raise ImageLoadError(path, _os_reason(exc)) from None
         key = file_key(path, data, self.size) if self.store is not None else None
         if key is not None and (hit := self.store.get(key)) is not None:
-            return hit
+            return hit, key
         buffer = io.BytesIO(data)
         buffer.name = path
         square = square_resize(load_image(buffer, min_size=self.size), self.size)
         self.decoded += 1
-        if key is not None and not self.on_disk:  # a cache over its RAM budget keeps none
-            self.store.put(key, square)
-        return square
+        return square, key
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -91,3 +91,28 @@ def test_bench_serve_reports_throughput_and_latency_of_each_way(tmp_path):
     assert results["server, no batching"]["batch_sizes"] == {"1": 12}
     assert sum(int(k) * v for k, v in results["server, batching"]["batch_sizes"].items()) == 12
     assert "x predictor" in printed
+
+
+def test_bench_scale_measures_every_step_with_its_peak_memory(tmp_path):
+    """A tiny size end to end: every step ran in its child and reported its time and peak RSS,
+    and the generated data and runs folder are what the steps counted."""
+    out = tmp_path / "scale.json"
+    args = ["--sizes", "60", "--classes", "6", "--runs", "20", "--cache-dir", str(tmp_path)]
+    printed = run_script("bench_scale.py", *args, "--json", str(out), cwd=tmp_path)
+    result = json.loads(out.read_text())
+    size = result["sizes"]["60"]
+    assert size["dataset"]["images"] == 60 and size["dataset"]["classes"] == 6
+    assert size["dataset"]["bytes"] > 60 * 1000  # noisy JPEGs, not blank ones
+    steps = size["steps"]
+    assert set(steps) == {
+        "scan", "check", "cache", "train", "evaluate", "dataset_page", "evaluate_page"
+    }  # fmt: skip
+    for name, step in {**steps, **result["runs"]["steps"]}.items():
+        assert "error" not in step, (name, step)
+        assert step["seconds"] >= 0 and step["peak_rss_mb"] >= step["start_rss_mb"] > 0, name
+    assert steps["scan"]["images"] == 60 and steps["check"]["problems"] == 0
+    assert steps["cache"]["on_disk"] is False and steps["train"]["state"] == "finished"
+    assert steps["evaluate"]["images"] == 12  # the 20% validation split
+    assert result["runs"]["count"] == 20 and result["runs"]["steps"]["runs_list"]["runs"] == 20
+    assert result["runs"]["steps"]["runs_cli"]["lines"] == 21  # a header and one line per run
+    assert "dataset_page" in printed and "runs_page" in printed

@@ -59,3 +59,22 @@ def test_missing_file_is_named_with_the_reason(tmp_path):
     cache = ImageCache([str(tmp_path / "gone.png")], 16, store=DecodedStore())
     assert not cache.valid[0]
     assert cache.errors == [(str(tmp_path / "gone.png"), "file not found")]
+
+
+def test_the_store_keeps_the_cache_rows_not_a_second_copy(tmp_path):
+    """A run's memory is its cache, not the cache plus a copy of every square in the store;
+    the next cache over the same files takes the entries over, so the first array is let go."""
+    paths = []
+    for i in range(5):
+        p = tmp_path / f"{i}.png"
+        _write(p, (i * 40, 10, 10))
+        paths.append(str(p))
+    store = DecodedStore()
+    first = ImageCache(paths, 16, store=store)
+    assert len(store) == 5 and store.nbytes == first.nbytes  # the rows themselves, counted once
+    second = ImageCache(paths, 16, store=store)
+    assert second.decoded == 0 and store.nbytes == second.nbytes
+    first.array[:] = 0  # what the store serves now lives in the second cache
+    third = ImageCache(paths, 16, store=store)
+    np.testing.assert_array_equal(third.array, second.array)
+    assert third.array.any()
