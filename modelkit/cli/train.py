@@ -12,7 +12,7 @@ from modelkit.cli.common import (
     EXIT_STOPPED,
     UsageError,
     add_config_flags,
-    config_from_args,
+    config_and_notes,
     given_settings,
 )
 
@@ -31,7 +31,10 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if not args.data:
             raise UsageError("train needs a DATA folder (or --resume RUN_DIR)")
-        trainer = Trainer(config_from_args(args))
+        from modelkit.recipes import notes_callback
+
+        config, notes = config_and_notes(args)
+        trainer = Trainer(config, callbacks=[notes_callback(notes)] if notes else [])
     printer = ProgressPrinter(sys.stderr)
     trainer.listeners.append(printer)
     stop = threading.Event()
@@ -77,7 +80,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="?", help="dataset folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from last.pt")
     p.add_argument(
-        "--recipe", default="", help="settings preset, e.g. few-images (flags still win)"
+        "--recipe",
+        default="",
+        help="settings preset (flags still win): auto (looks at the data, the weights here, the "
+        "device and --time-budget, and says why it chose each setting), few-images, "
+        "from-scratch-small-images, fine-tune-large. Default: none, the settings' own "
+        "defaults, so a script means the same on any data",
     )
     add_config_flags(p)
     p.set_defaults(func=_train)
