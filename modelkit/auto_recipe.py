@@ -28,6 +28,7 @@ from modelkit.data.scan import scan_dataset
 from modelkit.errors import ModelkitError
 
 SIZE_SAMPLE = 300  # image headers read to learn the images' sizes
+TINY_SIDE = 64  # images this small (px): a small network from scratch, on a CPU
 FEW_PER_CLASS = 300  # fewer training images a class than this: train the head first
 IMBALANCED = 3.0  # largest class / smallest class above this: balance the classes
 # Rough training speed on one CPU core pair, images a second at 224 px (the issue's
@@ -175,7 +176,8 @@ def choose(facts: Facts, explicit: dict[str, Any] | None = None) -> AutoRecipe:
 
     per_class = facts.images / max(facts.classes, 1)
     seen = f"{facts.images} training images, {facts.classes} classes (~{per_class:.0f} a class)"
-    if facts.pretrained:
+    tiny = 0 < facts.median_side <= TINY_SIDE
+    if facts.pretrained and not (tiny and not facts.gpu):
         _fine_tune(facts, pick, per_class, seen)
     else:
         _from_scratch(facts, pick, seen)
@@ -238,8 +240,14 @@ def _fine_tune(facts: Facts, pick: Any, per_class: float, seen: str) -> None:
 
 
 def _from_scratch(facts: Facts, pick: Any, seen: str) -> None:
-    pick("weights", "none", f"no ImageNet weights can be had here; {seen}")
-    if facts.median_side and facts.median_side <= 64:
+    why = f"no ImageNet weights can be had here; {seen}"
+    if facts.pretrained:
+        why = (
+            f"the images are tiny (~{facts.median_side} px): ImageNet features would need them "
+            f"upscaled to 224 px, slow on a CPU; a small network from scratch is faster; {seen}"
+        )
+    pick("weights", "none", why)
+    if facts.median_side and facts.median_side <= TINY_SIDE:
         pick("arch", "smallresnet", f"images are small (~{facts.median_side} px): a small ResNet")
         size = 32 if facts.median_side <= 40 else 64
         pick("image_size", size, f"about the images' own size ({facts.median_side} px)")
