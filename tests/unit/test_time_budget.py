@@ -131,7 +131,9 @@ def test_the_cli_takes_a_duration_and_refuses_nonsense_in_one_line(capsys, image
         ["train", str(image_dataset), "--weights", "none", "--time-budget", "10m"]
     )
     assert config_from_args(args).time_budget == 600.0
-    code = main(["train", str(image_dataset), "--time-budget", "ten minutes"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["train", str(image_dataset), "--time-budget", "ten minutes"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1
+    assert info.value.code == 2 and len(err) == 1
     assert "--time-budget" in err[0] and "expected a duration such as 90s" in err[0]
