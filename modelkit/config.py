@@ -169,6 +169,12 @@ class TrainConfig:
         "val_loss", "stopping", "Watch", choices=MONITORS,
         help="What early stopping, the plateau schedule and the best checkpoint watch.",
     )
+    time_budget: float = setting(
+        0.0, "stopping", "Time budget (seconds, 0 = none)", bounds="[0, inf)", step=60.0,
+        parse="duration",
+        help="Wall-clock time the whole run may take, decoding included (CLI: 90s, 10m, 1h): "
+        "the first batches are timed, then the epochs and the schedule are fitted to end on time.",
+    )
     # -- augmentation (training only; evaluation is resize + centre crop)
     crop_scale_min: float = setting(
         0.35, "augmentation", "Random crop: smallest area kept", bounds="(0, 1]", step=0.05,

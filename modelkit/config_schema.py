@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -31,6 +32,23 @@ GROUPS = (
 # weights are cached), the starting weights (ImageNet / random / a file), the runs folder (the
 # app's by default).
 WIDGETS = ("dataset", "architecture", "starting_weights", "runs_folder")
+
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``10m``, ``1.5h`` or ``1h30m`` (a time budget is said the
+    way a person says it). ValueError, naming the text, when it is not a duration."""
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)\s*(min|[smh]?)", text.strip().lower())
+    joined = "".join(f"{n}{u}" for n, u in parts)
+    if not parts or joined != re.sub(r"\s+", "", text.strip().lower()):
+        raise ValueError(f"expected a duration such as 90s, 10m or 1h, got {text!r}")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+# How a field's text is read when it is more than its type (the CLI's ``--time-budget 10m``).
+PARSERS: dict[str, Callable[[str], Any]] = {"duration": parse_duration}
 
 
 @dataclass(frozen=True)
@@ -76,12 +94,15 @@ def setting(
     essential: bool = False,
     step: float | None = None,
     widget: str | None = None,
+    parse: str | None = None,
 ) -> Any:
     """A dataclass field carrying its schema: its group, the label the form shows, the help
     (CLI and form). ``bounds``: an interval such as ``"[0, 1)"``
     (for a list, of each item); ``choices``: the allowed values, or a function giving them
-    (the architectures live with the models, which import torch)."""
+    (the architectures live with the models, which import torch); ``parse``: how text input
+    is read when it is more than the type (``"duration"``: ``90s``, ``10m``, ``1h``)."""
     assert group in GROUPS and (widget is None or widget in WIDGETS), (group, widget)
+    assert parse is None or parse in PARSERS, parse
     meta = dict(
         help=help,
         group=group,
@@ -91,6 +112,7 @@ def setting(
         essential=essential,
         step=step,
         widget=widget,
+        parse=parse,
     )
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
@@ -112,6 +134,7 @@ class Setting:
     essential: bool
     step: float | None
     widget: str | None
+    parse: str | None = None  # a text reader beyond the type (PARSERS), for the CLI
 
     @property
     def choices(self) -> tuple[str, ...] | None:
@@ -168,6 +191,7 @@ def settings_of(cls: type) -> tuple[Setting, ...]:
                 m["essential"],
                 m["step"],
                 m["widget"],
+                m.get("parse"),
             )  # fmt: skip
         )
     return tuple(out)

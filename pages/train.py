@@ -10,11 +10,12 @@ import streamlit as st
 from modelkit.config import ConfigError
 from modelkit.device import pick_device
 from modelkit.jobs import JobBusyError
-from modelkit.recipes import PRESETS, app_start, recipe
+from modelkit.recipes import app_start
 from modelkit.training.distributed import gpu_count
 from studio.config_form import ConfigForm, dataset_input, dataset_of
 from studio.live import live_view
 from studio.lr_finder_panel import lr_finder_panel, suggested_settings
+from studio.recipe_panel import recipe_choice
 from studio.state import DATASET_KEY, job_registry, settings
 
 LAUNCHED_KEY = "train_launched"  # str: the toast to show after the rerun that follows a launch
@@ -36,16 +37,11 @@ with new_run:
     if not dataset:
         st.info("Pick a dataset first.")
         st.page_link("pages/dataset.py", label="Choose a dataset →", icon=":material/folder_open:")
-    recipe_name = st.selectbox(
-        "Recipe",
-        ["none", *PRESETS],
-        help="Fills the form with settings for a situation; change any of them before launching. "
-        "few-images: heavy augmentation, head first then fine-tuning, early stopping.",
-    )
+    chosen_settings, auto = recipe_choice(dataset)
     start, start_note = app_start(on_gpu)
-    if start_note:
+    if start_note and auto is None:
         st.caption(start_note)
-    defaults = {**start, **recipe(recipe_name), **suggested_settings()}
+    defaults = {**start, **chosen_settings, **suggested_settings()}
     with st.form("train_form", enter_to_submit=False, border=False):
         form = ConfigForm(defaults, settings().runs_dir)
         form.essentials()
@@ -75,7 +71,8 @@ if launch:
         if multi_gpu:
             job_registry().launch_subprocess(build_config(), gpus)
         else:
-            job_registry().launch(build_config())
+            config = build_config()
+            job_registry().launch(config, notes=auto.lines(config) if auto else None)
         where = f"{gpus} GPUs" if multi_gpu else pick_device()
         st.session_state[LAUNCHED_KEY] = f"Training launched on {where}"
         st.rerun()  # draw the page again: the live view on top, the form folded

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from modelkit.config import ConfigError, Setting, TrainConfig, schema
+from modelkit.config_schema import PARSERS
 from modelkit.errors import ModelkitError
 
 EXIT_USAGE, EXIT_ERROR, EXIT_STOPPED = 2, 1, 130  # see modelkit/cli/__init__.py
@@ -57,7 +58,22 @@ def _optional_float(text: str) -> float | None:
 _optional_float.__name__ = "float"  # argparse names the type in "invalid float value"
 
 
+def _reader(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
+    """A schema parser (``config_schema.PARSERS``) as an argparse type: its message is said."""
+
+    def read(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    read.__name__ = name
+    return read
+
+
 def _parse(s: Setting) -> Callable[[str], Any]:
+    if s.parse is not None:
+        return _reader(PARSERS[s.parse], s.parse)
     if s.base is bool:
         return _bool
     if s.base is list:
@@ -145,7 +161,13 @@ def resolve_data(args: argparse.Namespace) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """TrainConfig from DATA, ``--recipe`` and the config flags (flags beat the recipe).
+    """TrainConfig from DATA, ``--recipe`` and the config flags (see ``config_and_notes``)."""
+    return config_and_notes(args)[0]
+
+
+def config_and_notes(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
+    """TrainConfig from DATA, ``--recipe`` and the config flags (flags beat the recipe), and
+    the notes said on stderr (``--recipe auto``: what it chose and why, one line each).
 
     Without ``--arch`` the architecture is ResNet-18 where its ImageNet weights can be had, else
     the bundled EfficientNet-Lite0 (said on stderr); ImageNet weights that cannot be had stop the
@@ -154,10 +176,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
     resolve_data(args)
     try:
-        settings, note = resolve_settings(args.recipe, given_settings(args))
+        settings, note = resolve_settings(
+            args.recipe, given_settings(args), data_dir=str(Path(args.data))
+        )
         config = TrainConfig(data_dir=str(Path(args.data)), **settings)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    return config
+    notes = note.splitlines()
+    for line in notes:
+        print(f"note: {line}", file=sys.stderr)
+    return config, notes

@@ -13,7 +13,7 @@ from modelkit.cli.common import (
     UsageError,
     add_config_flags,
     add_dataset_flags,
-    config_from_args,
+    config_and_notes,
     given_settings,
 )
 
@@ -32,7 +32,10 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if not (args.data or args.dataset):
             raise UsageError("train needs a DATA folder, --dataset NAME or --resume RUN_DIR")
-        trainer = Trainer(config_from_args(args))
+        from modelkit.recipes import notes_callback
+
+        config, notes = config_and_notes(args)
+        trainer = Trainer(config, callbacks=[notes_callback(notes)] if notes else [])
     printer = ProgressPrinter(sys.stderr)
     trainer.listeners.append(printer)
     if not args.resume:
@@ -97,7 +100,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from last.pt")
     p.add_argument(
-        "--recipe", default="", help="settings preset, e.g. few-images (flags still win)"
+        "--recipe",
+        default="",
+        help="settings preset (flags still win): auto (looks at the data, the weights here, the "
+        "device and --time-budget, and says why it chose each setting), few-images, "
+        "from-scratch-small-images, fine-tune-large. Default: none, the settings' own "
+        "defaults, so a script means the same on any data",
     )
     add_dataset_flags(p)
     add_config_flags(p)

@@ -57,8 +57,13 @@ class JobRegistry:
         return None if self._roots is None else tuple(self._roots())
 
     def launch(
-        self, config: TrainConfig | None = None, resume_dir: str | Path | None = None
+        self,
+        config: TrainConfig | None = None,
+        resume_dir: str | Path | None = None,
+        notes: list[str] | None = None,
     ) -> TrainingJob:
+        """Train ``config`` (or resume ``resume_dir``) in a thread; ``notes`` (a recipe's
+        reasons) go to the run's log first."""
         roots = self.roots()
         if resume_dir is not None:
             refuse_if_locked(resume_dir)
@@ -67,7 +72,7 @@ class JobRegistry:
         with self._lock:
             self._refuse_if_busy()
             with confine_to(roots):  # the job's thread keeps this context: its scan is confined
-                job = TrainingJob(config, resume_dir)
+                job = TrainingJob(config, resume_dir, notes)
             return self._start(job)
 
     def launch_subprocess(self, config: TrainConfig, nproc: int):

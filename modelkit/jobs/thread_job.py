@@ -24,6 +24,7 @@ from modelkit.events import (
     Stopped,
 )
 from modelkit.jobs.live_view import LiveView
+from modelkit.recipes import notes_callback
 from modelkit.training.loop import Trainer
 
 
@@ -32,7 +33,12 @@ class TrainingJob:
 
     MAX_BATCH_POINTS = 5000
 
-    def __init__(self, config: TrainConfig | None = None, resume_dir: str | Path | None = None):
+    def __init__(
+        self,
+        config: TrainConfig | None = None,
+        resume_dir: str | Path | None = None,
+        notes: list[str] | None = None,
+    ):
         self.lock = threading.Lock()
         self.view = LiveView(epochs=config.epochs if config else 0)
         self.stop_event = threading.Event()
@@ -41,7 +47,9 @@ class TrainingJob:
             self.view.run_dir = str(resume_dir)
         else:
             assert config is not None
-            self.trainer = Trainer(config, [self._on_event])
+            # notes: what a recipe chose and why, for the run's log
+            callbacks = [notes_callback(notes)] if notes else []
+            self.trainer = Trainer(config, [self._on_event], callbacks=callbacks)
         self.config = self.trainer.config
         self.view.epochs = self.config.epochs
         # The thread runs in a copy of the creator's context, so an app's confine_to (its allowed

@@ -144,6 +144,7 @@ class Trainer:
 
     # -- the run --------------------------------------------------------------------------------
     def fit(self, stop_event: threading.Event | None = None) -> TrainResult:
+        self.fit_started = time.perf_counter()  # a time budget counts from here
         if stop_event is not None:
             self.stop_event = stop_event
         cfg, resuming = self.config, self.run_dir is not None
@@ -195,7 +196,8 @@ class Trainer:
             restore(self, saved)
         self.features = setup.cache_features(self)
         call_hooks(self.callbacks, "on_fit_start", self)
-        for epoch in range(self.state.epoch, cfg.epochs):
+        epoch = self.state.epoch
+        while epoch < self.config.epochs:  # read each time: a time budget may fix the epochs
             call_hooks(self.callbacks, "on_epoch_start", self, epoch)
             metrics = self._train_epoch(epoch)
             if metrics is None:  # stopped within the epoch
@@ -212,6 +214,7 @@ class Trainer:
             call_hooks(self.callbacks, "on_epoch_end", self, epoch, metrics)
             if self.stop_reason:
                 break
+            epoch += 1
         reason = self.stop_reason or "completed"
         if reason in FINISHED:  # inside the try: a failing final write fails the run
             call_hooks(self.callbacks, "on_fit_end", self, reason)

@@ -80,7 +80,9 @@ def launched(monkeypatch) -> list[TrainConfig]:
     from modelkit.jobs import JobRegistry
 
     configs: list[TrainConfig] = []
-    monkeypatch.setattr(JobRegistry, "launch", lambda self, config: configs.append(config))
+    monkeypatch.setattr(
+        JobRegistry, "launch", lambda self, config, notes=None: configs.append(config)
+    )
     return configs
 
 

@@ -37,3 +37,19 @@ def test_few_images_recipe_fills_the_form_and_trains_in_two_phases(open_page, ap
     job = job_registry().current
     job.join(120)
     assert [r["phase"] for r in read_metrics(job.snapshot().run_dir)] == [1, 2]
+
+
+def test_auto_is_offered_first_and_says_why_it_chose_each_setting(open_page, app_dirs):
+    at = open_page("pages/train.py")
+    recipe = next(w for w in at.selectbox if w.label == "Recipe")
+    assert recipe.options[0] == "auto" and recipe.value == "auto"
+    assert any("auto chooses once a dataset is picked" in c.value for c in at.caption)
+    dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)
+    next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset)).run()
+    assert not at.exception
+    (why,) = [e for e in at.expander if e.label == "Why these settings (auto)"]
+    text = "\n".join(m.value for m in why.markdown)
+    # 40 px squares: a small network from scratch, and the reason for it
+    assert "arch = smallresnet" in text and "tiny" in text
+    assert next(w for w in at.selectbox if w.label == "Architecture").value == "smallresnet"
+    assert next(w for w in at.selectbox if w.label == "Schedule").value == "onecycle"

@@ -116,3 +116,23 @@ def test_bench_scale_measures_every_step_with_its_peak_memory(tmp_path):
     assert result["runs"]["count"] == 20 and result["runs"]["steps"]["runs_list"]["runs"] == 20
     assert result["runs"]["steps"]["runs_cli"]["lines"] == 21  # a header and one line per run
     assert "dataset_page" in printed and "runs_page" in printed
+
+
+def test_bench_time_to_accuracy_reports_both_sides_under_one_budget(tmp_path, helpers):
+    """The naive loop and the auto recipe under the same budget: accuracy of each, budget vs
+    actual wall time, the time auto needs to reach the naive loop's accuracy, peak RSS."""
+    data = helpers.write_dataset(tmp_path / "data", num_classes=2, per_class=8, size=(40, 40))
+    out = tmp_path / "tta.json"
+    args = ["--budget", "10s", "--weights", "none", "--image-size", "32", "--workers", "0"]
+    printed = run_script(
+        "bench_time_to_accuracy.py", str(data), *args, "--json", str(out), cwd=tmp_path
+    )
+    result = json.loads(out.read_text())
+    for side in ("naive", "auto"):
+        assert 0 <= result[side]["val_acc"] <= 1 and result[side]["curve"], side
+        assert result[side]["wall_s"] > 0 and result[side]["peak_rss_mb"] > 0, side
+    summary = result["summary"]
+    assert summary["budget_s"] == 10.0
+    assert {"auto_time_to_naive_final_acc_share", "auto_wall_over_budget"} <= set(summary)
+    assert any(line.startswith("auto: arch = smallresnet") for line in result["auto"]["why"])
+    assert "auto reached the naive loop's final accuracy" in printed

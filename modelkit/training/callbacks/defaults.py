@@ -17,6 +17,7 @@ from modelkit.training.callbacks.early_stopping import EarlyStopping
 from modelkit.training.callbacks.final_evaluation import FinalEvaluation
 from modelkit.training.callbacks.phase_switch import PhaseSwitch
 from modelkit.training.callbacks.reporter import EventReporter
+from modelkit.training.callbacks.time_budget import TimeBudget
 
 
 def default_callbacks(trainer: Trainer) -> list[Callback]:
@@ -31,8 +32,10 @@ def default_callbacks(trainer: Trainer) -> list[Callback]:
     elif not is_main:
         trainer.listeners = []  # only rank 0 records, prints and reports
     saving = [Checkpoint(), FinalEvaluation()] if trainer.record else []
+    budget = [TimeBudget(cfg.time_budget)] if cfg.time_budget else []  # before last.pt is saved
     callbacks = [
         PhaseSwitch(),
+        *budget,
         *saving,
         EventReporter(),
         EarlyStopping(cfg.early_stopping_patience),

@@ -12,7 +12,7 @@ from modelkit.events import BatchEnd, EpochEnd, Failed, Finished, RunStarted, St
 from modelkit.training.callbacks.base import Callback, Trainer
 from modelkit.training.errors import explain_error
 
-FINISHED = ("completed", "early_stopping")  # the stop reasons of a run that finished
+FINISHED = ("completed", "early_stopping", "time_budget")  # reasons of a finished run
 
 
 class EventReporter(Callback):

@@ -1,0 +1,296 @@
+"""The ``auto`` recipe: settings chosen from what is known about the data, the weights, the
+device and the time a person has, each with one line of why.
+
+What it looks at is cheap to learn: the folder's scan (images and classes per split, no decoding),
+the sizes of a few hundred images (PIL reads only their headers), the class balance, whether
+ImageNet weights can be had here (``modelkit.models.weights``), the device, and the optional time
+budget. The choices follow what worked on this kind of machine (issue #13): with pretrained
+weights, fine-tune (the head first when there are few images a class) at 224 px, lower on a
+CPU with a tight budget; without them, ResNet-18 at 112 px (a small ResNet for thumbnails) with
+one-cycle SGD, label smoothing and weight decay. With a budget the epochs are a first guess:
+the run's ``TimeBudget`` callback fixes them from the first batches.
+
+The training techniques of issue #13 (EMA, mixup/cutmix, TrivialAugment, warmup, class balance,
+TTA, progressive resizing) are set through ``TECHNIQUES`` only where TrainConfig has the field,
+so the recipe uses each one the moment it exists.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+from modelkit.config import schema
+from modelkit.data.scan import scan_dataset
+from modelkit.errors import ModelkitError
+
+SIZE_SAMPLE = 300  # image headers read to learn the images' sizes
+TINY_SIDE = 64  # images this small (px): a small network from scratch, on a CPU
+FEW_PER_CLASS = 300  # fewer training images a class than this: train the head first
+IMBALANCED = 3.0  # largest class / smallest class above this: balance the classes
+# Rough training speed on one CPU core pair, images a second at 224 px (the issue's
+# measurements: ResNet-18 170/s at 112 px); only used to pick the image size under a budget.
+CPU_RATE_224 = {"resnet18": 40.0, "efficientnet_lite0": 30.0, "smallresnet": 400.0}
+MIN_EPOCHS_IN_BUDGET = 6  # fewer than this at full size: train smaller images instead
+
+# Issue #13's training techniques, by situation: field -> (value, why). Applied only for the
+# fields TrainConfig has (``techniques``); the names are the fields those features add.
+TECHNIQUE_FIELDS = (
+    "ema", "ema_decay", "mixup_alpha", "cutmix_alpha", "mix_prob", "auto_augment",
+    "warmup_epochs", "class_balance", "tta", "progressive_resize", "progressive_min_size",
+    "eval_size",
+)  # fmt: skip
+TECHNIQUES: dict[str, dict[str, tuple[Any, str]]] = {
+    "fine-tune": {
+        "ema": (True, "EMA of the weights smooths the last epochs of a short run"),
+        "ema_decay": (0.998, "a short memory suits a run of a few hundred steps"),
+        "warmup_epochs": (1, "one warmup epoch keeps the new head from wrecking the backbone"),
+        "tta": ("flip", "flipped copies at evaluation cost little and add accuracy"),
+    },
+    "scratch": {
+        "ema": (True, "EMA of the weights: airbench and Ultralytics train with it"),
+        "ema_decay": (0.999, "the usual memory for a run of thousands of steps"),
+        "warmup_epochs": (1, "one warmup epoch steadies the high one-cycle rate"),
+        "auto_augment": ("trivialaugment", "TrivialAugment: strong augmentation, no tuning"),
+        "progressive_resize": (True, "small images first: early epochs are much cheaper"),
+        "tta": ("flip", "flipped copies at evaluation cost little and add accuracy"),
+    },
+    "many-epochs": {
+        "mixup_alpha": (0.2, "mixup regularises runs long enough to overfit"),
+        "cutmix_alpha": (1.0, "cutmix as timm's recipes pair it with mixup"),
+        "mix_prob": (0.5, "mixed batches half the time keep the clean signal"),
+    },
+}
+
+
+class AutoRecipeError(ModelkitError, ValueError):
+    """The auto recipe cannot look at the dataset (no folder given, or none there)."""
+
+
+@dataclass
+class Facts:
+    """What the auto recipe knows before choosing."""
+
+    images: int  # training images
+    classes: int
+    per_class: dict[str, int]
+    median_side: int  # median shorter side of a sample of the images, px (0: unknown)
+    pretrained: str  # the architecture with ImageNet weights here, "" when none can be had
+    gpu: bool
+    time_budget: float = 0.0
+
+    @property
+    def imbalance(self) -> float:
+        counts = [c for c in self.per_class.values() if c]
+        return max(counts) / min(counts) if counts else 1.0
+
+
+@dataclass
+class AutoRecipe:
+    """The settings chosen, and for each choice one line of why (in the order chosen)."""
+
+    settings: dict[str, Any]
+    reasons: list[tuple[str, Any, str]] = field(default_factory=list)  # (field or "", value, why)
+    facts: Facts | None = None
+
+    def lines(self, config: Any = None) -> list[str]:
+        """One line per choice; given the ``config`` a run starts with, only the choices it
+        kept (a person may have changed some on the form)."""
+        out = []
+        for name, value, why in self.reasons:
+            if name and config is not None and getattr(config, name, value) != value:
+                continue
+            out.append(f"auto: {name} = {value} ({why})" if name else f"auto: {value} ({why})")
+        return out
+
+
+def image_sides(paths: list[str], limit: int = SIZE_SAMPLE, seed: int = 0) -> list[int]:
+    """Shorter sides of up to ``limit`` images picked at random; only their headers are read.
+    Unreadable files are skipped (the dataset report names them)."""
+    from PIL import Image
+
+    sample = random.Random(seed).sample(paths, min(limit, len(paths)))
+    sides = []
+    for path in sample:
+        try:
+            with Image.open(path) as im:
+                sides.append(min(im.size))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return sides
+
+
+def gather_facts(
+    data_dir: str, explicit: dict[str, Any], probe_network: bool = True, gpu: bool | None = None
+) -> Facts:
+    """Facts about ``data_dir`` and this machine; ``explicit`` settings that bear on them (the
+    starting weights, the architecture, the device, the split, the time budget) are honoured."""
+    from modelkit.device import pick_device
+    from modelkit.models.weights import default_pretrained_arch, imagenet_available
+
+    if not data_dir:
+        raise AutoRecipeError("recipe auto: needs the dataset folder to look at")
+    index = scan_dataset(
+        data_dir, explicit.get("val_ratio", 0.2), explicit.get("test_ratio", 0.0),
+        explicit.get("seed", 0),
+    )  # fmt: skip
+    train = index.splits.get("train", [])
+    per_class = {c: 0 for c in index.classes}
+    for sample in train:
+        per_class[index.classes[sample.label]] += 1
+    sides = image_sides([s.path for s in train])
+    pretrained = ""
+    if explicit.get("weights", "imagenet") == "imagenet":
+        arch = explicit.get("arch") or default_pretrained_arch(probe_network)
+        pretrained = arch if imagenet_available(arch, probe_network) else ""
+    if gpu is None:
+        gpu = pick_device(explicit.get("device", "auto")).type != "cpu"
+    return Facts(
+        images=len(train), classes=len(index.classes), per_class=per_class,
+        median_side=int(median(sides)) if sides else 0, pretrained=pretrained, gpu=gpu,
+        time_budget=float(explicit.get("time_budget", 0.0) or 0.0),
+    )  # fmt: skip
+
+
+def auto_recipe(
+    data_dir: str, explicit: dict[str, Any] | None = None, probe_network: bool = True
+) -> AutoRecipe:
+    """The ``auto`` recipe for ``data_dir``: settings and one line of why each."""
+    explicit = dict(explicit or {})
+    return choose(gather_facts(data_dir, explicit, probe_network), explicit)
+
+
+def choose(facts: Facts, explicit: dict[str, Any] | None = None) -> AutoRecipe:
+    """The choices, from ``facts`` alone (tests give facts directly). Settings the person gave
+    (``explicit``) are not chosen again; they win anyway."""
+    explicit = explicit or {}
+    out = AutoRecipe({}, [], facts)
+
+    def pick(name: str, value: Any, why: str) -> None:
+        if name not in explicit:
+            out.settings[name] = value
+            out.reasons.append((name, value, why))
+
+    per_class = facts.images / max(facts.classes, 1)
+    seen = f"{facts.images} training images, {facts.classes} classes (~{per_class:.0f} a class)"
+    tiny = 0 < facts.median_side <= TINY_SIDE
+    if facts.pretrained and not (tiny and not facts.gpu):
+        _fine_tune(facts, pick, per_class, seen)
+    else:
+        _from_scratch(facts, pick, seen)
+    if facts.imbalance > IMBALANCED:
+        pick(
+            "monitor", "val_loss",
+            f"the largest class is {facts.imbalance:.1f}x the smallest: watch the loss, not "
+            "accuracy, which the big classes dominate",
+        )  # fmt: skip
+    if facts.time_budget:
+        out.reasons.append(
+            (
+                "",
+                f"epochs fitted to the {facts.time_budget:g} s budget",
+                "the first batches are timed and the schedule laid out to end on time",
+            )
+        )
+    _techniques(out, facts, explicit)
+    return out
+
+
+def _fine_tune(facts: Facts, pick: Any, per_class: float, seen: str) -> None:
+    arch = facts.pretrained
+    pick("arch", arch, f"its ImageNet weights are here; {seen}")
+    pick("weights", "imagenet", "pretrained features reach high accuracy in a few epochs")
+    size = 224
+    why = "the size the ImageNet weights were trained at"
+    if not facts.gpu and facts.time_budget:
+        rate = CPU_RATE_224.get(arch, 30.0)
+        epochs_224 = facts.time_budget * rate / max(facts.images, 1)
+        if epochs_224 < MIN_EPOCHS_IN_BUDGET:
+            size = 160
+            why = f"at 224 px only ~{epochs_224:.0f} epochs would fit the budget on this CPU"
+    pick("image_size", size, why)
+    pick("batch_size", 64 if facts.gpu else 32, "fits memory; small batches help few images")
+    steps = math.ceil(facts.images / 32)
+    epochs = min(max(math.ceil(600 / max(steps, 1)), 4), 20)
+    pick("epochs", epochs, f"~600 optimizer steps ({steps} an epoch) fine-tune a pretrained net")
+    pick("optimizer", "adamw", "AdamW fine-tunes pretrained weights with little tuning")
+    pick("weight_decay", 0.05, "AdamW's usual decoupled weight decay")
+    pick("label_smoothing", 0.1, "softer targets generalise better and calibrate the scores")
+    pick("scheduler", "cosine", "cosine decay ends each phase at a low rate")
+    if per_class < FEW_PER_CLASS:
+        pick(
+            "head_epochs", 2,
+            f"~{per_class:.0f} images a class: train the new head on the frozen backbone first "
+            "(cheap: its features are cached), then fine-tune everything",
+        )  # fmt: skip
+        pick("lr", 2e-3, "the new head alone can learn fast")
+        pick("finetune_lr", 5e-4, "the head's rate once the backbone trains too")
+        pick("backbone_lr", 1e-4, "the pretrained layers move gently")
+        pick("crop_scale_min", 0.25, "few images: crop hard to see more variety")
+        pick("brightness", 0.2, "colour jitter: few images need more variety")
+        pick("contrast", 0.2, "colour jitter: few images need more variety")
+    else:
+        pick("lr", 1e-3, f"~{per_class:.0f} images a class: fine-tune everything from the start")
+        pick("backbone_lr", 2e-4, "the pretrained layers at a fifth of the head's rate")
+        pick("crop_scale_min", 0.35, "enough images: moderate crops")
+    pick("hflip", True, "mirrored photos are still the same class")
+
+
+def _from_scratch(facts: Facts, pick: Any, seen: str) -> None:
+    why = f"no ImageNet weights can be had here; {seen}"
+    if facts.pretrained:
+        why = (
+            f"the images are tiny (~{facts.median_side} px): ImageNet features would need them "
+            f"upscaled to 224 px, slow on a CPU; a small network from scratch is faster; {seen}"
+        )
+    pick("weights", "none", why)
+    if facts.median_side and facts.median_side <= TINY_SIDE:
+        pick("arch", "smallresnet", f"images are small (~{facts.median_side} px): a small ResNet")
+        size = 32 if facts.median_side <= 40 else 64
+        pick("image_size", size, f"about the images' own size ({facts.median_side} px)")
+    else:
+        pick("arch", "resnet18", "ResNet-18 trains well from scratch at small sizes")
+        size = 160 if facts.gpu else 112
+        pick(
+            "image_size", size,
+            "112 px: from scratch on a CPU, resolution costs more than it gives (issue #13)"
+            if size == 112 else "160 px: a GPU affords the detail",
+        )  # fmt: skip
+    pick("batch_size", 64 if not facts.gpu else 128, "large enough for a high one-cycle rate")
+    steps = math.ceil(facts.images / 64)
+    epochs = min(max(math.ceil(2000 / max(steps, 1)), 8), 40)
+    pick("epochs", epochs, f"~2000 optimizer steps ({steps} an epoch) from random weights")
+    pick("optimizer", "sgd", "SGD with momentum: the speed-run recipes' optimizer")
+    pick("lr", 0.1, "one-cycle peaks high; the hand-picked scene recipe used 0.1")
+    pick("scheduler", "onecycle", "one-cycle reaches good accuracy in few epochs")
+    pick("weight_decay", 5e-4, "from scratch needs more regularisation")
+    pick("label_smoothing", 0.1, "softer targets generalise better")
+    pick("crop_scale_min", 0.35, "random crops are the main augmentation from scratch")
+    pick("hflip", True, "mirrored photos are still the same class")
+
+
+def _techniques(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> None:
+    """Issue #13's techniques for this situation, where TrainConfig has them."""
+    table = dict(TECHNIQUES["fine-tune" if facts.pretrained else "scratch"])
+    if not facts.pretrained and out.settings.get("epochs", 0) >= 20:
+        table.update(TECHNIQUES["many-epochs"])
+    if facts.imbalance > IMBALANCED:
+        table["class_balance"] = (
+            "weighted_loss",
+            f"classes differ {facts.imbalance:.1f}x in size: weight the loss by class",
+        )
+    size = out.settings.get("image_size") or explicit.get("image_size")
+    if table.get("progressive_resize") and size:
+        table["progressive_min_size"] = (
+            max(16 * round(size * 0.6 / 16), 16),
+            "start at ~60% of the final size",
+        )
+        table["eval_size"] = (size + 16, "evaluate a little larger than training (FixRes)")
+    present = {s.name for s in schema()}
+    for name, (value, why) in table.items():
+        if name in present and name not in explicit:
+            out.settings[name] = value
+            out.reasons.append((name, value, why))

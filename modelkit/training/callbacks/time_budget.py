@@ -1,0 +1,176 @@
+"""A time budget: the run is laid out to end on time, and stops at the budget if it must.
+
+A person says "ten minutes", not "eleven epochs". The clock starts before the images are decoded
+(decoding is part of what the person waits for). The first batches of training are timed; from
+their rate, the validation pass and the final evaluation still to come, the number of epochs that
+fits is fixed once, and the learning-rate schedule (cosine, one-cycle) is rebuilt over that many
+epochs so it ends where the budget ends rather than being cut in the middle. When epochs are long
+against the budget the decision comes after a few batches, else after the first whole epoch (then
+the validation pass is measured, not guessed). A two-phase run decides at the start of its
+fine-tuning phase, whose batches cost what the rest will. As a safety net the run stops cleanly
+(reason ``time_budget``, a finished run, with its final evaluation) when the next epoch cannot
+end in time. The decision is said in the run log in one line, and saved in last.pt so a resumed
+run keeps it and counts the time already spent.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+from modelkit.events import Message
+from modelkit.training import optim
+from modelkit.training.callbacks.base import Callback, Trainer
+
+REASON = "time_budget"
+TIMED_BATCHES = 4  # batches timed after the first one (which pays for warm-up)
+MIN_STEPS_TO_DECIDE_EARLY = 20  # shorter epochs are timed whole, validation included
+SPARE = 0.01  # share of the budget kept back for writing checkpoints and the log
+# schedules whose shape depends on the run's length: they are laid out again over the new epochs
+LENGTH_SCHEDULES = ("cosine", "onecycle")
+
+
+def clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class TimeBudget(Callback):
+    """Fit the epochs of a run into ``budget`` seconds of wall time (decoding included)."""
+
+    def __init__(self, budget: float):
+        self.budget = float(budget)
+        self.spent_before = 0.0  # seconds a resumed run had already spent
+        self.decided_epochs = 0  # 0: not decided yet
+        self.decided_phase = -1
+        self.phase = 0  # the phase of the epoch under way
+        self.started = 0.0
+        self.batch_times: list[float] = []
+        self.epoch_started = 0.0
+        self.epoch_seconds = 0.0  # a whole epoch, validation included (estimate, then measured)
+        self.eval_per_image = 0.0
+        self.said_stop = False
+        self.decision = ""  # the line the log got (tests and the benchmark read it)
+
+    # -- the clock ----------------------------------------------------------------------------
+    def now(self) -> float:
+        """The wall clock (a test may run the callback on a clock of its own)."""
+        return time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.spent_before + self.now() - self.started
+
+    def setup(self, trainer: Trainer) -> None:
+        # from the start of fit (building the model, loading weights) and before decoding:
+        # all of it is part of the wait
+        before = time.perf_counter() - getattr(trainer, "fit_started", time.perf_counter())
+        self.started = self.now() - before
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"spent": self.elapsed(), "epochs": self.decided_epochs, "phase": self.decided_phase}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.spent_before = float(state.get("spent", 0.0))
+        self.decided_epochs = int(state.get("epochs", 0))
+        self.decided_phase = int(state.get("phase", -1))
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if self.decided_epochs and self.decided_epochs != trainer.config.epochs:  # resumed
+            trainer.config = trainer.config.replace(epochs=self.decided_epochs)
+
+    # -- measuring ----------------------------------------------------------------------------
+    def _measuring(self) -> bool:
+        """Whether the epochs are still to be fixed in the phase of the epoch under way (phase
+        1, head only on a frozen backbone, says nothing about what fine-tuning costs)."""
+        return self.phase != 1 and self.decided_phase != self.phase
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self.epoch_started = self.now()
+        self.phase = trainer.phase  # at the epoch's end the phase switch may have moved on
+        self.batch_times = []
+
+    def on_batch_end(self, trainer: Trainer, epoch: int, batch: int, loss: float) -> None:
+        steps = trainer.steps_per_epoch
+        if self._measuring() and steps >= MIN_STEPS_TO_DECIDE_EARLY:
+            self.batch_times.append(self.now())
+            if len(self.batch_times) == TIMED_BATCHES + 1:
+                per_batch = (self.batch_times[-1] - self.batch_times[0]) / TIMED_BATCHES
+                n_val = len(trainer.data.rows.get("val", []))
+                # a validation image costs about a third of a training one (forward only)
+                self.eval_per_image = per_batch / trainer.config.batch_size / 3
+                self.epoch_seconds = per_batch * steps + self.eval_per_image * n_val
+                left_now = per_batch * (steps - batch - 1) + self.eval_per_image * n_val
+                self._decide(trainer, epoch + 1, left_now, f"{TIMED_BATCHES} timed batches")
+        if trainer.dist.any(self.elapsed() + self._final_eval(trainer) >= self.budget):
+            self._stop(trainer, "the budget is spent")
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        seconds = self.now() - self.epoch_started
+        n_val = len(trainer.data.rows.get("val", []))
+        if n_val:
+            val_seconds = max(seconds - float(metrics.get("epoch_seconds", seconds)), 0.0)
+            self.eval_per_image = val_seconds / n_val
+        if self.phase != 1:
+            self.epoch_seconds = seconds
+        if self._measuring():
+            self._decide(trainer, epoch + 1, 0.0, "the first epoch")
+        # The safety net: an epoch that cannot end in time is not started.
+        if epoch + 1 < trainer.config.epochs and self.epoch_seconds:
+            ends = self.elapsed() + self.epoch_seconds + self._final_eval(trainer)
+            if trainer.dist.any(ends > self.budget * (1 + SPARE)):
+                self._stop(trainer, "the next epoch would end past the budget")
+
+    # -- deciding -----------------------------------------------------------------------------
+    def _final_eval(self, trainer: Trainer) -> float:
+        rows = trainer.data.rows
+        return self.eval_per_image * (len(rows.get("val", [])) + len(rows.get("test", [])))
+
+    def _decide(self, trainer: Trainer, done: int, left_now: float, measured: str) -> None:
+        """Fix the epochs: ``done`` epochs are counted as trained once ``left_now`` seconds
+        (the rest of the epoch under way) have passed."""
+        cfg = trainer.config
+        free = self.budget * (1 - SPARE) - self.elapsed() - left_now - self._final_eval(trainer)
+        more = max(math.floor(free / self.epoch_seconds), 0) if self.epoch_seconds > 0 else 0
+        epochs = max(done + more, cfg.head_epochs + 1)
+        epochs = int(trainer.dist.broadcast(epochs))  # every rank trains rank 0's count
+        self.decided_epochs, self.decided_phase = epochs, self.phase
+        if epochs != cfg.epochs:
+            trainer.config = cfg.replace(epochs=epochs)
+            if cfg.scheduler in LENGTH_SCHEDULES:
+                relay_schedule(trainer)
+        self.decision = (
+            f"time budget {clock(self.budget)}: {clock(self.elapsed())} spent (decoding "
+            f"included), an epoch takes {self.epoch_seconds:.1f}s (from {measured}), so "
+            f"{epochs} epochs (asked: {cfg.epochs})"
+            + (f", {cfg.scheduler} schedule laid out over them" if epochs != cfg.epochs else "")
+        )
+        trainer.emit(Message(self.decision))
+
+    def _stop(self, trainer: Trainer, why: str) -> None:
+        if not self.said_stop:
+            self.said_stop = True
+            trainer.emit(Message(f"time budget {clock(self.budget)}: stopping, {why}"))
+        trainer.request_stop(REASON)
+
+
+def relay_schedule(trainer: Trainer) -> None:
+    """Build the schedule of the current phase again over ``trainer.config``'s epochs and bring
+    it to where training is (the batches or epochs this phase has already taken); the optimizer
+    and its momentum stay."""
+    cfg, opt = trainer.config, trainer.optimizer
+    for group in opt.param_groups:  # the rates the old schedule started from
+        group["lr"] = group.get("max_lr", group.get("initial_lr", group["lr"]))
+    scheduler = optim.create_scheduler(
+        opt,
+        **optim.scheduler_kwargs(cfg, trainer.phase, trainer.steps_per_epoch, trainer.monitor),
+    )
+    first = cfg.head_epochs if trainer.phase == 2 else 0
+    epochs_done = trainer.state.epoch - first
+    steps_done = trainer.state.global_step - first * trainer.steps_per_epoch
+    with warnings.catch_warnings():  # stepping a schedule without optimizer steps is the point
+        warnings.simplefilter("ignore")
+        for _ in range(steps_done if optim.steps_per_batch(scheduler) else epochs_done):
+            scheduler.step()
+    trainer.scheduler = scheduler

@@ -1,0 +1,140 @@
+"""The auto recipe: what it chooses for a small or a large folder, imbalanced classes, with or
+without ImageNet weights, with or without a time budget; its reasons reach the CLI and the run's
+log; issue #13's techniques are used only where TrainConfig has them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from modelkit import auto_recipe as auto
+from modelkit.auto_recipe import TECHNIQUE_FIELDS, TECHNIQUES, Facts, choose, gather_facts
+from modelkit.cli.main import main
+from modelkit.config import TrainConfig, schema
+from modelkit.recipes import NAMES, PRESETS, resolve_settings
+
+BALANCED = {"a": 100, "b": 100}
+
+
+def facts(**changes) -> Facts:
+    base = Facts(
+        images=200, classes=2, per_class=BALANCED, median_side=300,
+        pretrained="efficientnet_lite0", gpu=False,
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+def test_few_images_with_weights_train_the_head_first_then_fine_tune():
+    chosen = choose(facts())
+    s = chosen.settings
+    assert s["arch"] == "efficientnet_lite0" and s["weights"] == "imagenet"
+    assert s["head_epochs"] > 0 and s["backbone_lr"] < s["lr"]
+    assert s["image_size"] == 224
+    TrainConfig(data_dir="x", **s)  # a valid config
+    assert any("head" in line and "frozen backbone" in line for line in chosen.lines())
+
+
+def test_a_large_folder_fine_tunes_everything_from_the_start():
+    s = choose(facts(images=20000, per_class={"a": 10000, "b": 10000})).settings
+    assert "head_epochs" not in s and s["backbone_lr"] < s["lr"]
+    assert s["epochs"] < choose(facts()).settings["epochs"]  # many steps an epoch already
+
+
+def test_without_weights_it_trains_from_scratch_small_and_fast():
+    s = choose(facts(pretrained="", images=8000, per_class={"a": 4000, "b": 4000})).settings
+    assert s["weights"] == "none" and s["arch"] == "resnet18" and s["image_size"] == 112
+    assert s["scheduler"] == "onecycle" and s["optimizer"] == "sgd" and s["label_smoothing"] > 0
+    thumbnails = choose(facts(pretrained="", median_side=32)).settings
+    assert thumbnails["arch"] == "smallresnet" and thumbnails["image_size"] == 32
+
+
+def test_tiny_images_on_a_cpu_train_a_small_network_even_with_weights_at_hand():
+    chosen = choose(facts(median_side=64))
+    assert chosen.settings["weights"] == "none" and chosen.settings["arch"] == "smallresnet"
+    assert any("tiny" in line for line in chosen.lines())
+    assert choose(facts(median_side=64, gpu=True)).settings["weights"] == "imagenet"
+
+
+def test_imbalanced_classes_are_noticed_and_said():
+    chosen = choose(facts(per_class={"a": 190, "b": 10}))
+    assert chosen.settings["monitor"] == "val_loss"
+    assert any("19.0x the smallest" in line for line in chosen.lines())
+    assert "monitor" not in choose(facts()).settings
+
+
+def test_a_tight_budget_on_a_cpu_trains_smaller_images_and_says_why():
+    free = choose(facts(images=2000, per_class={"a": 1000, "b": 1000}))
+    tight = choose(facts(images=2000, per_class={"a": 1000, "b": 1000}, time_budget=120))
+    assert free.settings["image_size"] == 224 and tight.settings["image_size"] < 224
+    assert any("budget" in line for line in tight.lines())
+    assert not any("budget" in line for line in free.lines())
+    on_gpu = choose(facts(images=2000, per_class={"a": 1000, "b": 1000}, time_budget=120, gpu=True))
+    assert on_gpu.settings["image_size"] == 224
+
+
+def test_settings_given_explicitly_are_not_chosen_and_not_explained():
+    chosen = choose(facts(), {"lr": 0.5})
+    assert "lr" not in chosen.settings
+    assert not any(line.startswith("auto: lr =") for line in chosen.lines())
+
+
+def test_lines_for_a_config_leave_out_choices_the_person_changed():
+    chosen = choose(facts())
+    config = TrainConfig(data_dir="x", **{**chosen.settings, "epochs": 3})
+    assert not any(line.startswith("auto: epochs =") for line in chosen.lines(config))
+    assert any(line.startswith("auto: arch =") for line in chosen.lines(config))
+
+
+def test_the_technique_table_names_only_known_fields():
+    known = {s.name for s in schema()} | set(TECHNIQUE_FIELDS)
+    assert set(TECHNIQUE_FIELDS) == {
+        "ema", "ema_decay", "mixup_alpha", "cutmix_alpha", "mix_prob", "auto_augment",
+        "warmup_epochs", "class_balance", "tta", "progressive_resize", "progressive_min_size",
+        "eval_size",
+    }  # fmt: skip
+    for situation, table in TECHNIQUES.items():
+        assert set(table) <= known, situation
+
+
+def test_techniques_are_used_the_moment_trainconfig_has_them(monkeypatch):
+    present = {s.name for s in schema()}
+    plain = choose(facts(pretrained=""))
+    assert not (set(plain.settings) & (set(TECHNIQUE_FIELDS) - present))
+
+    class Field:
+        def __init__(self, name):
+            self.name = name
+
+    monkeypatch.setattr(auto, "schema", lambda: (*schema(), Field("ema"), Field("tta")))
+    chosen = choose(facts(pretrained=""))
+    assert chosen.settings["ema"] is True and chosen.settings["tta"] == "flip"
+    assert "mixup_alpha" not in chosen.settings  # not a field (here): not set
+    assert any(line.startswith("auto: ema = True") for line in chosen.lines())
+
+
+def test_facts_come_from_the_folder(make_dataset):
+    data = make_dataset(per_class=10, size=(40, 48))
+    found = gather_facts(str(data), {"weights": "none"}, probe_network=False, gpu=False)
+    assert found.classes == 3 and found.images == 24
+    assert sum(found.per_class.values()) == 24
+    assert found.median_side == 40 and found.pretrained == ""
+
+
+def test_auto_is_a_recipe_name_and_needs_the_dataset():
+    assert NAMES[0] == "auto" and set(PRESETS) <= set(NAMES)
+    assert {"few-images", "from-scratch-small-images", "fine-tune-large"} <= set(PRESETS)
+    with pytest.raises(auto.AutoRecipeError, match="needs the dataset folder"):
+        resolve_settings("auto", {}, probe_network=False)
+
+
+def test_the_cli_says_why_and_the_run_log_keeps_it(capsys, image_dataset, tmp_path):
+    fast = ["--weights", "none", "--epochs", "1", "--image-size", "32", "--batch-size", "8"]
+    fast += ["--precision", "fp32", "--device", "cpu", "--runs-dir", str(tmp_path / "runs")]
+    code = main(["train", str(image_dataset), "--recipe", "auto", *fast])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "note: auto: arch = smallresnet" in err  # 40 px images, no weights
+    log = (tmp_path / "runs").glob("*/log.txt").__next__().read_text(encoding="utf-8")
+    assert "auto: arch = smallresnet" in log
+    assert "auto: epochs" not in log  # given on the command line, not chosen

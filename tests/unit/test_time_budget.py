@@ -1,0 +1,139 @@
+"""A time budget: the epochs are fixed from timed batches, the schedule is laid out over them, the
+run ends as a finished run (final evaluation done) by the budget's decision; ``--time-budget``
+takes durations the way a person writes them. No test asserts a time; the budgets are a few
+seconds, above what decoding and the first (warm-up) batch take on a busy shared CPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelkit.cli.main import main
+from modelkit.config_schema import parse_duration
+from modelkit.runs.store import read_json, read_metrics
+from modelkit.training.callbacks.time_budget import REASON, TimeBudget
+from modelkit.training.loop import Trainer
+
+
+def _budget_of(trainer: Trainer) -> TimeBudget:
+    return next(cb for cb in trainer.callbacks if isinstance(cb, TimeBudget))
+
+
+def _log(run_dir) -> str:
+    return (run_dir / "log.txt").read_text(encoding="utf-8")
+
+
+class SimulatedClock(TimeBudget):
+    """A budget on a clock of its own: decoding takes 1 s, a training batch 0.1 s, a validation
+    pass 0.05 s, whatever the shared machine's load, so the decision can be checked exactly."""
+
+    def setup(self, trainer):
+        self.trainer = trainer
+        super().setup(trainer)
+        self.started = 0.0  # the simulated clock starts at 0 when fit starts
+
+    def now(self) -> float:
+        t = getattr(self, "trainer", None)
+        if t is None or not hasattr(t, "data"):
+            return 0.0
+        return 1.0 + 0.1 * t.state.global_step + 0.05 * len(t.state.history)
+
+
+def _simulated(make_config, budget: float, **settings) -> tuple[Trainer, SimulatedClock]:
+    clock = SimulatedClock(budget)
+    trainer = Trainer(make_config(**settings), callbacks=[clock])
+    return trainer, clock
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
+def test_a_budget_fixes_the_epochs_from_the_first_epoch_and_lays_out_the_schedule(
+    make_config, scheduler
+):
+    # 24 training images in batches of 8: 3 batches (0.3 s) + validation (0.05 s) an epoch;
+    # after decoding (1 s) and the first epoch, 3 s * 0.99 leaves 1.62 s: 4 more epochs.
+    trainer, clock = _simulated(make_config, 3.0, epochs=1000, scheduler=scheduler)
+    result = trainer.fit()
+    assert result.state == "finished"
+    assert "from the first epoch" in clock.decision
+    assert "so 5 epochs (asked: 1000)" in clock.decision
+    assert clock.decided_epochs == trainer.config.epochs == 5
+    assert len(read_metrics(result.run_dir)) == 5  # it ended at the decided epoch
+    assert clock.decision in _log(result.run_dir)
+    assert read_json(result.run_dir / "status.json")["state"] == "finished"
+    assert (result.run_dir / "evaluation" / "val.json").is_file()  # the final evaluation ran
+    if scheduler == "onecycle":  # laid out over the decided epochs, not the 1000 asked for
+        assert trainer.scheduler.total_steps == 5 * trainer.steps_per_epoch
+        assert trainer.scheduler.last_epoch == 5 * trainer.steps_per_epoch
+    else:
+        assert trainer.scheduler.T_max == 5 and trainer.scheduler.last_epoch == 5
+
+
+def test_long_epochs_are_decided_after_a_few_timed_batches(make_config, make_dataset):
+    data = make_dataset("many", per_class=20)  # 48 training images, batches of 2: 24 steps
+    trainer, clock = _simulated(
+        make_config, 10.0, data_dir=data, batch_size=2, epochs=500, scheduler="onecycle"
+    )
+    result = trainer.fit()
+    assert result.state == "finished"
+    assert "from 4 timed batches" in clock.decision
+    assert trainer.config.epochs == clock.decided_epochs < 500
+    assert trainer.scheduler.total_steps == clock.decided_epochs * 24
+
+
+def test_the_safety_net_stops_at_the_budget_as_a_finished_run(make_config):
+    class Spent(TimeBudget):
+        """Spent before it starts."""
+
+        def elapsed(self) -> float:
+            return self.budget + 1.0
+
+    trainer = Trainer(make_config(epochs=5), callbacks=[Spent(2.0)])
+    result = trainer.fit()
+    assert result.state == "finished"
+    status = read_json(result.run_dir / "status.json")
+    assert status["state"] == "finished" and status["reason"] == REASON
+    assert len(read_metrics(result.run_dir)) == 0  # stopped in the first batch
+    assert "time budget 2s: stopping" in _log(result.run_dir)
+    assert (result.run_dir / "evaluation" / "val.json").is_file()
+
+
+def test_a_real_budget_ends_the_run_by_its_own_decision(make_config):
+    """On the wall clock: the run ends at the epochs the budget fixed, or at the budget."""
+    trainer = Trainer(make_config(epochs=1000, time_budget=15.0, scheduler="onecycle"))
+    result = trainer.fit()
+    budget = _budget_of(trainer)
+    assert result.state == "finished"
+    status = read_json(result.run_dir / "status.json")
+    epochs_run = len(read_metrics(result.run_dir))
+    assert (budget.decided_epochs and epochs_run == budget.decided_epochs < 1000) or (
+        status["reason"] == REASON
+    )
+
+
+def test_no_budget_no_callback(make_config):
+    trainer = Trainer(make_config(epochs=1))
+    trainer.fit()
+    assert not any(isinstance(cb, TimeBudget) for cb in trainer.callbacks)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("45", 45), ("1.5m", 90)],
+)
+def test_durations_read_as_people_write_them(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_the_cli_takes_a_duration_and_refuses_nonsense_in_one_line(capsys, image_dataset):
+    from modelkit.cli.common import config_from_args
+    from modelkit.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["train", str(image_dataset), "--weights", "none", "--time-budget", "10m"]
+    )
+    assert config_from_args(args).time_budget == 600.0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["train", str(image_dataset), "--time-budget", "ten minutes"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1
+    assert "--time-budget" in err[0] and "expected a duration such as 90s" in err[0]
