@@ -88,7 +88,7 @@ def decode(
     order = [(s, i) for s in splits for i in range(len(splits[s]))]
     cache = ImageCache(
         [splits[s][i].path for s, i in order],
-        resize_size_for(cfg.image_size),
+        resize_size_for(max(cfg.image_size, cfg.eval_size)),  # smaller sizes: resized batches
         cfg.cache_ram_mb,
         progress=lambda done, total: emit(CacheProgress(done, total)),
         should_stop=should_stop,
@@ -125,6 +125,8 @@ def cache_features(trainer: Trainer) -> dict[str, list[torch.Tensor]] | None:
     passes = min(cfg.feature_passes, frozen_epochs) if has_augmentation(settings) else 1
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
+    if cfg.tta != "none" or cfg.eval_size:  # evaluation views the cached features are not
+        eval_splits = []
     total = passes * len(data.rows["train"]) + sum(len(data.rows[s]) for s in eval_splits)
     done = 0
 
