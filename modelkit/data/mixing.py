@@ -41,6 +41,9 @@ def mix_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(mixed images, soft targets ``B x n_classes``). Unmixed batches get one-hot targets.
     ``part`` as in ``train_batch``: the same number of draws on every process."""
+    one_hot = torch.nn.functional.one_hot(y.to(x.device), n_classes).float()
+    if not s.on:
+        return x, one_hot
     n = x.shape[0]
     off, total = part or (0, n)
     keys = torch.rand(total, generator=g)[off : off + n]
@@ -50,8 +53,7 @@ def mix_batch(
     alpha = s.cutmix_alpha if use_cutmix else s.mixup_alpha
     lam = _beta(alpha, g)
     box = torch.rand(2, generator=g).tolist()
-    one_hot = torch.nn.functional.one_hot(y.to(x.device), n_classes).float()
-    if not s.on or apply >= s.mix_prob:
+    if apply >= s.mix_prob:
         return x, one_hot
     if use_cutmix:  # a box of area (1 - lam), clipped at the border; lam from the real area
         h, w = x.shape[2:]

@@ -1,10 +1,11 @@
 """The callbacks (and recording listeners) every run gets, in the order their hooks must run.
 
-The training techniques come first (class balance, warmup, progressive resizing, EMA: they
-act on the loop itself). At an epoch's end: the phase switch first (last.pt must hold phase 2's optimizer), then the
-checkpoints, then the events (EpochEnd is heard after the checkpoint exists), then early
-stopping, then the caller's callbacks (the Optuna pruner). At the fit's end the final evaluation
-comes before the Finished event, so the run folder holds the evaluation when listeners hear it.
+The training techniques come first (class balance, warmup, progressive resizing, EMA: they act
+on the loop itself). At an epoch's end: the phase switch first (last.pt must hold phase 2's
+optimizer), then the checkpoints, then the events (EpochEnd is heard after the checkpoint
+exists), then early stopping, then the caller's callbacks (the Optuna pruner). At the fit's end
+the final evaluation comes before the Finished event, so the run folder holds the evaluation
+when listeners hear it.
 """
 
 from __future__ import annotations

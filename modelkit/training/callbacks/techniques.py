@@ -11,7 +11,8 @@ from modelkit.training.callbacks.base import Callback, Trainer
 
 
 class ClassBalance(Callback):
-    """Picks the class-imbalance remedy (``balance.choose``) and says which and why."""
+    """Picks the class-imbalance remedy (``balance.choose``) before the loss is built, and says
+    which and why once the run has started."""
 
     def setup(self, trainer: Trainer) -> None:
         labels = [s.label for s in trainer.splits["train"]]
@@ -20,7 +21,10 @@ class ClassBalance(Callback):
         weights = balance.class_weights(labels, n) if remedy != "none" else None
         trainer.loss_weights = weights if remedy == "weighted_loss" else None
         trainer.sampler_weights = weights if remedy == "sampler" else None
-        trainer.emit(Message(reason))
+        self.reason = reason
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        trainer.emit(Message(self.reason))
 
 
 class Warmup(Callback):
