@@ -17,11 +17,13 @@ _BINS = 31  # torchvision's number of magnitude bins
 _PRESETS = {"trivialaugment": v2.TrivialAugmentWide, "randaugment": v2.RandAugment}
 
 
-def _ops(mode: str) -> tuple[object, list[tuple[str, list[float], bool]]]:
+def _ops(mode: str, h: int, w: int) -> tuple[object, list[tuple[str, list[float], bool]]]:
+    """The preset and its (operation, strength per bin, signed) list for ``h x w`` images
+    (RandAugment's translations are a share of the image's side)."""
     preset = _PRESETS[mode](num_magnitude_bins=_BINS)
     ops = []
     for name, (magnitudes_fn, signed) in preset._AUGMENTATION_SPACE.items():
-        values = magnitudes_fn(_BINS, 224, 224)  # translate is in pixels of a 224 image
+        values = magnitudes_fn(_BINS, h, w)
         ops.append((name, [0.0] * _BINS if values is None else values.tolist(), signed))
     return preset, ops
 
@@ -39,7 +41,7 @@ def auto_augment(
     """
     if mode == "none":
         return batch_u8
-    preset, ops = _ops(mode)
+    preset, ops = _ops(mode, *batch_u8.shape[1:3])
     n = batch_u8.shape[0]
     off, total = part or (0, n)
     rounds = 2 if mode == "randaugment" else 1

@@ -137,6 +137,8 @@ def test_checkpoints_load_weights_only_with_everything_needed(baseline):
             "resize_size": 37,
             "mean": [0.485, 0.456, 0.406],
             "std": [0.229, 0.224, 0.225],
+            "padding": "symmetric",
+            "tta": "none",  # test-time augmentation, which the Predictor repeats
         }
         assert ck["config"]["image_size"] == 32
     assert "optimizer" not in best  # best.pt is for inference: weights and metadata only
