@@ -12,22 +12,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from modelkit.data.imageio import resize_size_for
-
 
 def resize_batch(x: torch.Tensor, side: int) -> torch.Tensor:
     """Float ``B x 3 x H x W`` resized to ``side`` (antialiased); unchanged when it is already."""
     if x.shape[-1] == side and x.shape[-2] == side:
         return x
     return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-
-
-def resize_u8(batch_u8: torch.Tensor, side: int) -> torch.Tensor:
-    """uint8 ``B x H x W x 3`` squares resized to ``side`` (rounded back to uint8)."""
-    if batch_u8.shape[1] == side:
-        return batch_u8
-    x = resize_batch(batch_u8.permute(0, 3, 1, 2).float(), side)
-    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
 def tta_views(x: torch.Tensor, size: int, tta: str) -> list[torch.Tensor]:
@@ -45,11 +35,6 @@ def tta_views(x: torch.Tensor, size: int, tta: str) -> list[torch.Tensor]:
             crop = x[..., r : r + size, c : c + size]
             views += [crop, crop.flip(-1)]
     return views
-
-
-def eval_side(size: int) -> int:
-    """The square an evaluation at ``size`` crops from."""
-    return resize_size_for(size)
 
 
 def progressive_sizes(epochs: int, min_size: int, image_size: int) -> list[int]:
