@@ -28,6 +28,9 @@ HEADS = ("linear", "mlp")
 MONITORS = ("val_loss", "val_acc")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+AUTO_AUGMENTS = ("none", "trivialaugment", "randaugment")
+CLASS_BALANCES = ("auto", "none", "weighted_loss", "sampler")
+TTAS = ("none", "flip", "flip_crops")
 # Fields the app addresses by their role: the learning-rate finder suggests the learning rate;
 # the Tune page asks how many epochs the full run of the best trial trains.
 LR_FINDER_FIELD = "lr"
@@ -96,6 +99,23 @@ class TrainConfig:
         help="Side of the square the images are resized to. Smaller trains much faster on a "
         "CPU; 224 is ImageNet's size.",
     )
+    eval_size: int = setting(
+        0, "data", "Evaluation size (px, 0 = image size)", bounds="[0, 1024]", step=16,
+        help="Evaluate and predict at this size, e.g. above the training size (FixRes).",
+    )
+    tta: str = setting(
+        "none", "data", "Test-time augmentation", choices=TTAS,
+        help="Average the logits over flipped (and corner-cropped) views when evaluating and "
+        "predicting.",
+    )
+    progressive_resize: bool = setting(
+        False, "data", "Progressive resizing", help="Train at small sizes first, growing to the "
+        "image size for the last quarter of the epochs.",
+    )
+    progressive_min_size: int = setting(
+        64, "data", "Progressive resizing: first size (px)", bounds="[16, 1024]", step=16,
+        help="Progressive resizing: the size of the first epoch.",
+    )
     batch_size: int = setting(
         32, "optimisation", "Batch size", bounds="[1, 4096]", essential=True,
         help="Images per step (with several GPUs: the global batch).",
@@ -143,6 +163,31 @@ class TrainConfig:
         0.0, "optimisation", "Gradient clipping (max norm, 0 = off)", bounds="[0, inf)", step=0.5,
         help="Largest gradient norm; 0 turns clipping off.",
     )
+    ema: bool = setting(
+        False, "optimisation", "EMA of the weights", help="Evaluate and keep an exponential "
+        "moving average of the weights (timm/Ultralytics ModelEMA); often a steadier model.",
+    )
+    ema_decay: float = setting(
+        0.999, "optimisation", "EMA decay", bounds="(0, 1)", step=0.001,
+        help="EMA: share of the average kept at each step (warmed up over the first steps).",
+    )
+    mixup_alpha: float = setting(
+        0.0, "optimisation", "MixUp alpha (0 = off)", bounds="[0, inf)", step=0.1,
+        help="MixUp: blend pairs of images and their labels, Beta(alpha, alpha); 0.2 is usual.",
+    )
+    cutmix_alpha: float = setting(
+        0.0, "optimisation", "CutMix alpha (0 = off)", bounds="[0, inf)", step=0.1,
+        help="CutMix: paste a box of another image, labels by area; with MixUp on, one per batch.",
+    )
+    mix_prob: float = setting(
+        1.0, "optimisation", "MixUp/CutMix probability", bounds="[0, 1]", step=0.05,
+        help="Share of the batches MixUp/CutMix is applied to.",
+    )
+    class_balance: str = setting(
+        "auto", "optimisation", "Class balance", choices=CLASS_BALANCES,
+        help="Imbalanced classes: weighted_loss or a balanced sampler; auto picks weighted_loss "
+        "when the largest class has over 3x the images of the smallest.",
+    )
     # -- schedule
     scheduler: str = setting(
         "cosine", "schedule", "Schedule", choices=SCHEDULERS,
@@ -159,6 +204,11 @@ class TrainConfig:
     plateau_patience: int = setting(
         2, "schedule", "Plateau patience", bounds="[0, inf)",
         help="plateau schedule: epochs without improvement before the rate drops.",
+    )
+    warmup_epochs: float = setting(
+        0.0, "schedule", "Warmup epochs", bounds="[0, inf)", step=0.5,
+        help="Raise the learning rate linearly from ~0 over these epochs (onecycle: its own "
+        "warm-up phase lasts this long).",
     )
     # -- stopping
     early_stopping_patience: int = setting(
@@ -219,6 +269,14 @@ class TrainConfig:
     hue: float = setting(
         0.0, "augmentation", "Hue", bounds="[0, 0.5]", step=0.01,
         help="Colour jitter: hue shift, as a fraction of a full turn.",
+    )
+    auto_augment: str = setting(
+        "none", "augmentation", "Automatic augmentation", choices=AUTO_AUGMENTS,
+        help="TrivialAugmentWide or RandAugment (2 ops) on each image of the batch.",
+    )
+    randaugment_magnitude: int = setting(
+        9, "augmentation", "RandAugment magnitude", bounds="[0, 30]",
+        help="RandAugment: strength of its operations, 0..30.",
     )
     # -- compute
     device: str = setting(

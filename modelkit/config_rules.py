@@ -31,6 +31,11 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         "head_epochs: must be >= 0 and below epochs (phase 2 needs at least one epoch)",
     ),
     (
+        "eval_size",
+        lambda c: c.eval_size in range(16, 1025) or not c.eval_size,
+        "eval_size: 0 or >= 16",
+    ),
+    (
         "head_epochs freeze_backbone",
         lambda c: not (c.head_epochs and c.freeze_backbone),
         "head_epochs: two-phase fine-tuning unfreezes the backbone; turn freeze_backbone off",

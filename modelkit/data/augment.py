@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from modelkit.config import TrainConfig, schema
+from modelkit.data.autoaugment import auto_augment
+from modelkit.data.imageio import resize_size_for
+from modelkit.data.views import resize_batch, tta_views
 from modelkit.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 # (mean, std) per channel; each architecture has its own (``registry.normalisation(arch)``)
@@ -36,6 +39,8 @@ class AugmentSettings:
     contrast: float = 0.0
     saturation: float = 0.0
     hue: float = 0.0
+    auto_augment: str = "none"
+    randaugment_magnitude: int = 9
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> AugmentSettings:
@@ -127,6 +132,21 @@ def eval_batch(
     return normalise(to_float(crop), channels_last, norm)
 
 
+def eval_views(
+    batch_u8: torch.Tensor,
+    image_size: int,
+    channels_last: bool = True,
+    norm: Norm = IMAGENET_NORM,
+    tta: str = "none",
+) -> list[torch.Tensor]:
+    """The evaluation view(s) of cached squares at ``image_size``: the squares are resized to
+    ``resize_size_for(image_size)`` when they were cached at another size (FixRes evaluation
+    above the training size), then centre-cropped (with ``tta``: also flipped and
+    corner-cropped, ``views.tta_views``). Without either it is exactly ``eval_batch``."""
+    x = resize_batch(to_float(batch_u8), resize_size_for(image_size))
+    return [normalise(v, channels_last, norm) for v in tta_views(x, image_size, tta)]
+
+
 def train_batch(
     batch_u8: torch.Tensor,
     image_size: int,
@@ -141,11 +161,18 @@ def train_batch(
 
     ``part=(offset, total)``: this batch is rows offset.. of a global batch of ``total`` split
     over processes; the numbers are drawn for all ``total`` and this part keeps its own, so each
-    image gets exactly the augmentation one process would give it."""
+    image gets exactly the augmentation one process would give it. Squares cached larger than
+    ``image_size`` needs (progressive resizing, FixRes) are resized down first, antialiased."""
     n = batch_u8.shape[0]
     off, total = part or (0, n)
     keep = slice(off, off + n)
+    if settings.auto_augment != "none":
+        batch_u8 = auto_augment(
+            batch_u8, settings.auto_augment, settings.randaugment_magnitude, generator, part
+        )
     x = to_float(batch_u8)
+    if x.shape[-1] > resize_size_for(image_size):
+        x = resize_batch(x, resize_size_for(image_size))
     theta = affine_matrices(total, settings, generator)[keep].to(x.device)
     grid = F.affine_grid(theta, [n, 3, image_size, image_size], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)

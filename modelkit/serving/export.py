@@ -253,6 +253,8 @@ def write_card(
             "resize_size": int(pre["resize_size"]),
             "mean": list(pre["mean"]),
             "std": list(pre["std"]),
+            # the exported graph is one view; the run evaluated the mean over its TTA views
+            "test_time_augmentation": _tta_note(str(pre.get("tta", "none"))),
         },
         "output": {"name": "logits", "shape": ["batch", len(payload["classes"])]},
         "metrics": status.get("best") or payload.get("metrics") or {},
@@ -261,6 +263,16 @@ def write_card(
     }
     atomic_write_json(card_path, card)
     return card_path
+
+
+def _tta_note(tta: str) -> str:
+    if tta == "none":
+        return "none"
+    return (
+        f"{tta}: the run's evaluation and the Predictor average the logits over flipped"
+        f"{' and corner-cropped' if tta == 'flip_crops' else ''} views; the exported model "
+        "computes one centre view, so do that averaging yourself to match them"
+    )
 
 
 def card_is_current(run: str | Path, fmt: str) -> bool:

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modelkit.data.augment import eval_batch
+from modelkit.data.augment import normalise, to_float
 from modelkit.data.imageio import ImageLoadError, ImageSource, load_image, square_resize
+from modelkit.data.views import tta_views
 from modelkit.device import autocast, pick_device, resolve_precision
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint, require_modelkit
@@ -84,6 +85,7 @@ class Predictor:
         self.image_size = int(pre["image_size"])
         self.resize_size = int(pre["resize_size"])
         self.norm = models.recorded_normalisation(pre)
+        self.tta = str(pre.get("tta", "none"))  # the views the run's evaluation averaged
         self.batch_size = batch_size
         return payload
 
@@ -98,12 +100,15 @@ class Predictor:
 
     @torch.no_grad()
     def logits(self, squares: Sequence[np.ndarray]) -> torch.Tensor:
-        """Logits for preprocessed squares, in batches; the model stays loaded between calls."""
+        """Logits for preprocessed squares, in batches; the model stays loaded between calls.
+        With test-time augmentation (recorded in the checkpoint) the mean over the views."""
         outs = []
         for start in range(0, len(squares), self.batch_size):
             chunk = torch.from_numpy(np.stack(squares[start : start + self.batch_size]))
-            x = eval_batch(chunk.to(self.device), self.image_size, self.channels_last, self.norm)
-            outs.append(self._forward(x))
+            x = to_float(chunk.to(self.device))
+            views = tta_views(x, self.image_size, self.tta)
+            logits = [self._forward(normalise(v, self.channels_last, self.norm)) for v in views]
+            outs.append(torch.stack(logits).mean(0))
         return torch.cat(outs) if outs else torch.zeros(0, len(self.classes))
 
     def predict(self, source: ImageSource, top_k: int = 5) -> Prediction:

@@ -78,7 +78,8 @@ def backbone_features(
 
 def has_augmentation(s: AugmentSettings) -> bool:
     geometric = s.crop_scale != (1.0, 1.0) or s.hflip or s.vflip or s.rotation or s.shear or s.zoom
-    return bool(geometric or s.brightness or s.contrast or s.saturation or s.hue)
+    colour = s.brightness or s.contrast or s.saturation or s.hue
+    return bool(geometric or colour or s.auto_augment != "none")
 
 
 class CachedFeatures:

@@ -22,18 +22,20 @@ import torch
 from torch import nn
 
 from modelkit.config import TrainConfig
-from modelkit.data.augment import AugmentSettings, eval_batch, train_batch
+from modelkit.data.augment import AugmentSettings, train_batch
+from modelkit.data.mixing import MixSettings, mix_batch
 from modelkit.device import autocast, pick_device, resolve_precision
 from modelkit.evaluation.metrics import topk_accuracy
 from modelkit.events import Event, ListenerFn, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.runs.lock import lock_run
-from modelkit.training import distributed, optim, phases, setup
+from modelkit.training import balance, distributed, optim, phases, setup
 from modelkit.training.callbacks import FINISHED, Callback, call_hooks
 from modelkit.training.callbacks.checkpoint import restore
 from modelkit.training.callbacks.defaults import default_callbacks
 from modelkit.training.errors import NonFiniteLoss, StopTraining, TrainingError, explain_error
+from modelkit.training.evaluation_pass import split_logits
 from modelkit.training.state import LoopState
 
 __all__ = ["TrainResult", "Trainer", "TrainingError", "explain_error"]
@@ -79,6 +81,9 @@ class Trainer:
         self.stop_event = threading.Event()
         self.state = LoopState()
         self.stop_reason, self.stopped_at = "", (0, 0)
+        # set by the technique callbacks (callbacks/techniques.py, ema.py) when they are on
+        self.loss_weights = self.sampler_weights = self.ema_model = None
+        self.train_size = config.image_size
 
     @classmethod
     def resume(cls, run_dir: str | Path, listeners: Iterable[ListenerFn] = ()) -> Trainer:
@@ -112,6 +117,11 @@ class Trainer:
         return self.config.monitor if len(self.data.rows.get("val", [])) else "train_loss"
 
     @property
+    def eval_model(self) -> nn.Module:
+        """The weights evaluation judges: the EMA weights when EMA is on."""
+        return self.ema_model if self.ema_model is not None else self.model
+
+    @property
     def lr(self) -> float:
         return optim.head_lr(self.optimizer)
 
@@ -140,7 +150,8 @@ class Trainer:
             **optim.scheduler_kwargs(cfg, self.phase, self.steps_per_epoch, self.monitor),
         )
         self.scaler = optim.create_scaler(self.precision, self.device)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        weight = None if self.loss_weights is None else self.loss_weights.to(self.device)
+        self.criterion = nn.CrossEntropyLoss(weight, label_smoothing=cfg.label_smoothing)
 
     # -- the run --------------------------------------------------------------------------------
     def fit(self, stop_event: threading.Event | None = None) -> TrainResult:
@@ -221,18 +232,23 @@ class Trainer:
         return reason
 
     # -- one epoch ------------------------------------------------------------------------------
-    def _forward_train(self, epoch: int, rows: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+    def _forward_train(
+        self, epoch: int, rows: np.ndarray, idx: np.ndarray, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, targets): the targets are ``y``, or soft ones when MixUp/CutMix mixed."""
         cfg = self.config
         if self.features is not None:
             feats = self.features.train(epoch)
-            return self.head(feats[torch.from_numpy(idx).to(feats.device)])
+            return self.head(feats[torch.from_numpy(idx).to(feats.device)]), y
         x = self.data.cache.batch(rows[idx]).to(self.device, non_blocking=True)
         x = train_batch(
-            x, cfg.image_size, self.augment, self.generator, cfg.channels_last, self.batch_part,
+            x, self.train_size, self.augment, self.generator, cfg.channels_last, self.batch_part,
             models.normalisation(cfg.arch),
         )  # fmt: skip
+        if self.mix.on:
+            x, y = mix_batch(x, y, len(self.classes), self.mix, self.generator, self.batch_part)
         with autocast(self.device, self.precision):
-            return self.train_forward(x)
+            return self.train_forward(x), y
 
     def _train_epoch(self, epoch: int) -> dict[str, Any] | None:
         """One pass over the training images; None when the run stops within it."""
@@ -242,8 +258,9 @@ class Trainer:
             models.freeze_batchnorm(self.model, cfg.arch)
         self.head = models.head_module(self.model, cfg.arch)
         self.augment = AugmentSettings.from_config(cfg)
+        self.mix = MixSettings(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob)
         rows, labels = self.data.rows["train"], self.data.labels["train"]
-        order = torch.randperm(len(rows), generator=self.generator)  # the same on every rank
+        order = balance.epoch_order(labels, self.sampler_weights, self.generator)  # every rank
         # DDP, built again when the trainable parameters change
         self.train_forward = self.forward
         if self.dist.enabled:
@@ -259,9 +276,9 @@ class Trainer:
             call_hooks(self.callbacks, "on_batch_start", self, epoch, b)
             batch = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].numpy()
             idx, self.batch_part = self.dist.shard(batch)  # this process's part of the batch
-            out = self._forward_train(epoch, rows, idx)
             y = labels[idx].to(self.device, non_blocking=True)
-            loss = self.criterion(out.float(), y) * self.dist.loss_weight(len(idx), len(batch))
+            out, target = self._forward_train(epoch, rows, idx, y)
+            loss = self.criterion(out.float(), target) * self.dist.loss_weight(len(idx), len(batch))
             optim.optimizer_step(
                 loss, self.optimizer, self.scaler, self.scheduler, self.model, cfg.grad_clip
             )
@@ -288,19 +305,6 @@ class Trainer:
             "images_per_second": seen / seconds if seconds > 0 else 0.0,
         }
 
-    @torch.no_grad()
     def predict(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, labels) of a split with the current weights."""
-        cfg, data = self.config, self.data
-        self.model.eval()
-        if self.features is not None and split in self.features.splits:
-            head = models.head_module(self.model, cfg.arch)
-            return head(self.features.splits[split]).float().cpu(), data.labels[split]
-        rows, outs, bs = data.rows[split], [], max(cfg.batch_size * 2, 1)
-        for start in range(0, len(rows), bs):
-            x = data.cache.batch(rows[start : start + bs]).to(self.device, non_blocking=True)
-            x = eval_batch(x, cfg.image_size, cfg.channels_last, models.normalisation(cfg.arch))
-            with autocast(self.device, self.precision):
-                outs.append(self.forward(x).float().cpu())
-        logits = torch.cat(outs) if outs else torch.zeros(0, len(self.classes))
-        return logits, data.labels[split]
+        """(logits, labels) of a split with the weights being judged (evaluation_pass.py)."""
+        return split_logits(self, split)

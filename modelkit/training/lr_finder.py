@@ -139,6 +139,9 @@ def lr_find(
         freeze_backbone=cfg.freeze_backbone or bool(cfg.head_epochs),
         feature_cache=False,  # the backbone sees every augmented batch, as in training
         scheduler="none",
+        warmup_epochs=0.0,  # the finder sets every step's rate itself
+        progressive_resize=False,  # the rate is for the full image size
+        ema=False,  # the finder reads the training loss of the live weights
         early_stopping_patience=0,
         tensorboard=False,
     )

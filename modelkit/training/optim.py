@@ -62,6 +62,10 @@ def scheduler_kwargs(
         "gamma": cfg.gamma,
         "plateau_patience": cfg.plateau_patience,
         "mode": "max" if monitor == "val_acc" else "min",
+        # one-cycle warms up for 30% of its span by default; warmup_epochs sets that length
+        "pct_start": min(cfg.warmup_epochs / phases.span(cfg, phase), 0.9)
+        if cfg.warmup_epochs
+        else 0.3,
     }
 
 
@@ -74,6 +78,7 @@ def create_scheduler(
     gamma: float = 0.1,
     plateau_patience: int = 2,
     mode: str = "min",
+    pct_start: float = 0.3,
 ) -> Scheduler | None:
     """The learning-rate schedule (None for a constant rate). ``onecycle`` steps per batch, the
     others per epoch (see ``steps_per_batch``)."""
@@ -88,12 +93,21 @@ def create_scheduler(
             max_lr=[g["lr"] for g in optimizer.param_groups],
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
+            pct_start=pct_start,
         )
     if sched == "plateau":
         return lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=mode, factor=gamma, patience=plateau_patience
         )
     return None
+
+
+def warmup_factor(step: int, warmup_steps: float) -> float:
+    """Linear warmup: the share of the scheduled rate that optimizer step ``step`` (0-based)
+    uses, rising from 1/warmup_steps to 1; 1 once the warmup is over (or without one)."""
+    if warmup_steps <= 0 or step >= warmup_steps:
+        return 1.0
+    return (step + 1) / warmup_steps
 
 
 def steps_per_batch(scheduler: Scheduler | None) -> bool:

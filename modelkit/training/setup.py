@@ -88,7 +88,7 @@ def decode(
     order = [(s, i) for s in splits for i in range(len(splits[s]))]
     cache = ImageCache(
         [splits[s][i].path for s, i in order],
-        resize_size_for(cfg.image_size),
+        resize_size_for(max(cfg.image_size, cfg.eval_size)),  # smaller sizes: resized batches
         cfg.cache_ram_mb,
         progress=lambda done, total: emit(CacheProgress(done, total)),
         should_stop=should_stop,
@@ -128,6 +128,8 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
     passes = min(cfg.feature_passes, frozen_epochs) if has_augmentation(settings) else 1
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
+    if cfg.tta != "none" or cfg.eval_size:  # evaluation views the cached features are not
+        eval_splits = []
     start = trainer.state.epoch
     # progress covers what comes before the first epoch: the eval splits and the passes up to
     # the one it trains on (one pass, unless resuming a later epoch)

@@ -138,6 +138,7 @@ def test_checkpoints_load_weights_only_with_everything_needed(baseline):
             "mean": [0.485, 0.456, 0.406],
             "std": [0.229, 0.224, 0.225],
             "padding": "symmetric",  # torchvision's; TF-ported weights record "same"
+            "tta": "none",  # test-time augmentation, which the Predictor repeats
         }
         assert ck["config"]["image_size"] == 32
     assert "optimizer" not in best  # best.pt is for inference: weights and metadata only

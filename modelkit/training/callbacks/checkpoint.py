@@ -26,14 +26,21 @@ from modelkit.training.callbacks.base import (
 
 
 def payload(trainer: Trainer, metrics: dict[str, Any], with_training_state: bool) -> dict:
-    """What a checkpoint holds; best.pt leaves out the training state (it is for predicting)."""
+    """What a checkpoint holds; best.pt leaves out the training state (it is for predicting).
+    best.pt's ``model`` holds the weights evaluation judged (the EMA weights when EMA is on);
+    last.pt's holds the live weights training continues from (EMA's are in its callbacks)."""
     cfg = trainer.config
+    weights = trainer.model if with_training_state else trainer.eval_model
     out: dict[str, Any] = {
-        "model": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
+        "model": {k: v.detach().cpu() for k, v in weights.state_dict().items()},
         "arch": cfg.arch,
         "classes": list(trainer.classes),
         "config": cfg.to_dict(),
-        "preprocess": models.preprocessing(cfg.image_size, cfg.arch),
+        # inference sees what evaluation saw: the evaluation size and the test-time views
+        "preprocess": {
+            **models.preprocessing(cfg.eval_size or cfg.image_size, cfg.arch),
+            "tta": cfg.tta,
+        },
         "epoch": trainer.state.epoch,
         "metrics": metrics,
     }

@@ -1,9 +1,11 @@
 """The callbacks (and recording listeners) every run gets, in the order their hooks must run.
 
-At an epoch's end: the phase switch first (last.pt must hold phase 2's optimizer), then the
-checkpoints, then the events (EpochEnd is heard after the checkpoint exists), then early
-stopping, then the caller's callbacks (the Optuna pruner). At the fit's end the final evaluation
-comes before the Finished event, so the run folder holds the evaluation when listeners hear it.
+The training techniques come first (class balance, warmup, progressive resizing, EMA: they act
+on the loop itself). At an epoch's end: the phase switch first (last.pt must hold phase 2's
+optimizer), then the checkpoints, then the events (EpochEnd is heard after the checkpoint
+exists), then early stopping, then the caller's callbacks (the Optuna pruner). At the fit's end
+the final evaluation comes before the Finished event, so the run folder holds the evaluation
+when listeners hear it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,25 @@ from modelkit.training import tensorboard_log
 from modelkit.training.callbacks.base import Callback, Trainer
 from modelkit.training.callbacks.checkpoint import Checkpoint
 from modelkit.training.callbacks.early_stopping import EarlyStopping
+from modelkit.training.callbacks.ema import EMA
 from modelkit.training.callbacks.final_evaluation import FinalEvaluation
 from modelkit.training.callbacks.phase_switch import PhaseSwitch
 from modelkit.training.callbacks.reporter import EventReporter
+from modelkit.training.callbacks.techniques import ClassBalance, ProgressiveResize, Warmup
 from modelkit.training.callbacks.time_budget import TimeBudget
+
+
+def technique_callbacks(trainer: Trainer) -> list[Callback]:
+    """The training techniques the config turns on (they act before the bookkeeping)."""
+    cfg = trainer.config
+    callbacks: list[Callback] = [ClassBalance()]
+    if cfg.warmup_epochs:
+        callbacks.append(Warmup())
+    if cfg.progressive_resize:
+        callbacks.append(ProgressiveResize())
+    if cfg.ema:
+        callbacks.append(EMA(cfg.ema_decay))
+    return callbacks
 
 
 def default_callbacks(trainer: Trainer) -> list[Callback]:
@@ -34,6 +51,7 @@ def default_callbacks(trainer: Trainer) -> list[Callback]:
     saving = [Checkpoint(), FinalEvaluation()] if trainer.record else []
     budget = [TimeBudget(cfg.time_budget)] if cfg.time_budget else []  # before last.pt is saved
     callbacks = [
+        *technique_callbacks(trainer),
         PhaseSwitch(),
         *budget,
         *saving,

@@ -18,7 +18,7 @@ class FinalEvaluation(Callback):
             return
         best = trainer.run_dir / "checkpoints" / "best.pt"
         if best.is_file():
-            trainer.model.load_state_dict(load_checkpoint(best)["model"])
+            trainer.eval_model.load_state_dict(load_checkpoint(best)["model"])
         for split in ("val", "test"):
             if len(trainer.data.rows.get(split, [])) == 0:
                 continue

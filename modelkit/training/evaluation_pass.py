@@ -1,0 +1,34 @@
+"""The logits of a split during a run: what each epoch's validation and the final evaluation
+read. Evaluation uses the weights being judged (the EMA weights when EMA is on), at the
+evaluation size (``eval_size``, else the image size) with the run's test-time augmentation,
+exactly as the Predictor does from the checkpoint's ``preprocess`` record."""
+
+from __future__ import annotations
+
+import torch
+
+from modelkit.data.augment import eval_views
+from modelkit.device import autocast
+from modelkit.models import registry as models
+from modelkit.training.callbacks.base import Trainer
+
+
+@torch.no_grad()
+def split_logits(trainer: Trainer, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, labels) of a split; with TTA the logits are the mean over the views."""
+    cfg, data = trainer.config, trainer.data
+    model = trainer.eval_model
+    model.eval()
+    if trainer.features is not None and split in trainer.features.splits:
+        head = models.head_module(model, cfg.arch)
+        return head(trainer.features.splits[split]).float().cpu(), data.labels[split]
+    forward = trainer.forward if model is trainer.model else model
+    size, norm = cfg.eval_size or cfg.image_size, models.normalisation(cfg.arch)
+    rows, outs, bs = data.rows[split], [], max(cfg.batch_size * 2, 1)
+    for start in range(0, len(rows), bs):
+        x = data.cache.batch(rows[start : start + bs]).to(trainer.device, non_blocking=True)
+        views = eval_views(x, size, cfg.channels_last, norm, cfg.tta)
+        with autocast(trainer.device, trainer.precision):
+            outs.append(torch.stack([forward(v).float().cpu() for v in views]).mean(0))
+    logits = torch.cat(outs) if outs else torch.zeros(0, len(trainer.classes))
+    return logits, data.labels[split]
