@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from modelkit.serving.gradcam import GradCamError
 from modelkit.serving.predictor import Predictor
 
 BACKENDS = ("pytorch", "onnxruntime")
@@ -45,7 +46,13 @@ class OnnxPredictor(Predictor):
         self.session = export.onnx_session(self.model_path, threads)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw logits; the Predictor divides them by the run's temperature, as for PyTorch."""
         return torch.from_numpy(self.session.run(["logits"], {"images": x.numpy()})[0])
+
+    def explain(self, squares, target=None, method="gradcam"):
+        raise GradCamError(
+            "Grad-CAM needs the model's gradients: use the pytorch backend to explain predictions"
+        )
 
 
 def make_predictor(

@@ -3,7 +3,8 @@
 At an epoch's end: the phase switch first (last.pt must hold phase 2's optimizer), then the
 checkpoints, then the events (EpochEnd is heard after the checkpoint exists), then early
 stopping, then the caller's callbacks (the Optuna pruner). At the fit's end the final evaluation
-comes before the Finished event, so the run folder holds the evaluation when listeners hear it.
+comes before the Finished event, so the run folder holds the evaluation when listeners hear it;
+calibration follows the final evaluation (it reuses the best weights that one loaded).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from modelkit.events import ListenerFn
 from modelkit.runs.store import RunRecorder
 from modelkit.training import tensorboard_log
 from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.calibration import Calibrate
 from modelkit.training.callbacks.checkpoint import Checkpoint
 from modelkit.training.callbacks.early_stopping import EarlyStopping
 from modelkit.training.callbacks.final_evaluation import FinalEvaluation
@@ -30,7 +32,7 @@ def default_callbacks(trainer: Trainer) -> list[Callback]:
         trainer.listeners[:0] = recorders
     elif not is_main:
         trainer.listeners = []  # only rank 0 records, prints and reports
-    saving = [Checkpoint(), FinalEvaluation()] if trainer.record else []
+    saving = [Checkpoint(), FinalEvaluation(), Calibrate()] if trainer.record else []
     callbacks = [
         PhaseSwitch(),
         *saving,
