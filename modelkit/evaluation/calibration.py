@@ -90,7 +90,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
         return loss
 
     opt.step(closure)
-    t = float(log_t.exp())
+    t = float(log_t.detach().exp())
     if not math.isfinite(t):
         return 1.0
     return min(max(t, MIN_T), MAX_T)
@@ -281,3 +281,11 @@ def _reevaluate(run_dir: Path, device: str) -> None:
     for split in ("val", "test"):
         if (run_dir / "evaluation" / f"{split}.json").is_file():
             evaluate_run(run_dir, split, device=device)
+
+
+def threshold_on_curve(curve: dict[str, list[float]], target: float) -> float:
+    """The lowest threshold of a stored coverage curve whose answered accuracy reaches ``target``
+    (the highest threshold when none does): what the Evaluate page proposes for a new target."""
+    thresholds, accuracy = curve.get("threshold") or [0.0], curve.get("accuracy") or [0.0]
+    good = [t for t, a in zip(thresholds, accuracy) if a >= target]
+    return float(min(good)) if good else float(max(thresholds))

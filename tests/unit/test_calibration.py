@@ -50,7 +50,7 @@ def test_the_threshold_gives_the_target_accuracy_on_answered_images():
     threshold, reached = cal.threshold_for_accuracy(confidence, correct, 0.9)
     coverage, accuracy = cal.answered_at(confidence, correct, threshold)
     assert reached and accuracy >= 0.9
-    assert 0.3 < coverage < 0.9
+    assert 0.2 < coverage < 0.5  # answered accuracy 0.9 needs confidence above ~0.8
     # the lowest such threshold: a little lower and the target is missed
     _, below = cal.answered_at(confidence, correct, threshold - 0.02)
     assert below < 0.9
