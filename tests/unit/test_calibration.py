@@ -124,3 +124,18 @@ def test_a_bad_calibration_record_is_refused_naming_the_file(run):
     save_checkpoint(checkpoint, payload)
     with pytest.raises(CheckpointError, match="threshold"):
         Predictor(run, device="cpu")
+
+
+def test_figures_draw_the_report_and_accept_empty_input():
+    from studio.calibration_figures import coverage_figure, reliability_figure
+
+    logits, labels = overconfident(500)
+    result = cal.calibrate_logits(logits, labels, target=0.9)
+    fig = reliability_figure(result.bins_before, result.bins_after)
+    assert [t.name for t in fig.data] == ["before scaling", "after scaling", "calibrated"]
+    fig = coverage_figure(result.curve, result.threshold, 0.9)
+    marked = fig.data[1]
+    assert marked.y[0] >= 0.9  # the chosen threshold's point reaches the target
+    assert cal.threshold_on_curve(result.curve, 0.9) == pytest.approx(result.threshold, abs=0.02)
+    assert len(reliability_figure([], []).data) == 3
+    assert len(coverage_figure({}, 0.5, 0.9).data) == 1
