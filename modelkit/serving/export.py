@@ -179,7 +179,7 @@ def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, temp
         # dynamo=False: the torch.export-based exporter needs onnxscript; this one needs only
         # onnx, works offline, and handles ResNets with a dynamic batch axis.
         torch.onnx.export(
-            _Calibrated(model, temperature),
+            _Calibrated(model, temperature).eval(),  # a new module trains: export restores it
             (example,),
             str(tmp),
             dynamo=False,
