@@ -95,6 +95,9 @@ def test_grad_cam_overlays_render_on_classify_and_evaluate(page, trained):
         _goto(page, "Evaluate")
         page.get_by_text("Accuracy").first.wait_for()
         page.get_by_role("tab", name=re.compile("Predictions")).click()
+        # the squares are learnt perfectly: no wrong image, so show them all
+        page.locator('[data-testid="stRadio"] label:visible', has_text=re.compile("^all$")).click()
+        _settle(page)
         page.locator('[data-testid="stImage"]:visible').first.wait_for()
         page.get_by_text("Grad-CAM overlay").locator("visible=true").first.click()
         page.get_by_text("Grad-CAM opacity").locator("visible=true").first.wait_for(timeout=60_000)
