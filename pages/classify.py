@@ -1,7 +1,9 @@
-"""Classify: drop images on a trained model and read its top-k answers.
+"""Classify: drop images (or take a webcam photo) on a trained model and read its top-k answers.
 
 The Predictor (modelkit.serving.predictor) is loaded once per checkpoint file and kept warm;
-predictions for a set of uploads are computed once and reused while only the top-k slider moves.
+predictions for a set of uploads are computed once (with their Grad-CAM maps) and reused while only
+the top-k or the opacity slider moves. A calibrated run answers "unknown" below its threshold. The
+webcam sits behind a toggle, so the browser asks for the camera only when the user wants it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import streamlit as st
 from modelkit.csvcells import safe_cell
 from modelkit.data.imageio import ImageLoadError
 from modelkit.runs.store import RunStore
+from modelkit.serving.gradcam import overlay
 from modelkit.serving.predictor import Prediction, Predictor
 from studio import figures as plots
 from studio.dataset_view import thumbnail_jpeg
@@ -26,6 +29,10 @@ CARD_COLUMNS = 3
 THUMB_PX = 224
 MAX_TOP_K = 20
 MAX_IMAGE_BYTES = 50 * 1024 * 1024  # per image: a bigger upload is named and left out
+CAM_HELP = (
+    "Where the model looked: red areas raised the top class's score most (Grad-CAM on the last "
+    "convolutional stage), drawn on the centre crop the model saw."
+)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
@@ -54,7 +61,9 @@ def classify(
         return memo[1], memo[2]
     data = [f.getvalue() for f in files]
     with st.spinner(f"Classifying {len(files)} file(s)…"):
-        preds = predictor.predict_many(data, len(predictor.classes), names=[f.name for f in files])
+        preds = predictor.predict_many(
+            data, len(predictor.classes), names=[f.name for f in files], explain=True
+        )
         thumbs = [None if p.error else _thumbnail(d) for p, d in zip(preds, data)]
     st.session_state["_classify_memo"] = (key, preds, thumbs)
     return preds, thumbs
@@ -67,9 +76,15 @@ def results_table(preds: list[Prediction], k: int) -> pd.DataFrame:
             continue
         top = ", ".join(f"{lab} {q:.1%}" for lab, q in zip(p.labels[:k], p.probabilities[:k]))
         rows.append(
-            {"file": p.source, "top label": p.label, "confidence": p.confidence, "top-k": top}
+            {
+                "file": p.source,
+                "answer": "unknown" if p.unknown else p.label,
+                "top label": p.label,
+                "confidence": p.confidence,
+                "top-k": top,
+            }
         )
-    return pd.DataFrame(rows, columns=["file", "top label", "confidence", "top-k"])
+    return pd.DataFrame(rows, columns=["file", "answer", "top label", "confidence", "top-k"])
 
 
 def results_csv(preds: list[Prediction], k: int) -> str:
@@ -82,12 +97,16 @@ def results_csv(preds: list[Prediction], k: int) -> str:
             row[f"probability_{i + 1}"] = (
                 round(p.probabilities[i], 6) if i < len(p.probabilities) else ""
             )
+        row["unknown"] = p.unknown if not p.error else ""
         row["error"] = p.error
         rows.append({key: safe_cell(value) for key, value in row.items()})  # never a formula
     return pd.DataFrame(rows).to_csv(index=False)
 
 
-def _cards(preds: list[Prediction], thumbs: list[bytes | None], k: int) -> None:
+def _cards(
+    preds: list[Prediction], thumbs: list[bytes | None], k: int, opacity: float | None
+) -> None:
+    """One card per image; ``opacity`` (None: off) draws the Grad-CAM map on what the model saw."""
     shown = [(p, t) for p, t in zip(preds, thumbs) if not p.error]
     pages = math.ceil(len(shown) / PAGE_SIZE)
     page = st.pagination(pages, key="classify_page") if pages > 1 else 1
@@ -95,8 +114,18 @@ def _cards(preds: list[Prediction], thumbs: list[bytes | None], k: int) -> None:
     cols = st.columns(CARD_COLUMNS)
     for i, (p, thumb) in enumerate(shown[start : start + PAGE_SIZE]):
         with cols[i % CARD_COLUMNS].container(border=True):
-            st.markdown(f"**{md(p.label)}** · {p.confidence:.1%}")
-            if thumb is not None:
+            if p.unknown:
+                st.markdown(f"**unknown** · best guess {md(p.label)} {p.confidence:.1%}")
+                st.caption("Below the run's confidence threshold (set on the Evaluate page).")
+            else:
+                st.markdown(f"**{md(p.label)}** · {p.confidence:.1%}")
+            if opacity is not None and p.cam is not None and p.view is not None:
+                st.image(
+                    overlay(p.view, p.cam, opacity),
+                    caption=f"{p.source} · Grad-CAM for {p.cam_label}",
+                    width="stretch",
+                )
+            elif thumb is not None:
                 st.image(thumb, caption=p.source, width="stretch")
             else:
                 st.caption(p.source)
@@ -139,6 +168,11 @@ st.caption(
     + f" · on {predictor.device}"
 )
 
+if predictor.threshold > 0:
+    st.caption(
+        f"Calibrated (temperature {predictor.temperature:.2f}); answers **unknown** below "
+        f"{predictor.threshold:.1%} confidence."
+    )
 files = st.file_uploader(
     "Drop images here",
     type=None,  # let anything through, so a wrong file gets a clear message instead of a refusal
@@ -146,8 +180,13 @@ files = st.file_uploader(
     key="classify_files",
     help="JPEG, PNG, WebP, BMP, GIF or TIFF; several at once is fine.",
 )
+files = list(files or [])
+if st.toggle("Use the webcam", key="classify_webcam", help="The browser asks for the camera."):
+    photo = st.camera_input("Take a photo to classify", key="classify_camera")
+    if photo is not None:
+        files.append(photo)
 if not files:
-    st.caption("Drag and drop one or more images to classify them.")
+    st.caption("Drag and drop one or more images to classify them, or turn on the webcam.")
     st.stop()
 
 for f in [f for f in files if f.size > MAX_IMAGE_BYTES]:
@@ -185,4 +224,10 @@ if not table.empty:
         icon=":material/download:",
         key="classify_download",
     )
-    _cards(preds, thumbs, k)
+    cam_on = st.toggle("Show Grad-CAM", value=True, key="classify_cam", help=CAM_HELP)
+    opacity = (
+        st.slider("Grad-CAM opacity", 0.0, 1.0, 0.5, 0.05, key="classify_cam_opacity")
+        if cam_on
+        else None
+    )
+    _cards(preds, thumbs, k, opacity)

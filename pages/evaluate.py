@@ -1,7 +1,9 @@
 """Evaluate: how good is a run's model, and where does it go wrong.
 
 Reads what training saved (runs/<id>/evaluation/) and can re-evaluate on demand; every number
-and figure comes from modelkit, this page only draws.
+and figure comes from modelkit, this page only draws. The galleries can draw Grad-CAM overlays
+(studio.cam_view); the Calibration tab (studio.calibration_tab) shows reliability before and after
+temperature scaling and sets the "unknown" threshold.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from modelkit.evaluation.evaluate import evaluate_run
 from modelkit.evaluation.metrics import Evaluation, load_evaluation
 from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_json, read_metrics
 from studio import figures as plots
+from studio.calibration_tab import calibration_tab
+from studio.cam_view import cam_controls, cam_overlays
 from studio.dataset_view import thumbnail_jpeg
 from studio.embeddings_tab import embeddings_tab
 from studio.run_picker import pick_run
@@ -88,8 +92,16 @@ def _caption(p: dict) -> str:
     return f"{p['true']} → {p['predicted']} (p={p['confidence']:.2f}, loss={p['loss']:.2f})"
 
 
-def _thumbnails(rows: list[dict]) -> None:
-    """Thumbnails with captions; files that cannot be read are named in a caption instead."""
+def _thumbnails(rows: list[dict], opacity: float | None = None) -> None:
+    """Thumbnails with captions (Grad-CAM overlays when ``opacity`` is set); files that cannot be
+    read are named in a caption instead."""
+    if opacity is not None:
+        images, shown, missing = cam_overlays(run.path, rows, opacity)
+        if images:
+            st.image(images, caption=[_caption(p) for p in shown], width=THUMB_PX)
+        if missing:
+            st.caption(md("Cannot show: " + "; ".join(missing)))
+        return
     images, captions, missing = [], [], []
     for p in rows:
         path = Path(p["path"])
@@ -180,7 +192,7 @@ def _confusion(ev: Evaluation) -> None:
             verb = "correctly classified" if true == pred else f"predicted as {pred}"
             images = "image" if len(rows) == 1 else "images"
             st.markdown(f"**{len(rows)} {md(true)} {images} {verb}**{more}")
-            _thumbnails(rows[:CELL_LIMIT])
+            _thumbnails(rows[:CELL_LIMIT], cam_controls("evaluate_cell"))
 
 
 def _per_class(ev: Evaluation) -> None:
@@ -264,7 +276,7 @@ def _gallery(ev: Evaluation) -> None:
         page = st.pagination(pages, key="evaluate_gallery_page")
     start = (page - 1) * PAGE_SIZE
     st.caption(f"{len(rows)} images; showing {start + 1}–{min(start + PAGE_SIZE, len(rows))}")
-    _thumbnails(rows[start : start + PAGE_SIZE])
+    _thumbnails(rows[start : start + PAGE_SIZE], cam_controls("evaluate_gallery"))
 
 
 def _curves(run: RunInfo) -> None:
@@ -328,8 +340,15 @@ elif right.button(
 
 _headline(ev)
 
-tab_cm, tab_classes, tab_gallery, tab_curves, tab_embeddings = st.tabs(
-    ["Confusion matrix", "Per class", "Predictions", "Training curves", "Embeddings"],
+tab_cm, tab_classes, tab_gallery, tab_cal, tab_curves, tab_embeddings = st.tabs(
+    [
+        "Confusion matrix",
+        "Per class",
+        "Predictions",
+        "Calibration",
+        "Training curves",
+        "Embeddings",
+    ],
     key="evaluate_tabs",
 )
 with tab_cm:
@@ -338,6 +357,8 @@ with tab_classes:
     _per_class(ev)
 with tab_gallery:
     _gallery(ev)
+with tab_cal:
+    calibration_tab(run)
 with tab_curves:
     _curves(run)
 with tab_embeddings:

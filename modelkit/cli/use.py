@@ -1,4 +1,4 @@
-"""Using a trained run: ``evaluate``, ``predict``, ``export`` and ``embeddings``."""
+"""Using a trained run: ``evaluate``, ``predict``, ``calibrate``, ``export`` and ``embeddings``."""
 
 from __future__ import annotations
 
@@ -46,19 +46,26 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from modelkit.serving.onnx_backend import make_predictor
 
+    if args.cam and args.backend != "pytorch":
+        raise UsageError("--cam needs the pytorch backend (Grad-CAM uses the model's gradients)")
     predictor = make_predictor(args.run_dir, args.backend, device=args.device)
-    results = predictor.predict_many([str(p) for p in args.images], args.top_k)
+    sources = [str(p) for p in args.images]
+    results = predictor.predict_many(sources, args.top_k, explain=bool(args.cam))
     failed = 0
     rows = []
-    for r in results:
+    for n, r in enumerate(results):
         if r.error:
             print(f"error: {r.error}", file=sys.stderr)
             failed += 1
             rows.append({"path": r.source, "error": r.error})
             continue
         shown = ", ".join(f"{lab} {p:.3f}" for lab, p in zip(r.labels, r.probabilities))
-        print(f"{r.source}: {shown}")
-        row: dict[str, Any] = {"path": r.source, "error": ""}
+        print(f"{r.source}: {'unknown (' if r.unknown else ''}{shown}{')' if r.unknown else ''}")
+        if args.cam:
+            print(
+                f"  Grad-CAM: {_write_cam(r, Path(args.cam), n, args.cam_opacity)}", file=sys.stderr
+            )
+        row: dict[str, Any] = {"path": r.source, "unknown": r.unknown, "error": ""}
         for i, (lab, p) in enumerate(zip(r.labels, r.probabilities), 1):
             row[f"label_{i}"], row[f"probability_{i}"] = lab, round(p, 6)
         rows.append(row)
@@ -70,13 +77,42 @@ def _predict(args: argparse.Namespace) -> int:
                 for i in range(1, min(args.top_k, len(predictor.classes)) + 1)
                 for k in ("label", "probability")
             ]
-            + ["error"]
+            + ["unknown", "error"]
         )
         with open(args.csv, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in rows)
     return EXIT_ERROR if failed == len(results) else 0
+
+
+def _write_cam(result: Any, out_dir: Path, n: int, opacity: float) -> Path:
+    """The Grad-CAM overlay of one prediction as OUT_DIR/<n>-<image name>-cam.png."""
+    from PIL import Image
+
+    from modelkit.serving.gradcam import overlay
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(result.source).stem[:80] or "image"
+    path = out_dir / f"{n + 1:04d}-{stem}-cam-{result.cam_label[:40]}.png"
+    path = path.with_name("".join(c if c.isalnum() or c in "-_." else "_" for c in path.name))
+    Image.fromarray(overlay(result.view, result.cam, opacity)).save(path)
+    return path
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from modelkit.evaluation.calibration import calibrate_run
+
+    c = calibrate_run(args.run_dir, args.target, device=args.device)
+    print(f"temperature {c.temperature:.3f} (fitted on {c.samples} {c.split} images)")
+    print(f"ECE  {c.ece_before:.4f} -> {c.ece_after:.4f}")
+    print(f"NLL  {c.nll_before:.4f} -> {c.nll_after:.4f}")
+    reached = "" if c.reached else f" (the {c.target_accuracy:.0%} target is not reachable)"
+    print(
+        f"unknown below {c.threshold:.3f}: answers {c.coverage:.1%} of {c.split} "
+        f"at {c.answered_accuracy:.1%} accuracy{reached}"
+    )
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -123,7 +159,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         choices=("pytorch", "onnxruntime"),
         help="onnxruntime runs export/model.onnx on the CPU (exported first when missing)",
     )
+    p.add_argument("--cam", metavar="OUT_DIR", help="write Grad-CAM overlays (PNG) to OUT_DIR")
+    p.add_argument("--cam-opacity", type=float, default=0.5, help="overlay opacity 0..1")
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser(
+        "calibrate", help="fit temperature scaling and the 'unknown' threshold on val"
+    )
+    p.add_argument("run_dir")
+    p.add_argument(
+        "--target",
+        type=float,
+        default=0.95,
+        help="accuracy the answered images must reach; below its threshold: unknown",
+    )
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("export", help="export a run's model to TorchScript or ONNX, verified")
     p.add_argument("run_dir", help="run folder or checkpoint file")

@@ -64,10 +64,11 @@ def evaluate_run(
     device: str = "auto",
     save: bool = True,
 ) -> Evaluation:
-    """Decode the split once, run the checkpoint over it and save the results with the run."""
+    """Decode the split once, run the checkpoint over it and save the results with the run.
+    Probabilities (and the loss) are calibrated with the run's temperature, as the Predictor's."""
     images = load_split(run_dir, split, checkpoint, device)
     ev = evaluate_logits(
-        images.predictor.logits(images.squares),
+        images.predictor.logits(images.squares) / images.predictor.temperature,
         torch.tensor(images.labels, dtype=torch.long),
         images.predictor.classes,
         images.paths,

@@ -4,7 +4,8 @@ A checkpoint may come from someone else: its metadata decides the model that is 
 that are shown and how much memory each image takes. ``validate_metadata`` refuses, naming the
 file, a payload whose architecture is unknown, whose class names are not a list of plain strings of
 sane length and count (``modelkit.names``), whose image size is outside 16-1024 or whose resize
-size does not go with it, or whose head has an absurd shape. The Predictor and export call it.
+size does not go with it, whose head has an absurd shape, or whose calibration (temperature,
+unknown threshold) is out of range. The Predictor and export call it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def metadata_problem(payload: dict[str, Any]) -> str | None:
     problem = classes_problem(payload["classes"], "'classes'")
     if problem:
         return problem
-    return _preprocess_problem(payload["preprocess"]) or _config_problem(payload["config"])
+    return (
+        _preprocess_problem(payload["preprocess"])
+        or _config_problem(payload["config"])
+        or _calibration_problem(payload.get("calibration"))
+    )
 
 
 def _int_in(value: Any, low: int, high: int) -> bool:
@@ -81,4 +86,21 @@ def _config_problem(cfg: Any) -> str | None:
     dropout = cfg.get("head_dropout", 0.0)
     if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
         return "config 'head_dropout' is not a number from 0 to 1"
+    return None
+
+
+def _calibration_problem(cal: Any) -> str | None:
+    """The optional ``calibration`` record (modelkit.evaluation.calibration): temperature > 0,
+    unknown threshold and target accuracy in 0..1."""
+    if cal is None:
+        return None
+    if not isinstance(cal, dict):
+        return "'calibration' is not a dictionary"
+    t = cal.get("temperature", 1.0)
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.01 <= t <= 100:
+        return "calibration 'temperature' is not a number from 0.01 to 100"
+    for key in ("threshold", "target_accuracy"):
+        v = cal.get(key, 0.0)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1:
+            return f"calibration '{key}' is not a number from 0 to 1"
     return None

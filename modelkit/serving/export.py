@@ -8,6 +8,11 @@ onnxruntime) and run on sample images (the run's validation images when it has a
 random ones) next to the PyTorch model; the largest absolute difference of the logits is
 returned and stored in ``runs/<id>/export/model_card.json`` with classes, input, normalisation,
 best metrics and the training config.
+
+Calibration is baked into the ONNX graph: besides ``logits`` (raw, as before) it has a second
+output ``probabilities`` = softmax(logits / T) with the run's temperature T, so a serving system
+gets calibrated confidences without modelkit. The card records T and the "unknown" threshold
+(for TorchScript, whose single output stays the raw logits, the card is where T is read).
 """
 
 from __future__ import annotations
@@ -139,7 +144,28 @@ def _export_torchscript(model: torch.nn.Module, example: torch.Tensor, path: Pat
     return run
 
 
-def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path):
+class _Calibrated(torch.nn.Module):
+    """The model with a second output: probabilities calibrated by the run's temperature."""
+
+    def __init__(self, model: torch.nn.Module, temperature: float):
+        super().__init__()
+        self.model, self.temperature = model, float(temperature)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(x)
+        return logits, torch.softmax(logits / self.temperature, dim=1)
+
+
+def calibration_record(payload: dict[str, Any]) -> dict[str, float]:
+    """The checkpoint's temperature and unknown threshold (1 and 0 when not calibrated)."""
+    cal = payload.get("calibration") or {}
+    return {
+        "temperature": float(cal.get("temperature", 1.0)),
+        "unknown_threshold": float(cal.get("threshold", 0.0)),
+    }
+
+
+def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, temperature: float):
     try:
         import onnx  # noqa: F401 - the TorchScript-based exporter needs it
         import onnxruntime  # noqa: F401 - to check the file right after writing it
@@ -153,13 +179,17 @@ def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path):
         # dynamo=False: the torch.export-based exporter needs onnxscript; this one needs only
         # onnx, works offline, and handles ResNets with a dynamic batch axis.
         torch.onnx.export(
-            model,
+            _Calibrated(model, temperature).eval(),  # a new module trains: export restores it
             (example,),
             str(tmp),
             dynamo=False,
             input_names=["images"],
-            output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            output_names=["logits", "probabilities"],
+            dynamic_axes={
+                "images": {0: "batch"},
+                "logits": {0: "batch"},
+                "probabilities": {0: "batch"},
+            },
             opset_version=ONNX_OPSET,
         )
     session = onnx_session(path)
@@ -197,7 +227,8 @@ def export_run(run: str | Path, fmt: str, out_dir: str | Path | None = None) -> 
         if fmt == "torchscript":
             run_exported = _export_torchscript(loaded.model, example, path)
         else:
-            run_exported = _export_onnx(loaded.model, example, path)
+            temperature = calibration_record(loaded.payload)["temperature"]
+            run_exported = _export_onnx(loaded.model, example, path, temperature)
         with torch.no_grad():
             expected = loaded.model(samples)
         got = run_exported(samples)
@@ -257,6 +288,12 @@ def write_card(
             "test_time_augmentation": _tta_note(str(pre.get("tta", "none"))),
         },
         "output": {"name": "logits", "shape": ["batch", len(payload["classes"])]},
+        "calibration": {
+            **calibration_record(payload),
+            "how": "probabilities = softmax(logits / temperature); answer 'unknown' when the "
+            "largest is below unknown_threshold (the ONNX file's 'probabilities' output does the "
+            "first step)",
+        },
         "metrics": status.get("best") or payload.get("metrics") or {},
         "training_config": payload["config"],
         "exports": exports,

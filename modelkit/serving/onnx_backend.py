@@ -9,10 +9,13 @@ picks the backend by name, for the CLI (``predict --backend onnxruntime``) and t
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from modelkit.serving.gradcam import GradCamError
 from modelkit.serving.predictor import Predictor
 
 BACKENDS = ("pytorch", "onnxruntime")
@@ -45,7 +48,16 @@ class OnnxPredictor(Predictor):
         self.session = export.onnx_session(self.model_path, threads)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw logits; the Predictor divides them by the run's temperature, as for PyTorch."""
         return torch.from_numpy(self.session.run(["logits"], {"images": x.numpy()})[0])
+
+    def explain(
+        self, squares: Sequence[np.ndarray], target: str | None = None, method: str = "gradcam"
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """Refused: ONNX Runtime gives no gradients to weigh the feature maps with."""
+        raise GradCamError(
+            "Grad-CAM needs the model's gradients: use the pytorch backend to explain predictions"
+        )
 
 
 def make_predictor(

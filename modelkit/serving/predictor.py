@@ -1,7 +1,12 @@
 """Predictor: a checkpoint loaded once and kept warm, answering top-k for paths, bytes or images.
 
 It preprocesses exactly as evaluation does (``square_resize`` then a centre crop), so a file
-classified here gets the probabilities that evaluation recorded for it.
+classified here gets the probabilities that evaluation recorded for it (before calibration).
+
+A calibrated checkpoint (``modelkit.evaluation.calibration``) carries a temperature, which divides
+the logits before the softmax, and an "unknown" threshold: below it a Prediction is ``unknown``
+(its labels stay). ``explain=True`` adds a Grad-CAM map (``modelkit.serving.gradcam``) of the
+top class, or of a chosen one, with the crop the model saw.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modelkit.data.augment import normalise, to_float
+from modelkit.data.augment import eval_batch, normalise, to_float
 from modelkit.data.imageio import ImageLoadError, ImageSource, load_image, square_resize
 from modelkit.data.views import tta_views
 from modelkit.device import autocast, pick_device, resolve_precision
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint, require_modelkit
 from modelkit.models.metadata import validate_metadata
+from modelkit.serving import gradcam
 
 
 @dataclass
@@ -28,6 +34,10 @@ class Prediction:
     labels: list[str]  # best first
     probabilities: list[float]
     error: str = ""  # set, and labels empty, when the image could not be read
+    unknown: bool = False  # calibrated confidence below the run's unknown threshold
+    cam: np.ndarray | None = None  # Grad-CAM map (image_size x image_size, 0..1) when explained
+    cam_label: str = ""  # the class the map explains
+    view: np.ndarray | None = None  # the crop the model saw (uint8 RGB), for drawing the map on
 
     @property
     def label(self) -> str:
@@ -87,6 +97,9 @@ class Predictor:
         self.norm = models.recorded_normalisation(pre)
         self.tta = str(pre.get("tta", "none"))  # the views the run's evaluation averaged
         self.batch_size = batch_size
+        cal = payload.get("calibration") or {}
+        self.temperature = float(cal.get("temperature", 1.0))
+        self.threshold = float(cal.get("threshold", 0.0))
         return payload
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,13 +124,49 @@ class Predictor:
             outs.append(torch.stack(logits).mean(0))
         return torch.cat(outs) if outs else torch.zeros(0, len(self.classes))
 
-    def predict(self, source: ImageSource, top_k: int = 5) -> Prediction:
-        return self.predict_many([source], top_k)[0]
+    def crop(self, square: np.ndarray) -> np.ndarray:
+        """The centre crop of a preprocessed square that the model sees (as ``eval_batch``)."""
+        top = (square.shape[0] - self.image_size) // 2
+        left = (square.shape[1] - self.image_size) // 2
+        return square[top : top + self.image_size, left : left + self.image_size]
+
+    def explain(
+        self, squares: Sequence[np.ndarray], target: str | None = None, method: str = "gradcam"
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """(raw logits, Grad-CAM maps) for preprocessed squares; ``target`` is a class name to
+        explain instead of each image's top class."""
+        targets = None
+        if target is not None:
+            if target not in self.classes:
+                raise gradcam.GradCamError(f"class {target!r} is not one of the model's classes")
+            targets = [self.classes.index(target)] * len(squares)
+        logits, maps = [], []
+        for start in range(0, len(squares), self.batch_size):
+            chunk = torch.from_numpy(np.stack(squares[start : start + self.batch_size]))
+            x = eval_batch(chunk.to(self.device), self.image_size, self.channels_last, self.norm)
+            part = targets[start : start + len(chunk)] if targets else None
+            ctx = autocast(self.device, self.precision) if self.precision != "fp32" else None
+            out, cams = gradcam.grad_cam(self.model, self.arch, x, part, method, ctx)
+            logits.append(out)
+            maps.append(cams)
+        return torch.cat(logits), np.concatenate(maps)
+
+    def predict(
+        self, source: ImageSource, top_k: int = 5, explain: bool = False, target: str | None = None
+    ) -> Prediction:
+        return self.predict_many([source], top_k, explain=explain, target=target)[0]
 
     def predict_many(
-        self, sources: Sequence[ImageSource], top_k: int = 5, names: Sequence[str] | None = None
+        self,
+        sources: Sequence[ImageSource],
+        top_k: int = 5,
+        names: Sequence[str] | None = None,
+        explain: bool = False,
+        target: str | None = None,
     ) -> list[Prediction]:
-        """Classify many images in batches; an unreadable one gets an error, the rest go on."""
+        """Classify many images in batches; an unreadable one gets an error, the rest go on.
+
+        Probabilities are calibrated (the run's temperature); ``explain`` adds Grad-CAM maps."""
         names = list(names) if names is not None else [_name(s) for s in sources]
         results: list[Prediction | None] = [None] * len(sources)
         squares, where = [], []
@@ -128,14 +177,26 @@ class Predictor:
             except ImageLoadError as exc:
                 results[i] = Prediction(names[i], [], [], error=f"{names[i]}: {exc.reason}")
         if squares:
-            probs = torch.softmax(self.logits(squares), dim=1)
+            cams = None
+            if explain:
+                logits, cams = self.explain(squares, target)
+                if self.tta != "none":  # the maps come from the centre view; the answer from all
+                    logits = self.logits(squares)
+            else:
+                logits = self.logits(squares)
+            probs = torch.softmax(logits / self.temperature, dim=1)
             k = min(top_k, len(self.classes))
             top = probs.topk(k, dim=1)
             for row, i in enumerate(where):
+                labels = [self.classes[j] for j in top.indices[row].tolist()]
                 results[i] = Prediction(
                     names[i],
-                    [self.classes[j] for j in top.indices[row].tolist()],
+                    labels,
                     [float(p) for p in top.values[row]],
+                    unknown=float(probs[row].max()) < self.threshold,
+                    cam=None if cams is None else cams[row],
+                    cam_label=(target or labels[0]) if cams is not None else "",
+                    view=None if cams is None else self.crop(squares[row]),
                 )
         return [r for r in results if r is not None]
 

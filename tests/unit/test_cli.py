@@ -157,7 +157,7 @@ def test_predict_csv_with_a_bad_file(capsys, run_copy, tmp_path):
     with open(out_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["path"] for r in rows] == [images[0], str(notes), images[1]]
-    header = ["path", "label_1", "probability_1", "label_2", "probability_2", "error"]
+    header = ["path", "label_1", "probability_1", "label_2", "probability_2", "unknown", "error"]
     assert list(rows[0]) == header
     assert rows[0]["label_1"] in ("blue", "green", "red") and 0 < float(rows[0]["probability_1"])
     assert rows[1]["error"] and rows[1]["label_1"] == ""

@@ -56,8 +56,9 @@ def test_exports_load_back_with_a_free_batch_axis_and_match_pytorch(exported, ru
     with torch.no_grad():
         assert (scripted(x) - expected).abs().max() < 1e-4
     session = ort.InferenceSession(str(exported["onnx"].path), providers=["CPUExecutionProvider"])
-    (logits,) = session.run(None, {"images": x.numpy()})
+    logits, probabilities = session.run(None, {"images": x.numpy()})  # raw, and calibrated
     assert np.abs(logits - expected.numpy()).max() < 1e-4
+    assert np.allclose(probabilities.sum(1), 1.0, atol=1e-5)
     single = session.run(None, {"images": x[:1].numpy()})[0]
     assert single.shape == (1, len(loaded.payload["classes"]))
 

@@ -2,10 +2,11 @@
 
 The training techniques come first (class balance, warmup, progressive resizing, EMA: they act
 on the loop itself). At an epoch's end: the phase switch first (last.pt must hold phase 2's
-optimizer), then the checkpoints, then the events (EpochEnd is heard after the checkpoint
-exists), then early stopping, then the caller's callbacks (the Optuna pruner). At the fit's end
-the final evaluation comes before the Finished event, so the run folder holds the evaluation
-when listeners hear it.
+optimizer), then the time budget's decision, then the checkpoints, then the events (EpochEnd is
+heard after the checkpoint exists), then early stopping, then the caller's callbacks (the Optuna
+pruner). At the fit's end the final evaluation comes before the Finished event, so the run
+folder holds the evaluation when listeners hear it; calibration follows the final evaluation (it
+reuses the best weights that one loaded).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from modelkit.events import ListenerFn
 from modelkit.runs.store import RunRecorder
 from modelkit.training import tensorboard_log
 from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.calibration import Calibrate
 from modelkit.training.callbacks.checkpoint import Checkpoint
 from modelkit.training.callbacks.early_stopping import EarlyStopping
 from modelkit.training.callbacks.ema import EMA
@@ -48,7 +50,7 @@ def default_callbacks(trainer: Trainer) -> list[Callback]:
         trainer.listeners[:0] = recorders
     elif not is_main:
         trainer.listeners = []  # only rank 0 records, prints and reports
-    saving = [Checkpoint(), FinalEvaluation()] if trainer.record else []
+    saving = [Checkpoint(), FinalEvaluation(), Calibrate()] if trainer.record else []
     budget = [TimeBudget(cfg.time_budget)] if cfg.time_budget else []  # before last.pt is saved
     callbacks = [
         *technique_callbacks(trainer),

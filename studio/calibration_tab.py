@@ -1,0 +1,101 @@
+"""The Evaluate page's Calibration tab: reliability before/after, ECE, and the "unknown" threshold.
+
+Reads ``runs/<id>/calibration.json`` (modelkit.evaluation.calibration); calibrates an old run on
+demand; the user sets a target accuracy (the threshold that reaches it on validation is proposed)
+or moves the threshold along the coverage-vs-accuracy curve, and saves it into the checkpoint.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from modelkit.errors import ModelkitError
+from modelkit.evaluation import calibration as cal
+from modelkit.runs.store import RunInfo
+from studio.calibration_figures import coverage_figure, reliability_figure
+from studio.text import md
+
+
+def _calibrate_now(run: RunInfo, target: float) -> None:
+    with st.spinner(f"Calibrating {run.id} on its validation split…", show_time=True):
+        try:
+            cal.calibrate_run(run.path, target)
+        except (ModelkitError, RuntimeError, OSError, ValueError) as exc:
+            st.error(f"Could not calibrate {md(run.id)}: {md(exc)}")
+            return
+    st.session_state.pop(f"calibration_threshold_{run.id}", None)
+    st.rerun()
+
+
+def calibration_tab(run: RunInfo) -> None:
+    report = cal.load_report(run.path)
+    if report is None:
+        st.info(
+            "This run is not calibrated yet: its confidences are the raw softmax, and it never "
+            "answers 'unknown'. Calibration fits a temperature on the validation split."
+        )
+        target = st.number_input(
+            "Target accuracy", 0.5, 1.0, cal.DEFAULT_TARGET, 0.01, key="calibration_target_new"
+        )
+        if st.button("Calibrate", type="primary", key="calibration_run"):
+            _calibrate_now(run, target)
+        return
+    c = st.columns(4)
+    c[0].metric("Temperature", f"{report['temperature']:.2f}", border=True)
+    c[1].metric(
+        "ECE (val)",
+        f"{report['ece_after']:.3f}",
+        f"{report['ece_after'] - report['ece_before']:+.3f} (was {report['ece_before']:.3f})",
+        delta_color="inverse",
+        border=True,
+    )
+    c[2].metric(
+        "NLL (val)",
+        f"{report['nll_after']:.3f}",
+        f"{report['nll_after'] - report['nll_before']:+.3f}",
+        delta_color="inverse",
+        border=True,
+    )
+    c[3].metric("Images", f"{report.get('samples', 0):,}", border=True)
+    left, right = st.columns(2)
+    left.plotly_chart(
+        reliability_figure(report.get("bins_before", []), report.get("bins_after", [])),
+        key="calibration_reliability",
+    )
+    curve = report["curve"]
+    with right:
+        t1, t2 = st.columns(2)
+        target = t1.number_input(
+            "Target accuracy",
+            0.5,
+            1.0,
+            float(report.get("target_accuracy", cal.DEFAULT_TARGET)),
+            0.01,
+            key=f"calibration_target_{run.id}",
+            help="The proposed threshold is the lowest that keeps answered images this accurate.",
+        )
+        proposed = cal.threshold_on_curve(curve, target)
+        key = f"calibration_threshold_{run.id}"
+        if st.session_state.get(f"{key}_for") != target:  # a new target proposes a new threshold
+            st.session_state[key] = round(proposed, 3)
+            st.session_state[f"{key}_for"] = target
+        threshold = t2.slider("Unknown below", 0.0, 1.0, step=0.001, format="%.3f", key=key)
+        chart = st.empty()
+        chart.plotly_chart(coverage_figure(curve, threshold, target), key="calibration_coverage")
+        answered = [
+            (cov, acc)
+            for t, cov, acc in zip(curve["threshold"], curve["coverage"], curve["accuracy"])
+            if t >= threshold
+        ]
+        cov, acc = answered[-1] if answered else (0.0, 0.0)
+        st.caption(
+            f"At {threshold:.3f} the model answers {cov:.0%} of validation images, "
+            f"{acc:.1%} of them correctly; the rest are 'unknown'. "
+            f"Saved: {report['threshold']:.3f}."
+        )
+        b1, b2 = st.columns(2)
+        if b1.button("Save threshold", type="primary", key="calibration_save"):
+            cal.set_threshold(run.path, threshold, target)
+            st.success(f"Saved: {md(run.id)} answers 'unknown' below {threshold:.3f}.")
+        if b2.button("Calibrate again", key="calibration_again"):
+            _calibrate_now(run, target)
