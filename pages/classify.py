@@ -122,13 +122,13 @@ def _cards(
             if opacity is not None and p.cam is not None and p.view is not None:
                 st.image(
                     overlay(p.view, p.cam, opacity),
-                    caption=f"{p.source} · Grad-CAM for {p.cam_label}",
+                    caption=f"{md(p.source)} · Grad-CAM for {md(p.cam_label)}",
                     width="stretch",
                 )
             elif thumb is not None:
-                st.image(thumb, caption=p.source, width="stretch")
+                st.image(thumb, caption=md(p.source), width="stretch")
             else:
-                st.caption(p.source)
+                st.caption(md(p.source))
             st.plotly_chart(
                 plots.topk_bar(p.labels[:k], p.probabilities[:k]),
                 key=f"classify_bar_{start + i}",

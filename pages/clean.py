@@ -207,7 +207,7 @@ def _duplicates(report: CleanReport) -> None:
         cols = st.columns(min(len(g.paths), 6))
         for n, (path, split, label) in enumerate(zip(g.paths, g.splits, g.labels)):
             if n < 6 and (img := _thumb(path)) is not None:
-                cols[n].image(img, caption=f"{split} · {label} · {_rel(report, path)}")
+                cols[n].image(img, caption=f"{split} · {md(label)} · {md(_rel(report, path))}")
 
 
 def _compare() -> None:

@@ -413,7 +413,7 @@ def _samples(view: DatasetView, fingerprint: str) -> None:
             if sheet is None:
                 st.caption(f"**{md(cls)}**: no readable images")
             else:
-                st.image(sheet, caption=cls)
+                st.image(sheet, caption=md(cls))
 
 
 # ---------------------------------------------------------------- page

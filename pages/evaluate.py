@@ -89,7 +89,8 @@ def _run_label(run: RunInfo) -> str:
 
 
 def _caption(p: dict) -> str:
-    return f"{p['true']} → {p['predicted']} (p={p['confidence']:.2f}, loss={p['loss']:.2f})"
+    true, predicted = md(str(p["true"])), md(str(p["predicted"]))
+    return f"{true} → {predicted} (p={p['confidence']:.2f}, loss={p['loss']:.2f})"
 
 
 def _thumbnails(rows: list[dict], opacity: float | None = None) -> None:
