@@ -88,18 +88,28 @@ def create_scheduler(
     if sched == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     if sched == "onecycle":
+        total = max(epochs * steps_per_epoch, 1)
         return lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=[g["lr"] for g in optimizer.param_groups],
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
-            pct_start=pct_start,
+            pct_start=onecycle_pct_start(pct_start, total),
         )
     if sched == "plateau":
         return lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=mode, factor=gamma, patience=plateau_patience
         )
     return None
+
+
+def onecycle_pct_start(pct_start: float, total_steps: int) -> float:
+    """``pct_start`` moved just enough that each of one-cycle's two phases spans at least one
+    step: torch divides by a phase's length, so a warm-up of exactly one step (or of every step)
+    in a short run would divide by zero. Runs of under 4 steps get the default 0.3 back."""
+    if total_steps < 4:
+        return 0.3
+    return min(max(pct_start, 2.0 / total_steps), 1.0 - 2.0 / total_steps)
 
 
 def warmup_factor(step: int, warmup_steps: float) -> float:

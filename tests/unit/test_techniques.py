@@ -9,6 +9,8 @@ the scheduled sizes; eval_size is recorded for the Predictor.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -254,6 +256,24 @@ def test_progressive_resizing_trains_at_the_scheduled_sizes(make_config):
     assert spy.sizes == [size for size in want for _ in range(steps)]
 
 
+def test_progressive_resizing_follows_a_run_whose_epochs_change(make_config):
+    """A time budget fixes the number of epochs after the first ones: the size schedule is laid
+    out again over the new length instead of running off its end."""
+
+    class MoreEpochs(Callback):
+        def on_epoch_end(self, trainer, epoch, metrics):
+            if epoch == 0:
+                trainer.config = trainer.config.replace(epochs=4)
+
+    spy = LrSpy()
+    cfg = make_config(
+        progressive_resize=True, progressive_min_size=16, epochs=2, arch="smallresnet"
+    )
+    trainer = Trainer(cfg, callbacks=[MoreEpochs(), spy])
+    assert trainer.fit().state == "finished"
+    assert spy.sizes[-1] == 32 and len(set(spy.sizes)) > 1
+
+
 # -- exact resume with every technique on --------------------------------------------------------
 def test_exact_resume_with_every_technique(make_config):
     settings = dict(
@@ -283,3 +303,21 @@ def test_exact_resume_with_every_technique(make_config):
     assert ema_a["updates"] == ema_b["updates"]
     for k in ema_a["weights"]:
         assert torch.equal(ema_a["weights"][k], ema_b["weights"][k]), f"EMA {k} differs"
+
+
+@pytest.mark.parametrize("epochs,steps", [(1, 1), (1, 3), (1, 5), (2, 5), (10, 1)])
+@pytest.mark.parametrize("pct_start", [0.0, 0.05, 0.3, 1.0])
+def test_onecycle_with_any_warmup_share_runs_every_step(epochs, steps, pct_start):
+    """A warm-up of one step (or of every step) in a short run divided by zero inside torch's
+    OneCycleLR; the share is moved just enough that both phases have a step."""
+    from modelkit.training.optim import create_scheduler
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = create_scheduler(opt, "onecycle", epochs, steps, pct_start=pct_start)
+    rates = []
+    for _ in range(epochs * steps):
+        opt.step()
+        sched.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert all(math.isfinite(r) and r >= 0 for r in rates)

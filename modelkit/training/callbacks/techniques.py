@@ -56,9 +56,14 @@ class ProgressiveResize(Callback):
     full (or evaluation) size."""
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        cfg = trainer.config
-        self.sizes = progressive_sizes(cfg.epochs, cfg.progressive_min_size, cfg.image_size)
-        trainer.emit(Message(f"progressive resizing: epoch sizes {self.sizes}"))
+        trainer.emit(Message(f"progressive resizing: epoch sizes {self._sizes(trainer)}"))
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
-        trainer.train_size = self.sizes[epoch]
+        # laid out again each epoch: a time budget may change the number of epochs mid-run
+        sizes = self._sizes(trainer)
+        trainer.train_size = sizes[min(epoch, len(sizes) - 1)]
+
+    @staticmethod
+    def _sizes(trainer: Trainer) -> list[int]:
+        cfg = trainer.config
+        return progressive_sizes(cfg.epochs, cfg.progressive_min_size, cfg.image_size)
