@@ -32,7 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_transfer import Folder, _in_child, time_to  # noqa: E402
+from bench_transfer import _in_child, time_to  # noqa: E402
+from reference_loop import Folder, tutorial_transforms  # noqa: E402
 
 from modelkit.config_schema import parse_duration  # noqa: E402
 
@@ -89,7 +90,6 @@ def run_naive(args, q) -> None:
     import torch
     from torch import nn
     from torch.utils.data import DataLoader
-    from torchvision import transforms
 
     from modelkit.data.scan import scan_dataset
     from modelkit.models.registry import build_model, load_starting_weights, normalisation
@@ -97,23 +97,7 @@ def run_naive(args, q) -> None:
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
     index = scan_dataset(args.data, args.val_ratio, 0.0, args.seed)
-    norm = transforms.Normalize(*normalisation(args.arch))
-    train_tf = transforms.Compose(
-        [
-            transforms.RandomResizedCrop(args.image_size),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            norm,
-        ]
-    )
-    val_tf = transforms.Compose(
-        [
-            transforms.Resize(int(round(args.image_size / 0.875))),
-            transforms.CenterCrop(args.image_size),
-            transforms.ToTensor(),
-            norm,
-        ]
-    )
+    train_tf, val_tf = tutorial_transforms(args.image_size, normalisation(args.arch))
     train = DataLoader(
         Folder(index.splits["train"], train_tf), 4, shuffle=True, num_workers=args.workers
     )

@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reference_loop import Folder, tutorial_transforms  # noqa: E402
 
 
 def _peak_rss_mb() -> float:
@@ -41,27 +44,10 @@ def _summarise(epoch_seconds: list[float], images: int, first_epoch_end: float, 
     }
 
 
-class Folder:
-    """What ImageFolder does, over modelkit's split so both sides see the same files."""
-
-    def __init__(self, samples, tf):
-        self.samples, self.tf = samples, tf
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, i):
-        from torchvision.datasets.folder import default_loader
-
-        s = self.samples[i]
-        return self.tf(default_loader(s.path)), s.label
-
-
 def run_naive(args, q) -> None:
     import torch
     from torch import nn
     from torch.utils.data import DataLoader
-    from torchvision import transforms
 
     from modelkit.data.scan import scan_dataset
     from modelkit.models.registry import (
@@ -74,23 +60,8 @@ def run_naive(args, q) -> None:
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
     index = scan_dataset(args.data, seed=args.seed)
-    norm = transforms.Normalize(*normalisation(args.arch))  # what the architecture expects
-    train_tf = transforms.Compose(
-        [
-            transforms.RandomResizedCrop(args.image_size, scale=(0.35, 1.0)),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            norm,
-        ]
-    )
-    resize = int(round(args.image_size / 0.875))
-    val_tf = transforms.Compose(
-        [
-            transforms.Resize(resize),
-            transforms.CenterCrop(args.image_size),
-            transforms.ToTensor(),
-            norm,
-        ]
+    train_tf, val_tf = tutorial_transforms(
+        args.image_size, normalisation(args.arch), crop_scale=(0.35, 1.0)
     )
 
     train = DataLoader(

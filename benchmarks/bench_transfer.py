@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reference_loop import Folder, tutorial_transforms  # noqa: E402
 
 PATHS = ("frozen-cache", "head-then-finetune", "finetune-backbone-lr", "few-images", "tutorial")
 
@@ -94,29 +97,12 @@ def _result(curve, wall, images, state, settings) -> dict:
     }
 
 
-class Folder:
-    """What ImageFolder does, over modelkit's split so both sides see the same files."""
-
-    def __init__(self, samples, tf):
-        self.samples, self.tf = samples, tf
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, i):
-        from torchvision.datasets.folder import default_loader
-
-        s = self.samples[i]
-        return self.tf(default_loader(s.path)), s.label
-
-
 def run_tutorial(args, q) -> None:
     """The tutorial's "finetuning the ConvNet": SGD(lr 1e-3, momentum 0.9), StepLR(7, 0.1),
     RandomResizedCrop + flip for training, Resize + CenterCrop for validation, fp32."""
     import torch
     from torch import nn
     from torch.utils.data import DataLoader
-    from torchvision import transforms
 
     from modelkit.data.scan import scan_dataset
     from modelkit.models.registry import build_model, load_starting_weights, normalisation
@@ -124,23 +110,7 @@ def run_tutorial(args, q) -> None:
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
     index = scan_dataset(args.data, args.val_ratio, 0.0, args.seed)
-    norm = transforms.Normalize(*normalisation(args.arch))  # what the weights expect
-    train_tf = transforms.Compose(
-        [
-            transforms.RandomResizedCrop(args.image_size),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            norm,
-        ]
-    )
-    val_tf = transforms.Compose(
-        [
-            transforms.Resize(int(round(args.image_size / 0.875))),
-            transforms.CenterCrop(args.image_size),
-            transforms.ToTensor(),
-            norm,
-        ]
-    )
+    train_tf, val_tf = tutorial_transforms(args.image_size, normalisation(args.arch))
     bs, workers = args.tutorial_batch_size, args.workers
     train_set = Folder(index.splits["train"], train_tf)
     train = DataLoader(train_set, bs, shuffle=True, num_workers=workers)

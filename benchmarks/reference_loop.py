@@ -1,0 +1,48 @@
+"""What the naive reference loop of every benchmark shares: the PyTorch tutorial's data side.
+
+torchvision transforms on PIL images, read file by file through a DataLoader (what
+ImageFolder does), over modelkit's own split so both sides of a comparison see the same files.
+"""
+
+from __future__ import annotations
+
+
+class Folder:
+    """ImageFolder over a list of modelkit Samples (path, label)."""
+
+    def __init__(self, samples, tf):
+        self.samples, self.tf = samples, tf
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        from torchvision.datasets.folder import default_loader
+
+        s = self.samples[i]
+        return self.tf(default_loader(s.path)), s.label
+
+
+def tutorial_transforms(image_size: int, mean_std, crop_scale=(0.08, 1.0)):
+    """(train, val) transforms: random resized crop + flip for training, resize to
+    size/0.875 + centre crop for validation, both normalised with the weights' mean/std."""
+    from torchvision import transforms
+
+    norm = transforms.Normalize(*mean_std)
+    train = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(image_size, scale=crop_scale),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            norm,
+        ]
+    )
+    val = transforms.Compose(
+        [
+            transforms.Resize(int(round(image_size / 0.875))),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+            norm,
+        ]
+    )
+    return train, val
