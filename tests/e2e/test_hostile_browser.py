@@ -75,7 +75,7 @@ def test_an_outside_folder_typed_on_train_is_refused(page, studio_url, studio_di
     page.get_by_role("button", name="Launch training").click()
     _settle(page)
     alert = page.get_by_text("outside the folders this app may open")
-    alert.first.wait_for()
+    alert.first.wait_for(timeout=90_000)  # the scan and the refusal take a rerun or two
     screenshot(page, "hostile-train-outside-folder")
     page.wait_for_timeout(1500)
     assert set(os.listdir(studio_dirs["runs"])) == before  # no run started

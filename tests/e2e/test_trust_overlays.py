@@ -60,17 +60,13 @@ def _settle(page) -> None:
     page.wait_for_timeout(500)
 
 
-def _goto(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    page.wait_for_selector(f'h2:has-text("{title}"), h1:has-text("{title}")')
-
-
 def test_grad_cam_overlays_render_on_classify(page, trained):
     proc, url = start_server(trained)
     try:
-        page.goto(url)
-        page.wait_for_selector('[data-testid="stSidebarNav"]')
-        _goto(page, "Classify")
+        # straight to the page: the first page (Dataset) may still be checking its folder, and a
+        # click in the sidebar would wait behind that script run
+        page.goto(f"{url}/classify")
+        page.wait_for_selector('h2:has-text("Classify"), h1:has-text("Classify")', timeout=90_000)
         page.locator('input[type="file"]').set_input_files(
             [
                 {
