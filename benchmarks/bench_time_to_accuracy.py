@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_transfer import _in_child, time_to  # noqa: E402
-from reference_loop import Folder, tutorial_transforms  # noqa: E402
+from bench_transfer import time_to  # noqa: E402
+from reference_loop import Folder, in_child, tutorial_transforms  # noqa: E402
 
 from modelkit.config_schema import parse_duration  # noqa: E402
 
@@ -177,9 +177,9 @@ def main(argv=None) -> int:
         args.arch = "resnet18"  # the tutorial's network when nothing is pretrained
 
     print(f"running naive ({args.budget:g} s) ...", file=sys.stderr, flush=True)
-    naive = _in_child(run_naive, args)
+    naive = in_child(run_naive, args)
     print(f"running auto ({args.budget:g} s) ...", file=sys.stderr, flush=True)
-    auto = _in_child(run_auto, args)
+    auto = in_child(run_auto, args)
     summary = compare(naive, auto, args.budget)
 
     print(f"\n{args.data}, budget {args.budget:g} s, weights {args.weights}")

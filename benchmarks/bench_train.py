@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import queue
 import resource
 import statistics
 import sys
@@ -27,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reference_loop import Folder, tutorial_transforms  # noqa: E402
+from reference_loop import Folder, in_child, tutorial_transforms  # noqa: E402
 
 
 def _peak_rss_mb() -> float:
@@ -189,22 +187,6 @@ def _combine(runs: list[dict]) -> dict:
     return out
 
 
-def _in_child(fn, args) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=fn, args=(args, q))
-    p.start()
-    while True:
-        try:
-            result = q.get(timeout=5)
-            break
-        except queue.Empty:
-            if not p.is_alive():
-                raise SystemExit(f"{fn.__name__} failed in its child process (see above)") from None
-    p.join()
-    return result
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("data", type=Path)
@@ -226,11 +208,11 @@ def main(argv=None) -> int:
     naive_runs, our_runs = [], []
     for seed in range(args.seed, args.seed + args.seeds):  # alternate so drift hits both sides
         args.seed = seed
-        naive_runs.append(_in_child(run_naive, args))
-        our_runs.append(_in_child(run_modelkit, args))
+        naive_runs.append(in_child(run_naive, args))
+        our_runs.append(in_child(run_modelkit, args))
     args.seed -= args.seeds - 1
     naive, ours = _combine(naive_runs), _combine(our_runs)
-    bare = _in_child(run_bare_step, args)["steady_images_per_second"]
+    bare = in_child(run_bare_step, args)["steady_images_per_second"]
     ratios = {
         "throughput_x": ours["steady_images_per_second"] / naive["steady_images_per_second"],
         "wall_time_x": naive["wall_s"] / ours["wall_s"],

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import queue
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reference_loop import Folder, tutorial_transforms  # noqa: E402
+from reference_loop import Folder, in_child, tutorial_transforms  # noqa: E402
 
 PATHS = ("frozen-cache", "head-then-finetune", "finetune-backbone-lr", "few-images", "tutorial")
 
@@ -141,22 +139,6 @@ def run_tutorial(args, q) -> None:
     q.put(_result(curve, wall, images, "finished", settings))
 
 
-def _in_child(fn, *fn_args) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=fn, args=(*fn_args, q))
-    p.start()
-    while True:
-        try:
-            result = q.get(timeout=5)
-            break
-        except queue.Empty:
-            if not p.is_alive():
-                raise SystemExit(f"{fn.__name__} failed in its child process (see above)") from None
-    p.join()
-    return result
-
-
 def time_to(curve: list, target: float) -> float | None:
     """Seconds from the start until validation accuracy first reached ``target`` (None: never)."""
     return next((t for t, acc in curve if acc >= target - 1e-9), None)
@@ -187,9 +169,9 @@ def main(argv=None) -> int:
     for name in chosen:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         if name == "tutorial":
-            results[name] = _in_child(run_tutorial, args)
+            results[name] = in_child(run_tutorial, args)
         else:
-            results[name] = _in_child(run_modelkit, name, args)
+            results[name] = in_child(run_modelkit, name, args)
     tutorial = results.get("tutorial")
     for r in results.values():
         if tutorial:

@@ -1,10 +1,14 @@
-"""What the naive reference loop of every benchmark shares: the PyTorch tutorial's data side.
+"""What the benchmarks share: the naive reference loop's data side (the PyTorch tutorial's),
+and running each side in a fresh child process.
 
 torchvision transforms on PIL images, read file by file through a DataLoader (what
 ImageFolder does), over modelkit's own split so both sides of a comparison see the same files.
 """
 
 from __future__ import annotations
+
+import multiprocessing as mp
+import queue
 
 
 class Folder:
@@ -46,3 +50,21 @@ def tutorial_transforms(image_size: int, mean_std, crop_scale=(0.08, 1.0)):
         ]
     )
     return train, val
+
+
+def in_child(fn, *fn_args) -> dict:
+    """``fn(*fn_args, q)`` in a fresh spawned process (its own threads and allocator, nothing
+    warmed up by the other side); returns what it put on ``q``, or exits if it died."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=fn, args=(*fn_args, q))
+    p.start()
+    while True:
+        try:
+            result = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise SystemExit(f"{fn.__name__} failed in its child process (see above)") from None
+    p.join()
+    return result
