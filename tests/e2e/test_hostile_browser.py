@@ -72,7 +72,8 @@ def test_an_outside_folder_typed_on_train_is_refused(page, studio_url, studio_di
     box.fill(str(outside))
     box.press("Tab")
     _settle(page)
-    page.get_by_role("button", name="Launch training").click()
+    # a rerun can briefly show the old form next to the new one: click the first Launch button
+    page.get_by_role("button", name="Launch training").first.click()
     _settle(page)
     alert = page.get_by_text("outside the folders this app may open")
     alert.first.wait_for(timeout=90_000)  # the scan and the refusal take a rerun or two
