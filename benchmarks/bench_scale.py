@@ -15,11 +15,13 @@ and the Runs page.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib
 import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -264,21 +266,59 @@ def _train(data: Path, runs_dir: Path, args: argparse.Namespace) -> dict:
     }
 
 
+def _why_failed(done: subprocess.CompletedProcess | subprocess.TimeoutExpired, work: Path) -> dict:
+    """What a failed child left: its exit status or the signal that killed it, the tail of its
+    stderr (the traceback), and for training the tail of the run's own log."""
+    out: dict = {}
+    stderr = done.stderr or ""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    lines = stderr.strip().splitlines()
+    code = getattr(done, "returncode", None)
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        out["error"] = f"killed by {name}" + (
+            " (the kernel's OOM killer, or someone)" if name == "SIGKILL" else ""
+        )
+    else:
+        out["error"] = lines[-1][:300] if lines else f"exit status {code}, nothing on stderr"
+    out["returncode"] = code
+    out["stderr_tail"] = "\n".join(lines[-25:])[-4000:]
+    logs = sorted((work / "runs").glob("*/log.txt"))
+    if logs:
+        out["run_log_tail"] = logs[-1].read_text(errors="replace").splitlines()[-10:]
+    return out
+
+
+def _load_1m() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def run_child(step: str, data: Path, work: Path, args: argparse.Namespace) -> dict:
+    """One step in a fresh process. Besides its own numbers: the load average when it started and
+    its CPU seconds, so a step slowed by other work on the machine shows it (a train epoch that
+    shares two cores with a generator runs ~20x slower: cpu_s far below the cores' wall time)."""
     cmd = [sys.executable, __file__, "--child", step, "--data", str(data), "--work", str(work)]
     cmd += ["--image-size", str(args.image_size), "--arch", args.arch]
     cmd += ["--cache-ram-mb", str(args.cache_ram_mb)]
+    load, before = _load_1m(), resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     try:
         done = subprocess.run(
             cmd, capture_output=True, text=True, timeout=args.step_timeout, cwd=ROOT
         )
-    except subprocess.TimeoutExpired:
-        return {"error": f"over {args.step_timeout}s"}
+    except subprocess.TimeoutExpired as exc:
+        return {**_why_failed(exc, work), "error": f"over {args.step_timeout}s"}
     if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+        return _why_failed(done, work)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = json.loads(done.stdout.strip().splitlines()[-1])
     out["process_s"] = round(time.perf_counter() - start, 2)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    out.update(cpu_s=round(cpu, 2), load_1m_before=load)
     return out
 
 
@@ -325,10 +365,19 @@ def main() -> None:
         return
 
     cache = args.cache_dir.resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    # One benchmark per cache folder at a time: a second one (generating 10k images on every
+    # core) running beside the first's training step slowed its 1k epoch from ~20 s to 400 s.
+    lock = open(cache / ".bench_scale.lock", "w")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"waiting for the other bench_scale.py that uses {cache} to end", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     machine = {"cpus": os.cpu_count(), "platform": platform.platform()}
     keep = ("image_size", "arch", "cache_ram_mb", "classes")
     result: dict = {
-        "machine": {**machine, "python": platform.python_version()},
+        "machine": {**machine, "python": platform.python_version(), "load_1m": _load_1m()},
         "settings": {k: v for k, v in vars(args).items() if k in keep},
         "sizes": {},
     }
