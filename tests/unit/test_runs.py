@@ -8,10 +8,12 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+import modelkit.runs.store as store_module
 from modelkit.events import EpochEnd, Failed, Finished, Message, RunStarted, Stopped
 from modelkit.runs.store import RunRecorder, RunStore, load_run, read_metrics, run_state, wait_until
 
@@ -200,3 +202,90 @@ def test_recorder_writes_status_log_and_metrics(tmp_path):
 def test_wait_until():
     assert wait_until(lambda: True, timeout=0.1)
     assert not wait_until(lambda: False, timeout=0.05, interval=0.01)
+
+
+def _settle(run: Path, seconds_ago: float = 60) -> None:
+    """Date a run's files in the past: the listing cache keeps only runs whose files settled."""
+    when = time.time() - seconds_ago
+    for f in run.iterdir():
+        os.utime(f, (when, when))
+
+
+def _count_reads(monkeypatch) -> list[str]:
+    """The run folders whose files load_run parsed (read_json is its only JSON reader)."""
+    reads: list[str] = []
+    real = store_module.read_json
+
+    def counting(path, default=None):
+        if Path(path).name == "status.json":
+            reads.append(Path(path).parent.name)
+        return real(path, default)
+
+    monkeypatch.setattr(store_module, "read_json", counting)
+    return reads
+
+
+def test_listing_again_reads_only_the_runs_that_changed(tmp_path, monkeypatch):
+    """The Runs page lists every run on each rerun: an unchanged run is not parsed again, a run
+    whose status or metrics changed shows its new state, and a deleted run drops out."""
+    store_module.RUN_CACHE.clear()
+    for name in ("a", "b", "c"):
+        _settle(fake_run(tmp_path, name, {"state": "finished"}, epochs_done=1))
+    live = fake_run(tmp_path, "live", {"state": "stopped"}, epochs_done=1)
+    _settle(live)
+    reads = _count_reads(monkeypatch)
+    store = RunStore(tmp_path)
+    first = {r.id: r for r in store.list()}
+    assert sorted(reads) == ["a", "b", "c", "live"]
+    reads.clear()
+    again = {r.id: r for r in store.list()}
+    assert reads == [] and again == first  # nothing changed, nothing parsed
+    again["a"].best.clear()  # a caller changing what it got does not change the cache
+    assert store.list()[0].best
+
+    # the run is resumed and finishes an epoch: status.json replaced, metrics.jsonl appended
+    (live / "status.json").write_text(json.dumps({"state": "finished"}))
+    with open(live / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 2, "train_loss": 0.3, "val_acc": 0.9}) + "\n")
+    reads.clear()
+    now = {r.id: r for r in store.list()}
+    assert reads == ["live"]  # only the changed run, and again while its files are fresh
+    assert now["live"].state == "finished" and now["live"].epochs_done == 2
+    assert now["live"].best_val_acc == pytest.approx(0.9)
+    assert now["a"] == first["a"]
+    reads.clear()
+    store.list()
+    assert reads == ["live"]  # changed within the last 2 s: its mtime could hide a same-size edit
+    _settle(live)
+    store.list()
+    reads.clear()
+    store.list()
+    assert reads == []
+
+    import shutil
+
+    shutil.rmtree(tmp_path / "b")
+    assert [r.id for r in store.list()] == ["live", "c", "a"]
+    assert reads == []
+
+
+def test_a_cached_running_run_turns_interrupted_when_its_process_ends(tmp_path, monkeypatch):
+    """The files of a run whose process dies do not change: the cache still asks whether the
+    process lives on every listing, without reading the run again."""
+    from modelkit.runs.store import _process_start
+
+    store_module.RUN_CACHE.clear()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        status = running_status(proc.pid, proc_start=_process_start(proc.pid))
+        _settle(fake_run(tmp_path, "r", status, epochs_done=1))
+        reads = _count_reads(monkeypatch)
+        store = RunStore(tmp_path)
+        assert store.list()[0].state == "running" and reads == ["r"]
+        assert store.get("r").state == "running" and reads == ["r"]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert store.list()[0].state == "interrupted"
+    assert store.get("r").state == "interrupted"
+    assert reads == ["r"]
