@@ -9,6 +9,7 @@ its peak RSS. Also a runs folder of ``--runs`` generated runs: RunStore.list, ``
 and the Runs page.
 
     python benchmarks/bench_scale.py --sizes 1000 10000 --cache-dir /tmp/scale
+    python benchmarks/bench_scale.py --sizes 100000 --runs 0 --cache-dir /tmp/scale
     python benchmarks/bench_scale.py --sizes 60 --classes 6 --runs 20 --cache-dir /tmp/s
 """
 
