@@ -42,10 +42,16 @@ def _explained(
 
 
 def cam_controls(key: str) -> float | None:
-    """A toggle and, when on, an opacity slider; the opacity, or None when the overlay is off."""
-    if not st.toggle("Grad-CAM overlay", key=f"{key}_cam", help=HELP):
-        return None
-    return st.slider("Grad-CAM opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_cam_opacity")
+    """A toggle and, when on, an opacity slider; the opacity, or None when the overlay is off.
+
+    Both live in one container, so the gallery drawn after them keeps its place in the page
+    whether the slider is shown or not. Without it the slider took the gallery's place when the
+    toggle went on: the browser dropped the thumbnails at once and showed nothing until every
+    overlay was computed (seconds on a busy machine), and a screenshot taken then had none."""
+    with st.container():
+        if not st.toggle("Grad-CAM overlay", key=f"{key}_cam", help=HELP):
+            return None
+        return st.slider("Grad-CAM opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_cam_opacity")
 
 
 def cam_overlays(

@@ -1,10 +1,12 @@
 """Grad-CAM overlays in a real browser: a small model trained on images whose class is the
-colour of a square, then Classify (upload, overlay, opacity slider); the screenshot lands in
-test-artifacts/trust-classify.png. Evaluate's overlays are covered by AppTest only so far."""
+colour of a square, then Classify (upload, overlay, opacity slider; the screenshot lands in
+test-artifacts/trust-classify.png) and Evaluate (the overlay toggle and opacity slider of the
+confusion-cell and predictions galleries; screenshots under the test's tmp_path)."""
 
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -54,10 +56,14 @@ def trained(tmp_path):
 
 
 def _settle(page) -> None:
+    """Wait until no script run is going on and every image shown has loaded. (Streamlit marks
+    the run's state on stApp; there is no status-widget button to wait for any more.)"""
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"] button')", timeout=60_000
+        """() => document.querySelector('[data-testid="stApp"]')
+                   ?.getAttribute('data-test-script-state') === 'notRunning'
+              && Array.from(document.images).every(i => i.complete)""",
+        timeout=90_000,
     )
-    page.wait_for_timeout(500)
 
 
 def test_grad_cam_overlays_render_on_classify(page, trained):
@@ -87,5 +93,123 @@ def test_grad_cam_overlays_render_on_classify(page, trained):
         _settle(page)
         screenshot(page, "trust-classify")
 
+    finally:
+        stop_server(proc)
+
+
+# -- Evaluate -------------------------------------------------------------------------------------
+# Images of the gallery on show (the other tabs' panels are hidden): src, loaded width.
+SHOWN = """() => Array.from(document.querySelectorAll('[data-testid="stImage"] img'))
+    .filter(i => i.offsetParent !== null)
+    .map(i => ({src: i.getAttribute('src'), width: i.complete ? i.naturalWidth : 0}))"""
+
+# From now on, keep in window.__fewest the fewest gallery images the page ever showed.
+WATCH = """() => {
+    const shown = () => Array.from(document.querySelectorAll('[data-testid="stImage"] img'))
+        .filter(i => i.offsetParent !== null).length;
+    if (window.__watch) window.__watch.disconnect();
+    window.__fewest = shown();
+    window.__watch = new MutationObserver(() => {
+        window.__fewest = Math.min(window.__fewest, shown());
+    });
+    window.__watch.observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
+
+# n images shown, all loaded, none of them one of `old` (the overlays replaced what was there).
+LOADED = """([n, old]) => {
+    const imgs = Array.from(document.querySelectorAll('[data-testid="stImage"] img'))
+        .filter(i => i.offsetParent !== null);
+    return imgs.length === n
+        && imgs.every(i => i.complete && i.naturalWidth > 0)
+        && imgs.every(i => !old.includes(i.getAttribute('src')));
+}"""
+
+# HTTP status of each src, fetched again: the server still serves the files the page shows.
+STATUSES = """async (srcs) => Promise.all(srcs.map(s => fetch(s).then(r => r.status)))"""
+
+
+def _shown(page) -> list[dict]:
+    return page.evaluate(SHOWN)
+
+
+def _wait_loaded(page, n: int, old: list[str]) -> list[str]:
+    page.wait_for_function(LOADED, arg=[n, old], timeout=120_000)
+    _settle(page)
+    shown = _shown(page)
+    assert len(shown) == n and all(i["width"] > 0 for i in shown), shown
+    return [i["src"] for i in shown]
+
+
+def _visible(page, testid: str, text: str):
+    return page.locator(f'[data-testid="{testid}"]:visible', has_text=text)
+
+
+def _overlay_on(page, label: str) -> tuple[int, list[str]]:
+    """Turn the visible gallery's Grad-CAM overlay on; the number of images and the overlays'
+    srcs. The thumbnails must stay on the page until their overlays replace them."""
+    _settle(page)
+    before = _shown(page)
+    n = len(before)
+    assert n > 0 and all(i["width"] > 0 for i in before), f"{label}: no thumbnails: {before}"
+    page.evaluate(WATCH)
+    _visible(page, "stCheckbox", "Grad-CAM overlay").get_by_text("Grad-CAM overlay").click()
+    srcs = _wait_loaded(page, n, [i["src"] for i in before])
+    assert _visible(page, "stSlider", "Grad-CAM opacity").count() == 1
+    fewest = page.evaluate("() => window.__fewest")
+    assert fewest == n, (
+        f"{label}: the {n} images vanished ({fewest} left on the page) between the overlay "
+        "toggle and the overlays"
+    )
+    return n, srcs
+
+
+def _opacity_up(page, n: int, old: list[str]) -> list[str]:
+    """One step of the visible opacity slider (0.50 -> 0.55): new overlays, all loaded."""
+    slider = _visible(page, "stSlider", "Grad-CAM opacity")
+    slider.get_by_role("slider").focus()
+    page.keyboard.press("ArrowRight")
+    slider.get_by_text("0.55").wait_for()
+    return _wait_loaded(page, n, old)
+
+
+def test_grad_cam_overlays_render_on_evaluate(page, trained, tmp_path):
+    proc, url = start_server(trained)
+    try:
+        page.goto(f"{url}/evaluate")
+        page.wait_for_selector('h2:has-text("Evaluate"), h1:has-text("Evaluate")', timeout=90_000)
+        # the confusion-cell gallery: the thumbnails of the most confused (or first) cell
+        page.get_by_text("Click a cell of the matrix").wait_for(timeout=90_000)
+        page.wait_for_function(f"() => ({SHOWN})().length > 0", timeout=90_000)
+        cell_n, cell = _overlay_on(page, "confusion cell")
+        page.screenshot(path=str(tmp_path / "evaluate-cell-cam.png"), full_page=True)
+        cell = _opacity_up(page, cell_n, cell)
+
+        # a rerun that leaves the gallery alone: the overlays stay, loaded and served
+        _visible(page, "stCheckbox", "Normalise by true class").get_by_text(
+            "Normalise by true class"
+        ).click()
+        page.locator('[data-testid="stPlotlyChart"] text', has_text="%").first.wait_for(
+            timeout=90_000
+        )
+        _settle(page)
+        assert [i["src"] for i in _shown(page)] == cell
+        assert all(i["width"] > 0 for i in _shown(page))
+        assert page.evaluate(STATUSES, cell) == [200] * cell_n
+        page.screenshot(path=str(tmp_path / "evaluate-cell-cam-rerun.png"), full_page=True)
+
+        # the predictions gallery, every image
+        page.get_by_role("tab", name="Predictions").click()
+        _visible(page, "stRadio", "Show").get_by_text("all", exact=True).click()
+        page.get_by_text(re.compile(r"\d+ images; showing 1–")).wait_for(timeout=90_000)
+        _settle(page)
+        gallery_n, gallery = _overlay_on(page, "predictions")
+        gallery = _opacity_up(page, gallery_n, gallery)
+        page.screenshot(path=str(tmp_path / "evaluate-gallery-cam.png"), full_page=True)
+
+        # back on the confusion matrix, after all those reruns: the cell's overlays still there
+        page.get_by_role("tab", name="Confusion matrix").click()
+        _settle(page)
+        assert [i["src"] for i in _shown(page)] == cell
+        assert page.evaluate(STATUSES, cell + gallery) == [200] * (cell_n + gallery_n)
     finally:
         stop_server(proc)
