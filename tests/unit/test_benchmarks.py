@@ -136,3 +136,34 @@ def test_bench_time_to_accuracy_reports_both_sides_under_one_budget(tmp_path, he
     assert {"auto_time_to_naive_final_acc_share", "auto_wall_over_budget"} <= set(summary)
     assert any(line.startswith("auto: arch = smallresnet") for line in result["auto"]["why"])
     assert "auto reached the naive loop's final accuracy" in printed
+
+
+def test_bench_calibration_reports_val_and_a_held_out_half(tmp_path, helpers):
+    """A tiny finished run: the T refitted on all of val is the one calibration.json holds, the
+    held-out half B has n // 2 images of each class, and every ECE, coverage and accuracy is a
+    share. T fitted on half A minimises A's NLL, so A's NLL does not rise; this untrained-ish run
+    is overconfident (T goes to its upper bound), so A's ECE drops too."""
+    from modelkit.training.loop import Trainer
+
+    data = helpers.write_dataset(tmp_path / "data", num_classes=3, per_class=10, size=(40, 40))
+    cfg = helpers.fast_config(data, tmp_path / "runs", epochs=1, val_ratio=0.5)
+    run_dir = Trainer(cfg).fit().run_dir
+    out = tmp_path / "calibration.json"
+    printed = run_script("bench_calibration.py", str(run_dir), "--json", str(out), cwd=tmp_path)
+    (r,) = json.loads(out.read_text())["runs"]
+    assert {"run", "target", "seed", "val", "held_out"} <= set(r) and r["target"] == 0.95
+    val, held = r["val"], r["held_out"]
+    labels = [label for _, label in json.loads((run_dir / "splits.json").read_text())["val"]]
+    assert val["samples"] == len(labels) and val["temperature_matches"] is True
+    assert held["test_samples"] == sum(labels.count(c) // 2 for c in set(labels))
+    assert held["fit_samples"] + held["test_samples"] == len(labels)
+    for scores in (val, held["fit"], held["test"]):
+        assert 0 <= scores["ece_before"] <= 1 and 0 <= scores["ece_after"] <= 1
+        assert scores["nll_before"] >= 0 and scores["nll_after"] >= 0
+    assert held["fit"]["nll_after"] <= held["fit"]["nll_before"] + 1e-6
+    assert held["fit"]["ece_after"] <= held["fit"]["ece_before"]
+    for share in (val["coverage"], val["answered_accuracy"], val["accuracy"]):
+        assert 0 <= share <= 1
+    assert 0 <= held["test_coverage"] <= 1 and 0 <= held["test_answered_accuracy"] <= 1
+    assert isinstance(held["target_met"], bool)
+    assert "all val" in printed and "calibration.json" in printed
