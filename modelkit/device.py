@@ -15,6 +15,16 @@ class DeviceError(ModelkitError, RuntimeError):
     """The device or number format asked for is not available on this machine."""
 
 
+CPU_INFERENCE_BATCH = 8  # images a forward pass on a CPU takes at a time (see inference_batch)
+
+
+def inference_batch(device: torch.device, wanted: int = 64) -> int:
+    """Images per forward pass when only predicting. On a CPU small batches are much faster:
+    a batch's activations then stay in the caches (EfficientNet-Lite0, 224 px, bf16, 2 cores:
+    225-270 images/s at 8 a batch against 133 at 64, BatchNorm folded); a GPU wants big ones."""
+    return min(wanted, CPU_INFERENCE_BATCH) if device.type == "cpu" else wanted
+
+
 def pick_device(preference: str = "auto") -> torch.device:
     if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():

@@ -37,7 +37,7 @@ def compute_embeddings(
 ) -> Embeddings:
     images = load_split(run_dir, split, checkpoint, device)
     predictor = images.predictor
-    with headless(predictor.model, predictor.arch):
+    with headless(predictor.folded, predictor.arch):  # the copy predictions run on
         feats = predictor.logits(images.squares)  # the head is Identity here
     return Embeddings(
         features=feats.float().numpy().astype(np.float32),

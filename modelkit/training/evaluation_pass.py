@@ -8,8 +8,9 @@ from __future__ import annotations
 import torch
 
 from modelkit.data.augment import eval_views
-from modelkit.device import autocast
+from modelkit.device import autocast, inference_batch
 from modelkit.models import registry as models
+from modelkit.models.folding import folded_copy
 from modelkit.training.callbacks.base import Trainer
 
 
@@ -23,8 +24,11 @@ def split_logits(trainer: Trainer, split: str) -> tuple[torch.Tensor, torch.Tens
         head = models.head_module(model, cfg.arch)
         return head(trainer.features.splits[split]).float().cpu(), data.labels[split]
     forward = trainer.forward if model is trainer.model else model
+    if not (cfg.compile or trainer.dist.enabled):  # BatchNorm folded: a third faster on a CPU
+        forward = folded_copy(model)
     size, norm = cfg.eval_size or cfg.image_size, models.normalisation(cfg.arch)
-    rows, outs, bs = data.rows[split], [], max(cfg.batch_size * 2, 1)
+    bs = inference_batch(trainer.device, max(cfg.batch_size * 2, 1))
+    rows, outs = data.rows[split], []
     for start in range(0, len(rows), bs):
         x = data.cache.batch(rows[start : start + bs]).to(trainer.device, non_blocking=True)
         views = eval_views(x, size, cfg.channels_last, norm, cfg.tta)

@@ -17,7 +17,8 @@ from torch import nn
 
 from modelkit.data.augment import AugmentSettings, eval_batch, train_batch
 from modelkit.data.cache import ImageCache
-from modelkit.device import autocast
+from modelkit.device import autocast, inference_batch
+from modelkit.models.folding import folded_copy
 from modelkit.models.registry import ARCHITECTURES, normalisation
 
 
@@ -52,17 +53,21 @@ def backbone_features(
 
     With ``augment`` the images are augmented exactly as the training loop would; without it they
     get the evaluation centre crop. Returns None if ``should_stop`` turned true on the way.
+    The backbone runs as a copy with its BatchNorm folded into the convolutions (it is frozen,
+    so nothing is lost, and the pass is a third faster on a CPU).
     """
     was_training = model.training
     model.eval()
     norm = normalisation(arch)
     outs = []
     try:
-        with headless(model, arch) as body:
-            for start in range(0, len(rows), batch_size):
+        with headless(model, arch) as headless_model:
+            body = folded_copy(headless_model)
+            step = inference_batch(device, batch_size)
+            for start in range(0, len(rows), step):
                 if should_stop():
                     return None
-                x = cache.batch(rows[start : start + batch_size]).to(device, non_blocking=True)
+                x = cache.batch(rows[start : start + step]).to(device, non_blocking=True)
                 if augment is None:
                     x = eval_batch(x, image_size, channels_last, norm)
                 else:
