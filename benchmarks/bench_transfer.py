@@ -75,7 +75,8 @@ def run_modelkit(name: str, args, q) -> None:
             curve.append((time.perf_counter() - t0, float(m.get("val_acc", 0.0))))
             seen[0] += round(m["images_per_second"] * m["epoch_seconds"])
 
-    with tempfile.TemporaryDirectory() as runs:
+    with tempfile.TemporaryDirectory() as scratch:
+        runs = str(args.keep_runs / name) if args.keep_runs else scratch
         settings = path_settings(name, args)
         cfg = TrainConfig(data_dir=str(args.data), runs_dir=runs, tensorboard=False, **settings)
         result = Trainer(cfg, [listen]).fit()
@@ -159,6 +160,7 @@ def main(argv=None) -> int:
     ap.add_argument("--val-ratio", type=float, default=0.2, help="for folders without val/")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--keep-runs", type=Path, help="keep each path's run under DIR/<path>")
     args = ap.parse_args(argv)
     chosen = [p.strip() for p in args.paths.split(",") if p.strip()]
     unknown = sorted(set(chosen) - set(PATHS))
