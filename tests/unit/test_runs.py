@@ -15,7 +15,8 @@ import pytest
 
 import modelkit.runs.store as store_module
 from modelkit.events import EpochEnd, Failed, Finished, Message, RunStarted, Stopped
-from modelkit.runs.store import RunRecorder, RunStore, load_run, read_metrics, run_state, wait_until
+from modelkit.runs.recorder import RunRecorder
+from modelkit.runs.store import RunStore, load_run, read_metrics, run_state, wait_until
 
 
 def dead_pid() -> int:

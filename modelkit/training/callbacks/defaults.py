@@ -12,7 +12,7 @@ reuses the best weights that one loaded).
 from __future__ import annotations
 
 from modelkit.events import ListenerFn
-from modelkit.runs.store import RunRecorder
+from modelkit.runs.recorder import RunRecorder
 from modelkit.training import tensorboard_log
 from modelkit.training.callbacks.base import Callback, Trainer
 from modelkit.training.callbacks.calibration import Calibrate
