@@ -72,9 +72,10 @@ def calibration_tab(run: RunInfo) -> None:
             float(report.get("target_accuracy", cal.DEFAULT_TARGET)),
             0.01,
             key=f"calibration_target_{run.id}",
-            help="The proposed threshold is the lowest that keeps answered images this accurate.",
+            help="The proposed threshold is the lowest that keeps answered images this accurate, "
+            "with a margin of about one standard error so that new images are too.",
         )
-        proposed = cal.threshold_on_curve(curve, target)
+        proposed = cal.threshold_on_curve(curve, target, int(report.get("samples", 0)))
         key = f"calibration_threshold_{run.id}"
         if st.session_state.get(f"{key}_for") != target:  # a new target proposes a new threshold
             st.session_state[key] = round(proposed, 3)

@@ -150,16 +150,31 @@ def coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> dict[str, np.
     }
 
 
+MARGIN_Z = 1.0  # the answered images' accuracy must reach the target by this many std errors
+
+
+def lower_bound(accuracy: np.ndarray, answered: np.ndarray, z: float = MARGIN_Z) -> np.ndarray:
+    """Wilson lower bound of an accuracy measured on ``answered`` images."""
+    n = np.maximum(answered, 1)
+    centre = accuracy + z * z / (2 * n)
+    spread = z * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
 def threshold_for_accuracy(
-    confidence: np.ndarray, correct: np.ndarray, target: float
+    confidence: np.ndarray, correct: np.ndarray, target: float, z: float = MARGIN_Z
 ) -> tuple[float, bool]:
     """(threshold, reached): the lowest confidence threshold whose answered images reach
-    ``target`` accuracy (the most coverage at that accuracy). When none does, the threshold with
-    the best accuracy, and ``reached`` is False."""
+    ``target`` accuracy with a margin (the Wilson lower bound at ``z``), so that new images
+    answered at it reach the target too. Without the margin the threshold is the luckiest point
+    of a noisy curve: fitted on one half of Caltech-101's validation split it gave 94.0-95.1% on
+    the other half for a 95% target. When none reaches it, the threshold with the best
+    accuracy, and ``reached`` is False."""
     if len(confidence) == 0:
         return 0.0, False
     curve = coverage_curve(np.asarray(confidence, float), np.asarray(correct, bool))
-    good = np.flatnonzero(curve["accuracy"] >= target)
+    answered = np.round(curve["coverage"] * len(confidence))
+    good = np.flatnonzero(lower_bound(curve["accuracy"], answered, z) >= target)
     if len(good):
         return float(curve["threshold"][good[-1]]), True
     best = int(np.argmax(curve["accuracy"][::-1]))  # ties: the one with more coverage
@@ -287,9 +302,13 @@ def _reevaluate(run_dir: Path, device: str) -> None:
             evaluate_run(run_dir, split, device=device)
 
 
-def threshold_on_curve(curve: dict[str, list[float]], target: float) -> float:
+def threshold_on_curve(curve: dict[str, list[float]], target: float, samples: int = 0) -> float:
     """The lowest threshold of a stored coverage curve whose answered accuracy reaches ``target``
-    (the highest threshold when none does): what the Evaluate page proposes for a new target."""
+    (the highest threshold when none does): what the Evaluate page proposes for a new target.
+    Given the split's ``samples``, with the same margin as ``threshold_for_accuracy``."""
     thresholds, accuracy = curve.get("threshold") or [0.0], curve.get("accuracy") or [0.0]
+    if samples:
+        answered = np.round(np.asarray(curve.get("coverage") or [0.0], float) * samples)
+        accuracy = list(lower_bound(np.asarray(accuracy, float), answered))
     good = [t for t, a in zip(thresholds, accuracy) if a >= target]
     return float(min(good)) if good else float(max(thresholds))
