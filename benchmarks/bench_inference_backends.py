@@ -23,8 +23,10 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from reference_loop import untrained_run  # noqa: E402
 
 from modelkit.serving.export import export_run, load_run_model, onnx_session  # noqa: E402
 
@@ -42,31 +44,6 @@ def _timeit(backends: dict, x: torch.Tensor, repeat: int, warmup: int = 3) -> di
             fn(x)
             samples[name].append(time.perf_counter() - t)
     return {name: statistics.median(s) for name, s in samples.items()}
-
-
-def _make_run(folder: Path, arch: str, image_size: int) -> Path:
-    from modelkit.config import TrainConfig
-    from modelkit.models.checkpoint import atomic_write_json, save_checkpoint
-    from modelkit.models.registry import build_model, preprocessing
-
-    torch.manual_seed(0)
-    classes = [f"class{i}" for i in range(10)]
-    cfg = TrainConfig(arch=arch, weights="none", image_size=image_size, precision="fp32")
-    run = folder / "run"
-    save_checkpoint(
-        run / "checkpoints" / "best.pt",
-        {
-            "model": build_model(arch, len(classes)).state_dict(),
-            "arch": arch,
-            "classes": classes,
-            "config": cfg.to_dict(),
-            "preprocess": preprocessing(image_size, arch),
-            "epoch": 1,
-            "metrics": {},
-        },
-    )
-    atomic_write_json(run / "config.json", cfg.to_dict())
-    return run
 
 
 def main() -> None:
@@ -89,7 +66,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
-        run = Path(args.run) if args.run else _make_run(Path(tmp), args.arch, args.image_size)
+        run = Path(args.run) if args.run else untrained_run(Path(tmp), args.arch, args.image_size)
         exports = {
             fmt: export_run(run, fmt, Path(tmp) / "export") for fmt in ("torchscript", "onnx")
         }

@@ -33,10 +33,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from reference_loop import untrained_run  # noqa: E402
 
 from modelkit.serving.http_client import predict_files  # noqa: E402
 from modelkit.serving.onnx_backend import make_predictor  # noqa: E402
@@ -136,30 +138,6 @@ def bench_server(
     }
 
 
-def _make_run(folder: Path, arch: str, image_size: int) -> Path:
-    from modelkit.config import TrainConfig
-    from modelkit.models.checkpoint import save_checkpoint
-    from modelkit.models.registry import build_model, preprocessing
-
-    torch.manual_seed(0)
-    classes = [f"class{i}" for i in range(10)]
-    cfg = TrainConfig(arch=arch, weights="none", image_size=image_size, precision="fp32")
-    run = folder / "untrained-run"
-    save_checkpoint(
-        run / "checkpoints" / "best.pt",
-        {
-            "model": build_model(arch, len(classes)).state_dict(),
-            "arch": arch,
-            "classes": classes,
-            "config": cfg.to_dict(),
-            "preprocess": preprocessing(image_size, arch),
-            "epoch": 1,
-            "metrics": {},
-        },
-    )
-    return run
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", nargs="?", help="run folder (default: an untrained --arch)")
@@ -180,7 +158,7 @@ def main() -> None:
         parser.error("--requests must be 1..100000 and --clients 1..256")
 
     with tempfile.TemporaryDirectory() as tmp:
-        run = Path(args.run) if args.run else _make_run(Path(tmp), args.arch, args.image_size)
+        run = Path(args.run) if args.run else untrained_run(Path(tmp), args.arch, args.image_size)
         predictor = make_predictor(run, args.backend, args.device)
         photos = _photos(16)
         wait = args.max_wait_ms / 1000

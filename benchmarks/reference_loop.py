@@ -1,5 +1,5 @@
 """What the benchmarks share: the naive reference loop's data side (the PyTorch tutorial's),
-and running each side in a fresh child process.
+running each side in a fresh child process, and an untrained run to time inference on.
 
 torchvision transforms on PIL images, read file by file through a DataLoader (what
 ImageFolder does), over modelkit's own split so both sides of a comparison see the same files.
@@ -68,3 +68,32 @@ def in_child(fn, *fn_args) -> dict:
                 raise SystemExit(f"{fn.__name__} failed in its child process (see above)") from None
     p.join()
     return result
+
+
+def untrained_run(folder, arch: str, image_size: int):
+    """A run folder holding an untrained ``arch`` checkpoint for 10 classes: what the inference
+    benchmarks time (speed does not depend on the weights) when no trained run is given."""
+    import torch
+
+    from modelkit.config import TrainConfig
+    from modelkit.models.checkpoint import atomic_write_json, save_checkpoint
+    from modelkit.models.registry import build_model, preprocessing
+
+    torch.manual_seed(0)
+    classes = [f"class{i}" for i in range(10)]
+    cfg = TrainConfig(arch=arch, weights="none", image_size=image_size, precision="fp32")
+    run = folder / "run"
+    save_checkpoint(
+        run / "checkpoints" / "best.pt",
+        {
+            "model": build_model(arch, len(classes)).state_dict(),
+            "arch": arch,
+            "classes": classes,
+            "config": cfg.to_dict(),
+            "preprocess": preprocessing(image_size, arch),
+            "epoch": 1,
+            "metrics": {},
+        },
+    )
+    atomic_write_json(run / "config.json", cfg.to_dict())
+    return run

@@ -104,6 +104,13 @@ FAST_SETTINGS = dict(
 )
 
 
+# The same idea as command-line flags, for tests that train through ``modelkit train``.
+FAST_TRAIN_FLAGS = [
+    "--epochs", "1", "--image-size", "32", "--weights", "none", "--arch", "resnet18",
+    "--batch-size", "4", "--device", "cpu", "--precision", "fp32",
+]  # fmt: skip
+
+
 def fast_config(data_dir: str | Path, runs_dir: str | Path, **overrides):
     """A TrainConfig with FAST_SETTINGS for ``data_dir``, writing runs to ``runs_dir``."""
     from modelkit.config import TrainConfig
@@ -172,6 +179,7 @@ def helpers():
         write_dataset=write_dataset,
         make_image=make_image,
         fast_config=fast_config,
+        fast_train_flags=list(FAST_TRAIN_FLAGS),
         write_checkpoint=write_checkpoint,
     )
 

@@ -17,23 +17,6 @@ from modelkit.data import builtin as bd
 sys.path.insert(0, str(Path(__file__).parent))
 from test_builtin_datasets import make_fake  # noqa: E402 - the fake CIFAR those tests use
 
-FAST = [
-    "--epochs",
-    "1",
-    "--image-size",
-    "32",
-    "--weights",
-    "none",
-    "--arch",
-    "resnet18",
-    "--batch-size",
-    "4",
-    "--device",
-    "cpu",
-    "--precision",
-    "fp32",
-]
-
 
 @pytest.fixture(autouse=True)
 def in_empty_folder(tmp_path, monkeypatch):
@@ -56,10 +39,12 @@ def test_check_a_cifar_name_exports_it_under_data_and_reports_on_it(tmp_path, mo
     assert len(made) == 2
 
 
-def test_train_with_dataset_flag_trains_on_the_export(tmp_path, monkeypatch, capsys):
+def test_train_with_dataset_flag_trains_on_the_export(tmp_path, monkeypatch, capsys, helpers):
     fake, _ = make_fake(n_train_per_class=6, n_test_per_class=2)
     monkeypatch.setattr(torchvision.datasets, "CIFAR100", fake)
-    assert main(["train", "--dataset", "cifar100", "--per-class", "4", *FAST]) == 0
+    assert (
+        main(["train", "--dataset", "cifar100", "--per-class", "4", *helpers.fast_train_flags]) == 0
+    )
     run_dir = tmp_path / capsys.readouterr().out.strip().splitlines()[-1]
     config = (run_dir / "config.json").read_text()
     assert "builtin/cifar100-4-per-class" in config
@@ -67,10 +52,10 @@ def test_train_with_dataset_flag_trains_on_the_export(tmp_path, monkeypatch, cap
     assert len(train) == 12  # 4 per class of the 3 classes
 
 
-def test_offline_gives_the_apps_message_and_exit_code_1(monkeypatch, capsys):
+def test_offline_gives_the_apps_message_and_exit_code_1(monkeypatch, capsys, helpers):
     fake, _ = make_fake(fail=urllib.error.URLError("[Errno -2] Name or service not known"))
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake)
-    assert main(["train", "cifar10", *FAST]) == 1
+    assert main(["train", "cifar10", *helpers.fast_train_flags]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: Could not download CIFAR-10")
     assert "cifar-10-python.tar.gz" in err and "data/downloads" in err
@@ -89,8 +74,8 @@ def test_digits_by_name_and_a_real_folder_of_that_name_wins(tmp_path, capsys):
     assert "2 classes" in out and "built-in" not in err
 
 
-def test_a_folder_and_a_dataset_together_is_a_usage_error(capsys):
-    assert main(["train", "photos", "--dataset", "digits", *FAST]) == 2
+def test_a_folder_and_a_dataset_together_is_a_usage_error(capsys, helpers):
+    assert main(["train", "photos", "--dataset", "digits", *helpers.fast_train_flags]) == 2
     assert "not both" in capsys.readouterr().err
     assert main(["check", "photos", "--per-class", "3"]) == 2
     assert "--per-class only applies" in capsys.readouterr().err

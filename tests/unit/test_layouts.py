@@ -96,7 +96,7 @@ def test_check_says_which_folder_is_used_for_what(tmp_path, capsys):
     assert report["counts"]["val"] == {"ants": 1, "bees": 1}
 
 
-def test_training_on_train_and_test_folders_logs_where_val_came_from(tmp_path, capsys):
+def test_training_on_train_and_test_folders_logs_where_val_came_from(tmp_path, capsys, helpers):
     write(tmp_path / "data" / "train", {"ants": 6, "bees": 6})
     write(tmp_path / "data" / "test", {"ants": 2, "bees": 2})
     args = [
@@ -104,20 +104,7 @@ def test_training_on_train_and_test_folders_logs_where_val_came_from(tmp_path, c
         str(tmp_path / "data"),
         "--runs-dir",
         str(tmp_path / "runs"),
-        "--epochs",
-        "1",
-        "--image-size",
-        "32",
-        "--weights",
-        "none",
-        "--arch",
-        "resnet18",
-        "--batch-size",
-        "4",
-        "--device",
-        "cpu",
-        "--precision",
-        "fp32",
+        *helpers.fast_train_flags,
         "--val-ratio",
         "0.34",
     ]

@@ -105,23 +105,7 @@ def test_pip_install_gives_a_modelkit_command_that_works_from_any_folder(tmp_pat
 
     assert "serve" in _run([modelkit, "--help"], work).stdout
     assert "2 classes" in _run([modelkit, "check", "photos"], work).stdout.lower()
-    train = [
-        modelkit,
-        "train",
-        "photos",
-        "--epochs",
-        "1",
-        "--image-size",
-        "32",
-        "--weights",
-        "none",
-        "--arch",
-        "resnet18",
-        "--batch-size",
-        "4",
-        "--device",
-        "cpu",
-    ]
+    train = [modelkit, "train", "photos", *helpers.fast_train_flags]
     run_dir = Path(_run(train, work).stdout.strip().splitlines()[-1])
     run_dir = work / run_dir  # printed as given: relative to the folder the command ran in
     assert run_dir.parent == work / "runs" and (run_dir / "checkpoints").is_dir()
