@@ -135,3 +135,23 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def goto(page, title: str) -> None:
+    """Navigate inside the app (the session, and so the chosen dataset, survives)."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.wait_for_selector(f'h2:has-text("{title}"), h1:has-text("{title}")')
+
+
+def settle(page) -> None:
+    """Wait until no script run is going on and every image shown has loaded. (Streamlit marks
+    the run's state on stApp; there is no status-widget button to wait for any more, so the
+    old wait for one returned at once.) A click's rerun may not have started yet: give it a
+    moment first, as the old waits did."""
+    page.wait_for_timeout(500)
+    page.wait_for_function(
+        """() => document.querySelector('[data-testid="stApp"]')
+                   ?.getAttribute('data-test-script-state') === 'notRunning'
+              && Array.from(document.images).every(i => i.complete)""",
+        timeout=90_000,
+    )

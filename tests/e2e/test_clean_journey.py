@@ -9,7 +9,7 @@ import random
 import re
 
 import pytest
-from conftest import screenshot
+from conftest import screenshot, settle
 from PIL import Image, ImageDraw
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -31,13 +31,6 @@ def _dataset(root):
     return root
 
 
-def _settle(page) -> None:
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"] button')", timeout=60_000
-    )
-    page.wait_for_timeout(500)
-
-
 def test_relabel_remove_and_undo_in_the_browser(page, studio_url, studio_dirs):
     from playwright.sync_api import expect  # installed where the browser fixture ran
 
@@ -48,22 +41,22 @@ def test_relabel_remove_and_undo_in_the_browser(page, studio_url, studio_dirs):
     box = page.get_by_label("Dataset folder", exact=True)
     box.fill(str(data))
     box.press("Enter")
-    _settle(page)
+    settle(page)
     page.locator('[data-testid="stSelectbox"]', has_text="Features from").click()
     page.get_by_role("option", name=re.compile("Colour thumbnails")).click()
-    _settle(page)
+    settle(page)
     page.get_by_role("button", name=re.compile("Find label issues")).click()
     page.get_by_text("Likely label errors").wait_for(timeout=120_000)
-    _settle(page)
+    settle(page)
     assert page.get_by_text("blue/red_03.png").count() >= 1
 
     page.get_by_role("button", name="Relabel", exact=True).first.click()  # #1: suggested red
-    _settle(page)
+    settle(page)
     assert (data / "red" / "red_03.png").is_file()
     assert not (data / "blue" / "red_03.png").exists()
 
     page.get_by_role("button", name="Remove", exact=True).first.click()
-    _settle(page)
+    settle(page)
     entries = [json.loads(x) for x in (data / ".modelkit-journal.jsonl").read_text().splitlines()]
     assert [e["action"] for e in entries] == ["relabel", "remove"]
     removed = entries[1]["src"]
@@ -73,7 +66,7 @@ def test_relabel_remove_and_undo_in_the_browser(page, studio_url, studio_dirs):
     page.get_by_text(re.compile(r"#2 remove")).wait_for()
     screenshot(page, "clean-1-changes")
     page.get_by_role("button", name="Undo", exact=True).first.click()  # newest first: #2
-    _settle(page)
+    settle(page)
 
     assert (data / removed).is_file()
     assert not any((data / ".modelkit-trash").rglob("*.png"))

@@ -15,22 +15,10 @@ import socket
 from urllib.parse import urlparse
 
 import pytest
-from conftest import screenshot
+from conftest import goto, screenshot, settle
 from PIL import Image
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-def _goto(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    page.wait_for_selector(f'h2:has-text("{title}"), h1:has-text("{title}")')
-
-
-def _settle(page) -> None:
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"] button')", timeout=60_000
-    )
-    page.wait_for_timeout(300)
 
 
 def _upgrade_status(url: str, host: str) -> str:
@@ -67,14 +55,14 @@ def test_an_outside_folder_typed_on_train_is_refused(page, studio_url, studio_di
     outside = helpers.write_dataset(studio_dirs["home"].parent / "outside-roots", 2, per_class=4)
     before = set(os.listdir(studio_dirs["runs"]))
     page.goto(studio_url)
-    _goto(page, "Train")
+    goto(page, "Train")
     box = page.get_by_label("Dataset folder", exact=True)
     box.fill(str(outside))
     box.press("Tab")
-    _settle(page)
+    settle(page)
     # a rerun can briefly show the old form next to the new one: click the first Launch button
     page.get_by_role("button", name="Launch training").first.click()
-    _settle(page)
+    settle(page)
     alert = page.get_by_text("outside the folders this app may open")
     alert.first.wait_for(timeout=90_000)  # the scan and the refusal take a rerun or two
     screenshot(page, "hostile-train-outside-folder")
@@ -92,19 +80,19 @@ def test_a_malformed_run_shows_as_unreadable_and_can_be_deleted(page, studio_url
     (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_acc": "high"}) + "\n")
     page.goto(studio_url)
     for title in ("Evaluate", "Classify"):  # neither page falls over on it
-        _goto(page, title)
-        _settle(page)
+        goto(page, title)
+        settle(page)
         assert page.locator('[data-testid="stException"]').count() == 0
-    _goto(page, "Runs")
-    _settle(page)
+    goto(page, "Runs")
+    settle(page)
     page.get_by_text("This run cannot be read").first.wait_for()
     assert page.get_by_text("started_at is int").count() >= 1
     page.get_by_role("button", name="Delete run…").click()
-    _settle(page)
+    settle(page)
     page.get_by_text(str(run)).first.wait_for()  # the confirmation names the folder it deletes
     screenshot(page, "hostile-unreadable-run")
     page.get_by_role("button", name="Yes, delete it").click()
-    _settle(page)
+    settle(page)
     page.get_by_text(f"Deleted run {run.name}").first.wait_for()
     assert not run.exists()
 
@@ -131,10 +119,10 @@ def test_a_markdown_class_name_shows_literally(page, studio_url, studio_dirs, he
     photo.write_bytes(buf.getvalue())
     try:
         page.goto(studio_url)
-        _goto(page, "Classify")
+        goto(page, "Classify")
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
         page.get_by_text("Results (1 image)").wait_for(timeout=120_000)
-        _settle(page)
+        settle(page)
         screenshot(page, "hostile-markdown-class-name")
         main = page.locator('[data-testid="stMain"]')
         text = main.inner_text().replace("\u2060", "")  # md's invisible autolink breaker

@@ -9,26 +9,12 @@ import io
 import re
 
 import pytest
-from conftest import screenshot
+from conftest import goto, screenshot, settle
 from PIL import Image
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 TRAINING_TIMEOUT_MS = 300_000
-
-
-def _goto(page, title: str) -> None:
-    """Navigate inside the app (the session, and so the chosen dataset, survives)."""
-    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    page.wait_for_selector(f'h2:has-text("{title}"), h1:has-text("{title}")')
-
-
-def _settle(page) -> None:
-    """Wait until Streamlit has finished the current rerun."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"] button')", timeout=60_000
-    )
-    page.wait_for_timeout(300)
 
 
 def _fill_number(page, label: str, value: int) -> None:
@@ -55,12 +41,12 @@ def test_newcomer_journey(page, studio_url, studio_dirs):
     page.get_by_role("tab", name=re.compile("Sample dataset")).click()
     page.get_by_role("button", name="Use the bundled sample dataset").click()
     page.get_by_text("Train a model on this dataset").wait_for(timeout=120_000)
-    _settle(page)
+    settle(page)
     assert page.locator(".js-plotly-plot").count() >= 1  # images per class and split
     screenshot(page, "1-dataset")
 
     # 2. Train: a small, fast configuration; the live curve appears and the run finishes.
-    _goto(page, "Train")
+    goto(page, "Train")
     dataset_box = page.get_by_label("Dataset folder", exact=True)
     assert "digits" in dataset_box.input_value()
     _fill_number(page, "Epochs", 1)
@@ -81,7 +67,7 @@ def test_newcomer_journey(page, studio_url, studio_dirs):
     page.wait_for_selector('h2:has-text("Evaluate"), h1:has-text("Evaluate")')
     page.get_by_text("Accuracy").first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
-    _settle(page)
+    settle(page)
     screenshot(page, "3-evaluate")
     page.get_by_role("tab", name=re.compile("Predictions")).click()
     gallery = page.locator('[data-testid="stImage"]:visible')
@@ -90,18 +76,18 @@ def test_newcomer_journey(page, studio_url, studio_dirs):
     screenshot(page, "3-evaluate-gallery")
 
     # 4. Classify: drop an image on the real file input and read its top-k.
-    _goto(page, "Classify")
+    goto(page, "Classify")
     page.locator('input[type="file"]').set_input_files(
         {"name": "my_digit.png", "mimeType": "image/png", "buffer": _digit_png()}
     )
     page.get_by_text("my_digit.png").first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-    _settle(page)
+    settle(page)
     assert page.get_by_text(re.compile(r"\d\.\d")).count() > 0
     screenshot(page, "4-classify")
 
     # 5. Runs: the finished run is listed.
-    _goto(page, "Runs")
+    goto(page, "Runs")
     page.get_by_text(runs[0].name).first.wait_for()
-    _settle(page)
+    settle(page)
     screenshot(page, "5-runs")

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import screenshot, start_server, stop_server
+from conftest import screenshot, settle, start_server, stop_server
 from PIL import Image
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -55,17 +55,6 @@ def trained(tmp_path):
     return dirs
 
 
-def _settle(page) -> None:
-    """Wait until no script run is going on and every image shown has loaded. (Streamlit marks
-    the run's state on stApp; there is no status-widget button to wait for any more.)"""
-    page.wait_for_function(
-        """() => document.querySelector('[data-testid="stApp"]')
-                   ?.getAttribute('data-test-script-state') === 'notRunning'
-              && Array.from(document.images).every(i => i.complete)""",
-        timeout=90_000,
-    )
-
-
 def test_grad_cam_overlays_render_on_classify(page, trained):
     proc, url = start_server(trained)
     try:
@@ -90,7 +79,7 @@ def test_grad_cam_overlays_render_on_classify(page, trained):
         page.get_by_text("Grad-CAM for").first.wait_for(timeout=60_000)
         assert page.get_by_text("Grad-CAM opacity").count() == 1
         assert page.get_by_text("Use the webcam").count() == 1
-        _settle(page)
+        settle(page)
         screenshot(page, "trust-classify")
 
     finally:
@@ -134,7 +123,7 @@ def _shown(page) -> list[dict]:
 
 def _wait_loaded(page, n: int, old: list[str]) -> list[str]:
     page.wait_for_function(LOADED, arg=[n, old], timeout=120_000)
-    _settle(page)
+    settle(page)
     shown = _shown(page)
     assert len(shown) == n and all(i["width"] > 0 for i in shown), shown
     return [i["src"] for i in shown]
@@ -147,7 +136,7 @@ def _visible(page, testid: str, text: str):
 def _overlay_on(page, label: str) -> tuple[int, list[str]]:
     """Turn the visible gallery's Grad-CAM overlay on; the number of images and the overlays'
     srcs. The thumbnails must stay on the page until their overlays replace them."""
-    _settle(page)
+    settle(page)
     before = _shown(page)
     n = len(before)
     assert n > 0 and all(i["width"] > 0 for i in before), f"{label}: no thumbnails: {before}"
@@ -191,7 +180,7 @@ def test_grad_cam_overlays_render_on_evaluate(page, trained, tmp_path):
         page.locator('[data-testid="stPlotlyChart"] text', has_text="%").first.wait_for(
             timeout=90_000
         )
-        _settle(page)
+        settle(page)
         assert [i["src"] for i in _shown(page)] == cell
         assert all(i["width"] > 0 for i in _shown(page))
         assert page.evaluate(STATUSES, cell) == [200] * cell_n
@@ -201,14 +190,14 @@ def test_grad_cam_overlays_render_on_evaluate(page, trained, tmp_path):
         page.get_by_role("tab", name="Predictions").click()
         _visible(page, "stRadio", "Show").get_by_text("all", exact=True).click()
         page.get_by_text(re.compile(r"\d+ images; showing 1–")).wait_for(timeout=90_000)
-        _settle(page)
+        settle(page)
         gallery_n, gallery = _overlay_on(page, "predictions")
         gallery = _opacity_up(page, gallery_n, gallery)
         page.screenshot(path=str(tmp_path / "evaluate-gallery-cam.png"), full_page=True)
 
         # back on the confusion matrix, after all those reruns: the cell's overlays still there
         page.get_by_role("tab", name="Confusion matrix").click()
-        _settle(page)
+        settle(page)
         assert [i["src"] for i in _shown(page)] == cell
         assert page.evaluate(STATUSES, cell + gallery) == [200] * (cell_n + gallery_n)
     finally:
