@@ -89,13 +89,14 @@ def has_augmentation(s: AugmentSettings) -> bool:
 
 class CachedFeatures:
     """A frozen backbone's outputs: one tensor per evaluation split, and the training split's
-    augmentation passes, pass k computed (in order) when epoch k first needs it."""
+    augmentation passes, pass k computed (in order) when epoch k first needs it.
+    ``compute_pass(k, epoch)`` computes pass k for the epoch that first needs it."""
 
     def __init__(
         self,
         splits: dict[str, torch.Tensor],
         passes: int,
-        compute_pass: Callable[[int], torch.Tensor],
+        compute_pass: Callable[[int, int], torch.Tensor],
     ) -> None:
         self.splits, self.passes, self._compute_pass = splits, passes, compute_pass
         self.train_passes: list[torch.Tensor] = []
@@ -104,5 +105,5 @@ class CachedFeatures:
         """The training features epoch ``epoch`` trains on (pass ``epoch % passes``)."""
         want = epoch % self.passes
         while len(self.train_passes) <= want:  # pass k continues the generator of pass k - 1
-            self.train_passes.append(self._compute_pass(epoch))
+            self.train_passes.append(self._compute_pass(len(self.train_passes), epoch))
         return self.train_passes[want]

@@ -153,12 +153,16 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
             raise StopTraining(epoch, 0)
         return feats
 
-    # Train features go through the training transform even without random augmentation,
-    # so they are exactly what the full loop would feed the backbone.
+    # With augmentation, pass 0 is the evaluation view (the centre crop) and the others random
+    # views: a head trained on random crops alone sees objects at other scales than evaluation
+    # does (Caltech-101, Lite0: 91.6-92.1% val; with the centre pass first 92.2-92.7%). Without
+    # augmentation the training transform, exactly what the full loop would feed the backbone.
+    def train_pass(k: int, epoch: int) -> torch.Tensor:
+        centre = passes > 1 and k == 0
+        return compute("train", None if centre else (settings, generator), epoch)
+
     features = CachedFeatures(
-        {split: compute(split, None, start) for split in eval_splits},
-        passes,
-        lambda epoch: compute("train", (settings, generator), epoch),
+        {split: compute(split, None, start) for split in eval_splits}, passes, train_pass
     )
     features.train(start)  # before the first epoch, with progress
     trainer.emit(

@@ -95,3 +95,18 @@ def test_the_first_epoch_waits_for_one_augmentation_pass_only(make_config):
     n_train, n_val = len(trainer.data.rows["train"]), len(trainer.data.rows["val"])
     assert features[-1].done == features[-1].total == n_train + n_val
     assert len(trainer.features.train_passes) == 3
+
+
+def test_the_first_pass_is_the_evaluation_view_the_others_are_augmented(make_config):
+    """A head trained on random crops alone sees objects at other scales than the centre crop it
+    is judged on; pass 0 is that centre crop, so the head learns the view it is evaluated on."""
+    trainer = Trainer(make_config(freeze_backbone=True, epochs=2, feature_passes=2, hflip=True))
+    assert trainer.fit().state == "finished"
+    data, cfg = trainer.data, trainer.config
+    centre = backbone_features(
+        trainer.model, cfg.arch, data.cache, data.rows["train"], cfg.image_size,
+        torch.device("cpu"), trainer.precision, cfg.channels_last,
+    )  # fmt: skip
+    first, second = trainer.features.train_passes
+    torch.testing.assert_close(first, centre, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(second, centre, rtol=1e-3, atol=1e-4)
