@@ -7,8 +7,9 @@ ImageNet weights can be had here (``modelkit.models.weights``), the device, and 
 budget. The choices follow what worked on this kind of machine (issue #13): with pretrained
 weights, fine-tune (the head first when there are few images a class) at 224 px, lower on a
 CPU with a tight budget; without them, ResNet-18 at 112 px (a small ResNet for thumbnails) with
-one-cycle SGD, label smoothing and weight decay. With a budget the epochs are a first guess:
-the run's ``TimeBudget`` callback fixes them from the first batches.
+one-cycle SGD, label smoothing and weight decay. With a budget the epochs are an upper bound:
+the run's ``TimeBudget`` callback fixes how many fit from the first batches; few images a class
+keep their short fine-tuning even when the budget would allow more.
 
 The training techniques of issue #13 (EMA, mixup/cutmix, TrivialAugment, warmup, class balance,
 TTA, progressive resizing) are set through ``TECHNIQUES`` only where TrainConfig has the field,
@@ -32,9 +33,15 @@ TINY_SIDE = 64  # images this small (px): a small network from scratch, on a CPU
 FEW_PER_CLASS = 300  # fewer training images a class than this: train the head first
 IMBALANCED = 3.0  # largest class / smallest class above this: balance the classes
 # Rough training speed on one CPU core pair, images a second at 224 px (the issue's
-# measurements: ResNet-18 170/s at 112 px); only used to pick the image size under a budget.
-CPU_RATE_224 = {"resnet18": 40.0, "efficientnet_lite0": 30.0, "smallresnet": 400.0}
+# measurements: ResNet-18 170/s at 112 px; Lite0 17-19/s in bench_transfer); only used to
+# pick the image size under a budget.
+CPU_RATE_224 = {"resnet18": 40.0, "efficientnet_lite0": 18.0, "smallresnet": 400.0}
 MIN_EPOCHS_IN_BUDGET = 6  # fewer than this at full size: train smaller images instead
+MAX_EPOCHS_IN_BUDGET = 60  # with a budget, epochs are an upper bound the budget cuts down
+HEAD_EPOCHS = 5  # few images a class: head-only epochs on the cached features
+# then this many epochs of fine-tuning everything: hymenoptera (Lite0) peaked after two or three
+# and lost 0.5-1 point over the next four (bench_time_to_accuracy, bench_transfer few-images)
+FEW_FINETUNE_EPOCHS = 3
 
 # Issue #13's training techniques, by situation: field -> (value, why). Applied only for the
 # fields TrainConfig has (``techniques``); the names are the fields those features add.
@@ -208,21 +215,34 @@ def _fine_tune(facts: Facts, pick: Any, per_class: float, seen: str) -> None:
     if not facts.gpu and facts.time_budget:
         rate = CPU_RATE_224.get(arch, 30.0)
         epochs_224 = facts.time_budget * rate / max(facts.images, 1)
-        if epochs_224 < MIN_EPOCHS_IN_BUDGET:
+        # few images a class fine-tune for a few epochs only (the head's epochs are cheap)
+        needed = FEW_FINETUNE_EPOCHS if per_class < FEW_PER_CLASS else MIN_EPOCHS_IN_BUDGET
+        if epochs_224 < needed:
             size = 160
             why = f"at 224 px only ~{epochs_224:.0f} epochs would fit the budget on this CPU"
     pick("image_size", size, why)
     pick("batch_size", 64 if facts.gpu else 32, "fits memory; small batches help few images")
     steps = math.ceil(facts.images / 32)
-    epochs = min(max(math.ceil(600 / max(steps, 1)), 4), 20)
-    pick("epochs", epochs, f"~600 optimizer steps ({steps} an epoch) fine-tune a pretrained net")
+    if per_class < FEW_PER_CLASS:
+        pick(
+            "epochs", HEAD_EPOCHS + FEW_FINETUNE_EPOCHS,
+            f"{HEAD_EPOCHS} head epochs, then {FEW_FINETUNE_EPOCHS} of fine-tuning: with few "
+            "images a class, longer fine-tuning overfits (measured on hymenoptera)",
+        )  # fmt: skip
+    else:
+        epochs = min(max(math.ceil(600 / max(steps, 1)), 4), 20)
+        if facts.time_budget:
+            epochs, why = MAX_EPOCHS_IN_BUDGET, "at most; the time budget decides how many fit"
+        else:
+            why = f"~600 optimizer steps ({steps} an epoch) fine-tune a pretrained net"
+        pick("epochs", epochs, why)
     pick("optimizer", "adamw", "AdamW fine-tunes pretrained weights with little tuning")
     pick("weight_decay", 0.05, "AdamW's usual decoupled weight decay")
     pick("label_smoothing", 0.1, "softer targets generalise better and calibrate the scores")
     pick("scheduler", "cosine", "cosine decay ends each phase at a low rate")
     if per_class < FEW_PER_CLASS:
         pick(
-            "head_epochs", 5,
+            "head_epochs", HEAD_EPOCHS,
             f"~{per_class:.0f} images a class: train the new head on the frozen backbone first "
             "(cheap: its features are cached), then fine-tune everything",
         )  # fmt: skip
@@ -264,7 +284,10 @@ def _from_scratch(facts: Facts, pick: Any, seen: str) -> None:
     pick("batch_size", 64 if not facts.gpu else 128, "large enough for a high one-cycle rate")
     steps = math.ceil(facts.images / 64)
     epochs = min(max(math.ceil(2000 / max(steps, 1)), 8), 40)
-    pick("epochs", epochs, f"~2000 optimizer steps ({steps} an epoch) from random weights")
+    why = f"~2000 optimizer steps ({steps} an epoch) from random weights"
+    if facts.time_budget:
+        epochs, why = MAX_EPOCHS_IN_BUDGET, "at most; the time budget decides how many fit"
+    pick("epochs", epochs, why)
     pick("optimizer", "sgd", "SGD with momentum: the speed-run recipes' optimizer")
     pick("lr", 0.1, "one-cycle peaks high; the hand-picked scene recipe used 0.1")
     pick("scheduler", "onecycle", "one-cycle reaches good accuracy in few epochs")

@@ -35,6 +35,29 @@ def test_few_images_with_weights_train_the_head_first_then_fine_tune():
     assert any("head" in line and "frozen backbone" in line for line in chosen.lines())
 
 
+@pytest.mark.parametrize("budget", [0.0, 120.0, 900.0])
+def test_few_images_fine_tune_briefly_whatever_the_budget(budget):
+    # hymenoptera-like (2 x 122) and Caltech-like (102 classes, ~72 a class)
+    for f in (
+        facts(images=244, per_class={"a": 122, "b": 122}),
+        facts(images=7315, classes=102, per_class={str(i): 72 for i in range(102)}),
+    ):
+        s = choose(replace(f, time_budget=budget)).settings
+        assert s["epochs"] - s["head_epochs"] == auto.FEW_FINETUNE_EPOCHS
+        TrainConfig(data_dir="x", **s)  # a valid config: fine-tuning epochs after the head's
+
+
+def test_with_a_budget_the_epochs_are_an_upper_bound_the_budget_cuts():
+    many = facts(images=20000, per_class={"a": 10000, "b": 10000})
+    assert (
+        choose(replace(many, time_budget=600)).settings["epochs"] > choose(many).settings["epochs"]
+    )
+    scratch = facts(pretrained="", images=8000, per_class={"a": 4000, "b": 4000}, time_budget=900)
+    chosen = choose(scratch)
+    assert chosen.settings["epochs"] == auto.MAX_EPOCHS_IN_BUDGET
+    assert any("budget decides" in line for line in chosen.lines())
+
+
 def test_a_large_folder_fine_tunes_everything_from_the_start():
     s = choose(facts(images=20000, per_class={"a": 10000, "b": 10000})).settings
     assert "head_epochs" not in s and s["backbone_lr"] < s["lr"]

@@ -67,6 +67,16 @@ def test_a_budget_fixes_the_epochs_from_the_first_epoch_and_lays_out_the_schedul
         assert trainer.scheduler.T_max == 5 and trainer.scheduler.last_epoch == 5
 
 
+def test_a_budget_ends_a_short_run_early_but_never_stretches_it(make_config):
+    # 3 epochs take 1 + 3 * 0.35 s on the simulated clock: far inside 100 s, so 3 epochs
+    trainer, clock = _simulated(make_config, 100.0, epochs=3, scheduler="cosine")
+    result = trainer.fit()
+    assert clock.decided_epochs == trainer.config.epochs == 3
+    assert "so 3 epochs (asked: 3)" in clock.decision
+    assert len(read_metrics(result.run_dir)) == 3
+    assert read_json(result.run_dir / "status.json")["reason"] != REASON
+
+
 def test_long_epochs_are_decided_after_a_few_timed_batches(make_config, make_dataset):
     data = make_dataset("many", per_class=20)  # 48 training images, batches of 2: 24 steps
     trainer, clock = _simulated(

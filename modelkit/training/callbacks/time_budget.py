@@ -6,7 +6,8 @@ their rate, the validation pass and the final evaluation still to come, the numb
 fits is fixed once, and the learning-rate schedule (cosine, one-cycle) is rebuilt over that many
 epochs so it ends where the budget ends rather than being cut in the middle. When epochs are long
 against the budget the decision comes after a few batches, else after the first whole epoch (then
-the validation pass is measured, not guessed). A two-phase run decides at the start of its
+the validation pass is measured, not guessed). The epochs asked for are an upper bound: a run
+that fits in less time than its budget ends early. A two-phase run decides at the start of its
 fine-tuning phase, whose batches cost what the rest will. As a safety net the run stops cleanly
 (reason ``time_budget``, a finished run, with its final evaluation) when the next epoch cannot
 end in time. The decision is said in the run log in one line, and saved in last.pt so a resumed
@@ -133,7 +134,9 @@ class TimeBudget(Callback):
         cfg = trainer.config
         free = self.budget * (1 - SPARE) - self.elapsed() - left_now - self._final_eval(trainer)
         more = max(math.floor(free / self.epoch_seconds), 0) if self.epoch_seconds > 0 else 0
-        epochs = max(done + more, cfg.head_epochs + 1)
+        # the epochs asked for are the most the run trains: a budget ends a run early, it does
+        # not stretch one past what its recipe found useful (fine-tuning few images overfits)
+        epochs = max(min(done + more, cfg.epochs), cfg.head_epochs + 1, done)
         epochs = int(trainer.dist.broadcast(epochs))  # every rank trains rank 0's count
         self.decided_epochs, self.decided_phase = epochs, self.phase
         if epochs != cfg.epochs:
