@@ -93,6 +93,11 @@ class TrainConfig:
         False, "model", "Freeze the backbone (train the head only)",
         help="Train the head only. Much faster; good with ImageNet weights and very few images.",
     )
+    frozen_stages: int = setting(
+        0, "model", "Frozen stages when fine-tuning", bounds="[0, 16]",
+        help="Fine-tuning: keep the first N stages of the backbone (stem first) frozen, "
+        "BatchNorm too. Their generic features stay; training is about 2x faster on a CPU.",
+    )
     # -- optimisation
     image_size: int = setting(
         224, "data", "Image size (px)", bounds="[16, 1024]", step=16, essential=True,
@@ -223,7 +228,8 @@ class TrainConfig:
         0.0, "stopping", "Time budget (seconds, 0 = none)", bounds="[0, inf)", step=60.0,
         parse="duration",
         help="Wall-clock time the whole run may take, decoding included (CLI: 90s, 10m, 1h): "
-        "the first batches are timed, then the epochs and the schedule are fitted to end on time.",
+        "the first batches are timed, then the epochs (at most those asked for) and the schedule "
+        "are fitted to end on time.",
     )
     # -- augmentation (training only; evaluation is resize + centre crop)
     crop_scale_min: float = setting(

@@ -253,20 +253,69 @@ def head_module(model: nn.Module, arch: str) -> nn.Module:
     return getattr(model, ARCHITECTURES[arch].head_attr)
 
 
-def set_backbone_trainable(model: nn.Module, arch: str, trainable: bool) -> None:
+STAGE_CONTAINERS = ("features", "stages")  # Sequentials whose children are the stages
+
+
+def backbone_stages(model: nn.Module, arch: str) -> list[list[nn.Module]]:
+    """The backbone's stages, input side first (what ``frozen_stages`` counts): the stem (the
+    loose layers before the first block), then each block group (ResNet's layer1-4, EfficientNet's
+    features[1:])."""
+    head = head_module(model, arch)
+    stages: list[list[nn.Module]] = []
+    loose: list[nn.Module] = []
+    for name, child in model.named_children():
+        if child is head or not any(True for _ in child.parameters()):
+            continue
+        if name in STAGE_CONTAINERS:
+            parts = [[c] for c in child.children() if any(True for _ in c.parameters())]
+        elif isinstance(child, nn.Sequential):
+            parts = [[child]]
+        else:
+            loose.append(child)
+            continue
+        if loose:
+            stages.append(loose)
+            loose = []
+        stages.extend(parts)
+    return stages + ([loose] if loose else [])
+
+
+def frozen_prefix(model: nn.Module, arch: str, frozen_stages: int) -> list[nn.Module]:
+    """The modules of the first ``frozen_stages`` stages; a clear error when that is all."""
+    stages = backbone_stages(model, arch)
+    if frozen_stages >= len(stages):
+        raise ValueError(
+            f"{arch} has {len(stages)} backbone stages: freezing {frozen_stages} leaves none to "
+            "fine-tune (freeze the whole backbone instead)"
+        )
+    return [m for stage in stages[:frozen_stages] for m in stage]
+
+
+def set_backbone_trainable(
+    model: nn.Module, arch: str, trainable: bool, frozen_stages: int = 0
+) -> None:
+    """Backbone trainable or not; the first ``frozen_stages`` stages stay frozen either way
+    (partial fine-tuning: the input-side layers hold generic features, and skipping their
+    backward is most of the cost saved on a CPU)."""
     head = head_module(model, arch)
     head_params = {id(p) for p in head.parameters()}
     for p in model.parameters():
         if id(p) not in head_params:
             p.requires_grad_(trainable)
+    for m in frozen_prefix(model, arch, frozen_stages) if trainable else []:
+        m.requires_grad_(False)
 
 
-def freeze_batchnorm(model: nn.Module, arch: str) -> None:
-    """Keep a frozen backbone's BatchNorm statistics fixed: call after every ``model.train()``."""
-    head = head_module(model, arch)
-    head_modules = set(head.modules())
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in head_modules:
+def freeze_batchnorm(model: nn.Module, arch: str, frozen_stages: int | None = None) -> None:
+    """Keep a frozen backbone's BatchNorm statistics fixed (all of it, or its first
+    ``frozen_stages`` stages): call after every ``model.train()``."""
+    if frozen_stages is None:
+        head_modules = set(head_module(model, arch).modules())
+        parts = [m for m in model.modules() if m not in head_modules]
+    else:
+        parts = [m for top in frozen_prefix(model, arch, frozen_stages) for m in top.modules()]
+    for m in parts:
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
 
 

@@ -136,7 +136,8 @@ class Trainer:
         """Two-phase runs: phase 1 freezes the backbone, phase 2 unfreezes it (phases.py)."""
         self.phase = phase
         if phase:
-            models.set_backbone_trainable(self.model, self.config.arch, phase == 2)
+            cfg = self.config
+            models.set_backbone_trainable(self.model, cfg.arch, phase == 2, cfg.frozen_stages)
 
     def build_optimisation(self) -> None:
         """Optimizer, schedule and scaler for the current phase (optim.py)."""
@@ -256,6 +257,8 @@ class Trainer:
         self.model.train()
         if cfg.freeze_backbone or self.phase == 1:
             models.freeze_batchnorm(self.model, cfg.arch)
+        elif cfg.frozen_stages:
+            models.freeze_batchnorm(self.model, cfg.arch, cfg.frozen_stages)
         self.head = models.head_module(self.model, cfg.arch)
         self.augment = AugmentSettings.from_config(cfg)
         self.mix = MixSettings(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob)

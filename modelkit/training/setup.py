@@ -185,7 +185,10 @@ def build_model(
         source = "resumed from last.pt"
     else:
         source = models.load_starting_weights(model, cfg.arch, cfg.weights)
-    models.set_backbone_trainable(model, cfg.arch, not cfg.freeze_backbone)
+    try:
+        models.set_backbone_trainable(model, cfg.arch, not cfg.freeze_backbone, cfg.frozen_stages)
+    except ValueError as exc:  # more frozen stages than the architecture has
+        raise TrainingError(f"frozen_stages: {exc}") from exc
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
