@@ -22,7 +22,9 @@ def split_logits(trainer: Trainer, split: str) -> tuple[torch.Tensor, torch.Tens
     model.eval()
     if trainer.features is not None and split in trainer.features.splits:
         head = models.head_module(model, cfg.arch)
-        return head(trainer.features.splits[split]).float().cpu(), data.labels[split]
+        views = trainer.features.splits[split]  # V x N x D: the logits of the views averaged
+        logits = torch.stack([head(v).float() for v in views]).mean(0)
+        return logits.cpu(), data.labels[split]
     forward = trainer.forward if model is trainer.model else model
     if not (cfg.compile or trainer.dist.enabled):  # BatchNorm folded: a third faster on a CPU
         forward = folded_copy(model)

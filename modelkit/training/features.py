@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelkit.data.augment import AugmentSettings, eval_batch, train_batch
+from modelkit.data.augment import AugmentSettings, eval_batch, eval_views, train_batch
 from modelkit.data.cache import ImageCache
 from modelkit.device import autocast, inference_batch
 from modelkit.models.folding import folded_copy
@@ -48,11 +48,15 @@ def backbone_features(
     augment: tuple[AugmentSettings, torch.Generator] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int], None] | None = None,
+    tta: str = "",
 ) -> torch.Tensor | None:
     """Float32 features (N x D, on ``device``) of the cached images at ``rows``.
 
     With ``augment`` the images are augmented exactly as the training loop would; without it they
-    get the evaluation centre crop. Returns None if ``should_stop`` turned true on the way.
+    get the evaluation centre crop; given ``tta`` (the config's: "none", "flip", ...) the
+    evaluation views of ``eval_views`` at ``image_size``, stacked (V x N x D): evaluation averages
+    their logits.
+    Returns None if ``should_stop`` turned true on the way.
     The backbone runs as a copy with its BatchNorm folded into the convolutions (it is frozen,
     so nothing is lost, and the pass is a third faster on a CPU).
     """
@@ -68,17 +72,21 @@ def backbone_features(
                 if should_stop():
                     return None
                 x = cache.batch(rows[start : start + step]).to(device, non_blocking=True)
-                if augment is None:
-                    x = eval_batch(x, image_size, channels_last, norm)
+                if tta:
+                    views = eval_views(x, image_size, channels_last, norm, tta)
+                elif augment is None:
+                    views = [eval_batch(x, image_size, channels_last, norm)]
                 else:
-                    x = train_batch(x, image_size, augment[0], augment[1], channels_last, norm=norm)
+                    g = augment[1]
+                    views = [train_batch(x, image_size, augment[0], g, channels_last, norm=norm)]
                 with autocast(device, precision):
-                    outs.append(body(x).float())
+                    outs.append(torch.stack([body(v).float() for v in views]))
                 if progress:
                     progress(len(x))
     finally:
         model.train(was_training)
-    return torch.cat(outs) if outs else torch.zeros(0, 0, device=device)
+    feats = torch.cat(outs, 1) if outs else torch.zeros(1, 0, 0, device=device)
+    return feats if tta else feats[0]
 
 
 def has_augmentation(s: AugmentSettings) -> bool:
@@ -88,7 +96,8 @@ def has_augmentation(s: AugmentSettings) -> bool:
 
 
 class CachedFeatures:
-    """A frozen backbone's outputs: one tensor per evaluation split, and the training split's
+    """A frozen backbone's outputs: per evaluation split its views' features (V x N x D: the
+    centre crop, and the test-time views when the run has TTA), and the training split's
     augmentation passes, pass k computed (in order) when epoch k first needs it.
     ``compute_pass(k, epoch)`` computes pass k for the epoch that first needs it."""
 

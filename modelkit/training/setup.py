@@ -128,8 +128,6 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
     passes = min(cfg.feature_passes, frozen_epochs) if has_augmentation(settings) else 1
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
-    if cfg.tta != "none" or cfg.eval_size:  # evaluation views the cached features are not
-        eval_splits = []
     start = trainer.state.epoch
     # progress covers what comes before the first epoch: the eval splits and the passes up to
     # the one it trains on (one pass, unless resuming a later epoch)
@@ -142,12 +140,13 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
         done += n
         trainer.emit(CacheProgress(done, total, "features"))
 
-    def compute(split: str, augment, epoch: int) -> torch.Tensor:
+    def compute(split: str, augment, epoch: int, tta: str = "") -> torch.Tensor:
         report = progress if epoch == start else None
+        size = (cfg.eval_size or cfg.image_size) if tta else cfg.image_size
         feats = backbone_features(
-            trainer.model, cfg.arch, data.cache, data.rows[split], cfg.image_size,
+            trainer.model, cfg.arch, data.cache, data.rows[split], size,
             trainer.device, trainer.precision, cfg.channels_last, max(cfg.batch_size, 64),
-            augment, trainer.stop_event.is_set, report,
+            augment, trainer.stop_event.is_set, report, tta,
         )  # fmt: skip
         if feats is None:
             raise StopTraining(epoch, 0)
@@ -161,8 +160,10 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
         centre = passes > 1 and k == 0
         return compute("train", None if centre else (settings, generator), epoch)
 
+    # the evaluation splits through the run's own evaluation views (TTA, FixRes size): what
+    # split_logits would feed the backbone, computed once
     features = CachedFeatures(
-        {split: compute(split, None, start) for split in eval_splits}, passes, train_pass
+        {split: compute(split, None, start, cfg.tta) for split in eval_splits}, passes, train_pass
     )
     features.train(start)  # before the first epoch, with progress
     trainer.emit(

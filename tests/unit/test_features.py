@@ -110,3 +110,22 @@ def test_the_first_pass_is_the_evaluation_view_the_others_are_augmented(make_con
     first, second = trainer.features.train_passes
     torch.testing.assert_close(first, centre, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(second, centre, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("tta, eval_size, views", [("flip", 0, 2), ("none", 48, 1)])
+def test_evaluation_views_are_cached_too_and_match_the_full_pass(
+    make_config, tta, eval_size, views
+):
+    """With test-time augmentation or a larger evaluation size, the validation split's features
+    are those views' (computed once), and its logits are what the full forward pass gives."""
+    from modelkit.training.evaluation_pass import split_logits
+
+    cfg = make_config(freeze_backbone=True, epochs=1, tta=tta, eval_size=eval_size)
+    trainer = Trainer(cfg)
+    assert trainer.fit().state == "finished"
+    assert trainer.features.splits["val"].shape[0] == views
+    cached, labels = split_logits(trainer, "val")
+    trainer.features = None
+    full, _ = split_logits(trainer, "val")
+    torch.testing.assert_close(cached, full, rtol=1e-4, atol=1e-4)
+    assert torch.equal(labels, trainer.data.labels["val"])
