@@ -77,6 +77,52 @@ def test_a_budget_ends_a_short_run_early_but_never_stretches_it(make_config):
     assert read_json(result.run_dir / "status.json")["reason"] != REASON
 
 
+class AreaClock(TimeBudget):
+    """A simulated clock on which a batch costs in proportion to its images' area (0.1 s at the
+    full size) and a validation pass 0.05 s: what progressive resizing does to epoch times."""
+
+    def setup(self, trainer):
+        self.t = 1.0  # decoding
+        super().setup(trainer)
+        self.started = 0.0
+
+    def now(self) -> float:
+        return getattr(self, "t", 0.0)
+
+    def on_epoch_start(self, trainer, epoch):
+        super().on_epoch_start(trainer, epoch)
+        self.training = 0.0
+
+    def on_batch_end(self, trainer, epoch, batch, loss):
+        cost = 0.1 * (trainer.train_size / trainer.config.image_size) ** 2
+        self.t += cost
+        self.training += cost
+        super().on_batch_end(trainer, epoch, batch, loss)
+
+    def on_epoch_end(self, trainer, epoch, metrics):
+        self.t += 0.05
+        # the loop's own figure is wall time: the simulated one is this epoch's batches
+        super().on_epoch_end(trainer, epoch, {**metrics, "epoch_seconds": self.training})
+
+
+def test_with_progressive_resizing_the_budget_counts_the_larger_epochs_to_come(make_config):
+    """The first epoch runs at the smallest size; the later, larger epochs cost more, so the
+    decision that fits them in the budget is the run's end, not the safety net."""
+    clock = AreaClock(6.0)
+    cfg = make_config(
+        epochs=1000, scheduler="onecycle", progressive_resize=True, progressive_min_size=16
+    )
+    trainer = Trainer(cfg, callbacks=[clock])
+    result = trainer.fit()
+    status = read_json(result.run_dir / "status.json")
+    assert status["reason"] != REASON, clock.decision  # it ended at its own decision
+    assert len(read_metrics(result.run_dir)) == clock.decided_epochs == trainer.config.epochs
+    assert clock.t <= 6.0
+    assert clock.t > 6.0 * 0.8, clock.decision  # and used the budget
+    sizes = [m.get("train_size") for m in read_metrics(result.run_dir)]
+    assert trainer.train_size == cfg.image_size, sizes  # the last epoch at the full size
+
+
 def test_long_epochs_are_decided_after_a_few_timed_batches(make_config, make_dataset):
     data = make_dataset("many", per_class=20)  # 48 training images, batches of 2: 24 steps
     trainer, clock = _simulated(

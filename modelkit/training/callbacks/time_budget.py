@@ -21,6 +21,7 @@ import time
 import warnings
 from typing import Any
 
+from modelkit.data.views import progressive_sizes
 from modelkit.events import Message
 from modelkit.training import optim
 from modelkit.training.callbacks.base import Callback, Trainer
@@ -54,6 +55,7 @@ class TimeBudget(Callback):
         self.eval_per_image = 0.0
         self.said_stop = False
         self.decision = ""  # the line the log got (tests and the benchmark read it)
+        self.epoch_size = 0  # the training image size of the epoch under way
 
     # -- the clock ----------------------------------------------------------------------------
     def now(self) -> float:
@@ -91,6 +93,7 @@ class TimeBudget(Callback):
         self.epoch_started = self.now()
         self.phase = trainer.phase  # at the epoch's end the phase switch may have moved on
         self.batch_times = []
+        self.epoch_size = trainer.train_size  # progressive resizing: this epoch's image size
 
     def on_batch_end(self, trainer: Trainer, epoch: int, batch: int, loss: float) -> None:
         steps = trainer.steps_per_epoch
@@ -119,11 +122,26 @@ class TimeBudget(Callback):
             self._decide(trainer, epoch + 1, 0.0, "the first epoch")
         # The safety net: an epoch that cannot end in time is not started.
         if epoch + 1 < trainer.config.epochs and self.epoch_seconds:
-            ends = self.elapsed() + self.epoch_seconds + self._final_eval(trainer)
+            next_epoch = self._cost(trainer, epoch + 1, epoch + 2)
+            ends = self.elapsed() + next_epoch + self._final_eval(trainer)
             if trainer.dist.any(ends > self.budget * (1 + SPARE)):
                 self._stop(trainer, "the next epoch would end past the budget")
 
     # -- deciding -----------------------------------------------------------------------------
+    def _cost(self, trainer: Trainer, first: int, end: int) -> float:
+        """Seconds that epochs ``first``..``end - 1`` take in a run of ``end`` epochs. With
+        progressive resizing an epoch's training part scales with its image area, and the
+        sizes depend on the run's length (they are laid out over all its epochs)."""
+        cfg = trainer.config
+        if self.epoch_seconds <= 0:
+            return math.inf
+        if not cfg.progressive_resize or not self.epoch_size:
+            return self.epoch_seconds * (end - first)
+        val = self.eval_per_image * len(trainer.data.rows.get("val", []))
+        train = max(self.epoch_seconds - val, 0.0) / self.epoch_size**2
+        sizes = progressive_sizes(end, cfg.progressive_min_size, cfg.image_size)
+        return sum(train * size**2 + val for size in sizes[first:end])
+
     def _final_eval(self, trainer: Trainer) -> float:
         rows = trainer.data.rows
         return self.eval_per_image * (len(rows.get("val", [])) + len(rows.get("test", [])))
@@ -133,10 +151,12 @@ class TimeBudget(Callback):
         (the rest of the epoch under way) have passed."""
         cfg = trainer.config
         free = self.budget * (1 - SPARE) - self.elapsed() - left_now - self._final_eval(trainer)
-        more = max(math.floor(free / self.epoch_seconds), 0) if self.epoch_seconds > 0 else 0
         # the epochs asked for are the most the run trains: a budget ends a run early, it does
         # not stretch one past what its recipe found useful (fine-tuning few images overfits)
-        epochs = max(min(done + more, cfg.epochs), cfg.head_epochs + 1, done)
+        fits = done
+        while fits < cfg.epochs and self._cost(trainer, done, fits + 1) <= free:
+            fits += 1
+        epochs = max(fits, cfg.head_epochs + 1, done)
         epochs = int(trainer.dist.broadcast(epochs))  # every rank trains rank 0's count
         self.decided_epochs, self.decided_phase = epochs, self.phase
         if epochs != cfg.epochs:
