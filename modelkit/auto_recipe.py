@@ -37,11 +37,17 @@ IMBALANCED = 3.0  # largest class / smallest class above this: balance the class
 # pick the image size under a budget.
 CPU_RATE_224 = {"resnet18": 40.0, "efficientnet_lite0": 18.0, "smallresnet": 400.0}
 MIN_EPOCHS_IN_BUDGET = 6  # fewer than this at full size: train smaller images instead
+# Fine-tuning that does not fit the budget at 224 px on a CPU: freeze the stem and the first
+# stages first (Lite0, stem + 3 stages: a training step 17 -> 34 img/s), shrink images after
+PARTIAL_STAGES = 4
+BUDGET_FOR_TRAINING = 0.75
+MANY_EPOCHS = 20  # runs at least this long from scratch get mixup/cutmix
+PARTIAL_SPEEDUP = 2.0
 MAX_EPOCHS_IN_BUDGET = 60  # with a budget, epochs are an upper bound the budget cuts down
 HEAD_EPOCHS = 5  # few images a class: head-only epochs on the cached features
-# then this many epochs of fine-tuning everything: hymenoptera (Lite0) peaked after two or three
-# and lost 0.5-1 point over the next four (bench_time_to_accuracy, bench_transfer few-images)
-FEW_FINETUNE_EPOCHS = 3
+# then this many epochs of fine-tuning everything: on hymenoptera (Lite0) the head alone reaches
+# ~95%; fine-tuning peaked after one or two epochs and lost 1-3 points by the third without EMA
+FEW_FINETUNE_EPOCHS = 2
 
 # Issue #13's training techniques, by situation: field -> (value, why). Applied only for the
 # fields TrainConfig has (``techniques``); the names are the fields those features add.
@@ -214,10 +220,18 @@ def _fine_tune(facts: Facts, pick: Any, per_class: float, seen: str) -> None:
     why = "the size the ImageNet weights were trained at"
     if not facts.gpu and facts.time_budget:
         rate = CPU_RATE_224.get(arch, 30.0)
-        epochs_224 = facts.time_budget * rate / max(facts.images, 1)
+        # a quarter of the budget goes to decoding, the head's epochs and evaluation
+        epochs_224 = BUDGET_FOR_TRAINING * facts.time_budget * rate / max(facts.images, 1)
         # few images a class fine-tune for a few epochs only (the head's epochs are cheap)
         needed = FEW_FINETUNE_EPOCHS if per_class < FEW_PER_CLASS else MIN_EPOCHS_IN_BUDGET
-        if epochs_224 < needed:
+        if needed > epochs_224 >= needed / PARTIAL_SPEEDUP:
+            pick(
+                "frozen_stages", PARTIAL_STAGES,
+                f"at 224 px full fine-tuning fits ~{epochs_224:.1f} epochs in the budget on this "
+                f"CPU; with the stem and first {PARTIAL_STAGES - 1} stages frozen about twice as "
+                "many, at the resolution the weights know",
+            )  # fmt: skip
+        elif epochs_224 < needed:
             size = 160
             why = f"at 224 px only ~{epochs_224:.0f} epochs would fit the budget on this CPU"
     pick("image_size", size, why)
@@ -297,11 +311,26 @@ def _from_scratch(facts: Facts, pick: Any, seen: str) -> None:
     pick("hflip", True, "mirrored photos are still the same class")
 
 
+def expected_epochs(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> float:
+    """The epochs the run will train: those asked for, or under a budget on a CPU about as many
+    as fit (a budget's 60 is an upper bound, not a plan)."""
+    epochs = float(out.settings.get("epochs") or explicit.get("epochs") or 0)
+    if facts.time_budget and not facts.gpu:
+        arch = out.settings.get("arch") or explicit.get("arch") or "resnet18"
+        size = out.settings.get("image_size") or explicit.get("image_size") or 224
+        rate = CPU_RATE_224.get(arch, 30.0) * (224 / size) ** 2
+        fit = BUDGET_FOR_TRAINING * facts.time_budget * rate / max(facts.images, 1)
+        epochs = min(epochs, fit)
+    return epochs
+
+
 def _techniques(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> None:
     """Issue #13's techniques for this situation, where TrainConfig has them."""
     table = dict(TECHNIQUES["fine-tune" if facts.pretrained else "scratch"])
-    if not facts.pretrained and out.settings.get("epochs", 0) >= 20:
+    if not facts.pretrained and expected_epochs(out, facts, explicit) >= MANY_EPOCHS:
         table.update(TECHNIQUES["many-epochs"])
+    if out.settings.get("head_epochs"):
+        table["warmup_epochs"] = (0, "the head is trained first: fine-tuning needs no warmup")
     if facts.imbalance > IMBALANCED:
         table["class_balance"] = (
             "weighted_loss",

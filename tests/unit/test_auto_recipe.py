@@ -47,6 +47,25 @@ def test_few_images_fine_tune_briefly_whatever_the_budget(budget):
         TrainConfig(data_dir="x", **s)  # a valid config: fine-tuning epochs after the head's
 
 
+def test_a_budget_too_short_for_full_fine_tuning_freezes_early_stages_before_shrinking():
+    caltech = facts(images=7315, classes=102, per_class={str(i): 72 for i in range(102)})
+    fits = choose(replace(caltech, time_budget=3600)).settings
+    assert "frozen_stages" not in fits and fits["image_size"] == 224
+    short = choose(replace(caltech, time_budget=900))
+    assert short.settings["frozen_stages"] == auto.PARTIAL_STAGES
+    assert short.settings["image_size"] == 224
+    assert any("frozen_stages" in line and "twice as many" in line for line in short.lines())
+    tight = choose(replace(caltech, time_budget=300)).settings
+    assert tight["image_size"] < 224 and "frozen_stages" not in tight
+    assert "frozen_stages" not in choose(replace(caltech, time_budget=900, gpu=True)).settings
+
+
+def test_a_trained_head_needs_no_warmup_before_fine_tuning():
+    assert choose(facts()).settings["warmup_epochs"] == 0  # few images a class: head first
+    large = choose(facts(images=20000, per_class={"a": 10000, "b": 10000})).settings
+    assert large["warmup_epochs"] == 1  # a new head fine-tuned with everything at once
+
+
 def test_with_a_budget_the_epochs_are_an_upper_bound_the_budget_cuts():
     many = facts(images=20000, per_class={"a": 10000, "b": 10000})
     assert (
