@@ -172,10 +172,21 @@ def main(argv=None) -> int:
     ap.add_argument("--val-ratio", type=float, default=0.2, help="for folders without val/")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="default: benchmarks/results/time_to_accuracy.json")
+    ap.add_argument("--auto-only", action="store_true", help="skip the naive loop (no ratios)")
     args = ap.parse_args(argv)
     if args.weights == "none" and args.arch == "efficientnet_lite0":
         args.arch = "resnet18"  # the tutorial's network when nothing is pretrained
 
+    if args.auto_only:  # trying recipes: the naive side is the same every time
+        auto = in_child(run_auto, args)
+        print(f"auto: val acc {auto['val_acc']:.4f} best epoch {auto['best_epoch_val_acc']:.4f}")
+        print(
+            f"{auto['epochs']} epochs, {auto['wall_s']:.1f} s ({auto['wall_s'] / args.budget:.3f})"
+        )
+        print("\n".join(auto["why"] + [t for t in auto["log"] if "budget" in t]))
+        if args.json:
+            args.json.write_text(json.dumps({"auto": auto}, indent=2))
+        return 0
     print(f"running naive ({args.budget:g} s) ...", file=sys.stderr, flush=True)
     naive = in_child(run_naive, args)
     print(f"running auto ({args.budget:g} s) ...", file=sys.stderr, flush=True)

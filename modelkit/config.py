@@ -98,6 +98,12 @@ class TrainConfig:
         help="Fine-tuning: keep the first N stages of the backbone (stem first) frozen, "
         "BatchNorm too. Their generic features stay; training is about 2x faster on a CPU.",
     )
+    freeze_bn: bool = setting(
+        False, "model", "Keep BatchNorm statistics fixed when fine-tuning",
+        help="Fine-tuning: the backbone's BatchNorm keeps its pretrained statistics (its scale and "
+        "shift still train). Small batches of augmented crops otherwise shift them, and accuracy "
+        "drops in the first fine-tuning epoch.",
+    )
     # -- optimisation
     image_size: int = setting(
         224, "data", "Image size (px)", bounds="[16, 1024]", step=16, essential=True,

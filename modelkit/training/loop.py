@@ -255,7 +255,7 @@ class Trainer:
         """One pass over the training images; None when the run stops within it."""
         cfg = self.config
         self.model.train()
-        if cfg.freeze_backbone or self.phase == 1:
+        if cfg.freeze_backbone or self.phase == 1 or cfg.freeze_bn:
             models.freeze_batchnorm(self.model, cfg.arch)
         elif cfg.frozen_stages:
             models.freeze_batchnorm(self.model, cfg.arch, cfg.frozen_stages)
