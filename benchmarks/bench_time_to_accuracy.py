@@ -63,7 +63,12 @@ def run_auto(args, q) -> None:
     explicit = {"time_budget": args.budget, "seed": args.seed, "val_ratio": args.val_ratio}
     if args.weights == "none":
         explicit["weights"] = "none"
-    settings, note = resolve_settings("auto", explicit, probe_network=False, data_dir=args.data)
+    for item in args.set or []:  # trying a change to auto's choices: --set freeze_bn=true
+        name, _, value = item.partition("=")
+        explicit[name] = json.loads(value)
+    settings, note = resolve_settings(
+        args.recipe, explicit, probe_network=False, data_dir=args.data
+    )
     with tempfile.TemporaryDirectory() as runs:
         cfg = TrainConfig(data_dir=str(args.data), runs_dir=runs, tensorboard=False, **settings)
         result = Trainer(cfg, [listen]).fit()
@@ -173,6 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="default: benchmarks/results/time_to_accuracy.json")
     ap.add_argument("--auto-only", action="store_true", help="skip the naive loop (no ratios)")
+    ap.add_argument("--set", action="append", help="NAME=JSON: a setting auto does not choose")
+    ap.add_argument("--recipe", default="auto", help="modelkit's side: auto or a fixed recipe")
     args = ap.parse_args(argv)
     if args.weights == "none" and args.arch == "efficientnet_lite0":
         args.arch = "resnet18"  # the tutorial's network when nothing is pretrained
