@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelkit.data.augment import AugmentSettings, eval_batch, eval_views, train_batch
+from modelkit.data.augment import AugmentSettings, eval_views, train_batch
 from modelkit.data.cache import ImageCache
 from modelkit.device import autocast, inference_batch
 from modelkit.models.folding import folded_copy
@@ -74,8 +74,8 @@ def backbone_features(
                 x = cache.batch(rows[start : start + step]).to(device, non_blocking=True)
                 if tta:
                     views = eval_views(x, image_size, channels_last, norm, tta)
-                elif augment is None:
-                    views = [eval_batch(x, image_size, channels_last, norm)]
+                elif augment is None:  # resized first when cached for a larger eval size
+                    views = eval_views(x, image_size, channels_last, norm)
                 else:
                     g = augment[1]
                     views = [train_batch(x, image_size, augment[0], g, channels_last, norm=norm)]

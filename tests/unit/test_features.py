@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from modelkit.data.augment import AugmentSettings, eval_batch
+from modelkit.data.augment import IMAGENET_NORM, AugmentSettings, eval_batch, eval_views
 from modelkit.data.cache import ImageCache
 from modelkit.data.scan import scan_dataset
 from modelkit.events import CacheProgress, EpochEnd, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint
-from modelkit.training.features import backbone_features, has_augmentation
+from modelkit.training.features import backbone_features, has_augmentation, headless
 from modelkit.training.loop import Trainer
 
 
@@ -97,16 +97,20 @@ def test_the_first_epoch_waits_for_one_augmentation_pass_only(make_config):
     assert len(trainer.features.train_passes) == 3
 
 
-def test_the_first_pass_is_the_evaluation_view_the_others_are_augmented(make_config):
+@pytest.mark.parametrize("eval_size", [0, 48])
+def test_the_first_pass_is_the_evaluation_view_the_others_are_augmented(make_config, eval_size):
     """A head trained on random crops alone sees objects at other scales than the centre crop it
-    is judged on; pass 0 is that centre crop, so the head learns the view it is evaluated on."""
-    trainer = Trainer(make_config(freeze_backbone=True, epochs=2, feature_passes=2, hflip=True))
+    is judged on; pass 0 is that centre crop (of the squares resized to the training size when
+    they were cached for a larger evaluation size), so the head learns the view it is judged on."""
+    cfg = make_config(
+        freeze_backbone=True, epochs=2, feature_passes=2, hflip=True, eval_size=eval_size
+    )
+    trainer = Trainer(cfg)
     assert trainer.fit().state == "finished"
-    data, cfg = trainer.data, trainer.config
-    centre = backbone_features(
-        trainer.model, cfg.arch, data.cache, data.rows["train"], cfg.image_size,
-        torch.device("cpu"), trainer.precision, cfg.channels_last,
-    )  # fmt: skip
+    data, model = trainer.data, trainer.model.eval()
+    x = eval_views(data.cache.batch(data.rows["train"]), cfg.image_size, False, IMAGENET_NORM)[0]
+    with torch.no_grad(), headless(model, cfg.arch) as body:
+        centre = body(x)
     first, second = trainer.features.train_passes
     torch.testing.assert_close(first, centre, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(second, centre, rtol=1e-3, atol=1e-4)
