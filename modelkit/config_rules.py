@@ -36,6 +36,11 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         "eval_size: 0 or >= 16",
     ),
     (
+        "freeze_bn weights",
+        lambda c: not (c.freeze_bn and c.weights == "none"),
+        "freeze_bn: keeps pretrained BatchNorm statistics; with weights none there are none",
+    ),
+    (
         "head_epochs freeze_backbone",
         lambda c: not (c.head_epochs and c.freeze_backbone),
         "head_epochs: two-phase fine-tuning unfreezes the backbone; turn freeze_backbone off",

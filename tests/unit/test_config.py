@@ -80,6 +80,8 @@ def test_out_of_range_values(field, value):
 def test_cross_field_ranges():
     assert any("val_ratio + test_ratio" in p for p in problems_of(val_ratio=0.6, test_ratio=0.5))
     assert any("crop_scale" in p for p in problems_of(crop_scale_min=0.9, crop_scale_max=0.5))
+    assert any("freeze_bn" in p for p in problems_of(freeze_bn=True, weights="none"))
+    TrainConfig.from_dict({"freeze_bn": True, "weights": "imagenet"})  # pretrained: fine
 
 
 def test_ints_accepted_for_floats_and_stored_as_floats():
