@@ -77,9 +77,10 @@ def test_a_budget_ends_a_short_run_early_but_never_stretches_it(make_config):
     assert read_json(result.run_dir / "status.json")["reason"] != REASON
 
 
-class AreaClock(TimeBudget):
-    """A simulated clock on which a batch costs in proportion to its images' area (0.1 s at the
-    full size) and a validation pass 0.05 s: what progressive resizing does to epoch times."""
+class SizeClock(TimeBudget):
+    """A simulated clock on which a batch costs in proportion to its images' side (0.1 s at the
+    full size; measured on a CPU, closer than the area) and a validation pass 0.05 s: what
+    progressive resizing does to epoch times."""
 
     def setup(self, trainer):
         self.t = 1.0  # decoding
@@ -94,7 +95,7 @@ class AreaClock(TimeBudget):
         self.training = 0.0
 
     def on_batch_end(self, trainer, epoch, batch, loss):
-        cost = 0.1 * (trainer.train_size / trainer.config.image_size) ** 2
+        cost = 0.1 * trainer.train_size / trainer.config.image_size
         self.t += cost
         self.training += cost
         super().on_batch_end(trainer, epoch, batch, loss)
@@ -108,7 +109,7 @@ class AreaClock(TimeBudget):
 def test_with_progressive_resizing_the_budget_counts_the_larger_epochs_to_come(make_config):
     """The first epoch runs at the smallest size; the later, larger epochs cost more, so the
     decision that fits them in the budget is the run's end, not the safety net."""
-    clock = AreaClock(6.0)
+    clock = SizeClock(6.0)
     cfg = make_config(
         epochs=1000, scheduler="onecycle", progressive_resize=True, progressive_min_size=16
     )
@@ -130,9 +131,36 @@ def test_long_epochs_are_decided_after_a_few_timed_batches(make_config, make_dat
     )
     result = trainer.fit()
     assert result.state == "finished"
-    assert "from 4 timed batches" in clock.decision
+    log = _log(result.run_dir)
+    assert "from 4 timed batches" in log  # decided early; checked again after the whole epoch
+    assert clock.decision in log and "asked: 500" in clock.decision
     assert trainer.config.epochs == clock.decided_epochs < 500
     assert trainer.scheduler.total_steps == clock.decided_epochs * 24
+    assert len(read_metrics(result.run_dir)) == clock.decided_epochs
+
+
+def test_an_early_estimate_is_corrected_after_the_first_whole_epoch(make_config, make_dataset):
+    """Timed batches miss the validation pass: here it costs 1 s, as much as the 10 batches
+    of the epoch, so the count fixed from them is halved once the whole epoch is measured."""
+
+    class SlowValidation(SimulatedClock):
+        def now(self) -> float:
+            t = getattr(self, "trainer", None)
+            if t is None or not hasattr(t, "data"):
+                return 0.0
+            return 1.0 + 0.1 * t.state.global_step + 1.0 * len(t.state.history)
+
+    data = make_dataset("many", per_class=20)
+    clock = SlowValidation(12.0)
+    cfg = make_config(data_dir=data, batch_size=2, epochs=500, scheduler="onecycle")
+    trainer = Trainer(cfg, callbacks=[clock])
+    result = trainer.fit()
+    log = _log(result.run_dir)
+    early = int(log.split("from 4 timed batches), so ")[1].split(" ")[0])
+    assert "from the first whole epoch" in clock.decision
+    assert clock.decided_epochs < early
+    assert len(read_metrics(result.run_dir)) == clock.decided_epochs
+    assert read_json(result.run_dir / "status.json")["reason"] != REASON
 
 
 def test_the_safety_net_stops_at_the_budget_as_a_finished_run(make_config):
