@@ -52,12 +52,31 @@ def test_a_budget_too_short_for_full_fine_tuning_freezes_early_stages_before_shr
     fits = choose(replace(caltech, time_budget=3600)).settings
     assert "frozen_stages" not in fits and fits["image_size"] == 224
     short = choose(replace(caltech, time_budget=900))
-    assert short.settings["frozen_stages"] == auto.PARTIAL_STAGES
+    assert short.settings["frozen_stages"] == auto.PARTIAL_STAGES["efficientnet_lite0"]
     assert short.settings["image_size"] == 224
     assert any("frozen_stages" in line and "twice as many" in line for line in short.lines())
     tight = choose(replace(caltech, time_budget=300)).settings
     assert tight["image_size"] < 224 and "frozen_stages" not in tight
     assert "frozen_stages" not in choose(replace(caltech, time_budget=900, gpu=True)).settings
+
+
+def test_head_epochs_given_explicitly_still_leave_the_fine_tuning_epochs():
+    chosen = choose(facts(), {"head_epochs": 8})
+    assert chosen.settings["epochs"] == 8 + auto.FEW_FINETUNE_EPOCHS
+    TrainConfig(data_dir="x", head_epochs=8, **chosen.settings)
+
+
+def test_only_measured_architectures_freeze_stages_others_shrink_the_images():
+    caltech = facts(images=7315, classes=102, per_class={str(i): 72 for i in range(102)})
+    resnet = choose(replace(caltech, pretrained="resnet18", time_budget=400)).settings
+    assert "frozen_stages" not in resnet and resnet["image_size"] < 224
+
+
+def test_a_gpu_budget_does_not_turn_mixup_on_for_a_short_run():
+    big = facts(pretrained="", images=100000, per_class={"a": 50000, "b": 50000}, gpu=True)
+    chosen = choose(replace(big, time_budget=600)).settings
+    assert chosen["epochs"] == auto.MAX_EPOCHS_IN_BUDGET
+    assert "mixup_alpha" not in chosen  # ~2000 steps are 8 epochs here, not 60
 
 
 def test_a_trained_head_needs_no_warmup_before_fine_tuning():
