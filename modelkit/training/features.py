@@ -72,10 +72,8 @@ def backbone_features(
                 if should_stop():
                     return None
                 x = cache.batch(rows[start : start + step]).to(device, non_blocking=True)
-                if tta:
-                    views = eval_views(x, image_size, channels_last, norm, tta)
-                elif augment is None:  # resized first when cached for a larger eval size
-                    views = eval_views(x, image_size, channels_last, norm)
+                if augment is None:  # resized first when cached for a larger eval size
+                    views = eval_views(x, image_size, channels_last, norm, tta or "none")
                 else:
                     g = augment[1]
                     views = [train_batch(x, image_size, augment[0], g, channels_last, norm=norm)]
