@@ -163,6 +163,41 @@ def test_an_early_estimate_is_corrected_after_the_first_whole_epoch(make_config,
     assert read_json(result.run_dir / "status.json")["reason"] != REASON
 
 
+def test_epochs_that_grow_slower_shorten_the_schedule_so_it_still_anneals(make_config):
+    """Each epoch here costs 20% more than the one before (a machine getting busier): the count
+    fixed after the first epoch no longer fits. The schedule is laid out again over fewer
+    epochs before the budget runs out, so the run ends at its own decision with its one-cycle
+    rate fully annealed, not cut by the safety net with the rate still high."""
+
+    class Slowing(SimulatedClock):
+        def setup(self, trainer):
+            super().setup(trainer)
+            self.t = 1.0
+
+        def now(self) -> float:
+            return getattr(self, "t", 0.0)
+
+        def on_batch_end(self, trainer, epoch, batch, loss):
+            self.t += 0.1 * 1.2**epoch
+            super().on_batch_end(trainer, epoch, batch, loss)
+
+        def on_epoch_end(self, trainer, epoch, metrics):
+            self.t += 0.05
+            super().on_epoch_end(trainer, epoch, metrics)
+
+    clock = Slowing(6.0)
+    trainer = Trainer(make_config(epochs=1000, scheduler="onecycle"), callbacks=[clock])
+    result = trainer.fit()
+    log = _log(result.run_dir)
+    first = int(log.split("from the first epoch), so ")[1].split(" ")[0])
+    assert clock.decided_epochs < first, log  # shortened on the way
+    assert read_json(result.run_dir / "status.json")["reason"] != REASON, log
+    assert len(read_metrics(result.run_dir)) == clock.decided_epochs == trainer.config.epochs
+    assert trainer.scheduler.total_steps == clock.decided_epochs * trainer.steps_per_epoch
+    assert trainer.scheduler.last_epoch == trainer.scheduler.total_steps  # annealed to the end
+    assert clock.t <= 6.0
+
+
 def test_the_safety_net_stops_at_the_budget_as_a_finished_run(make_config):
     class Spent(TimeBudget):
         """Spent before it starts."""
