@@ -20,6 +20,12 @@ def resize_batch(x: torch.Tensor, side: int) -> torch.Tensor:
     return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
 
 
+def tta_view_count(tta: str) -> int:
+    """How many views ``tta_views`` makes: what an evaluation with TTA costs against one
+    without."""
+    return {"flip": 2, "flip_crops": 10}.get(tta, 1)
+
+
 def tta_views(x: torch.Tensor, size: int, tta: str) -> list[torch.Tensor]:
     """The views of a float square batch ``B x 3 x S x S`` whose logits are averaged: the
     centre crop of ``size``; ``flip`` adds its mirror image; ``flip_crops`` adds the four

@@ -215,7 +215,7 @@ class Trainer:
             if metrics is None:  # stopped within the epoch
                 break
             if len(self.data.rows.get("val", [])) and self.dist.is_main:
-                metrics.update(val_metrics(*self.predict("val"), len(self.classes)))
+                metrics.update(val_metrics(*self.predict("val", tta=False), len(self.classes)))
             metrics = self.dist.broadcast(metrics)  # every rank decides on rank 0's numbers
             metrics["lr"] = self.lr
             if self.phase:
@@ -308,6 +308,7 @@ class Trainer:
             "images_per_second": seen / seconds if seconds > 0 else 0.0,
         }
 
-    def predict(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, labels) of a split with the weights being judged (evaluation_pass.py)."""
-        return split_logits(self, split)
+    def predict(self, split: str, tta: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, labels) of a split with the weights being judged (evaluation_pass.py);
+        ``tta=False``: the centre view only (each epoch's validation)."""
+        return split_logits(self, split, tta)

@@ -129,7 +129,10 @@ def test_evaluation_views_are_cached_too_and_match_the_full_pass(
     assert trainer.fit().state == "finished"
     assert trainer.features.splits["val"].shape[0] == views
     cached, labels = split_logits(trainer, "val")
+    cached_centre, _ = split_logits(trainer, "val", tta=False)  # each epoch's validation
     trainer.features = None
     full, _ = split_logits(trainer, "val")
     torch.testing.assert_close(cached, full, rtol=1e-4, atol=1e-4)
+    full_centre, _ = split_logits(trainer, "val", tta=False)
+    torch.testing.assert_close(cached_centre, full_centre, rtol=1e-4, atol=1e-4)
     assert torch.equal(labels, trainer.data.labels["val"])

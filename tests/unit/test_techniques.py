@@ -220,6 +220,11 @@ def test_tta_flip_averages_logits_in_evaluation_and_in_the_predictor(make_config
         model = trainer.eval_model.eval()
         by_hand = (model(centre) + model(centre.flip(-1))) / 2
     assert torch.allclose(logits, by_hand, atol=1e-5)
+    # each epoch's validation looks at the centre view only (half the cost); the final one and
+    # the Predictor average the views
+    plain, _ = trainer.predict("val", tta=False)
+    with torch.no_grad():
+        assert torch.allclose(plain, model(centre), atol=1e-5)
     predictor = Predictor(result.run_dir, device="cpu")
     assert predictor.tta == "flip"
     squares = [trainer.data.cache.batch(rows[i : i + 1])[0].numpy() for i in range(len(rows))]

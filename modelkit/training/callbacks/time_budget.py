@@ -21,7 +21,7 @@ import time
 import warnings
 from typing import Any
 
-from modelkit.data.views import progressive_sizes
+from modelkit.data.views import progressive_sizes, tta_view_count
 from modelkit.events import Message
 from modelkit.training import optim
 from modelkit.training.callbacks.base import Callback, Trainer
@@ -171,8 +171,11 @@ class TimeBudget(Callback):
         return sum(train * size + val for size in sizes[first:end])
 
     def _final_eval(self, trainer: Trainer) -> float:
+        """The final evaluation's cost: each epoch's validation sees one view of an image, the
+        final evaluation all of the run's TTA views."""
         rows = trainer.data.rows
-        return self.eval_per_image * (len(rows.get("val", [])) + len(rows.get("test", [])))
+        images = len(rows.get("val", [])) + len(rows.get("test", []))
+        return self.eval_per_image * images * tta_view_count(trainer.config.tta)
 
     def _decide(
         self,
