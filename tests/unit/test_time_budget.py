@@ -198,6 +198,41 @@ def test_epochs_that_grow_slower_shorten_the_schedule_so_it_still_anneals(make_c
     assert clock.t <= 6.0
 
 
+def test_a_fine_tuning_epoch_that_cannot_end_in_time_is_not_trained_on(make_config, make_dataset):
+    """Head epochs on cached features are cheap; here a fine-tuning epoch costs 24 s against a
+    10 s budget. Once its first batches are timed the run stops, with the head's weights,
+    instead of training on until the budget cuts an epoch whose weights would never be
+    judged."""
+
+    class CheapHead(TimeBudget):
+        def setup(self, trainer):
+            self.t = 1.0
+            super().setup(trainer)
+            self.started = 0.0
+
+        def now(self) -> float:
+            return getattr(self, "t", 0.0)
+
+        def on_batch_end(self, trainer, epoch, batch, loss):
+            self.t += 0.01 if trainer.phase == 1 else 1.0
+            super().on_batch_end(trainer, epoch, batch, loss)
+
+        def on_epoch_end(self, trainer, epoch, metrics):
+            self.t += 0.05
+            super().on_epoch_end(trainer, epoch, metrics)
+
+    data = make_dataset("many", per_class=20)  # 48 training images, batches of 2: 24 steps
+    clock = CheapHead(10.0)
+    cfg = make_config(data_dir=data, batch_size=2, epochs=4, head_epochs=2, scheduler="cosine")
+    result = Trainer(cfg, callbacks=[clock]).fit()
+    status = read_json(result.run_dir / "status.json")
+    assert result.state == "finished" and status["reason"] == REASON
+    assert "the epoch under way would end past the budget" in _log(result.run_dir)
+    assert len(read_metrics(result.run_dir)) == 2  # the head's epochs, judged and kept
+    assert clock.t < 8.0  # stopped after the timed batches, not at the budget
+    assert (result.run_dir / "evaluation" / "val.json").is_file()
+
+
 def test_the_safety_net_stops_at_the_budget_as_a_finished_run(make_config):
     class Spent(TimeBudget):
         """Spent before it starts."""

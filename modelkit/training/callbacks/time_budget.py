@@ -190,6 +190,12 @@ class TimeBudget(Callback):
         (the rest of the epoch under way) have passed; at ``most`` epochs when given."""
         cfg = trainer.config
         free = self.budget * (1 - SPARE) - self.elapsed() - left_now - self._final_eval(trainer)
+        if left_now and trainer.dist.any(free < 0) and trainer.state.history:
+            # the epoch under way cannot end in time (the first fine-tuning epoch after the
+            # head's, on Caltech-101 with 5 minutes): its weights would never be judged, so
+            # stop now with the best ones so far rather than train on until the budget cuts it
+            self._stop(trainer, "the epoch under way would end past the budget")
+            return
         # the epochs asked for are the most the run trains: a budget ends a run early, it does
         # not stretch one past what its recipe found useful (fine-tuning few images overfits)
         limit = self.asked_epochs = self.asked_epochs or cfg.epochs  # a recheck may add back
