@@ -84,6 +84,8 @@ class Trainer:
         # set by the technique callbacks (callbacks/techniques.py, ema.py) when they are on
         self.loss_weights = self.sampler_weights = self.ema_model = None
         self.train_size = config.image_size
+        # split -> (logits, labels) of the best weights, for the end of the run (final_evaluation)
+        self.best_split_logits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
     def resume(cls, run_dir: str | Path, listeners: Iterable[ListenerFn] = ()) -> Trainer:

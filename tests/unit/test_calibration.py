@@ -161,3 +161,23 @@ def test_a_split_without_mistakes_keeps_the_trained_confidence():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.5], [3.0, 1.0]])
     assert fit_temperature(logits, torch.tensor([0, 1, 0])) == 1.0
     assert fit_temperature(logits, torch.tensor([0, 0, 0])) != 1.0  # one mistake: fitted
+
+
+def test_the_end_of_a_run_passes_over_each_split_once(make_config, monkeypatch):
+    """The final evaluation and calibration read the same logits of the best weights: each
+    evaluation split is run through the model once at the end, not once for each."""
+    from modelkit.training.loop import Trainer
+
+    trainer = Trainer(make_config(epochs=1, test_ratio=0.2))
+    seen: list[str] = []
+    predict = trainer.predict
+
+    def counted(split: str, tta: bool = True):
+        if tta:  # the end of the run (each epoch's validation looks at one view)
+            seen.append(split)
+        return predict(split, tta)
+
+    monkeypatch.setattr(trainer, "predict", counted)
+    result = trainer.fit()
+    assert cal.load_report(result.run_dir) is not None  # calibrated
+    assert sorted(seen) == ["test", "val"]

@@ -10,6 +10,7 @@ from modelkit.evaluation.calibration import calibrate_logits, store_calibration
 from modelkit.evaluation.metrics import evaluate_logits, save_evaluation
 from modelkit.events import Message
 from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.final_evaluation import best_logits
 from modelkit.training.callbacks.reporter import FINISHED
 
 
@@ -22,13 +23,13 @@ class Calibrate(Callback):
             return
         if len(trainer.data.rows.get("val", [])) == 0:
             return
-        logits, labels = trainer.predict("val")  # FinalEvaluation loaded the best weights
+        logits, labels = best_logits(trainer, "val")  # FinalEvaluation loaded the best weights
         cal = calibrate_logits(logits, labels)
         store_calibration(best, cal, trainer.run_dir)
         for split in ("val", "test"):
             if len(trainer.data.rows.get(split, [])) == 0:
                 continue
-            split_logits = logits if split == "val" else trainer.predict(split)[0]
+            split_logits = logits if split == "val" else best_logits(trainer, split)[0]
             ev = evaluate_logits(
                 split_logits / cal.temperature,
                 labels if split == "val" else trainer.data.labels[split],
