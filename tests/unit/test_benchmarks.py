@@ -42,9 +42,13 @@ def test_bench_train_reports_both_sides_the_ceiling_and_the_accuracy_spread(tmp_
         assert len(result["runs"][side]) == 2  # one per seed
         assert result[side]["peak_rss_mb"] > 0
     assert result["bare_step_images_per_second"] > 0
+    assert result["minimal_loop_images_per_second"] > 0
     ratios = result["ratios"]
-    assert set(ratios) >= {"throughput_x", "bare_step_ceiling_x", "share_of_ceiling"}
+    assert set(ratios) >= {
+        "throughput_x", "bare_step_ceiling_x", "share_of_ceiling", "share_of_minimal_loop"
+    }  # fmt: skip
     assert "bare step on random data" in printed and "throughput_x" in printed
+    assert "minimal loop, crop + flip" in printed
 
 
 def test_bench_reruns_reports_a_slowdown_per_mode_and_interval(tmp_path):
