@@ -198,6 +198,43 @@ def test_epochs_that_grow_slower_shorten_the_schedule_so_it_still_anneals(make_c
     assert clock.t <= 6.0
 
 
+def test_one_slow_epoch_does_not_cut_the_run_short(make_config):
+    """Another program slows one epoch to five times its usual length: the count is kept (the
+    typical epoch is the median of the last three), so the run still uses its budget."""
+
+    class OneSlowEpoch(SimulatedClock):
+        def setup(self, trainer):
+            super().setup(trainer)
+            self.t = 1.0
+
+        def now(self) -> float:
+            return getattr(self, "t", 0.0)
+
+        def on_epoch_start(self, trainer, epoch):
+            super().on_epoch_start(trainer, epoch)
+            self.training = 0.0
+
+        def on_batch_end(self, trainer, epoch, batch, loss):
+            cost = 0.5 if epoch == 2 else 0.1
+            self.t += cost
+            self.training += cost
+            super().on_batch_end(trainer, epoch, batch, loss)
+
+        def on_epoch_end(self, trainer, epoch, metrics):
+            self.t += 0.05  # validation; the loop's own epoch_seconds is wall time
+            super().on_epoch_end(trainer, epoch, {**metrics, "epoch_seconds": self.training})
+
+    clock = OneSlowEpoch(8.0)
+    trainer = Trainer(make_config(epochs=1000, scheduler="onecycle"), callbacks=[clock])
+    result = trainer.fit()
+    log = _log(result.run_dir)
+    first = int(log.split("from the first epoch), so ")[1].split(" ")[0])
+    epochs = len(read_metrics(result.run_dir))
+    # the slow epoch's extra 1.2 s cost the three epochs it took, not half the run
+    assert epochs >= first - 4, log
+    assert clock.t > 8.0 * 0.85, log  # and the budget was used
+
+
 def test_a_fine_tuning_epoch_that_cannot_end_in_time_is_not_trained_on(make_config, make_dataset):
     """Head epochs on cached features are cheap; here a fine-tuning epoch costs 24 s against a
     10 s budget. Once its first batches are timed the run stops, with the head's weights,
