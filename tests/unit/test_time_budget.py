@@ -150,6 +150,12 @@ def test_an_early_estimate_is_corrected_after_the_first_whole_epoch(make_config,
                 return 0.0
             return 1.0 + 0.1 * t.state.global_step + 1.0 * len(t.state.history)
 
+        def on_epoch_end(self, trainer, epoch, metrics):
+            # the loop's own epoch_seconds is wall time: on a busy CI machine it moved the
+            # validation estimate; the simulated training part is 0.1 s a batch
+            simulated = {**metrics, "epoch_seconds": 0.1 * trainer.steps_per_epoch}
+            super().on_epoch_end(trainer, epoch, simulated)
+
     data = make_dataset("many", per_class=20)
     clock = SlowValidation(12.0)
     cfg = make_config(data_dir=data, batch_size=2, epochs=500, scheduler="onecycle")
@@ -157,7 +163,7 @@ def test_an_early_estimate_is_corrected_after_the_first_whole_epoch(make_config,
     result = trainer.fit()
     log = _log(result.run_dir)
     early = int(log.split("from 4 timed batches), so ")[1].split(" ")[0])
-    assert "from the first whole epoch" in clock.decision
+    assert "from the first whole epoch" in log
     assert clock.decided_epochs < early
     assert len(read_metrics(result.run_dir)) == clock.decided_epochs
     assert read_json(result.run_dir / "status.json")["reason"] != REASON
