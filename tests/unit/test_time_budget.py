@@ -77,10 +77,13 @@ def test_a_budget_ends_a_short_run_early_but_never_stretches_it(make_config):
     assert read_json(result.run_dir / "status.json")["reason"] != REASON
 
 
-class SizeClock(TimeBudget):
-    """A simulated clock on which a batch costs in proportion to its images' side (0.1 s at the
-    full size; measured on a CPU, closer than the area) and a validation pass 0.05 s: what
-    progressive resizing does to epoch times."""
+class BatchClock(TimeBudget):
+    """A simulated clock: decoding takes 1 s, each batch ``batch_cost`` seconds, a validation
+    pass 0.05 s; the loop's own ``epoch_seconds`` (wall time) is replaced by the simulated
+    training time, so no real timing reaches the decision."""
+
+    def batch_cost(self, trainer, epoch: int) -> float:
+        return 0.1
 
     def setup(self, trainer):
         self.t = 1.0  # decoding
@@ -95,15 +98,22 @@ class SizeClock(TimeBudget):
         self.training = 0.0
 
     def on_batch_end(self, trainer, epoch, batch, loss):
-        cost = 0.1 * trainer.train_size / trainer.config.image_size
+        cost = self.batch_cost(trainer, epoch)
         self.t += cost
         self.training += cost
         super().on_batch_end(trainer, epoch, batch, loss)
 
     def on_epoch_end(self, trainer, epoch, metrics):
         self.t += 0.05
-        # the loop's own figure is wall time: the simulated one is this epoch's batches
         super().on_epoch_end(trainer, epoch, {**metrics, "epoch_seconds": self.training})
+
+
+class SizeClock(BatchClock):
+    """A batch costs in proportion to its images' side (0.1 s at the full size; measured on a
+    CPU, closer than the area): what progressive resizing does to epoch times."""
+
+    def batch_cost(self, trainer, epoch: int) -> float:
+        return 0.1 * trainer.train_size / trainer.config.image_size
 
 
 def test_with_progressive_resizing_the_budget_counts_the_larger_epochs_to_come(make_config):
@@ -175,21 +185,9 @@ def test_epochs_that_grow_slower_shorten_the_schedule_so_it_still_anneals(make_c
     epochs before the budget runs out, so the run ends at its own decision with its one-cycle
     rate fully annealed, not cut by the safety net with the rate still high."""
 
-    class Slowing(SimulatedClock):
-        def setup(self, trainer):
-            super().setup(trainer)
-            self.t = 1.0
-
-        def now(self) -> float:
-            return getattr(self, "t", 0.0)
-
-        def on_batch_end(self, trainer, epoch, batch, loss):
-            self.t += 0.1 * 1.2**epoch
-            super().on_batch_end(trainer, epoch, batch, loss)
-
-        def on_epoch_end(self, trainer, epoch, metrics):
-            self.t += 0.05
-            super().on_epoch_end(trainer, epoch, metrics)
+    class Slowing(BatchClock):
+        def batch_cost(self, trainer, epoch: int) -> float:
+            return 0.1 * 1.2**epoch
 
     clock = Slowing(6.0)
     trainer = Trainer(make_config(epochs=1000, scheduler="onecycle"), callbacks=[clock])
@@ -208,27 +206,9 @@ def test_one_slow_epoch_does_not_cut_the_run_short(make_config):
     """Another program slows one epoch to five times its usual length: the count is kept (the
     typical epoch is the median of the last three), so the run still uses its budget."""
 
-    class OneSlowEpoch(SimulatedClock):
-        def setup(self, trainer):
-            super().setup(trainer)
-            self.t = 1.0
-
-        def now(self) -> float:
-            return getattr(self, "t", 0.0)
-
-        def on_epoch_start(self, trainer, epoch):
-            super().on_epoch_start(trainer, epoch)
-            self.training = 0.0
-
-        def on_batch_end(self, trainer, epoch, batch, loss):
-            cost = 0.5 if epoch == 2 else 0.1
-            self.t += cost
-            self.training += cost
-            super().on_batch_end(trainer, epoch, batch, loss)
-
-        def on_epoch_end(self, trainer, epoch, metrics):
-            self.t += 0.05  # validation; the loop's own epoch_seconds is wall time
-            super().on_epoch_end(trainer, epoch, {**metrics, "epoch_seconds": self.training})
+    class OneSlowEpoch(BatchClock):
+        def batch_cost(self, trainer, epoch: int) -> float:
+            return 0.5 if epoch == 2 else 0.1
 
     clock = OneSlowEpoch(8.0)
     trainer = Trainer(make_config(epochs=1000, scheduler="onecycle"), callbacks=[clock])
@@ -247,22 +227,9 @@ def test_a_fine_tuning_epoch_that_cannot_end_in_time_is_not_trained_on(make_conf
     instead of training on until the budget cuts an epoch whose weights would never be
     judged."""
 
-    class CheapHead(TimeBudget):
-        def setup(self, trainer):
-            self.t = 1.0
-            super().setup(trainer)
-            self.started = 0.0
-
-        def now(self) -> float:
-            return getattr(self, "t", 0.0)
-
-        def on_batch_end(self, trainer, epoch, batch, loss):
-            self.t += 0.01 if trainer.phase == 1 else 1.0
-            super().on_batch_end(trainer, epoch, batch, loss)
-
-        def on_epoch_end(self, trainer, epoch, metrics):
-            self.t += 0.05
-            super().on_epoch_end(trainer, epoch, metrics)
+    class CheapHead(BatchClock):
+        def batch_cost(self, trainer, epoch: int) -> float:
+            return 0.01 if trainer.phase == 1 else 1.0
 
     data = make_dataset("many", per_class=20)  # 48 training images, batches of 2: 24 steps
     clock = CheapHead(10.0)
