@@ -150,8 +150,7 @@ def run_minimal(args, q) -> None:
     from modelkit.data.cache import ImageCache
     from modelkit.data.imageio import resize_size_for
     from modelkit.data.scan import scan_dataset
-    from modelkit.device import autocast, pick_device, resolve_precision
-    from modelkit.models.registry import build_model, load_starting_weights, normalisation
+    from modelkit.models.registry import load_starting_weights, normalisation
 
     torch.manual_seed(args.seed)
     index = scan_dataset(args.data, seed=args.seed)
@@ -159,12 +158,8 @@ def run_minimal(args, q) -> None:
     cache = ImageCache([s.path for s in train], resize_size_for(args.image_size), store=None)
     keep = torch.from_numpy(cache.valid).nonzero().flatten()
     labels = torch.tensor([s.label for s in train])
-    device = pick_device("auto")
-    precision = resolve_precision(args.precision, device)
-    model = build_model(args.arch, len(index.classes))
+    model, device, step = _bare_training(args, len(index.classes))
     load_starting_weights(model, args.arch, args.weights)
-    model = model.to(device, memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     norm, size, side = normalisation(args.arch), args.image_size, cache.size
     epoch_seconds = []
     for _ in range(args.epochs):
@@ -178,17 +173,40 @@ def run_minimal(args, q) -> None:
             x = to_float(x)
             half = len(idx) // 2
             x[:half] = x[:half].flip(-1)
-            x = normalise(x, True, norm).to(device)
-            opt.zero_grad(set_to_none=True)
-            with autocast(device, precision):
-                loss = torch.nn.functional.cross_entropy(model(x), labels[idx].to(device))
-            loss.backward()
-            opt.step()
-        float(loss.detach())
+            step(normalise(x, True, norm).to(device), labels[idx].to(device))
         epoch_seconds.append(time.perf_counter() - start)
     steady = epoch_seconds[1:] or epoch_seconds
     images = len(keep) // args.batch_size * args.batch_size
     q.put({"steady_images_per_second": images * len(steady) / sum(steady)})
+
+
+def _bare_training(args, classes: int):
+    """modelkit's compute settings without its loop: the model in channels_last on the device,
+    SGD with momentum, and a step under bf16 autocast (where the device does bf16) that waits
+    for the device. The bare step and the minimal loop share them, so they differ only in data."""
+    import torch
+
+    from modelkit.device import autocast, pick_device, resolve_precision
+    from modelkit.models.registry import build_model, set_backbone_trainable
+
+    device = pick_device("auto")
+    precision = resolve_precision(args.precision, device)
+    model = build_model(args.arch, classes).to(device, memory_format=torch.channels_last)
+    if args.freeze:
+        set_backbone_trainable(model, args.arch, False)
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9
+    )
+
+    def step(x, y) -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast(device, precision):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        float(loss.detach())  # waits for the device
+
+    return model, device, step
 
 
 def run_bare_step(args, q) -> None:
@@ -197,35 +215,16 @@ def run_bare_step(args, q) -> None:
     how close modelkit gets says what is left in the loop and what is the hardware."""
     import torch
 
-    from modelkit.device import autocast, pick_device, resolve_precision
-    from modelkit.models.registry import build_model, set_backbone_trainable
-
     torch.manual_seed(args.seed)
-    device = pick_device("auto")
-    precision = resolve_precision(args.precision, device)
-    model = build_model(args.arch, 2).to(device, memory_format=torch.channels_last)
-    if args.freeze:
-        set_backbone_trainable(model, args.arch, False)
-    opt = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad], lr=args.lr, momentum=0.9
-    )
+    _, device, step = _bare_training(args, 2)
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 2, (args.batch_size,), device=device)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with autocast(device, precision):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        float(loss.detach())  # waits for the device
-
     for _ in range(2):
-        step()
+        step(x, y)
     steps, start = 8, time.perf_counter()
     for _ in range(steps):
-        step()
+        step(x, y)
     q.put({"steady_images_per_second": steps * args.batch_size / (time.perf_counter() - start)})
 
 
