@@ -69,7 +69,8 @@ def run_auto(args, q) -> None:
     settings, note = resolve_settings(
         args.recipe, explicit, probe_network=False, data_dir=args.data
     )
-    with tempfile.TemporaryDirectory() as runs:
+    with tempfile.TemporaryDirectory() as scratch:
+        runs = str(args.keep_runs) if args.keep_runs else scratch  # to inspect a run afterwards
         cfg = TrainConfig(data_dir=str(args.data), runs_dir=runs, tensorboard=False, **settings)
         result = Trainer(cfg, [listen]).fit()
     wall = time.perf_counter() - t0
@@ -180,6 +181,7 @@ def main(argv=None) -> int:
     ap.add_argument("--auto-only", action="store_true", help="skip the naive loop (no ratios)")
     ap.add_argument("--set", action="append", help="NAME=JSON: a setting auto does not choose")
     ap.add_argument("--recipe", default="auto", help="modelkit's side: auto or a fixed recipe")
+    ap.add_argument("--keep-runs", type=Path, help="keep modelkit's run folder under DIR")
     args = ap.parse_args(argv)
     if args.weights == "none" and args.arch == "efficientnet_lite0":
         args.arch = "resnet18"  # the tutorial's network when nothing is pretrained

@@ -154,10 +154,13 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
 
     # With augmentation, pass 0 is the evaluation view (the centre crop) and the others random
     # views: a head trained on random crops alone sees objects at other scales than evaluation
-    # does (Caltech-101, Lite0: 91.6-92.1% val; with the centre pass first 92.2-92.7%). Without
+    # does (Caltech-101, Lite0: 91.6-92.1% val; with the centre pass first 92.2-92.7%), and one
+    # random crop of each image, reused every epoch, is no augmentation at all. Without
     # augmentation the training transform, exactly what the full loop would feed the backbone.
+    augmented = has_augmentation(settings)
+
     def train_pass(k: int, epoch: int) -> torch.Tensor:
-        centre = passes > 1 and k == 0
+        centre = augmented and k == 0
         return compute("train", None if centre else (settings, generator), epoch)
 
     # the evaluation splits through the run's own evaluation views (TTA, FixRes size): what

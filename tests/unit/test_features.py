@@ -116,6 +116,20 @@ def test_the_first_pass_is_the_evaluation_view_the_others_are_augmented(make_con
     assert not torch.allclose(second, centre, rtol=1e-3, atol=1e-4)
 
 
+def test_a_single_pass_with_augmentation_is_the_centre_crop(make_config):
+    """One cached pass is reused every epoch: one random crop of each image would be a fixed,
+    off-centre view (no augmentation, and a worse head), so it is the centre crop."""
+    cfg = make_config(freeze_backbone=True, epochs=3, feature_passes=1, hflip=True)
+    trainer = Trainer(cfg)
+    assert trainer.fit().state == "finished"
+    data, model = trainer.data, trainer.model.eval()
+    x = eval_views(data.cache.batch(data.rows["train"]), cfg.image_size, False, IMAGENET_NORM)[0]
+    with torch.no_grad(), headless(model, cfg.arch) as body:
+        centre = body(x)
+    (only,) = trainer.features.train_passes
+    torch.testing.assert_close(only, centre, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("tta, eval_size, views", [("flip", 0, 2), ("none", 48, 1)])
 def test_evaluation_views_are_cached_too_and_match_the_full_pass(
     make_config, tta, eval_size, views
