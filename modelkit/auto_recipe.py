@@ -378,8 +378,9 @@ def _techniques(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> None
         table["warmup_epochs"] = (0, "the head is trained first: fine-tuning needs no warmup")
     if facts.imbalance > IMBALANCED:
         table["class_balance"] = (
-            "weighted_loss",
-            f"classes differ {facts.imbalance:.1f}x in size: weight the loss by class",
+            "sqrt_weighted_loss",
+            f"classes differ {facts.imbalance:.1f}x in size: weight the loss by 1/sqrt(class "
+            "size), which lifts the rare classes without costing accuracy",
         )
     size = out.settings.get("image_size") or explicit.get("image_size")
     if table.get("progressive_resize") and size:

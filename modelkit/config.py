@@ -29,7 +29,7 @@ MONITORS = ("val_loss", "val_acc")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AUTO_AUGMENTS = ("none", "trivialaugment", "randaugment")
-CLASS_BALANCES = ("auto", "none", "weighted_loss", "sampler")
+CLASS_BALANCES = ("auto", "none", "sqrt_weighted_loss", "weighted_loss", "sampler")
 TTAS = ("none", "flip", "flip_crops")
 # Fields the app addresses by their role: the learning-rate finder suggests the learning rate;
 # the Tune page asks how many epochs the full run of the best trial trains.
@@ -196,8 +196,9 @@ class TrainConfig:
     )
     class_balance: str = setting(
         "auto", "optimisation", "Class balance", choices=CLASS_BALANCES,
-        help="Imbalanced classes: weighted_loss or a balanced sampler; auto picks weighted_loss "
-        "when the largest class has over 3x the images of the smallest.",
+        help="Imbalanced classes: a loss weighted by 1/sqrt(class size) or 1/(class size), or "
+        "a balanced sampler; auto picks sqrt_weighted_loss when the largest class has over 3x "
+        "the images of the smallest.",
     )
     # -- schedule
     scheduler: str = setting(

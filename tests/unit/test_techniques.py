@@ -169,17 +169,25 @@ def test_warmup_raises_the_rate_over_the_first_epoch(make_config):
 def test_class_balance_choice_and_reason():
     labels = [0] * 40 + [1] * 10
     remedy, reason = balance.choose(labels, 2, "auto")
-    assert remedy == "weighted_loss" and "40" in reason and "10" in reason and "4.0x" in reason
+    assert remedy == "sqrt_weighted_loss" and "40" in reason and "10" in reason and "4.0x" in reason
     assert balance.choose([0] * 20 + [1] * 10, 2, "auto")[0] == "none"
     assert balance.choose(labels, 2, "sampler")[0] == "sampler"
+    assert balance.choose(labels, 2, "weighted_loss")[0] == "weighted_loss"
     w = balance.class_weights(labels, 2)
-    assert w[1] / w[0] == pytest.approx(4.0)
+    assert w[1] / w[0] == pytest.approx(4.0) and w.mean() == pytest.approx(1.0)
+    soft = balance.class_weights(labels, 2, balance.POWERS["sqrt_weighted_loss"])
+    assert soft[1] / soft[0] == pytest.approx(2.0) and soft.mean() == pytest.approx(1.0)
+    absent = balance.class_weights(labels, 3, 0.5)  # a class with no images gets no weight
+    assert absent[2] == 0 and absent[:2].mean() == pytest.approx(1.0)
     order = balance.epoch_order(torch.tensor(labels), w, torch.Generator().manual_seed(0))
     drawn = torch.tensor(labels)[order]
     assert 0.3 < float((drawn == 1).float().mean()) < 0.7  # balanced draws, not 20%
 
 
-@pytest.mark.parametrize("setting, remedy", [("auto", "weighted_loss"), ("sampler", "sampler")])
+@pytest.mark.parametrize(
+    "setting, remedy",
+    [("auto", "sqrt_weighted_loss"), ("weighted_loss", "weighted_loss"), ("sampler", "sampler")],
+)
 def test_class_balance_on_an_imbalanced_run(make_dataset, make_config, setting, remedy):
     data = make_dataset("imbalanced", num_classes=2, per_class=12)
     for path in sorted((data / "green").iterdir())[3:]:
@@ -189,9 +197,13 @@ def test_class_balance_on_an_imbalanced_run(make_dataset, make_config, setting, 
     trainer.fit()
     said = [m for m in messages(events) if m.startswith("class balance")]
     assert len(said) == 1 and remedy in said[0] and "smallest" in said[0]
-    if remedy == "weighted_loss":
-        rare = trainer.classes.index("green")
-        assert trainer.criterion.weight is not None and trainer.criterion.weight[rare] > 1
+    if remedy.endswith("weighted_loss"):
+        rare, common = trainer.classes.index("green"), trainer.classes.index("red")
+        weight = trainer.criterion.weight
+        labels = [s.label for s in trainer.splits["train"]]
+        sizes = labels.count(common) / labels.count(rare)  # ~4 (12 red, 3 green, less val)
+        ratio = sizes if remedy == "weighted_loss" else sizes**0.5
+        assert weight is not None and float(weight[rare] / weight[common]) == pytest.approx(ratio)
     else:
         assert trainer.sampler_weights is not None and trainer.criterion.weight is None
 

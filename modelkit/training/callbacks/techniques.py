@@ -18,8 +18,10 @@ class ClassBalance(Callback):
         labels = [s.label for s in trainer.splits["train"]]
         n = len(trainer.classes)
         remedy, reason = balance.choose(labels, n, trainer.config.class_balance)
-        weights = balance.class_weights(labels, n) if remedy != "none" else None
-        trainer.loss_weights = weights if remedy == "weighted_loss" else None
+        weights = None
+        if remedy != "none":
+            weights = balance.class_weights(labels, n, balance.POWERS[remedy])
+        trainer.loss_weights = weights if remedy.endswith("weighted_loss") else None
         trainer.sampler_weights = weights if remedy == "sampler" else None
         self.reason = reason
 
