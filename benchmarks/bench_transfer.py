@@ -11,6 +11,7 @@ reach the tutorial's own final accuracy.
     python benchmarks/bench_transfer.py ../shared/datasets/hymenoptera_data
     python benchmarks/bench_transfer.py ../shared/datasets/caltech101 --paths frozen-cache
     python benchmarks/bench_transfer.py DATA --epochs 2 --tutorial-epochs 5 --json out.json
+    python benchmarks/bench_transfer.py DATA --paths frozen-cache --set feature_passes=1
 
 A folder without train/val sub-folders is split 80/20 by modelkit's scanner (seeded), and the
 tutorial loop reads exactly the same split.
@@ -78,6 +79,9 @@ def run_modelkit(name: str, args, q) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         runs = str(args.keep_runs / name) if args.keep_runs else scratch
         settings = path_settings(name, args)
+        for item in args.set or []:  # a setting the path does not choose: --set tta='"flip"'
+            key, _, value = item.partition("=")
+            settings[key] = json.loads(value)
         cfg = TrainConfig(data_dir=str(args.data), runs_dir=runs, tensorboard=False, **settings)
         result = Trainer(cfg, [listen]).fit()
     wall = time.perf_counter() - t0
@@ -161,6 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--keep-runs", type=Path, help="keep each path's run under DIR/<path>")
+    ap.add_argument("--set", action="append", help="NAME=JSON for every modelkit path")
     args = ap.parse_args(argv)
     chosen = [p.strip() for p in args.paths.split(",") if p.strip()]
     unknown = sorted(set(chosen) - set(PATHS))
