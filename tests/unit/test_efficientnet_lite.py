@@ -5,6 +5,7 @@ Uses only the photos under assets/ (no ../shared, no network).
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -28,11 +29,15 @@ PHOTOS = {
 }
 
 
-@pytest.fixture(scope="module")
-def imagenet_lite0() -> nn.Module:
-    """The untouched Lite0 with its 1000-class ImageNet classifier."""
-    model = lite.build_lite("efficientnet_lite0")
-    model.load_state_dict(models.imagenet_state_dict("efficientnet_lite0"))
+# the variants whose packages are in requirements.txt, at their own image size
+BUNDLED = {"efficientnet_lite0": 224, "efficientnet_lite1": 240}
+
+
+@functools.cache
+def imagenet_lite(name: str) -> nn.Module:
+    """The untouched variant with its 1000-class ImageNet classifier."""
+    model = lite.build_lite(name)
+    model.load_state_dict(models.imagenet_state_dict(name))
     return model.eval()
 
 
@@ -56,12 +61,13 @@ def test_lite0_is_registered_with_its_own_preprocessing():
     assert models.imagenet_weights_cached(_LITE0)  # bundled: nothing to download
 
 
+@pytest.mark.parametrize("arch", sorted(BUNDLED))
 @pytest.mark.parametrize("photo", sorted(PHOTOS))
-def test_bundled_weights_recognise_real_photos(imagenet_lite0, photo):
+def test_bundled_weights_recognise_real_photos(arch, photo):
     right, what = PHOTOS[photo]
     with torch.no_grad():
-        top5 = imagenet_lite0(_batch(photo)).topk(5).indices[0].tolist()
-    assert right & set(top5), f"assets/{photo}: expected {what} in the top 5, got {top5}"
+        top5 = imagenet_lite(arch)(_batch(photo, BUNDLED[arch])).topk(5).indices[0].tolist()
+    assert right & set(top5), f"{arch}, assets/{photo}: expected {what} in the top 5, got {top5}"
 
 
 def test_same_padding_is_asymmetric_and_keeps_the_output_size():
@@ -102,7 +108,7 @@ def test_architecture_matches_lite_design():
     assert sum(p.numel() for p in model.parameters()) == 4_652_008
 
 
-@pytest.mark.parametrize("name", [n for n in lite.VARIANTS if n != _LITE0])
+@pytest.mark.parametrize("name", [n for n in lite.VARIANTS if n not in BUNDLED])
 def test_optional_variants_load_when_installed(name):
     if not lite.installed(name):
         assert name not in models.ARCHITECTURES
