@@ -1,0 +1,86 @@
+"""What the ``auto`` recipe knows before it chooses: the folder's scan, the images' sizes (from
+a few hundred headers, no decoding), the class balance, whether ImageNet weights can be had
+here, the device and the time budget. Cheap to learn, so the recipe can be shown before a run.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from statistics import median
+from typing import Any
+
+from modelkit.data.scan import scan_dataset
+from modelkit.errors import ModelkitError
+
+SIZE_SAMPLE = 300  # image headers read to learn the images' sizes
+
+
+class AutoRecipeError(ModelkitError, ValueError):
+    """The auto recipe cannot look at the dataset (no folder given, or none there)."""
+
+
+@dataclass
+class Facts:
+    """What the auto recipe knows before choosing."""
+
+    images: int  # training images
+    classes: int
+    per_class: dict[str, int]
+    median_side: int  # median shorter side of a sample of the images, px (0: unknown)
+    pretrained: str  # the architecture with ImageNet weights here, "" when none can be had
+    gpu: bool
+    time_budget: float = 0.0
+
+    @property
+    def imbalance(self) -> float:
+        counts = [c for c in self.per_class.values() if c]
+        return max(counts) / min(counts) if counts else 1.0
+
+
+def image_sides(paths: list[str], limit: int = SIZE_SAMPLE, seed: int = 0) -> list[int]:
+    """Shorter sides of up to ``limit`` images picked at random; only their headers are read.
+    Unreadable files are skipped (the dataset report names them)."""
+    from PIL import Image
+
+    sample = random.Random(seed).sample(paths, min(limit, len(paths)))
+    sides = []
+    for path in sample:
+        try:
+            with Image.open(path) as im:
+                sides.append(min(im.size))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return sides
+
+
+def gather_facts(
+    data_dir: str, explicit: dict[str, Any], probe_network: bool = True, gpu: bool | None = None
+) -> Facts:
+    """Facts about ``data_dir`` and this machine; ``explicit`` settings that bear on them (the
+    starting weights, the architecture, the device, the split, the time budget) are honoured."""
+    from modelkit.device import pick_device
+    from modelkit.models.weights import default_pretrained_arch, imagenet_available
+
+    if not data_dir:
+        raise AutoRecipeError("recipe auto: needs the dataset folder to look at")
+    index = scan_dataset(
+        data_dir, explicit.get("val_ratio", 0.2), explicit.get("test_ratio", 0.0),
+        explicit.get("seed", 0),
+    )  # fmt: skip
+    train = index.splits.get("train", [])
+    per_class = {c: 0 for c in index.classes}
+    for sample in train:
+        per_class[index.classes[sample.label]] += 1
+    sides = image_sides([s.path for s in train])
+    pretrained = ""
+    if explicit.get("weights", "imagenet") == "imagenet":
+        arch = explicit.get("arch") or default_pretrained_arch(probe_network)
+        pretrained = arch if imagenet_available(arch, probe_network) else ""
+    if gpu is None:
+        gpu = pick_device(explicit.get("device", "auto")).type != "cpu"
+    return Facts(
+        images=len(train), classes=len(index.classes), per_class=per_class,
+        median_side=int(median(sides)) if sides else 0, pretrained=pretrained, gpu=gpu,
+        time_budget=float(explicit.get("time_budget", 0.0) or 0.0),
+    )  # fmt: skip
