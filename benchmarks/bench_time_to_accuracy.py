@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_transfer import time_to  # noqa: E402
-from reference_loop import Folder, in_child, tutorial_transforms  # noqa: E402
+from reference_loop import Folder, in_child, parse_sets, tutorial_transforms  # noqa: E402
 
 from modelkit.config_schema import parse_duration  # noqa: E402
 
@@ -63,9 +63,7 @@ def run_auto(args, q) -> None:
     explicit = {"time_budget": args.budget, "seed": args.seed, "val_ratio": args.val_ratio}
     if args.weights == "none":
         explicit["weights"] = "none"
-    for item in args.set or []:  # trying a change to auto's choices: --set freeze_bn=true
-        name, _, value = item.partition("=")
-        explicit[name] = json.loads(value)
+    explicit |= parse_sets(args.set)  # trying a change to auto's choices: --set freeze_bn=true
     settings, note = resolve_settings(
         args.recipe, explicit, probe_network=False, data_dir=args.data
     )

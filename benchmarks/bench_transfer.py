@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reference_loop import Folder, in_child, tutorial_transforms  # noqa: E402
+from reference_loop import Folder, in_child, parse_sets, tutorial_transforms  # noqa: E402
 
 PATHS = ("frozen-cache", "head-then-finetune", "finetune-backbone-lr", "few-images", "tutorial")
 
@@ -78,10 +78,7 @@ def run_modelkit(name: str, args, q) -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         runs = str(args.keep_runs / name) if args.keep_runs else scratch
-        settings = path_settings(name, args)
-        for item in args.set or []:  # a setting the path does not choose: --set tta='"flip"'
-            key, _, value = item.partition("=")
-            settings[key] = json.loads(value)
+        settings = path_settings(name, args) | parse_sets(args.set)  # --set tta='"flip"'
         cfg = TrainConfig(data_dir=str(args.data), runs_dir=runs, tensorboard=False, **settings)
         result = Trainer(cfg, [listen]).fit()
     wall = time.perf_counter() - t0

@@ -7,6 +7,7 @@ ImageFolder does), over modelkit's own split so both sides of a comparison see t
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import queue
 
@@ -50,6 +51,15 @@ def tutorial_transforms(image_size: int, mean_std, crop_scale=(0.08, 1.0)):
         ]
     )
     return train, val
+
+
+def parse_sets(items: list[str] | None) -> dict:
+    """``--set NAME=JSON`` options as settings: a benchmark's way to try one change."""
+    settings = {}
+    for item in items or []:
+        name, _, value = item.partition("=")
+        settings[name] = json.loads(value)
+    return settings
 
 
 def in_child(fn, *fn_args) -> dict:

@@ -170,8 +170,10 @@ def _fine_tune(
     arch_why = f"its ImageNet weights are here; {seen}"
     size = 224
     why = "the size the ImageNet weights were trained at"
+    from modelkit.models import efficientnet_lite as lite  # torch: not when the module loads
+
     better = None if "arch" in explicit else BETTER_FEATURES.get(arch)
-    if better and _head_first_on_cpu(facts, per_class) and _installed(better[0]):
+    if better and _head_first_on_cpu(facts, per_class) and lite.installed(better[0]):
         # the run is mostly the head on frozen features: the backbone with the better ones
         arch, size = better
         arch_why = (
@@ -263,13 +265,6 @@ def _epochs_224(facts: Facts, arch: str) -> float:
     rate = CPU_RATE_224.get(arch, 30.0)
     # a quarter of the budget goes to decoding, the head's epochs and evaluation
     return BUDGET_FOR_TRAINING * facts.time_budget * rate / max(facts.images, 1)
-
-
-def _installed(arch: str) -> bool:
-    """Whether ``arch`` is in the registry here (Lite1/Lite2 come with their packages)."""
-    from modelkit.models.registry import ARCHITECTURES
-
-    return arch in ARCHITECTURES
 
 
 def _head_first_on_cpu(facts: Facts, per_class: float) -> bool:

@@ -125,7 +125,8 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
         return None
     settings = AugmentSettings.from_config(cfg)
     frozen_epochs = cfg.epochs if cfg.freeze_backbone else cfg.head_epochs
-    passes = min(cfg.feature_passes, frozen_epochs) if has_augmentation(settings) else 1
+    augmented = has_augmentation(settings)
+    passes = min(cfg.feature_passes, frozen_epochs) if augmented else 1
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
     start = trainer.state.epoch
@@ -157,8 +158,6 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
     # does (Caltech-101, Lite0: 91.6-92.1% val; with the centre pass first 92.2-92.7%), and one
     # random crop of each image, reused every epoch, is no augmentation at all. Without
     # augmentation the training transform, exactly what the full loop would feed the backbone.
-    augmented = has_augmentation(settings)
-
     def train_pass(k: int, epoch: int) -> torch.Tensor:
         centre = augmented and k == 0
         return compute("train", None if centre else (settings, generator), epoch)

@@ -12,6 +12,7 @@ from modelkit import auto_recipe as auto
 from modelkit.auto_recipe import TECHNIQUE_FIELDS, TECHNIQUES, Facts, choose, gather_facts
 from modelkit.cli.main import main
 from modelkit.config import TrainConfig, schema
+from modelkit.models import efficientnet_lite as lite
 from modelkit.recipes import NAMES, PRESETS, resolve_settings
 
 BALANCED = {"a": 100, "b": 100}
@@ -66,7 +67,7 @@ def test_a_cpu_budget_that_leaves_mostly_the_head_takes_the_backbone_with_better
     assert on_gpu.settings["arch"] == "efficientnet_lite0"
     chosen = choose(facts(**CALTECH_LIKE, time_budget=300.0), {"arch": "efficientnet_lite0"})
     assert "arch" not in chosen.settings and chosen.settings["image_size"] == 224
-    monkeypatch.setattr(auto, "_installed", lambda arch: False)  # without Lite1's package
+    monkeypatch.setattr(lite, "installed", lambda name: False)  # without Lite1's package
     assert choose(facts(**CALTECH_LIKE, time_budget=300.0)).settings["arch"] == "efficientnet_lite0"
 
 
@@ -84,7 +85,7 @@ def test_a_budget_too_short_for_full_fine_tuning_freezes_early_stages_before_shr
     monkeypatch,
 ):
     # without Lite1's package (with it, such budgets take Lite1's head: the test above)
-    monkeypatch.setattr(auto, "_installed", lambda arch: False)
+    monkeypatch.setattr(lite, "installed", lambda name: False)
     caltech = facts(**CALTECH_LIKE)
     fits = choose(replace(caltech, time_budget=3600)).settings
     assert "frozen_stages" not in fits and fits["image_size"] == 224

@@ -97,6 +97,14 @@ def test_the_first_epoch_waits_for_one_augmentation_pass_only(make_config):
     assert len(trainer.features.train_passes) == 3
 
 
+def _centre_crop_features(trainer: Trainer) -> torch.Tensor:
+    """The trained run's backbone output on the centre crop of every training image."""
+    cfg, data, model = trainer.config, trainer.data, trainer.model.eval()
+    x = eval_views(data.cache.batch(data.rows["train"]), cfg.image_size, False, IMAGENET_NORM)[0]
+    with torch.no_grad(), headless(model, cfg.arch) as body:
+        return body(x)
+
+
 @pytest.mark.parametrize("eval_size", [0, 48])
 def test_the_first_pass_is_the_evaluation_view_the_others_are_augmented(make_config, eval_size):
     """A head trained on random crops alone sees objects at other scales than the centre crop it
@@ -107,10 +115,7 @@ def test_the_first_pass_is_the_evaluation_view_the_others_are_augmented(make_con
     )
     trainer = Trainer(cfg)
     assert trainer.fit().state == "finished"
-    data, model = trainer.data, trainer.model.eval()
-    x = eval_views(data.cache.batch(data.rows["train"]), cfg.image_size, False, IMAGENET_NORM)[0]
-    with torch.no_grad(), headless(model, cfg.arch) as body:
-        centre = body(x)
+    centre = _centre_crop_features(trainer)
     first, second = trainer.features.train_passes
     torch.testing.assert_close(first, centre, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(second, centre, rtol=1e-3, atol=1e-4)
@@ -122,10 +127,7 @@ def test_a_single_pass_with_augmentation_is_the_centre_crop(make_config):
     cfg = make_config(freeze_backbone=True, epochs=3, feature_passes=1, hflip=True)
     trainer = Trainer(cfg)
     assert trainer.fit().state == "finished"
-    data, model = trainer.data, trainer.model.eval()
-    x = eval_views(data.cache.batch(data.rows["train"]), cfg.image_size, False, IMAGENET_NORM)[0]
-    with torch.no_grad(), headless(model, cfg.arch) as body:
-        centre = body(x)
+    centre = _centre_crop_features(trainer)
     (only,) = trainer.features.train_passes
     torch.testing.assert_close(only, centre, rtol=1e-4, atol=1e-5)
 

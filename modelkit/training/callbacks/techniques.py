@@ -21,8 +21,8 @@ class ClassBalance(Callback):
         weights = None
         if remedy != "none":
             weights = balance.class_weights(labels, n, balance.POWERS[remedy])
-        trainer.loss_weights = weights if remedy.endswith("weighted_loss") else None
         trainer.sampler_weights = weights if remedy == "sampler" else None
+        trainer.loss_weights = None if remedy == "sampler" else weights  # either loss weighting
         self.reason = reason
 
     def on_fit_start(self, trainer: Trainer) -> None:
