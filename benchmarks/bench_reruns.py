@@ -121,9 +121,13 @@ def main() -> None:
     p.add_argument("--precision", default="auto", help="the app's default; fp32 to turn bf16 off")
     args = p.parse_args()
 
+    with tempfile.TemporaryDirectory(prefix="bench-reruns-") as scratch:  # 400 MB of runs
+        _measure_all(args, Path(scratch))
+
+
+def _measure_all(args: argparse.Namespace, tmp: Path) -> None:
     from conftest import write_dataset
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-reruns-"))
     os.environ.setdefault("MODELKIT_RUNS_DIR", str(tmp / "runs"))
     os.environ.setdefault("MODELKIT_DATA_DIR", str(tmp))
     os.environ.setdefault("MODELKIT_ALLOWED_ROOTS", str(tmp))
