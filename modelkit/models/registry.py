@@ -22,7 +22,7 @@ from torchvision import models as tvm
 
 from modelkit.errors import ModelkitError
 from modelkit.models import efficientnet_lite as lite
-from modelkit.models.smallnet import smallresnet
+from modelkit.models.smallnet import resnet18_half, smallresnet
 
 
 class WeightsError(ModelkitError, RuntimeError):
@@ -89,6 +89,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         *(_lite(n) for n in lite.VARIANTS if n == "efficientnet_lite0" or lite.installed(n)),
         # from scratch on 32-64 px images; no pretrained weights
         Architecture("smallresnet", smallresnet, None, cam_layer="stages"),
+        # from scratch on photos under a CPU budget: ResNet-18 at half width
+        Architecture("resnet18_half", resnet18_half, None, cam_layer="stages"),
     )
 }
 

@@ -1,8 +1,15 @@
-"""A small residual network for training from scratch on small images (32-64 px).
+"""Small residual networks for training from scratch on a CPU.
 
-CIFAR-style: a 3x3 stem with no max-pool, three stages of two basic blocks (32, 64, 128 channels;
-the 2nd and 3rd stages halve the resolution), global average pooling and ``fc``. About 0.7M
-parameters, so it trains in minutes on a CPU where a ResNet-18 at 224 px would take hours.
+``smallresnet``, for small images (32-64 px): CIFAR-style, a 3x3 stem with no max-pool, three
+stages of two basic blocks (32, 64, 128 channels; the 2nd and 3rd stages halve the resolution),
+global average pooling and ``fc``. About 0.7M parameters, so it trains in minutes on a CPU where
+a ResNet-18 at 224 px would take hours.
+
+``resnet18_half``, for photos at 96-128 px: ResNet-18's layout (7x7 stride-2 stem, max-pool, four
+stages of two basic blocks) at half its width (32-256 channels). A quarter of the multiply-adds:
+on the 2-core CPU a bf16 training step at 112 px runs ~2.9x as many images a second (453 against
+155), so a fixed time budget trains nearly three times the epochs, which from scratch is worth
+more than the width.
 """
 
 from __future__ import annotations
@@ -14,12 +21,20 @@ from torchvision.models.resnet import BasicBlock
 
 
 class SmallResNet(nn.Module):
-    def __init__(self, num_classes: int = 1000, widths: tuple[int, ...] = (32, 64, 128)):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        widths: tuple[int, ...] = (32, 64, 128),
+        photo_stem: bool = False,
+    ):
         super().__init__()
+        # a photo stem brings 112 px down to 28 px before the first stage, as ResNet-18's does
+        conv = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False) if photo_stem else None
         self.stem = nn.Sequential(
-            nn.Conv2d(3, widths[0], 3, padding=1, bias=False),
+            conv or nn.Conv2d(3, widths[0], 3, padding=1, bias=False),
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
+            *([nn.MaxPool2d(3, 2, 1)] if photo_stem else []),
         )
         stages, width = [], widths[0]
         for i, out in enumerate(widths):
@@ -51,3 +66,10 @@ def smallresnet(weights: Any = None, **kwargs: Any) -> SmallResNet:
     if weights is not None:
         raise ValueError("smallresnet has no pretrained weights")
     return SmallResNet(**kwargs)
+
+
+def resnet18_half(weights: Any = None, **kwargs: Any) -> SmallResNet:
+    """Registry builder; there are no pretrained weights (``weights`` must be None)."""
+    if weights is not None:
+        raise ValueError("resnet18_half has no pretrained weights")
+    return SmallResNet(widths=(32, 64, 128, 256), photo_stem=True, **kwargs)

@@ -30,11 +30,31 @@ def test_every_architecture_builds_with_our_head(arch):
     model = build_model(arch, 7)
     linears = [m for m in head_module(model, arch).modules() if isinstance(m, nn.Linear)]
     assert linears[-1].out_features == 7
-    widths = {"resnet18": 512, "resnet34": 512, "smallresnet": 128, "efficientnet_b0": 1280}
+    widths = {"resnet18": 512, "resnet34": 512, "smallresnet": 128, "resnet18_half": 256}
+    widths |= {"efficientnet_b0": 1280}
     widths |= {"efficientnet_b1": 1280, "efficientnet_b2": 1408, "efficientnet_b3": 1536}
     widths |= {name: 1280 for name in ARCHITECTURES if name.startswith("efficientnet_lite")}
     expected_in = widths.get(arch, 2048)
     assert linears[0].in_features == expected_in
+
+
+def test_half_width_resnet18_keeps_resnet18s_resolutions_at_a_quarter_of_the_work():
+    """resnet18_half trades width for epochs under a CPU budget: the same spatial layout as
+    ResNet-18 (112 px in, 4x4 before pooling), about a quarter of the parameters."""
+    full, half = build_model("resnet18", 5), build_model("resnet18_half", 5)
+    seen = {}
+    for name, model, last_stage in (("half", half, half.stages[-1]), ("full", full, full.layer4)):
+        last_stage.register_forward_hook(
+            lambda m, i, out, name=name: seen.update({name: out.shape})
+        )
+        with torch.no_grad():
+            model.eval()(torch.randn(1, 3, 112, 112))
+    assert seen["half"][2:] == seen["full"][2:] == (4, 4)
+    assert (seen["half"][1], seen["full"][1]) == (256, 512)
+    n_full, n_half = (sum(p.numel() for p in m.parameters()) for m in (full, half))
+    assert 0.2 < n_half / n_full < 0.3
+    with pytest.raises(WeightsError, match="resnet18_half has no ImageNet weights"):
+        load_starting_weights(half, "resnet18_half", "imagenet")
 
 
 def test_small_model_forward_shape():
