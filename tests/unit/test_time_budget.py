@@ -202,6 +202,35 @@ def test_epochs_that_grow_slower_shorten_the_schedule_so_it_still_anneals(make_c
     assert clock.t <= 6.0
 
 
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
+def test_epochs_that_turn_out_faster_lengthen_the_schedule_while_the_rate_still_rises(
+    make_config, scheduler
+):
+    """The first epoch pays for warming up (twice the later ones here): the count fixed from it
+    would leave the budget 40% unused. While one-cycle's rate still rises the schedule is laid
+    out over more epochs; the run still ends on its own decision, fully annealed, in time."""
+
+    class WarmingUp(BatchClock):
+        def batch_cost(self, trainer, epoch: int) -> float:
+            return 0.2 if epoch == 0 else 0.1
+
+    clock = WarmingUp(8.0)
+    trainer = Trainer(make_config(epochs=1000, scheduler=scheduler), callbacks=[clock])
+    result = trainer.fit()
+    log = _log(result.run_dir)
+    first = int(log.split("from the first epoch), so ")[1].split(" ")[0])
+    assert clock.decided_epochs > first, log  # lengthened on the way
+    assert "from epoch 3" in log, log  # as soon as the typical epoch is a fast one
+    assert read_json(result.run_dir / "status.json")["reason"] != REASON, log
+    assert len(read_metrics(result.run_dir)) == clock.decided_epochs == trainer.config.epochs
+    if scheduler == "onecycle":
+        assert trainer.scheduler.total_steps == clock.decided_epochs * trainer.steps_per_epoch
+        assert trainer.scheduler.last_epoch == trainer.scheduler.total_steps  # fully annealed
+    else:
+        assert trainer.scheduler.T_max == clock.decided_epochs == trainer.scheduler.last_epoch
+    assert 8.0 * 0.85 < clock.t <= 8.0, log  # the budget used, not overrun
+
+
 def test_one_slow_epoch_does_not_cut_the_run_short(make_config):
     """Another program slows one epoch to five times its usual length: the count is kept (the
     typical epoch is the median of the last three), so the run still uses its budget."""
