@@ -6,8 +6,9 @@ the sizes of a few hundred images (PIL reads only their headers), the class bala
 ImageNet weights can be had here (``modelkit.models.weights``), the device, and the optional time
 budget. The choices follow what worked on this kind of machine (issue #13): with pretrained
 weights, fine-tune (the head first when there are few images a class) at 224 px, lower on a
-CPU with a tight budget; without them, ResNet-18 at 112 px (a small ResNet for thumbnails) with
-one-cycle SGD, label smoothing and weight decay. With a budget the epochs are an upper bound:
+CPU with a tight budget; without them, ResNet-18 at 112 px (at half width on a CPU with a budget,
+for three times the epochs; a small ResNet for thumbnails) with one-cycle SGD, label smoothing
+and weight decay. With a budget the epochs are an upper bound:
 the run's ``TimeBudget`` callback fixes how many fit from the first batches; few images a class
 keep their short fine-tuning even when the budget would allow more.
 

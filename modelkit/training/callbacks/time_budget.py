@@ -10,8 +10,10 @@ the validation pass is measured, not guessed). The epochs asked for are an upper
 that fits in less time than its budget ends early. A two-phase run decides at the start of its
 fine-tuning phase, whose batches cost what the rest will. As a safety net the run stops cleanly
 (reason ``time_budget``, a finished run, with its final evaluation) when the next epoch cannot
-end in time. The decision is said in the run log in one line, and saved in last.pt so a resumed
-run keeps it and counts the time already spent.
+end in time. Epochs that drift slower lay the schedule out again over fewer epochs; epochs that
+turn out faster, over more, but only while one-cycle's rate still rises. Each decision is said
+in the run log in one line, and saved in last.pt so a resumed run keeps it and counts the time
+already spent.
 """
 
 from __future__ import annotations
