@@ -1,4 +1,4 @@
-"""EfficientNet-B0..B3 and the small from-scratch ResNet in the registry."""
+"""EfficientNet-B0..B3 and the small from-scratch ResNets in the registry."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from modelkit.training.features import headless
 from modelkit.training.loop import Trainer
 
 NEW = ["efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "smallresnet"]
+NEW += ["resnet18_half"]
+FROM_SCRATCH = ["smallresnet", "resnet18_half"]
 
 
 @pytest.mark.parametrize("arch", NEW)
@@ -41,14 +43,16 @@ def test_efficientnet_imagenet_weights_fill_everything_but_the_head(monkeypatch)
     assert all(torch.equal(state[k], reference[k]) for k in body)
 
 
-def test_smallresnet_has_no_pretrained_weights():
-    model = models.build_model("smallresnet", 3)
-    with pytest.raises(WeightsError, match="smallresnet has no ImageNet weights"):
-        models.load_starting_weights(model, "smallresnet", "imagenet")
-    assert not models.imagenet_weights_cached("smallresnet")
+@pytest.mark.parametrize("arch", FROM_SCRATCH)
+def test_the_small_resnets_have_no_pretrained_weights(arch):
+    model = models.build_model(arch, 3)
+    with pytest.raises(WeightsError, match=f"{arch} has no ImageNet weights"):
+        models.load_starting_weights(model, arch, "imagenet")
+    assert not models.imagenet_weights_cached(arch)
 
 
-def test_smallresnet_trains_an_epoch(make_config):
-    result = Trainer(make_config(arch="smallresnet", epochs=1)).fit()
+@pytest.mark.parametrize("arch", FROM_SCRATCH)
+def test_the_small_resnets_train_an_epoch(make_config, arch):
+    result = Trainer(make_config(arch=arch, epochs=1)).fit()
     assert result.state == "finished"
     assert len(read_metrics(result.run_dir)) == 1
