@@ -14,6 +14,7 @@ more than the width.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -29,13 +30,11 @@ class SmallResNet(nn.Module):
     ):
         super().__init__()
         # a photo stem brings 112 px down to 28 px before the first stage, as ResNet-18's does
-        conv = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False) if photo_stem else None
-        self.stem = nn.Sequential(
-            conv or nn.Conv2d(3, widths[0], 3, padding=1, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
-            *([nn.MaxPool2d(3, 2, 1)] if photo_stem else []),
-        )
+        if photo_stem:
+            conv, pool = [nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)], [nn.MaxPool2d(3, 2, 1)]
+        else:
+            conv, pool = [nn.Conv2d(3, widths[0], 3, padding=1, bias=False)], []
+        self.stem = nn.Sequential(*conv, nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True), *pool)
         stages, width = [], widths[0]
         for i, out in enumerate(widths):
             stride = 1 if i == 0 else 2
@@ -61,15 +60,17 @@ class SmallResNet(nn.Module):
         return self.fc(x.flatten(1))
 
 
-def smallresnet(weights: Any = None, **kwargs: Any) -> SmallResNet:
-    """Registry builder; there are no pretrained weights (``weights`` must be None)."""
-    if weights is not None:
-        raise ValueError("smallresnet has no pretrained weights")
-    return SmallResNet(**kwargs)
+def _untrained(name: str, **preset: Any) -> Callable[..., SmallResNet]:
+    """A registry builder for a network that has no pretrained weights (``weights`` must be
+    None): what the registry calls to build ``name``."""
+
+    def build(weights: Any = None, **kwargs: Any) -> SmallResNet:
+        if weights is not None:
+            raise ValueError(f"{name} has no pretrained weights")
+        return SmallResNet(**preset, **kwargs)
+
+    return build
 
 
-def resnet18_half(weights: Any = None, **kwargs: Any) -> SmallResNet:
-    """Registry builder; there are no pretrained weights (``weights`` must be None)."""
-    if weights is not None:
-        raise ValueError("resnet18_half has no pretrained weights")
-    return SmallResNet(widths=(32, 64, 128, 256), photo_stem=True, **kwargs)
+smallresnet = _untrained("smallresnet")
+resnet18_half = _untrained("resnet18_half", widths=(32, 64, 128, 256), photo_stem=True)
