@@ -169,6 +169,23 @@ def test_a_cpu_budget_from_scratch_trains_resnet18_at_half_width_for_more_epochs
     TrainConfig(data_dir="x", **chosen.settings)  # a valid config
 
 
+def test_a_head_trained_on_random_crops_is_evaluated_larger_fixres():
+    """Few hundred images: the head's cached passes and the fine-tuning see random crops, whose
+    objects look larger than in a centre crop at the training size, so evaluation (and the
+    Predictor, which reads the run's size) is at 9/7 of it (hymenoptera: 0.959 at 288 against
+    0.950 at 224 over five seeds). Thousands of images cache the centre crop alone: no change."""
+    hymenoptera = choose(facts(images=244, per_class={"a": 122, "b": 122}))
+    s = hymenoptera.settings
+    assert s["image_size"] == 224 and s["eval_size"] == 288
+    assert any("eval_size = 288" in line and "FixRes" in line for line in hymenoptera.lines())
+    TrainConfig(data_dir="x", **s)  # a valid config
+    assert "eval_size" not in choose(facts(**CALTECH_LIKE)).settings  # one centre-crop pass
+    given = choose(facts(images=244, per_class={"a": 122, "b": 122}), {"image_size": 160})
+    assert given.settings["eval_size"] == 208  # 9/7 of the size the person chose
+    assert "eval_size" not in choose(facts(images=244), {"eval_size": 224}).settings
+    assert "eval_size" not in choose(facts(images=244, pretrained="")).settings  # from scratch
+
+
 def test_progressive_resizing_only_where_small_images_are_cheap_enough_to_pay_for_it():
     """Caltech-101 from scratch in 15 minutes on a CPU: the whole run at 112 px, evaluated at
     that size, beat growing from 64 px and evaluating larger (FixRes): on a CPU a small image's
