@@ -98,6 +98,12 @@ class TrainConfig:
         help="Fine-tuning: keep the first N stages of the backbone (stem first) frozen, "
         "BatchNorm too. Their generic features stay; training is about 2x faster on a CPU.",
     )
+    cache_frozen_stages: bool = setting(
+        False, "model", "Cache the frozen stages' outputs",
+        help="With frozen stages: compute their outputs once per augmentation pass (centre "
+        "crop, mirror image, then random views up to the passes to cache) and fine-tune the "
+        "rest on them. Several times faster on a CPU; augmentation is limited to those passes.",
+    )
     freeze_bn: bool = setting(
         False, "model", "Keep BatchNorm statistics fixed when fine-tuning",
         help="Fine-tuning: the backbone's BatchNorm keeps its pretrained statistics (its scale and "

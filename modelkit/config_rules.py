@@ -45,6 +45,16 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         lambda c: not (c.head_epochs and c.freeze_backbone),
         "head_epochs: two-phase fine-tuning unfreezes the backbone; turn freeze_backbone off",
     ),
+    (
+        "cache_frozen_stages frozen_stages",
+        lambda c: not c.cache_frozen_stages or c.frozen_stages > 0,
+        "cache_frozen_stages: needs frozen_stages above 0 (the stages whose outputs it caches)",
+    ),
+    (
+        "cache_frozen_stages mixup_alpha cutmix_alpha",
+        lambda c: not (c.cache_frozen_stages and (c.mixup_alpha or c.cutmix_alpha)),
+        "cache_frozen_stages: mixup and cutmix mix images, not cached maps; turn them off",
+    ),
 ]
 
 

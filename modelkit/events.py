@@ -43,7 +43,7 @@ class Message(Event):
 class CacheProgress(Event):
     done: int
     total: int
-    stage: str = "decode"  # decode | features
+    stage: str = "decode"  # decode | features | frozen stages
 
 
 @dataclass(frozen=True)

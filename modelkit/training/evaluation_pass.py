@@ -14,6 +14,7 @@ from modelkit.data.augment import eval_views
 from modelkit.device import autocast, inference_batch
 from modelkit.models import registry as models
 from modelkit.models.folding import folded_copy
+from modelkit.training import stage_cache
 from modelkit.training.callbacks.base import Trainer
 
 
@@ -32,6 +33,17 @@ def split_logits(
         views = views if tta else views[:1]  # the centre view comes first
         logits = torch.stack([head(v).float() for v in views]).mean(0)
         return logits.cpu(), data.labels[split]
+    maps = trainer.stage_cache.splits.get(split) if trainer.stage_cache is not None else None
+    if maps is not None:  # the frozen stages' outputs of the views: the rest of the network
+        rest = stage_cache.rest_of(model, cfg.arch, cfg.frozen_stages)
+        bs = inference_batch(trainer.device, max(cfg.batch_size * 2, 1))
+        outs = []
+        for start in range(0, maps.shape[1], bs):
+            with autocast(trainer.device, trainer.precision):
+                views = maps[: (len(maps) if tta else 1), start : start + bs]
+                outs.append(torch.stack([rest(v).float().cpu() for v in views]).mean(0))
+        logits = torch.cat(outs) if outs else torch.zeros(0, len(trainer.classes))
+        return logits, data.labels[split]
     forward = trainer.forward if model is trainer.model else model
     if not (cfg.compile or trainer.dist.enabled):  # BatchNorm folded: a third faster on a CPU
         forward = folded_copy(model)

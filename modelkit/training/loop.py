@@ -30,7 +30,7 @@ from modelkit.events import Event, ListenerFn, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.runs.lock import lock_run
-from modelkit.training import balance, distributed, optim, phases, setup
+from modelkit.training import balance, distributed, optim, phases, setup, stage_cache
 from modelkit.training.callbacks import FINISHED, Callback, call_hooks
 from modelkit.training.callbacks.checkpoint import restore
 from modelkit.training.callbacks.defaults import default_callbacks
@@ -84,6 +84,9 @@ class Trainer:
         # set by the technique callbacks (callbacks/techniques.py, ema.py) when they are on
         self.loss_weights = self.sampler_weights = self.ema_model = None
         self.train_size = config.image_size
+        # cached outputs of the frozen backbone (the head-only phase) or of its frozen stages
+        self.features: setup.CachedFeatures | None = None
+        self.stage_cache: stage_cache.StageCache | None = None
         # split -> (logits, labels) of the best weights, for the end of the run (final_evaluation)
         self.best_split_logits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -209,6 +212,7 @@ class Trainer:
         if saved is not None:
             restore(self, saved)
         self.features = setup.cache_features(self)
+        self.stage_cache = stage_cache.cache_stages(self)
         call_hooks(self.callbacks, "on_fit_start", self)
         epoch = self.state.epoch
         while epoch < self.config.epochs:  # read each time: a time budget may fix the epochs
@@ -243,6 +247,10 @@ class Trainer:
         if self.features is not None:
             feats = self.features.train(epoch)
             return self.head(feats[torch.from_numpy(idx).to(feats.device)]), y
+        if self.stage_cache is not None:
+            maps = stage_cache.gather(self.stage_cache.train(epoch), idx, cfg.channels_last)
+            with autocast(self.device, self.precision):
+                return self.rest(maps), y
         x = self.data.cache.batch(rows[idx]).to(self.device, non_blocking=True)
         x = train_batch(
             x, self.train_size, self.augment, self.generator, cfg.channels_last, self.batch_part,
@@ -262,6 +270,8 @@ class Trainer:
         elif cfg.frozen_stages:
             models.freeze_batchnorm(self.model, cfg.arch, cfg.frozen_stages)
         self.head = models.head_module(self.model, cfg.arch)
+        if self.stage_cache is not None:
+            self.rest = stage_cache.rest_of(self.model, cfg.arch, cfg.frozen_stages)
         self.augment = AugmentSettings.from_config(cfg)
         self.mix = MixSettings(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob)
         rows, labels = self.data.rows["train"], self.data.labels["train"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelkit.events import Message
-from modelkit.training import phases
+from modelkit.training import phases, stage_cache
 from modelkit.training.callbacks.base import Callback, Trainer
 
 
@@ -23,6 +23,7 @@ class PhaseSwitch(Callback):
         trainer.enter_phase(phases.phase_of(cfg, epoch + 1))
         trainer.features = None  # the backbone trains now: its cached features are stale
         trainer.build_optimisation()
+        trainer.stage_cache = stage_cache.cache_stages(trainer)  # frozen stages cached: now
         trainer.state.bad_epochs = 0  # phase 2 gets its full early-stopping patience
         head_lr, backbone_lr = phases.rates(cfg, trainer.phase)
         trainer.emit(

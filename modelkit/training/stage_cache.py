@@ -1,0 +1,158 @@
+"""Fine-tuning on cached outputs of the frozen stages (``cache_frozen_stages``).
+
+The frozen stages (``frozen_stages``, their BatchNorm statistics kept) compute the same maps for
+the same view of an image every epoch. With this on they run once per view: the evaluation
+splits' views (the centre crop, and the test-time views), and for training a few fixed passes:
+the centre crop, its mirror image when flips are on, then random augmented views up to
+``feature_passes``; epoch e trains on pass e % passes, each computed when first needed. The rest
+of the network trains on the maps. Fresh augmentation every epoch is what this gives up, which
+is why it is a choice: on a CPU budget too short for whole fine-tuning epochs it is the
+fine-tuning that fits (``models/split.py`` has the numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from modelkit.data.augment import AugmentSettings, eval_views, train_batch
+from modelkit.device import autocast, inference_batch
+from modelkit.events import CacheProgress, Message
+from modelkit.models import registry as models
+from modelkit.models.folding import folded_copy
+from modelkit.models.split import check_split, split_model
+from modelkit.training.callbacks.base import Trainer
+from modelkit.training.errors import StopTraining, TrainingError
+from modelkit.training.features import has_augmentation
+
+# the maps are kept at the precision the network computes in: bf16 or fp16 halves the memory
+MAPS_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class StageCache:
+    """Per evaluation split its views' maps (V x N x C x H x W), and the training passes."""
+
+    def __init__(
+        self,
+        splits: dict[str, torch.Tensor],
+        passes: int,
+        compute: Callable[[int], torch.Tensor],
+        first_epoch: int = 0,
+    ) -> None:
+        self.splits, self.passes, self._compute = splits, passes, compute
+        self.first_epoch = first_epoch  # fine-tuning's first epoch trains on pass 0
+        self.train_passes: list[torch.Tensor] = []
+
+    def train(self, epoch: int) -> torch.Tensor:
+        """The maps epoch ``epoch`` trains on (the passes in turn from fine-tuning's first
+        epoch, each computed when first needed, in order)."""
+        want = (epoch - self.first_epoch) % self.passes
+        while len(self.train_passes) <= want:
+            self.train_passes.append(self._compute(len(self.train_passes)))
+        return self.train_passes[want]
+
+
+def wanted(trainer: Trainer) -> bool:
+    """Whether this stretch of the run trains on cached maps: fine-tuning (not the head-only
+    phase) with frozen stages, on one process without compile."""
+    cfg = trainer.config
+    return bool(
+        cfg.cache_frozen_stages
+        and cfg.frozen_stages
+        and not cfg.freeze_backbone
+        and trainer.phase != 1
+        and not cfg.compile
+        and not trainer.dist.enabled
+    )
+
+
+@torch.no_grad()
+def _maps(
+    trainer: Trainer, prefix: torch.nn.Module, split: str, view: Callable, report
+) -> torch.Tensor:
+    """The prefix's maps of every image of ``split``; ``view(batch_u8)`` gives the views."""
+    cfg, data = trainer.config, trainer.data
+    rows, outs = data.rows[split], []
+    dtype = MAPS_DTYPE.get(trainer.precision, torch.float32)
+    step = inference_batch(trainer.device, max(cfg.batch_size, 64))
+    for start in range(0, len(rows), step):
+        if trainer.stop_event.is_set():
+            raise StopTraining(trainer.state.epoch, 0)
+        x = data.cache.batch(rows[start : start + step]).to(trainer.device, non_blocking=True)
+        with autocast(trainer.device, trainer.precision):
+            outs.append(torch.stack([prefix(v).to(dtype) for v in view(x)]))
+        if report:
+            report(len(x))
+    return torch.cat(outs, 1)
+
+
+def cache_stages(trainer: Trainer) -> StageCache | None:
+    """The frozen stages' maps for this run (or None when it does not use them): the
+    evaluation splits' now, the training passes as the epochs need them."""
+    if not wanted(trainer):
+        return None
+    cfg, data = trainer.config, trainer.data
+    prefix, rest = split_model(trainer.model, cfg.arch, cfg.frozen_stages)
+    if not check_split(trainer.model, prefix, rest):
+        raise TrainingError(
+            f"cache_frozen_stages: {cfg.arch}'s forward is not its layers in order, so the "
+            "frozen stages' outputs cannot stand in for them; turn the setting off"
+        )
+    prefix = folded_copy(prefix).eval()  # frozen, statistics kept: BatchNorm folds in
+    norm, cl = models.normalisation(cfg.arch), cfg.channels_last
+    settings = AugmentSettings.from_config(cfg)
+    generator = torch.Generator().manual_seed(cfg.seed + 2)
+    eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
+    total = sum(len(data.rows[s]) for s in [*eval_splits, "train"])
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        trainer.emit(CacheProgress(done, total, "frozen stages"))
+
+    size = cfg.eval_size or cfg.image_size
+
+    def evaluation(split: str) -> torch.Tensor:
+        return _maps(
+            trainer, prefix, split, lambda x: eval_views(x, size, cl, norm, cfg.tta), progress
+        )
+
+    augmented = has_augmentation(settings)
+
+    def train_pass(k: int) -> torch.Tensor:
+        def view(x: torch.Tensor) -> list[torch.Tensor]:
+            if augmented and k < 2:  # the centre crop, then (with flips) its mirror image
+                centre = eval_views(x, cfg.image_size, cl, norm)[0]
+                return [centre.flip(-1) if k == 1 and settings.hflip else centre]
+            # without augmentation exactly what the full loop would feed the network
+            return [train_batch(x, cfg.image_size, settings, generator, cl, norm=norm)]
+
+        return _maps(trainer, prefix, "train", view, progress if k == 0 else None)[0]
+
+    passes = max(1, cfg.feature_passes) if augmented else 1
+    first_epoch = cfg.head_epochs if trainer.phase == 2 else 0
+    cache = StageCache({s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch)
+    first = cache.train(trainer.state.epoch)
+    mb = (first.numel() * first.element_size() * passes) / 2**20
+    trainer.emit(
+        Message(
+            f"fine-tuning after the first {cfg.frozen_stages} stages on their cached outputs: "
+            f"{passes} pass{'es' if passes > 1 else ''} of {tuple(first.shape[1:])} maps a "
+            f"training image (~{mb:.0f} MB), each computed once"
+        )
+    )
+    return cache
+
+
+def rest_of(model: torch.nn.Module, arch: str, stages: int) -> torch.nn.Module:
+    """The part of ``model`` (the live or the EMA weights) that runs on the cached maps."""
+    return split_model(model, arch, stages)[1]
+
+
+def gather(maps: torch.Tensor, idx: np.ndarray, channels_last: bool) -> torch.Tensor:
+    """The maps of a batch, in the memory layout the convolutions want."""
+    batch = maps[torch.from_numpy(idx).to(maps.device)]
+    return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
