@@ -374,7 +374,10 @@ def _techniques(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> None
     size = out.settings.get("image_size") or explicit.get("image_size")
     if facts.pretrained and out.settings.get("head_epochs") and size:
         passes = out.settings.get("feature_passes") or explicit.get("feature_passes")
-        if passes != 1:  # one pass is the centre crop: nothing to correct for
+        # one pass is the centre crop, and cached stage maps are the centre crop and its
+        # mirror image first: nothing to correct for
+        maps = out.settings.get("cache_frozen_stages") or explicit.get("cache_frozen_stages")
+        if passes != 1 and not maps:
             table["eval_size"] = (
                 16 * round(size * FIXRES_RATIO / 16),
                 "the random crops trained on show objects larger than a centre crop at the "

@@ -87,6 +87,9 @@ class Trainer:
         # cached outputs of the frozen backbone (the head-only phase) or of its frozen stages
         self.features: setup.CachedFeatures | None = None
         self.stage_cache: stage_cache.StageCache | None = None
+        # seconds spent inside epochs on work done once (computing a cached pass when an epoch
+        # first needs it): the time budget counts them as spent, not as what epochs cost
+        self.one_off_seconds = 0.0
         # split -> (logits, labels) of the best weights, for the end of the run (final_evaluation)
         self.best_split_logits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 

@@ -12,6 +12,7 @@ fine-tuning that fits (``models/split.py`` has the numbers).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -130,7 +131,10 @@ def cache_stages(trainer: Trainer) -> StageCache | None:
             # without augmentation exactly what the full loop would feed the network
             return [train_batch(x, cfg.image_size, settings, generator, cl, norm=norm)]
 
-        return _maps(trainer, prefix, "train", view, progress if k == 0 else None)[0]
+        started = time.perf_counter()
+        maps = _maps(trainer, prefix, "train", view, progress if k == 0 else None)[0]
+        trainer.one_off_seconds += time.perf_counter() - started
+        return maps
 
     passes = max(1, cfg.feature_passes) if augmented else 1
     first_epoch = cfg.head_epochs if trainer.phase == 2 else 0

@@ -183,6 +183,8 @@ def test_a_head_trained_on_random_crops_is_evaluated_larger_fixres():
     given = choose(facts(images=244, per_class={"a": 122, "b": 122}), {"image_size": 160})
     assert given.settings["eval_size"] == 208  # 9/7 of the size the person chose
     assert "eval_size" not in choose(facts(images=244), {"eval_size": 224}).settings
+    maps = {"frozen_stages": 7, "cache_frozen_stages": True, "feature_passes": 2}
+    assert "eval_size" not in choose(facts(images=244), maps).settings  # centre crop and mirror
     assert "eval_size" not in choose(facts(images=244, pretrained="")).settings  # from scratch
 
 
