@@ -363,7 +363,8 @@ def _techniques(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> None
         table.update(TECHNIQUES["many-epochs"])
     if epochs >= LONG_RUN_EPOCHS:
         table.update(TECHNIQUES["long-run"])
-    if out.settings.get("head_epochs"):
+    head_first = out.settings.get("head_epochs") or explicit.get("head_epochs")
+    if head_first:
         table["warmup_epochs"] = (0, "the head is trained first: fine-tuning needs no warmup")
     if facts.imbalance > IMBALANCED:
         table["class_balance"] = (
@@ -372,7 +373,7 @@ def _techniques(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> None
             "size), which lifts the rare classes without costing accuracy",
         )
     size = out.settings.get("image_size") or explicit.get("image_size")
-    if facts.pretrained and out.settings.get("head_epochs") and size:
+    if facts.pretrained and head_first and size:
         passes = out.settings.get("feature_passes") or explicit.get("feature_passes")
         # one pass is the centre crop, and cached stage maps are the centre crop and its
         # mirror image first: nothing to correct for

@@ -126,6 +126,8 @@ def test_a_trained_head_needs_no_warmup_before_fine_tuning():
     assert choose(facts()).settings["warmup_epochs"] == 0  # few images a class: head first
     large = choose(facts(images=20000, per_class={"a": 10000, "b": 10000})).settings
     assert large["warmup_epochs"] == 1  # a new head fine-tuned with everything at once
+    given = choose(facts(images=20000, per_class={"a": 10000, "b": 10000}), {"head_epochs": 3})
+    assert given.settings["warmup_epochs"] == 0  # the person asked for the head first
 
 
 def test_with_a_budget_the_epochs_are_an_upper_bound_the_budget_cuts():
