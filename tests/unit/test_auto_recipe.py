@@ -85,6 +85,7 @@ def test_a_cpu_budget_with_room_after_the_head_fine_tunes_the_last_stage_on_cach
     assert s["feature_passes"] == 2  # the centre crop and its mirror image
     assert s["head_epochs"] == 10 and s["epochs"] == 22
     assert s["backbone_lr"] > 2e-5 and "eval_size" not in s  # no FixRes on centre-crop maps
+    assert s["monitor"] == "val_acc"  # the loss kept a head-only epoch over better fine-tuning
     assert any("frozen_stages = 7" in line and "last stage" in line for line in chosen.lines())
     TrainConfig(data_dir="x", **s)  # a valid config
     short = choose(facts(**CALTECH_LIKE, time_budget=300.0)).settings
