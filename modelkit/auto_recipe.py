@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelkit import auto_techniques as tech
 from modelkit.auto_facts import AutoRecipeError, Facts, gather_facts, image_sides
 from modelkit.config import schema
 
@@ -56,10 +57,6 @@ MIN_EPOCHS_IN_BUDGET = 6  # fewer than this at full size: train smaller images i
 # 56 and 28 px stages: a training step 17 -> 34 img/s); other architectures shrink the images.
 PARTIAL_STAGES = {"efficientnet_lite0": 4}
 BUDGET_FOR_TRAINING = 0.75
-MANY_EPOCHS = 20  # runs at least this long from scratch grow their images (on a GPU)
-# ... and at least this long get strong regularisers (TrivialAugment, mixup/cutmix): Caltech-101
-# from scratch, 44 epochs of ResNet-18 at half width: 0.751 without, 0.741 with mixup/cutmix
-LONG_RUN_EPOCHS = 60
 PARTIAL_SPEEDUP = 2.0
 MAX_EPOCHS_IN_BUDGET = 60  # with a budget, epochs are an upper bound the budget cuts down
 HEAD_EPOCHS = 5  # few images a class: head-only epochs on the cached features
@@ -71,51 +68,6 @@ FEW_FINETUNE_EPOCHS = 2
 # features offline): the head on the centre crop alone 92.5%, on it and two augmented passes
 # 92.8% (0.3 points: six of 1,829 validation images) for three times the feature time.
 ONE_PASS_FROM_IMAGES = 2000
-# Below that the head's cached passes and the fine-tuning see random crops (down to a quarter of
-# the image), which show objects larger than the centre crop does: evaluating at this multiple of
-# the training size shows them at about the size trained on (FixRes: ResNet-50 trained at 224
-# tested best at 288). Hymenoptera (Lite0, 5 seeds, the same runs' weights): 0.949 evaluated at
-# 224, 0.954 at 256, 0.958 at 288; whole runs at 288: 0.954-0.967, mean 0.959 (at 224 0.941-0.961)
-FIXRES_RATIO = 9 / 7
-
-# Issue #13's training techniques, by situation: field -> (value, why). Applied only for the
-# fields TrainConfig has (``techniques``); the names are the fields those features add.
-TECHNIQUE_FIELDS = (
-    "ema", "ema_decay", "mixup_alpha", "cutmix_alpha", "mix_prob", "auto_augment",
-    "warmup_epochs", "class_balance", "tta", "progressive_resize", "progressive_min_size",
-    "eval_size",
-)  # fmt: skip
-TECHNIQUES: dict[str, dict[str, tuple[Any, str]]] = {
-    "fine-tune": {
-        "ema": (True, "EMA of the weights smooths the last epochs of a short run"),
-        "ema_decay": (0.998, "a short memory suits a run of a few hundred steps"),
-        "warmup_epochs": (1, "one warmup epoch keeps the new head from wrecking the backbone"),
-        "tta": ("flip", "flipped copies at evaluation cost little and add accuracy"),
-    },
-    "scratch": {
-        "ema": (True, "EMA of the weights: airbench and Ultralytics train with it"),
-        "ema_decay": (0.999, "the usual memory for a run of thousands of steps"),
-        # no warmup_epochs: with one-cycle it sets the length of the rise; one-cycle's own 30%
-        # is what the fixed recipe that did best here uses (Caltech-101 from scratch, 11 epochs:
-        # 0.489 with a one-epoch rise, 0.479 with 30%, the same within noise)
-        "tta": ("flip", "flipped copies at evaluation cost little and add accuracy"),
-    },
-    "many-epochs": {
-        # Caltech-101 from scratch, 15 minutes on a 2-core CPU (12-14 epochs), same session:
-        # 112 px throughout 0.596, 64 -> 112 px 0.553, 64 -> 96 px 0.524: in a short run the
-        # small epochs cost more accuracy than the time they save (a 64 px step is 0.57x
-        # the time of a 112 px one here, not 0.33x)
-        "progressive_resize": (True, "small images first: early epochs are much cheaper"),
-    },
-    "long-run": {
-        # Caltech-101 from scratch, 12 epochs with it: train accuracy 22% and val 35% by epoch 8
-        # (the hand-picked recipe without it reached 66% in 12): too strong for a short run
-        "auto_augment": ("trivialaugment", "TrivialAugment: strong augmentation for a long run"),
-        "mixup_alpha": (0.2, "mixup regularises runs long enough to overfit"),
-        "cutmix_alpha": (1.0, "cutmix as timm's recipes pair it with mixup"),
-        "mix_prob": (0.5, "mixed batches half the time keep the clean signal"),
-    },
-}
 
 
 @dataclass
@@ -397,14 +349,14 @@ def expected_epochs(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> 
 
 def _techniques(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> None:
     """Issue #13's techniques for this situation, where TrainConfig has them."""
-    table = dict(TECHNIQUES["fine-tune" if facts.pretrained else "scratch"])
+    table = dict(tech.TECHNIQUES["fine-tune" if facts.pretrained else "scratch"])
     epochs = expected_epochs(out, facts, explicit) if not facts.pretrained else 0.0
     # a CPU does not get a small image's step for its share of the area (ResNet-18, 64 px:
     # 0.57x the time of 112 px for 0.33x the area; its half width, 96 px: 0.79x for 0.73x)
-    if epochs >= MANY_EPOCHS and facts.gpu:
-        table.update(TECHNIQUES["many-epochs"])
-    if epochs >= LONG_RUN_EPOCHS:
-        table.update(TECHNIQUES["long-run"])
+    if epochs >= tech.MANY_EPOCHS and facts.gpu:
+        table.update(tech.TECHNIQUES["many-epochs"])
+    if epochs >= tech.LONG_RUN_EPOCHS:
+        table.update(tech.TECHNIQUES["long-run"])
     head_first = out.settings.get("head_epochs") or explicit.get("head_epochs")
     if head_first:
         table["warmup_epochs"] = (0, "the head is trained first: fine-tuning needs no warmup")
@@ -422,7 +374,7 @@ def _techniques(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> None
         maps = out.settings.get("cache_frozen_stages") or explicit.get("cache_frozen_stages")
         if passes != 1 and not maps:
             table["eval_size"] = (
-                16 * round(size * FIXRES_RATIO / 16),
+                16 * round(size * tech.FIXRES_RATIO / 16),
                 "the random crops trained on show objects larger than a centre crop at the "
                 "training size: evaluating larger shows them at about that size (FixRes)",
             )

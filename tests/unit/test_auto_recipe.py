@@ -9,7 +9,8 @@ from dataclasses import replace
 import pytest
 
 from modelkit import auto_recipe as auto
-from modelkit.auto_recipe import TECHNIQUE_FIELDS, TECHNIQUES, Facts, choose, gather_facts
+from modelkit.auto_recipe import Facts, choose, gather_facts
+from modelkit.auto_techniques import TECHNIQUE_FIELDS, TECHNIQUES
 from modelkit.cli.main import main
 from modelkit.config import TrainConfig, schema
 from modelkit.models import efficientnet_lite as lite
