@@ -9,6 +9,7 @@ costs a few matrix multiplications instead of a full forward pass over every ima
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -94,23 +95,32 @@ def has_augmentation(s: AugmentSettings) -> bool:
 
 
 class CachedFeatures:
-    """A frozen backbone's outputs: per evaluation split its views' features (V x N x D: the
-    centre crop, and the test-time views when the run has TTA), and the training split's
-    augmentation passes, pass k computed (in order) when epoch k first needs it.
-    ``compute_pass(k, epoch)`` computes pass k for the epoch that first needs it."""
+    """A frozen network part's outputs (the backbone's features, or the frozen stages' maps):
+    per evaluation split its views' outputs (V x N x ...: the centre crop, and the test-time
+    views when the run has TTA), and the training split's augmentation passes, used in turn from
+    ``first_epoch`` on, pass k computed (in order) when an epoch first needs it.
+    ``compute_pass(k, epoch)`` computes pass k for the epoch that first needs it; ``spent`` is
+    told the seconds each took (work done once inside an epoch, which the time budget must not
+    take for what every epoch costs)."""
 
     def __init__(
         self,
         splits: dict[str, torch.Tensor],
         passes: int,
         compute_pass: Callable[[int, int], torch.Tensor],
+        first_epoch: int = 0,
+        spent: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self.splits, self.passes, self._compute_pass = splits, passes, compute_pass
+        self.first_epoch, self._spent = first_epoch, spent
         self.train_passes: list[torch.Tensor] = []
 
     def train(self, epoch: int) -> torch.Tensor:
-        """The training features epoch ``epoch`` trains on (pass ``epoch % passes``)."""
-        want = epoch % self.passes
+        """The training outputs epoch ``epoch`` trains on (pass ``(epoch - first_epoch) %
+        passes``)."""
+        want = (epoch - self.first_epoch) % self.passes
         while len(self.train_passes) <= want:  # pass k continues the generator of pass k - 1
+            started = time.perf_counter()
             self.train_passes.append(self._compute_pass(len(self.train_passes), epoch))
+            self._spent(time.perf_counter() - started)
         return self.train_passes[want]

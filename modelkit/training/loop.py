@@ -86,7 +86,7 @@ class Trainer:
         self.train_size = config.image_size
         # cached outputs of the frozen backbone (the head-only phase) or of its frozen stages
         self.features: setup.CachedFeatures | None = None
-        self.stage_cache: stage_cache.StageCache | None = None
+        self.stage_cache: setup.CachedFeatures | None = None
         # seconds spent inside epochs on work done once (computing a cached pass when an epoch
         # first needs it): the time budget counts them as spent, not as what epochs cost
         self.one_off_seconds = 0.0
@@ -101,6 +101,10 @@ class Trainer:
         return cls(TrainConfig.load(run_dir / "config.json"), listeners, run_dir=run_dir)
 
     # -- what callbacks and the outside world use -------------------------------------------------
+    def spent_once(self, seconds: float) -> None:
+        """Count ``seconds`` of one-off work inside an epoch (a cached pass computed)."""
+        self.one_off_seconds += seconds
+
     def emit(self, event: Event, quiet: bool = False) -> None:
         """Tell every listener; ``quiet``: a failing listener is skipped (final events)."""
         for listener in list(self.listeners):

@@ -6,7 +6,6 @@ loop reads as the loop.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,16 +160,14 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
     # augmentation the training transform, exactly what the full loop would feed the backbone.
     def train_pass(k: int, epoch: int) -> torch.Tensor:
         centre = augmented and k == 0
-        started = time.perf_counter()
-        feats = compute("train", None if centre else (settings, generator), epoch)
-        trainer.one_off_seconds += time.perf_counter() - started
-        return feats
+        return compute("train", None if centre else (settings, generator), epoch)
 
     # the evaluation splits through the run's own evaluation views (TTA, FixRes size): what
     # split_logits would feed the backbone, computed once
     features = CachedFeatures(
-        {split: compute(split, None, start, cfg.tta) for split in eval_splits}, passes, train_pass
-    )
+        {split: compute(split, None, start, cfg.tta) for split in eval_splits},
+        passes, train_pass, spent=trainer.spent_once,
+    )  # fmt: skip
     features.train(start)  # before the first epoch, with progress
     trainer.emit(
         Message(

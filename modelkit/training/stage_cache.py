@@ -12,7 +12,6 @@ fine-tuning that fits (``models/split.py`` has the numbers).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -26,33 +25,10 @@ from modelkit.models.folding import folded_copy
 from modelkit.models.split import check_split, split_model
 from modelkit.training.callbacks.base import Trainer
 from modelkit.training.errors import StopTraining, TrainingError
-from modelkit.training.features import has_augmentation
+from modelkit.training.features import CachedFeatures, has_augmentation
 
 # the maps are kept at the precision the network computes in: bf16 or fp16 halves the memory
 MAPS_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class StageCache:
-    """Per evaluation split its views' maps (V x N x C x H x W), and the training passes."""
-
-    def __init__(
-        self,
-        splits: dict[str, torch.Tensor],
-        passes: int,
-        compute: Callable[[int], torch.Tensor],
-        first_epoch: int = 0,
-    ) -> None:
-        self.splits, self.passes, self._compute = splits, passes, compute
-        self.first_epoch = first_epoch  # fine-tuning's first epoch trains on pass 0
-        self.train_passes: list[torch.Tensor] = []
-
-    def train(self, epoch: int) -> torch.Tensor:
-        """The maps epoch ``epoch`` trains on (the passes in turn from fine-tuning's first
-        epoch, each computed when first needed, in order)."""
-        want = (epoch - self.first_epoch) % self.passes
-        while len(self.train_passes) <= want:
-            self.train_passes.append(self._compute(len(self.train_passes)))
-        return self.train_passes[want]
 
 
 def wanted(trainer: Trainer) -> bool:
@@ -89,7 +65,7 @@ def _maps(
     return torch.cat(outs, 1)
 
 
-def cache_stages(trainer: Trainer) -> StageCache | None:
+def cache_stages(trainer: Trainer) -> CachedFeatures | None:
     """The frozen stages' maps for this run (or None when it does not use them): the
     evaluation splits' now, the training passes as the epochs need them."""
     if not wanted(trainer):
@@ -123,7 +99,7 @@ def cache_stages(trainer: Trainer) -> StageCache | None:
 
     augmented = has_augmentation(settings)
 
-    def train_pass(k: int) -> torch.Tensor:
+    def train_pass(k: int, epoch: int) -> torch.Tensor:
         def view(x: torch.Tensor) -> list[torch.Tensor]:
             if augmented and k < 2:  # the centre crop, then (with flips) its mirror image
                 centre = eval_views(x, cfg.image_size, cl, norm)[0]
@@ -131,14 +107,14 @@ def cache_stages(trainer: Trainer) -> StageCache | None:
             # without augmentation exactly what the full loop would feed the network
             return [train_batch(x, cfg.image_size, settings, generator, cl, norm=norm)]
 
-        started = time.perf_counter()
-        maps = _maps(trainer, prefix, "train", view, progress if k == 0 else None)[0]
-        trainer.one_off_seconds += time.perf_counter() - started
-        return maps
+        return _maps(trainer, prefix, "train", view, progress if k == 0 else None)[0]
 
     passes = max(1, cfg.feature_passes) if augmented else 1
     first_epoch = cfg.head_epochs if trainer.phase == 2 else 0
-    cache = StageCache({s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch)
+    cache = CachedFeatures(
+        {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch,
+        trainer.spent_once,
+    )  # fmt: skip
     first = cache.train(trainer.state.epoch)
     mb = (first.numel() * first.element_size() * passes) / 2**20
     trainer.emit(

@@ -231,6 +231,13 @@ def test_epochs_that_turn_out_faster_lengthen_the_schedule_while_the_rate_still_
     assert 8.0 * 0.85 < clock.t <= 8.0, log  # the budget used, not overrun
 
 
+def _decided_and_trained(result) -> tuple[str, int, int]:
+    """(the run's log, the epochs first decided from the first epoch, the epochs trained)."""
+    log = _log(result.run_dir)
+    first = int(log.split("from the first epoch), so ")[1].split(" ")[0])
+    return log, first, len(read_metrics(result.run_dir))
+
+
 def test_one_slow_epoch_does_not_cut_the_run_short(make_config):
     """Another program slows one epoch to five times its usual length: the count is kept (the
     typical epoch is the median of the last three), so the run still uses its budget."""
@@ -242,9 +249,7 @@ def test_one_slow_epoch_does_not_cut_the_run_short(make_config):
     clock = OneSlowEpoch(8.0)
     trainer = Trainer(make_config(epochs=1000, scheduler="onecycle"), callbacks=[clock])
     result = trainer.fit()
-    log = _log(result.run_dir)
-    first = int(log.split("from the first epoch), so ")[1].split(" ")[0])
-    epochs = len(read_metrics(result.run_dir))
+    log, first, epochs = _decided_and_trained(result)
     # the slow epoch's extra 1.2 s cost the three epochs it took, not half the run
     assert epochs >= first - 4, log
     assert clock.t > 8.0 * 0.85, log  # and the budget was used
@@ -268,9 +273,7 @@ def test_an_epoch_that_first_computes_a_cached_pass_is_not_taken_for_the_typical
     clock = PassOnce(12.0)
     trainer = Trainer(make_config(epochs=1000, scheduler="onecycle"), callbacks=[clock])
     result = trainer.fit()
-    log = _log(result.run_dir)
-    first = int(log.split("from the first epoch), so ")[1].split(" ")[0])
-    epochs = len(read_metrics(result.run_dir))
+    log, first, epochs = _decided_and_trained(result)
     # 2 s is about six 0.35 s epochs; taken as what every epoch costs it would leave three
     assert first - 8 <= epochs < first, log
     assert clock.t > 12.0 * 0.85, log  # the budget was used
