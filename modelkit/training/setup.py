@@ -24,7 +24,12 @@ from modelkit.models.checkpoint import atomic_write_json
 from modelkit.runs.store import RunStore, read_json
 from modelkit.training.callbacks.base import Trainer
 from modelkit.training.errors import StopTraining, TrainingError, explain_error
-from modelkit.training.features import CachedFeatures, backbone_features, has_augmentation
+from modelkit.training.features import (
+    CachedFeatures,
+    backbone_features,
+    has_augmentation,
+    pass_view,
+)
 
 
 def seed_everything(seed: int) -> None:
@@ -141,26 +146,25 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
         done += n
         trainer.emit(CacheProgress(done, total, "features"))
 
-    def compute(split: str, augment, epoch: int, tta: str = "") -> torch.Tensor:
+    def compute(split: str, view, epoch: int, tta: str = "") -> torch.Tensor:
         report = progress if epoch == start else None
         size = (cfg.eval_size or cfg.image_size) if tta else cfg.image_size
         feats = backbone_features(
             trainer.model, cfg.arch, data.cache, data.rows[split], size,
             trainer.device, trainer.precision, cfg.channels_last, max(cfg.batch_size, 64),
-            augment, trainer.stop_event.is_set, report, tta,
+            view, trainer.stop_event.is_set, report, tta,
         )  # fmt: skip
         if feats is None:
             raise StopTraining(epoch, 0)
         return feats
 
-    # With augmentation, pass 0 is the evaluation view (the centre crop) and the others random
-    # views: a head trained on random crops alone sees objects at other scales than evaluation
-    # does (Caltech-101, Lite0: 91.6-92.1% val; with the centre pass first 92.2-92.7%), and one
-    # random crop of each image, reused every epoch, is no augmentation at all. Without
-    # augmentation the training transform, exactly what the full loop would feed the backbone.
-    def train_pass(k: int, epoch: int) -> torch.Tensor:
-        centre = augmented and k == 0
-        return compute("train", None if centre else (settings, generator), epoch)
+    norm = models.normalisation(cfg.arch)
+
+    def train_pass(k: int, epoch: int) -> torch.Tensor:  # centre, mirror, then random views
+        def view(x: torch.Tensor) -> torch.Tensor:
+            return pass_view(x, k, cfg.image_size, settings, generator, cfg.channels_last, norm)
+
+        return compute("train", view, epoch)
 
     # the evaluation splits through the run's own evaluation views (TTA, FixRes size): what
     # split_logits would feed the backbone, computed once

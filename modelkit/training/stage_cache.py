@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from modelkit.data.augment import AugmentSettings, eval_views, train_batch
+from modelkit.data.augment import AugmentSettings, eval_views
 from modelkit.device import autocast, inference_batch
 from modelkit.events import CacheProgress, Message
 from modelkit.models import registry as models
@@ -25,7 +25,7 @@ from modelkit.models.folding import folded_copy
 from modelkit.models.split import check_split, split_model
 from modelkit.training.callbacks.base import Trainer
 from modelkit.training.errors import StopTraining, TrainingError
-from modelkit.training.features import CachedFeatures, has_augmentation
+from modelkit.training.features import CachedFeatures, has_augmentation, pass_view
 
 # the maps are kept at the precision the network computes in: bf16 or fp16 halves the memory
 MAPS_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -97,19 +97,13 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
             trainer, prefix, split, lambda x: eval_views(x, size, cl, norm, cfg.tta), progress
         )
 
-    augmented = has_augmentation(settings)
-
-    def train_pass(k: int, epoch: int) -> torch.Tensor:
+    def train_pass(k: int, epoch: int) -> torch.Tensor:  # centre, mirror, then random views
         def view(x: torch.Tensor) -> list[torch.Tensor]:
-            if augmented and k < 2:  # the centre crop, then (with flips) its mirror image
-                centre = eval_views(x, cfg.image_size, cl, norm)[0]
-                return [centre.flip(-1) if k == 1 and settings.hflip else centre]
-            # without augmentation exactly what the full loop would feed the network
-            return [train_batch(x, cfg.image_size, settings, generator, cl, norm=norm)]
+            return [pass_view(x, k, cfg.image_size, settings, generator, cl, norm)]
 
         return _maps(trainer, prefix, "train", view, progress if k == 0 else None)[0]
 
-    passes = max(1, cfg.feature_passes) if augmented else 1
+    passes = max(1, cfg.feature_passes) if has_augmentation(settings) else 1
     first_epoch = cfg.head_epochs if trainer.phase == 2 else 0
     cache = CachedFeatures(
         {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch,

@@ -8,13 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from modelkit.data.augment import IMAGENET_NORM, AugmentSettings, eval_batch, eval_views
+from modelkit.data.augment import (
+    IMAGENET_NORM,
+    AugmentSettings,
+    eval_batch,
+    eval_views,
+    train_batch,
+)
 from modelkit.data.cache import ImageCache
 from modelkit.data.scan import scan_dataset
 from modelkit.events import CacheProgress, EpochEnd, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint
-from modelkit.training.features import backbone_features, has_augmentation, headless
+from modelkit.training.features import backbone_features, has_augmentation, headless, pass_view
 from modelkit.training.loop import Trainer
 
 
@@ -32,6 +38,26 @@ def test_cached_features_give_the_same_head_outputs_as_the_full_model(image_data
         full = model(eval_batch(cache.batch(rows), 32))
     torch.testing.assert_close(via_cache.detach(), full, rtol=1e-4, atol=1e-5)
     assert isinstance(model.fc, torch.nn.Sequential)  # the head is put back
+
+
+def test_cached_passes_are_the_centre_crop_its_mirror_then_random_views():
+    """A cached pass is reused every few epochs: the first two are the evaluation view and its
+    mirror image (a random crop reused is no augmentation); later ones random views."""
+    x = torch.randint(0, 256, (3, 40, 40, 3), dtype=torch.uint8)
+    centre = eval_views(x, 32, True, IMAGENET_NORM)[0]
+
+    def view(k: int, settings: AugmentSettings) -> torch.Tensor:
+        return pass_view(x, k, 32, settings, torch.Generator().manual_seed(0), True, IMAGENET_NORM)
+
+    flips = AugmentSettings()
+    assert torch.equal(view(0, flips), centre)
+    assert torch.equal(view(1, flips), centre.flip(-1))
+    assert not torch.allclose(view(2, flips), centre, atol=0.1)
+    no_flips = AugmentSettings(hflip=False)  # pass 1 is not the centre crop a second time
+    assert not torch.allclose(view(1, no_flips), centre, atol=0.1)
+    plain = AugmentSettings(crop_scale=(1.0, 1.0), hflip=False)  # what the full loop feeds
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(view(0, plain), train_batch(x, 32, plain, g, True, norm=IMAGENET_NORM))
 
 
 def test_no_augmentation_is_recognised():
