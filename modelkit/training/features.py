@@ -141,9 +141,12 @@ class CachedFeatures:
     def train(self, epoch: int) -> torch.Tensor:
         """The training outputs epoch ``epoch`` trains on (pass ``(epoch - first_epoch) %
         passes``)."""
-        want = (epoch - self.first_epoch) % self.passes
-        while len(self.train_passes) <= want:  # pass k continues the generator of pass k - 1
+        return self.train_pass((epoch - self.first_epoch) % self.passes, epoch)
+
+    def train_pass(self, k: int, epoch: int) -> torch.Tensor:
+        """Training pass ``k``, computed (after the passes before it) for ``epoch`` if need be."""
+        while len(self.train_passes) <= k:  # pass k continues the generator of pass k - 1
             started = time.perf_counter()
             self.train_passes.append(self._compute_pass(len(self.train_passes), epoch))
             self._spent(time.perf_counter() - started)
-        return self.train_passes[want]
+        return self.train_passes[k]

@@ -218,8 +218,8 @@ class Trainer:
         self.build_optimisation()
         if saved is not None:
             restore(self, saved)
-        self.features = setup.cache_features(self)
-        self.stage_cache = stage_cache.cache_stages(self)
+        self.stage_cache = stage_cache.cache_stages(self)  # first: the head's features may
+        self.features = setup.cache_features(self)  # come from its maps
         call_hooks(self.callbacks, "on_fit_start", self)
         epoch = self.state.epoch
         while epoch < self.config.epochs:  # read each time: a time budget may fix the epochs

@@ -22,6 +22,7 @@ from modelkit.events import CacheProgress, Event, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import atomic_write_json
 from modelkit.runs.store import RunStore, read_json
+from modelkit.training import stage_cache
 from modelkit.training.callbacks.base import Trainer
 from modelkit.training.errors import StopTraining, TrainingError, explain_error
 from modelkit.training.features import (
@@ -128,6 +129,8 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
     frozen = cfg.freeze_backbone or trainer.phase == 1
     if not (frozen and cfg.feature_cache) or cfg.compile or trainer.dist.enabled:
         return None
+    if trainer.stage_cache is not None:  # the frozen stages' maps are cached: from them
+        return stage_cache.head_features(trainer)
     settings = AugmentSettings.from_config(cfg)
     frozen_epochs = cfg.epochs if cfg.freeze_backbone else cfg.head_epochs
     augmented = has_augmentation(settings)

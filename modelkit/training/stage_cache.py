@@ -32,14 +32,15 @@ MAPS_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def wanted(trainer: Trainer) -> bool:
-    """Whether this stretch of the run trains on cached maps: fine-tuning (not the head-only
-    phase) with frozen stages, on one process without compile."""
+    """Whether this stretch of the run uses cached maps: fine-tuning with frozen stages, on one
+    process without compile; also the head-only phase before it when that phase caches its
+    features, which then come from the maps (``head_features``)."""
     cfg = trainer.config
     return bool(
         cfg.cache_frozen_stages
         and cfg.frozen_stages
         and not cfg.freeze_backbone
-        and trainer.phase != 1
+        and (trainer.phase != 1 or cfg.feature_cache)
         and not cfg.compile
         and not trainer.dist.enabled
     )
@@ -104,7 +105,7 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
         return _maps(trainer, prefix, "train", view, progress if k == 0 else None)[0]
 
     passes = max(1, cfg.feature_passes) if has_augmentation(settings) else 1
-    first_epoch = cfg.head_epochs if trainer.phase == 2 else 0
+    first_epoch = cfg.head_epochs if trainer.phase else 0  # built for fine-tuning
     cache = CachedFeatures(
         {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch,
         trainer.spent_once,
@@ -119,6 +120,41 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
         )
     )
     return cache
+
+
+@torch.no_grad()
+def head_features(trainer: Trainer) -> CachedFeatures:
+    """The head-only phase's features computed from the cached maps instead of the images: the
+    frozen stages then run over every view once in the whole run, for the head and then for
+    fine-tuning (Caltech-101, Lite1: the head's own passes over the images took ~130 s of 500).
+    The rest of the network is frozen in this phase too, so its folded copy gives the features
+    the whole backbone would."""
+    cfg, maps = trainer.config, trainer.stage_cache
+    assert maps is not None
+    body = folded_copy(rest_of(trainer.model, cfg.arch, cfg.frozen_stages).body).eval()
+    step = inference_batch(trainer.device, max(cfg.batch_size, 64))
+
+    def pooled(views: torch.Tensor) -> torch.Tensor:  # V x N x C x H x W -> V x N x D, float
+        out = []
+        for v in views:
+            parts = []
+            for start in range(0, len(v), step):
+                batch = v[start : start + step]
+                if cfg.channels_last:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                with autocast(trainer.device, trainer.precision):
+                    parts.append(torch.flatten(body(batch), 1).float())
+            out.append(torch.cat(parts))
+        return torch.stack(out)
+
+    features = CachedFeatures(
+        {split: pooled(views) for split, views in maps.splits.items()},
+        min(maps.passes, cfg.head_epochs),
+        lambda k, epoch: pooled(maps.train_pass(k, epoch)[None])[0],
+    )  # the maps' passes time themselves: computing one counts once
+    features.train(trainer.state.epoch)
+    trainer.emit(Message("the head trains on features computed from the cached maps"))
+    return features
 
 
 def rest_of(model: torch.nn.Module, arch: str, stages: int) -> torch.nn.Module:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from modelkit.config import ConfigError
-from modelkit.events import BatchEnd, EpochEnd, Message
+from modelkit.events import BatchEnd, CacheProgress, EpochEnd, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.models.split import check_split, split_model
@@ -75,7 +75,7 @@ def test_the_frozen_stages_stay_and_the_rest_learns(make_config):
     assert result.best["val_acc"] > 0.5  # the coloured squares are learnt (3 classes)
 
 
-def test_a_two_phase_run_fine_tunes_on_cached_maps_after_the_head(make_config):
+def test_a_two_phase_run_computes_the_maps_once_for_the_head_and_fine_tuning(make_config):
     events: list = []
     cfg = make_config(
         head_epochs=1, epochs=3, frozen_stages=2, cache_frozen_stages=True, hflip=True,
@@ -88,9 +88,26 @@ def test_a_two_phase_run_fine_tunes_on_cached_maps_after_the_head(make_config):
         (i, e.text) for i, e in enumerate(events)
         if isinstance(e, Message) and "on their cached outputs" in e.text
     ]  # fmt: skip
-    assert len(cached) == 1 and cached[0][0] > head_batch  # computed when fine-tuning starts
+    assert len(cached) == 1 and cached[0][0] < head_batch  # before the head, and only then
     assert "2 passes" in cached[0][1]
     assert len(trainer.stage_cache.train_passes) == 2  # the centre crop and its mirror image
+    # the head's features came from the maps: no pass of the whole backbone over the images
+    stages = {e.stage for e in events if isinstance(e, CacheProgress)}
+    assert "frozen stages" in stages and "features" not in stages
+
+
+def test_the_head_learns_the_same_from_maps_as_from_the_whole_backbone(make_config):
+    """The head's features computed from the cached maps are the backbone's features: its epoch
+    on them ends where the same epoch on features of the images does."""
+    common = dict(head_epochs=1, epochs=2, frozen_stages=2, hflip=True, feature_passes=2)
+    firsts = []
+    for maps in (True, False):
+        events: list = []
+        Trainer(make_config(**common, cache_frozen_stages=maps), [events.append]).fit()
+        firsts.append(next(e.metrics for e in events if isinstance(e, EpochEnd)))
+    assert firsts[0]["val_acc"] == firsts[1]["val_acc"]
+    assert firsts[0]["val_loss"] == pytest.approx(firsts[1]["val_loss"], rel=1e-4)
+    assert firsts[0]["train_loss"] == pytest.approx(firsts[1]["train_loss"], rel=1e-4)
 
 
 def test_a_stopped_run_resumes_to_the_weights_of_an_uninterrupted_one(make_config):

@@ -23,7 +23,8 @@ class PhaseSwitch(Callback):
         trainer.enter_phase(phases.phase_of(cfg, epoch + 1))
         trainer.features = None  # the backbone trains now: its cached features are stale
         trainer.build_optimisation()
-        trainer.stage_cache = stage_cache.cache_stages(trainer)  # frozen stages cached: now
+        if trainer.stage_cache is None:  # built with the head's features, or now
+            trainer.stage_cache = stage_cache.cache_stages(trainer)
         trainer.state.bad_epochs = 0  # phase 2 gets its full early-stopping patience
         head_lr, backbone_lr = phases.rates(cfg, trainer.phase)
         trainer.emit(
