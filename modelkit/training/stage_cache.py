@@ -7,7 +7,8 @@ the centre crop, its mirror image when flips are on, then random augmented views
 ``feature_passes``; epoch e trains on pass e % passes, each computed when first needed. The rest
 of the network trains on the maps. Fresh augmentation every epoch is what this gives up, which
 is why it is a choice: on a CPU budget too short for whole fine-tuning epochs it is the
-fine-tuning that fits (``models/split.py`` has the numbers).
+fine-tuning that fits (``models/split.py`` has the numbers). A two-phase run computes the maps
+before its head-only phase, whose features then come from them (``head_features``).
 """
 
 from __future__ import annotations
