@@ -326,8 +326,8 @@ class TrainConfig:
     )
     feature_passes: int = setting(
         3, "compute", "Augmentation passes to cache", bounds="[1, 100]",
-        help="Frozen backbone with augmentation: how many augmented versions of each image to "
-        "cache; epoch e uses pass e % passes.",
+        help="Frozen backbone with augmentation: how many versions of each image to cache "
+        "(the centre crop, its mirror image, then random views); epoch e uses pass e % passes.",
     )
     # -- bookkeeping
     tensorboard: bool = setting(
