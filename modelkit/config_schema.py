@@ -232,8 +232,12 @@ def hint_name(hint: Any) -> str:
     return str(hint).replace("typing.", "") if typing.get_origin(hint) else hint.__name__
 
 
-def settings_table(settings: tuple[Setting, ...]) -> str:
-    """A Markdown table of the settings, grouped, for the README (a test keeps it current)."""
+def settings_table(
+    settings: tuple[Setting, ...], choices: dict[str, tuple[str, ...]] | None = None
+) -> str:
+    """A Markdown table of the settings, grouped, for the README (a test keeps it current).
+    ``choices`` replaces a setting's own where those depend on the install (the architectures
+    whose weight wheels are installed), so that the table does not."""
     rows = ["| group | flag | default | range or choices | what it does |", "|---|---|---|---|---|"]
     for group in GROUPS:
         for i, s in enumerate(s for s in settings if s.group == group):
@@ -241,7 +245,8 @@ def settings_table(settings: tuple[Setting, ...]) -> str:
                 default = ",".join(map(str, s.default))
             else:
                 default = str(s.default).lower() if s.base is bool else repr(s.default)
-            allowed = ", ".join(s.choices) if s.choices_from is not None else ""
+            listed = (choices or {}).get(s.name) or s.choices
+            allowed = ", ".join(listed) if s.choices_from is not None else ""
             if s.bounds is not None:
                 allowed = s.bounds.text(s.base in (int, list))
             flag = "DATA" if s.widget == "dataset" else "--" + s.name.replace("_", "-")

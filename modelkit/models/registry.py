@@ -94,6 +94,19 @@ ARCHITECTURES: dict[str, Architecture] = {
     )
 }
 
+# Lite wheels a fresh install may lack (requirements.txt brings Lite0 and Lite1)
+OPTIONAL_LITE = ("efficientnet_lite2",)
+
+
+def documented_architectures() -> tuple[str, ...]:
+    """The architecture choices as the README lists them, the same on every machine: the
+    optional Lite variants too, marked, whether or not their wheel is installed where the table
+    is rendered (``ARCHITECTURES`` holds what this install can build)."""
+    names = [n for n in ARCHITECTURES if n not in lite.VARIANTS]
+    at = names.index("smallresnet")
+    lites = [f"{n} (with its optional wheel)" if n in OPTIONAL_LITE else n for n in lite.VARIANTS]
+    return tuple(names[:at] + lites + names[at:])
+
 
 def normalisation(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) of ``arch``'s inputs: what its pretrained weights expect."""
