@@ -231,15 +231,15 @@ def _fine_tune(
             # 0.949, 3e-4/2e-4 0.945
             pick("finetune_lr", 1e-3, "the head's rate once the last stage trains too")
             pick("backbone_lr", 1e-3, "one stage on fixed maps: it trains like a new layer")
-        elif facts.images >= ONE_PASS_FROM_IMAGES:
-            pick(
-                "feature_passes", 1,
-                f"{facts.images} training images: the head learns as much from one cached pass "
-                "(the centre crop) as from three augmented ones, in a third of the time",
-            )  # fmt: skip
-        # measured (bench_transfer, hymenoptera, Lite0): these gentle rates 96.1% val; 5e-4 and
-        # 1e-4 lost what the head had reached (93.5%), as did 3e-4/1e-4 on Caltech-101
-        if not maps:
+        else:
+            if facts.images >= ONE_PASS_FROM_IMAGES:
+                pick(
+                    "feature_passes", 1,
+                    f"{facts.images} training images: the head learns as much from one cached "
+                    "pass (the centre crop) as from three augmented ones, in a third of the time",
+                )  # fmt: skip
+            # measured (bench_transfer, hymenoptera, Lite0): these gentle rates 96.1% val; 5e-4
+            # and 1e-4 lost what the head had reached (93.5%), as did 3e-4/1e-4 on Caltech-101
             pick("finetune_lr", 1e-4, "the head's rate once the backbone trains too")
             pick("backbone_lr", 2e-5, "the pretrained layers move gently: few images overfit fast")
         # Caltech-101 (Lite0): the first fine-tuning epoch lost 1 point against the head with

@@ -111,8 +111,7 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
         {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch,
         trainer.spent_once,
     )  # fmt: skip
-    epoch = trainer.state.epoch  # the head-only phase starts from pass 0, as its features do
-    first = cache.train_pass(0, epoch) if trainer.phase == 1 else cache.train(epoch)
+    first = cache.train_pass(0, trainer.state.epoch)  # the rest when an epoch first needs them
     mb = (first.numel() * first.element_size() * passes) / 2**20
     trainer.emit(
         Message(
