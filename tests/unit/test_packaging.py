@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 import tomllib
 import urllib.request
@@ -83,21 +84,35 @@ def _wait_for_http(url: str, proc: subprocess.Popen, seconds: float = 120) -> in
     raise AssertionError(f"nothing answered at {url}")
 
 
+def _see_this_interpreters_packages(venv_python: Path) -> None:
+    """Puts the running interpreter's site-packages after the venv's own through a .pth file:
+    ``--system-site-packages`` would show the base Python's, which under a venv (as in CI) are
+    not the ones the README's command installed."""
+    purelib = _run(
+        [str(venv_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        venv_python.parent,
+    ).stdout.strip()
+    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (Path(purelib) / "_modelkit_test_parent.pth").write_text("\n".join(sorted(ours)) + "\n")
+
+
 @pytest.mark.slow
 def test_pip_install_gives_a_modelkit_command_that_works_from_any_folder(tmp_path, helpers):
-    """A fresh venv (system packages visible, so torch is not downloaded again), the project
-    installed from a copy of the clone, then every step a new user takes, from a data folder."""
+    """A fresh venv (seeing this interpreter's packages, so torch is not installed again), the
+    project installed from a copy of the clone, then every step a new user takes, from a data
+    folder."""
     clone = tmp_path / "clone"
     skip = {".git", "runs", "data", "build", "test-artifacts"}  # the clone's top level only
     shutil.copytree(
         REPO, clone, ignore=lambda d, names: skip & set(names) if Path(d) == REPO else []
     )
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path)
+    _run([sys.executable, "-m", "venv", str(venv)], tmp_path)
     py = venv / "bin" / "python"
-    # the venv's own old setuptools would shadow the system's, which builds wheels by itself
-    _run([str(py), "-m", "pip", "uninstall", "-q", "-y", "setuptools"], tmp_path)
-    _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "."], clone)
+    _see_this_interpreters_packages(py)
+    # pip builds in an isolated environment with pyproject.toml's [build-system] requirements,
+    # as it does for a newcomer: nothing of this machine's own setuptools or wheel is used
+    _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "."], clone)
     shutil.rmtree(clone)  # the installed copy must stand on its own
     modelkit = str(venv / "bin" / "modelkit")
     work = tmp_path / "work"
