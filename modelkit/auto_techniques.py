@@ -19,11 +19,6 @@ FIXRES_RATIO = 9 / 7
 
 # Issue #13's training techniques, by situation: field -> (value, why). Applied only for the
 # fields TrainConfig has (``techniques``); the names are the fields those features add.
-TECHNIQUE_FIELDS = (
-    "ema", "ema_decay", "mixup_alpha", "cutmix_alpha", "mix_prob", "auto_augment",
-    "warmup_epochs", "class_balance", "tta", "progressive_resize", "progressive_min_size",
-    "eval_size",
-)  # fmt: skip
 TECHNIQUES: dict[str, dict[str, tuple[Any, str]]] = {
     "fine-tune": {
         "ema": (True, "EMA of the weights smooths the last epochs of a short run"),

@@ -101,12 +101,3 @@ def confident_learning(probs: np.ndarray, labels: np.ndarray) -> LabelIssues:
     flagged = has & (confident != labels)
     suggested = np.where(flagged, confident, others.argmax(1))
     return LabelIssues(flagged, suggested, self_conf, margin, thresholds, joint)
-
-
-def precision_at(ranking: np.ndarray, truth: set[int], k: int | None = None) -> float:
-    """Share of the first ``k`` ranked rows (default: as many as there are true errors) that are
-    true errors: the number the benchmark reports."""
-    k = len(truth) if k is None else k
-    if k <= 0:
-        return 0.0
-    return sum(int(r) in truth for r in ranking[:k]) / k

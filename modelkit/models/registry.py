@@ -361,12 +361,6 @@ def parameter_groups(
     return out
 
 
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return total, trainable
-
-
 def imagenet_weights_cached(arch: str) -> bool:
     """Whether ImageNet weights for ``arch`` can load without a download (offline-safe default)."""
     spec = ARCHITECTURES.get(arch)

@@ -50,8 +50,3 @@ def predict_files(
     body, kind = encode_multipart(files)
     query = f"?top_k={top_k}" if top_k is not None else ""
     return post(f"{base_url.rstrip('/')}/predict{query}", body, kind)
-
-
-def get_json(url: str, timeout: float = 30.0) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read())

@@ -66,16 +66,3 @@ class TensorBoardLogger:
             except Exception:  # noqa: BLE001
                 pass
             self.writer = None
-
-
-def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar of a run's TensorBoard files: {tag: [(step, value), ...]} (tests, tools)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    folder = Path(run_dir) / "tensorboard"
-    if not folder.is_dir():
-        return {}
-    # The whole folder at once, as TensorBoard reads it, so a resumed run's purge applies.
-    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

@@ -15,7 +15,7 @@ from PIL import Image
 
 from modelkit.cleaning.duplicates import near_duplicate_groups
 from modelkit.cleaning.finder import find_issues, resplit
-from modelkit.cleaning.issues import confident_learning, out_of_fold_probs, precision_at
+from modelkit.cleaning.issues import confident_learning, out_of_fold_probs
 from modelkit.cleaning.journal import JOURNAL_NAME, TRASH_NAME, Journal, JournalError
 from modelkit.data.scan import scan_dataset
 
@@ -70,7 +70,6 @@ def test_confident_learning_thresholds_and_joint():
     assert cl.suggested[2] == 1
     assert cl.confident_joint[0, 1] == 1
     assert cl.ranking()[0] == 2
-    assert precision_at(cl.ranking(), {2}) == 1.0
 
 
 def test_out_of_fold_probabilities_never_see_their_own_image():

@@ -4,9 +4,11 @@ hostile bodies that each get a 4xx while the server keeps answering."""
 from __future__ import annotations
 
 import io
+import json
 import struct
 import threading
 import time
+import urllib.request
 import zipfile
 import zlib
 
@@ -14,7 +16,7 @@ import pytest
 from PIL import Image
 
 from modelkit.serving.batching import DynamicBatcher
-from modelkit.serving.http_client import get_json, post, predict_files
+from modelkit.serving.http_client import post, predict_files
 from modelkit.serving.predictor import Predictor
 from modelkit.serving.server import PredictionService, create_app, running
 
@@ -25,6 +27,11 @@ def png_bytes(colour=(200, 30, 30), size=(40, 48)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, colour).save(buf, "PNG")
     return buf.getvalue()
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def jpeg_bytes(size=(64, 64)) -> bytes:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from modelkit.runs.store import read_metrics
 from modelkit.training.loop import Trainer
 
 pytest.importorskip("tensorboard")
-from modelkit.training.tensorboard_log import TensorBoardLogger, read_scalars  # noqa: E402
+from modelkit.training.tensorboard_log import TensorBoardLogger  # noqa: E402
+
+
+def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of a run's TensorBoard files: {tag: [(step, value), ...]}."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # The whole folder at once, as TensorBoard reads it, so a resumed run's purge applies.
+    acc = EventAccumulator(str(Path(run_dir) / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def test_a_run_writes_its_scalars_for_tensorboard(make_config):
