@@ -15,6 +15,7 @@ from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
 from modelkit.errors import ModelkitError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -22,6 +23,22 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
 # Pixel budget per image: larger files are refused with a clear reason, not PIL's bomb warning.
 MAX_PIXELS = 178_956_970
+# Longest side over shortest: beyond it a file is a strip, not a photo. Resizing its short side
+# to the square's blows the long side up by the same factor: a 3 KB 1,000,000x1 PNG asked for
+# gigabytes. Panoramas (up to about 10:1) stay well inside.
+MAX_ASPECT = 50
+# The decoders a photo comes in (IMAGE_EXTENSIONS): Pillow tries no other, so a renamed EPS never
+# reaches Ghostscript, nor a DDS or SPIDER file decoders that fail outside the errors below.
+# (JPEG's opener also gives the MPO files many phones write.)
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP")
+UNSUPPORTED = "not an image in a format modelkit reads (JPEG, PNG, GIF, BMP, TIFF or WebP)"
+# What decoding or resizing a hostile file raises besides OSError, all meaning "bad image":
+# damaged headers (ValueError, SyntaxError, struct.error), a size Pillow cannot allocate or
+# represent (MemoryError, OverflowError) and codec corners Pillow leaves unimplemented.
+DECODE_ERRORS = (
+    ValueError, SyntaxError, TypeError, struct.error, MemoryError, OverflowError,
+    NotImplementedError,
+)  # fmt: skip
 BACKGROUND = (255, 255, 255)
 
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image]
@@ -51,7 +68,22 @@ def _open(source: ImageSource) -> Image.Image:
         return source
     if isinstance(source, bytes):
         source = io.BytesIO(source)
-    return Image.open(source)
+    return Image.open(source, formats=FORMATS)
+
+
+def check_shape(name: str, w: int, h: int) -> None:
+    """Raise ImageLoadError naming ``name`` for an image with no pixels, too many, or sides
+    more than MAX_ASPECT apart; checked before anything is decoded or resized."""
+    if w <= 0 or h <= 0:
+        raise ImageLoadError(name, "image has no pixels")
+    if w * h > MAX_PIXELS:
+        raise ImageLoadError(name, f"image is too large ({w}x{h} pixels, limit {MAX_PIXELS:,})")
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        raise ImageLoadError(
+            name,
+            f"image is {w}x{h} pixels: one side is more than {MAX_ASPECT} times the other, "
+            "a strip rather than a photo",
+        )
 
 
 def to_rgb(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
@@ -98,11 +130,7 @@ def load_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
         # "error" filter. PIL may still print its bomb warning; the explicit check below refuses
         # the image either way.
         img = _open(source)
-        w, h = img.size
-        if w <= 0 or h <= 0:
-            raise ImageLoadError(name, "image has no pixels")
-        if w * h > MAX_PIXELS:
-            raise ImageLoadError(name, f"image is too large ({w}x{h} pixels, limit {MAX_PIXELS:,})")
+        check_shape(name, *img.size)
         if min_size and img.format == "JPEG":
             img.draft("RGB", (min_size, min_size))
         img.load()
@@ -118,7 +146,7 @@ def load_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
         raise ImageLoadError(name, "is a folder, not an image") from None
     except UnidentifiedImageError:
         size = _byte_size(source)
-        reason = "empty file (0 bytes)" if size == 0 else "not an image (unrecognised format)"
+        reason = "empty file (0 bytes)" if size == 0 else UNSUPPORTED
         raise ImageLoadError(name, reason) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(
@@ -129,8 +157,12 @@ def load_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
         if "truncated" in msg:
             msg = "file is truncated or corrupt"
         raise ImageLoadError(name, f"cannot decode: {msg}") from None
-    except (ValueError, SyntaxError, TypeError, struct.error) as exc:
-        raise ImageLoadError(name, f"cannot decode: {exc}") from None
+    except DECODE_ERRORS as exc:
+        raise ImageLoadError(name, f"cannot decode: {_what(exc)}") from None
+
+
+def _what(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def _byte_size(source: ImageSource) -> int | None:
@@ -154,11 +186,16 @@ def square_resize(img: Image.Image, size: int) -> np.ndarray:
     This is the one geometric step shared by the decode cache and the Predictor, so both see the
     same pixels; evaluation then takes a centre crop of the training size from this square.
     """
+    name = getattr(img, "filename", None) or "<image>"
     w, h = img.size
+    check_shape(name, w, h)  # load_image checked already; this bounds the resize for any caller
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     if (nw, nh) != (w, h):
-        img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+        try:
+            img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+        except DECODE_ERRORS as exc:
+            raise ImageLoadError(name, f"cannot decode: {_what(exc)}") from None
     left, top = (nw - size) // 2, (nh - size) // 2
     img = img.crop((left, top, left + size, top + size))
     return np.asarray(img, dtype=np.uint8).copy()
