@@ -4,6 +4,9 @@ Wrong types first (JSON and form input arrive untyped, and a string epoch count 
 not fail deep inside the loop), then each field's range or choices from the schema, then the
 rules that tie fields together. A field already named is not checked further, so each problem
 is said once. A new rule between fields is one ``RULES`` line.
+
+Settings that size memory are bounded together as well as one by one: the head's hidden layers
+(``head_problem``, which a checkpoint's metadata is checked with too) and the pixels of a batch.
 """
 
 from __future__ import annotations
@@ -13,8 +16,41 @@ from typing import Any
 
 from modelkit.config_schema import Setting, accepts_float, hint_name, matches
 
-# (the fields a rule reads, whether they agree, what to say when they do not)
-RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+MAX_HEAD_LAYERS = 8
+# Weights between hidden layers: 8192,8192 at most (256 MiB in fp32); each width is bounded by
+# the schema. Without these a few bytes of settings asked for any number of 8192x8192 layers.
+MAX_HEAD_WEIGHTS = 8192 * 8192
+# Images of a batch times their pixels (the larger of image_size and eval_size): 64 at 1024 px,
+# 256 at 512 px, 1337 at 224 px. Above it the batch tensor alone is gigabytes and the allocator's
+# raw error came instead of a setting's name.
+MAX_BATCH_PIXELS = 64 * 1024 * 1024
+
+
+def head_problem(hidden: list[int]) -> str | None:
+    """What makes the head's hidden layer sizes (widths already in range) too costly, or None."""
+    if len(hidden) > MAX_HEAD_LAYERS:
+        return f"head_hidden: {len(hidden)} hidden layers, at most {MAX_HEAD_LAYERS}"
+    weights = sum(a * b for a, b in zip(hidden, hidden[1:]))
+    if weights > MAX_HEAD_WEIGHTS:
+        return (
+            f"head_hidden: {weights:,} weights between the hidden layers, at most "
+            f"{MAX_HEAD_WEIGHTS:,} (e.g. 8192,8192)"
+        )
+    return None
+
+
+def _batch_problem(c: Any) -> str:
+    name, side = max(("image_size", c.image_size), ("eval_size", c.eval_size), key=lambda x: x[1])
+    return (
+        f"batch_size: {c.batch_size} images of {side}x{side} px ({name}) are "
+        f"{c.batch_size * side**2:,} pixels a batch, at most {MAX_BATCH_PIXELS:,} "
+        f"(e.g. 256 at 512 px, 64 at 1024 px); lower batch_size or {name}"
+    )
+
+
+# (the fields a rule reads, whether they agree, what to say when they do not: a text, or a
+# function of the config that gives one)
+RULES: list[tuple[str, Callable[[Any], bool], str | Callable[[Any], str]]] = [
     (
         "val_ratio test_ratio",
         lambda c: c.val_ratio + c.test_ratio < 1,
@@ -55,6 +91,16 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         lambda c: not (c.cache_frozen_stages and (c.mixup_alpha or c.cutmix_alpha)),
         "cache_frozen_stages: mixup and cutmix mix images, not cached maps; turn them off",
     ),
+    (
+        "head_hidden",
+        lambda c: not head_problem(c.head_hidden),
+        lambda c: head_problem(c.head_hidden),
+    ),
+    (
+        "image_size eval_size batch_size",
+        lambda c: c.batch_size * max(c.image_size, c.eval_size) ** 2 <= MAX_BATCH_PIXELS,
+        _batch_problem,
+    ),
 ]
 
 
@@ -70,7 +116,7 @@ def problems(cfg: Any, settings: tuple[Setting, ...]) -> list[str]:
             bad.add(s.name)
     for names, ok, message in RULES:
         if bad.isdisjoint(names.split()) and not ok(cfg):
-            lines.append(message)
+            lines.append(message(cfg) if callable(message) else message)
     return lines
 
 

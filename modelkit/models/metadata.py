@@ -4,8 +4,10 @@ A checkpoint may come from someone else: its metadata decides the model that is 
 that are shown and how much memory each image takes. ``validate_metadata`` refuses, naming the
 file, a payload whose architecture is unknown, whose class names are not a list of plain strings of
 sane length and count (``modelkit.names``), whose image size is outside 16-1024 or whose resize
-size does not go with it, whose head has an absurd shape, or whose calibration (temperature,
-unknown threshold) is out of range. The Predictor and export call it.
+size does not go with it, whose head has an absurd shape (its widths, number of layers and the
+weights between them are bounded as the config bounds them, so a few bytes of metadata cannot ask
+for gigabytes before any model is built), or whose calibration (temperature, unknown threshold) is
+out of range. The Predictor and export call it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from modelkit.config_rules import head_problem
 from modelkit.models.checkpoint import CheckpointError
 from modelkit.models.registry import ARCHITECTURES
 from modelkit.names import classes_problem
@@ -83,6 +86,9 @@ def _config_problem(cfg: Any) -> str | None:
     hidden = cfg.get("head_hidden", [])
     if not isinstance(hidden, list) or not all(_int_in(h, 1, MAX_HEAD_HIDDEN) for h in hidden):
         return f"config 'head_hidden' is not a list of whole numbers from 1 to {MAX_HEAD_HIDDEN}"
+    problem = head_problem(hidden)
+    if problem:
+        return f"config {problem}"
     dropout = cfg.get("head_dropout", 0.0)
     if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
         return "config 'head_dropout' is not a number from 0 to 1"
