@@ -23,7 +23,6 @@ from modelkit.paths import confined_roots, resolve_allowed
 
 JOURNAL_NAME = ".modelkit-journal.jsonl"
 TRASH_NAME = ".modelkit-trash"
-MOVES = ("relabel", "remove", "resplit")
 _LOCK = threading.Lock()  # one writer at a time in this process (app reruns share it)
 
 
