@@ -7,14 +7,27 @@ rewritten. A relabel moves the file to another class folder, a remove moves it u
 re-split moves it to another split folder; ``keep`` records a reviewed image without moving it.
 An undo is itself a line (``undo`` with the id it reverses), so the file tells the whole story.
 Both dot-names are skipped by the scanner. A move never overwrites: a taken name gets `` (2)``.
+
+A dataset folder is untrusted input, journal included, so every path the journal reads or writes
+goes through one check (``_real``): a plain relative path to a file strictly inside the folder
+(never the folder itself, the journal or the trash folder), with no symlink anywhere below the
+folder and a real location inside it. The journal file is opened with ``O_NOFOLLOW`` and must be
+a regular file; a writer holds an ``flock`` on it from reading the last id to the fsync, so two
+processes never write the same id. A line that is not a valid entry is skipped and named in
+``Journal.skipped``; the other lines are read as usual.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import stat
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -23,6 +36,7 @@ from modelkit.paths import confined_roots, resolve_allowed
 
 JOURNAL_NAME = ".modelkit-journal.jsonl"
 TRASH_NAME = ".modelkit-trash"
+ACTIONS = ("relabel", "remove", "resplit", "keep", "undo")
 _LOCK = threading.Lock()  # one writer at a time in this process (app reruns share it)
 
 
@@ -46,6 +60,55 @@ class Entry:
         return d
 
 
+def rel_problem(rel: object) -> str | None:
+    """Why ``rel`` cannot be a path in the journal, or None: it must be a file path strictly
+    inside the dataset folder, relative, written with "/" and without "." or ".." parts, and
+    neither the journal nor the trash folder itself."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel:
+        return "not a path inside the dataset folder"
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts):  # also "/abs", "a//b", "a/", "." and "a/.."
+        return "not a plain relative path inside the dataset folder (absolute, '.' or '..')"
+    if JOURNAL_NAME in parts or parts == [TRASH_NAME] or TRASH_NAME in parts[1:]:
+        return "names the journal or the trash folder itself"
+    return None
+
+
+def _entry(line: bytes) -> Entry:
+    """One journal line as an Entry; ValueError (with the reason) for anything else."""
+    d = json.loads(line.decode("utf-8"))
+    if not isinstance(d, dict):
+        raise ValueError("not a JSON object")
+    ident, action, undoes, note = d["id"], d["action"], d.get("undoes"), d.get("note", "")
+    if type(ident) is not int or ident < 1:
+        raise ValueError(f"id {ident!r} is not a positive whole number")
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    for rel in (d["src"], d["dst"]):
+        if problem := rel_problem(rel):
+            raise ValueError(f"{rel!r}: {problem}")
+    if isinstance(d["time"], bool) or not isinstance(d["time"], (int, float)):
+        raise ValueError(f"time {d['time']!r} is not a number")
+    if (undoes is not None and type(undoes) is not int) or not isinstance(note, str):
+        raise ValueError("undoes or note of the wrong type")
+    return Entry(ident, action, d["src"], d["dst"], d["time"], undoes, note)
+
+
+def parse(data: bytes, name: str | os.PathLike) -> tuple[list[Entry], list[str]]:
+    """The entries of a journal's bytes, and a message for each line skipped (a line cut short
+    by a crash, or one that is not a valid entry): ``name: line N: why; skipped``."""
+    entries, skipped = [], []
+    for n, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(_entry(line))
+        except (ValueError, KeyError, RecursionError) as exc:  # bad UTF-8/JSON, missing keys
+            why = exc if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            skipped.append(f"{name}: line {n}: not a valid journal entry ({why}); skipped")
+    return entries, skipped
+
+
 def unique_path(path: Path) -> Path:
     """``path`` if free, else ``name (2).ext``, ``name (3).ext``… (never an existing file)."""
     if not os.path.lexists(path):
@@ -59,12 +122,12 @@ def unique_path(path: Path) -> Path:
 def _move(src: Path, dst: Path) -> Path:
     """Move without ever replacing a file: a hard link claims the name atomically (it fails if
     the name is taken), then the old name goes; where links are impossible, rename after a
-    check."""
+    check. A symlink would be moved as itself, never followed (callers refuse them anyway)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     while True:
         dst = unique_path(dst)
         try:
-            os.link(src, dst)
+            os.link(src, dst, follow_symlinks=False)
         except FileExistsError:
             continue  # taken between the check and the link: pick the next name
         except OSError:
@@ -74,9 +137,22 @@ def _move(src: Path, dst: Path) -> Path:
         return dst
 
 
+def _read_fd(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _join(folder: str, name: str) -> str:
+    return name if folder == "." else f"{folder}/{name}"
+
+
 class Journal:
     """The journal of one dataset folder; ``root`` is checked against the allowed roots when a
-    confinement is active (the app)."""
+    confinement is active (the app). A journal or trash folder that is a symlink, or a journal
+    that is not a regular file, is refused here, before anything is read."""
 
     def __init__(self, root: str | os.PathLike):
         roots = confined_roots()
@@ -86,118 +162,191 @@ class Journal:
         self.root = Path(os.path.abspath(root))
         if not self.root.is_dir():
             raise JournalError(f"{self.root}: not a dataset folder")
+        self.real_root = Path(os.path.realpath(self.root))  # every file operation starts here
         self.path = self.root / JOURNAL_NAME
-
-    # -- reading ---------------------------------------------------------------------------------
-    def entries(self) -> list[Entry]:
-        """Every line, in order; a line cut short by a crash is skipped, never fatal."""
-        try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
+        self.skipped: list[str] = []  # the lines the last read skipped, each named
+        for name in (JOURNAL_NAME, TRASH_NAME):
             try:
-                d = json.loads(line)
-                out.append(
-                    Entry(
-                        int(d["id"]),
-                        d["action"],
-                        d["src"],
-                        d["dst"],
-                        d["time"],
-                        d.get("undoes"),
-                        d.get("note", ""),
-                    )
-                )
-            except (ValueError, KeyError, TypeError):
+                mode = os.lstat(self.real_root / name).st_mode
+            except FileNotFoundError:
                 continue
-        return out
+            if stat.S_ISLNK(mode):
+                raise JournalError(
+                    f"{self.root / name}: is a symlink; the Clean journal and its trash must be "
+                    "real entries of the dataset folder, so nothing is written elsewhere"
+                )
+            if name == JOURNAL_NAME and not stat.S_ISREG(mode):
+                raise JournalError(f"{self.path}: not a regular file; refusing to use it")
+
+    # -- the one path check ------------------------------------------------------------------------
+    def _rel(self, path: str | os.PathLike) -> str:
+        """``path`` (absolute, or relative to the working folder) relative to the dataset root;
+        "." for the root itself."""
+        p = Path(os.path.abspath(path))
+        for base in (self.root, self.real_root):
+            if p.is_relative_to(base):
+                return PurePosixPath(*p.relative_to(base).parts).as_posix()
+        raise JournalError(f"{path}: not inside the dataset folder {self.root}")
+
+    def _real(self, rel: str) -> Path:
+        """Where journal path ``rel`` is on disk: refused (JournalError naming it) unless it is a
+        file path strictly inside the dataset folder with no symlink on the way or at the end,
+        and its real location is inside the dataset folder's real location."""
+        if problem := rel_problem(rel):
+            raise JournalError(f"{rel!r}: {problem} ({self.root})")
+        path = self.real_root
+        for part in rel.split("/"):
+            path = path / part
+            try:
+                mode = os.lstat(path).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                break  # the rest does not exist yet (a move creates it)
+            if stat.S_ISLNK(mode):
+                shown = self.root / path.relative_to(self.real_root)
+                raise JournalError(
+                    f"{shown}: is a symlink; the Clean journal never follows or moves links "
+                    f"inside the dataset folder {self.root}"
+                )
+        full = self.real_root / rel
+        real = Path(os.path.realpath(full))
+        if real == self.real_root or not real.is_relative_to(self.real_root):
+            raise JournalError(f"{self.root / rel}: leaves the dataset folder {self.root}")
+        return full
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _open(self, flags: int) -> int:
+        """The journal file, never through a symlink and never anything but a regular file (a
+        FIFO would block a reader forever)."""
+        flags |= os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(self.real_root / JOURNAL_NAME, flags, 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise JournalError(f"{self.path}: is a symlink; refusing to follow it") from None
+            if exc.errno in (errno.EISDIR, errno.ENXIO):
+                raise JournalError(f"{self.path}: not a regular file; refusing to use it") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise JournalError(f"{self.path}: not a regular file; refusing to use it")
+        return fd
+
+    def entries(self) -> list[Entry]:
+        """Every valid line, in order; a line cut short by a crash or otherwise malformed is
+        skipped and named in ``self.skipped``, never fatal."""
+        try:
+            fd = self._open(os.O_RDONLY)
+        except FileNotFoundError:
+            self.skipped = []
+            return []
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # no half-written line from a writer
+            data = _read_fd(fd)
+        finally:
+            os.close(fd)
+        entries, self.skipped = parse(data, self.path)
+        return entries
 
     def active(self) -> list[Entry]:
         """Changes not undone, oldest first."""
-        entries = self.entries()
-        undone = {e.undoes for e in entries if e.action == "undo"}
-        return [e for e in entries if e.action != "undo" and e.id not in undone]
+        return _active(self.entries())
 
     def reviewed(self) -> set[str]:
         """Relative paths of files a person has looked at (kept, or moved here by a change)."""
         return {e.dst for e in self.active()}
 
-    # -- writing ---------------------------------------------------------------------------------
-    def _rel(self, path: Path) -> str:
-        if not path.is_relative_to(self.root):
-            raise JournalError(f"{path}: not inside the dataset folder {self.root}")
-        return PurePosixPath(*path.relative_to(self.root).parts).as_posix()
+    # -- writing -----------------------------------------------------------------------------------
+    @contextmanager
+    def _writing(self, create: bool = True) -> Iterator[tuple[int, bytes]]:
+        """The journal opened for appending and locked against every other writer (threads here,
+        other processes), with its bytes as read under the lock; no journal yet reads as empty
+        when ``create`` is false (an undo makes no journal)."""
+        with _LOCK:
+            try:
+                fd = self._open(os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0))
+            except FileNotFoundError:
+                yield -1, b""
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield fd, _read_fd(fd)
+            finally:
+                os.close(fd)  # releases the flock
 
-    def _abs(self, rel: str) -> Path:
-        path = Path(os.path.normpath(self.root / rel))
-        if not path.is_relative_to(self.root):
-            raise JournalError(f"{rel}: outside the dataset folder {self.root}")
-        return path
-
-    def _append(self, action: str, src: str, dst: str, undoes: int | None, note: str) -> Entry:
-        entries = self.entries()
-        entry = Entry(
-            max((e.id for e in entries), default=0) + 1, action, src, dst, time.time(), undoes, note
-        )
+    def _append(self, fd: int, data: bytes, action: str, src: str, dst: str, undoes, note):
+        entries, _ = parse(data, self.path)
+        ident = max((e.id for e in entries), default=0) + 1  # under the lock: no duplicate
+        entry = Entry(ident, action, src, dst, time.time(), undoes, note)
         line = json.dumps(entry.to_dict(), ensure_ascii=False) + "\n"
-        with open(self.path, "a+b") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell():  # a line cut short by a crash must not swallow this one
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    line = "\n" + line
-            f.write(line.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+        if data and not data.endswith(b"\n"):  # a line cut short by a crash keeps its own line
+            line = "\n" + line
+        buf = line.encode("utf-8")
+        while buf:
+            buf = buf[os.write(fd, buf) :]
+        os.fsync(fd)
         return entry
 
-    def _record_move(self, action: str, src: Path, dst: Path, undoes: int | None, note: str):
-        src = self._abs(self._rel(Path(os.path.abspath(src))))
+    def _move_and_append(self, fd: int, data: bytes, action, src_rel, dst_rel, undoes, note):
+        """Move ``src_rel`` to ``dst_rel`` (a free name next to it if taken) and journal it, with
+        the journal open and locked; a change it cannot record, whatever the error, is undone."""
+        src, dst = self._real(src_rel), self._real(dst_rel)
         if not src.is_file():
-            raise JournalError(f"{src}: no such file in the dataset")
-        with _LOCK:
-            moved = _move(src, dst)
-            try:
-                return self._append(action, self._rel(src), self._rel(moved), undoes, note)
-            except OSError:
-                _move(moved, src)  # a change the journal cannot record is not made
-                raise
+            raise JournalError(f"{self.root / src_rel}: no such file in the dataset")
+        moved = _move(src, dst)
+        try:
+            moved_rel = _join(str(PurePosixPath(dst_rel).parent), moved.name)
+            return self._append(fd, data, action, src_rel, moved_rel, undoes, note)
+        except Exception:
+            _move(moved, src)  # a change the journal cannot record is not made
+            raise
+
+    def _change(self, action: str, src_rel: str, dst_rel: str) -> Entry:
+        with self._writing() as (fd, data):
+            return self._move_and_append(fd, data, action, src_rel, dst_rel, None, "")
 
     def keep(self, path: str | os.PathLike) -> Entry:
-        rel = self._rel(self._abs(self._rel(Path(os.path.abspath(path)))))
-        with _LOCK:
-            return self._append("keep", rel, rel, None, "")
+        rel = self._rel(path)
+        self._real(rel)
+        with self._writing() as (fd, data):
+            return self._append(fd, data, "keep", rel, rel, None, "")
 
     def relabel(self, path: str | os.PathLike, class_folder: str | os.PathLike) -> Entry:
         """Move the image into ``class_folder`` (an absolute folder inside the dataset)."""
-        folder = self._abs(self._rel(Path(os.path.abspath(class_folder))))
-        return self._record_move("relabel", Path(path), folder / Path(path).name, None, "")
+        dst = _join(self._rel(class_folder), Path(path).name)
+        return self._change("relabel", self._rel(path), dst)
 
     def remove(self, path: str | os.PathLike) -> Entry:
         """Move the image under the trash folder, at its own relative path."""
-        rel = self._rel(Path(os.path.abspath(path)))
-        return self._record_move("remove", Path(path), self.root / TRASH_NAME / rel, None, "")
+        rel = self._rel(path)
+        return self._change("remove", rel, f"{TRASH_NAME}/{rel}")
 
     def move_split(self, path: str | os.PathLike, dst_folder: str | os.PathLike) -> Entry:
-        folder = self._abs(self._rel(Path(os.path.abspath(dst_folder))))
-        return self._record_move("resplit", Path(path), folder / Path(path).name, None, "")
+        dst = _join(self._rel(dst_folder), Path(path).name)
+        return self._change("resplit", self._rel(path), dst)
 
     def undo(self, entry_id: int) -> Entry:
         """Reverse one change: the file goes back to its old place (a free name next to it if
-        that place is taken now)."""
-        entry = next((e for e in self.active() if e.id == entry_id), None)
-        if entry is None:
-            raise JournalError(f"{self.path}: no change #{entry_id} to undo (undone already?)")
-        if entry.action == "keep":
-            with _LOCK:
-                return self._append("undo", entry.dst, entry.src, entry.id, "")
-        here = self._abs(entry.dst)
-        if not here.is_file():
-            raise JournalError(f"{here}: the file of change #{entry_id} is gone; cannot undo")
-        return self._record_move("undo", here, self._abs(entry.src), entry.id, entry.action)
+        that place is taken now). The change is looked up under the lock, so two undos of the
+        same change never both run."""
+        with self._writing(create=False) as (fd, data):
+            entries, _ = parse(data, self.path)
+            entry = next((e for e in _active(entries) if e.id == entry_id), None)
+            if entry is None:
+                raise JournalError(f"{self.path}: no change #{entry_id} to undo (undone already?)")
+            if entry.action == "keep":
+                return self._append(fd, data, "undo", entry.dst, entry.src, entry.id, "")
+            if not self._real(entry.dst).is_file():
+                raise JournalError(
+                    f"{self.root / entry.dst}: the file of change #{entry_id} is gone; cannot undo"
+                )
+            args = ("undo", entry.dst, entry.src, entry.id, entry.action)
+            return self._move_and_append(fd, data, *args)
 
     def undo_all(self) -> list[Entry]:
         """Undo every active change, newest first; returns the undo entries."""
         return [self.undo(e.id) for e in reversed(self.active())]
+
+
+def _active(entries: list[Entry]) -> list[Entry]:
+    undone = {e.undoes for e in entries if e.action == "undo"}
+    return [e for e in entries if e.action != "undo" and e.id not in undone]

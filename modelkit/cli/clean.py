@@ -13,6 +13,8 @@ from modelkit.cli.common import UsageError
 
 def _print_journal(journal) -> None:
     active = journal.active()
+    for skipped in journal.skipped:  # malformed lines: named, the rest still listed
+        print(skipped, file=sys.stderr)
     if not active:
         print(f"{journal.path}: no changes to undo")
     for e in active:
