@@ -1,6 +1,7 @@
 """Shared test helpers: tiny datasets made on the fly, small training settings, a trained run.
 
 Everything is written under pytest's tmp paths; no test reads ../shared or the network.
+Helpers that test modules import by name (PNG and zip bytes, a free port) are in helpers.py.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import free_port, make_zip, png_bytes
 from PIL import Image
 
 # Base colour and pattern per class: different enough that a tiny net separates them in an epoch.
@@ -181,7 +183,32 @@ def helpers():
         fast_config=fast_config,
         fast_train_flags=list(FAST_TRAIN_FLAGS),
         write_checkpoint=write_checkpoint,
+        png_bytes=png_bytes,
+        make_zip=make_zip,
+        free_port=free_port,
     )
+
+
+@pytest.fixture
+def no_network(monkeypatch) -> list[str]:
+    """No connection leaves the test: torch.hub's downloads fail as they do offline (the list
+    returned collects the URLs asked for), and the built-in datasets' host probe answers
+    "reachable" without connecting, so their (faked) download is what runs."""
+    import urllib.error
+
+    import torch
+
+    from modelkit.data import builtin
+
+    calls: list[str] = []
+
+    def refuse(url, *args, **kwargs):
+        calls.append(url)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(builtin, "_reachable", lambda url, timeout=0: True)
+    return calls
 
 
 @pytest.fixture(scope="session")

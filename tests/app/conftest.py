@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import png_bytes
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
@@ -45,14 +46,6 @@ def make_colour_dataset(root: Path, per_class: int = IMAGES_PER_CLASS, size: int
             ImageDraw.Draw(img).ellipse((x, y, x + size // 3, y + size // 3), fill=(grey,) * 3)
             img.save(folder / f"{name}_{i:02d}.png")
     return root
-
-
-def png_bytes(colour: tuple[int, int, int] = (220, 40, 40), size: int = 40) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    Image.new("RGB", (size, size), colour).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import make_zip, png_bytes
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -173,24 +172,10 @@ def test_browser_walks_folders_and_uses_one(app, tmp_path):
     assert at.button(key="ds_browse_up").disabled  # the allowed root is the top
 
 
-def make_zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def png_bytes(color) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (9, 9), color).save(buf, "PNG")
-    return buf.getvalue()
-
-
 def test_zip_upload_is_extracted_and_used(app, tmp_path):
     data = make_zip(
         {
-            f"flowers/{c}/{i}.png": png_bytes((i * 40, k * 90, 9))
+            f"flowers/{c}/{i}.png": png_bytes((i * 40, k * 90, 9), 9)
             for k, c in enumerate("ab")
             for i in range(3)
         }
@@ -212,11 +197,9 @@ def test_zip_upload_is_extracted_and_used(app, tmp_path):
 
 
 def test_unsafe_zip_upload_shows_the_reason(app, tmp_path):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("../../escape.png", png_bytes((1, 2, 3)))
+    data = make_zip({"../../escape.png": png_bytes((1, 2, 3), 9)})
     at = app
-    at.file_uploader(key="ds_zip").set_value(("evil.zip", buf.getvalue(), "application/zip"))
+    at.file_uploader(key="ds_zip").set_value(("evil.zip", data, "application/zip"))
     at.run()
     assert not at.exception
     assert "'../../escape.png'" in texts(at.error)

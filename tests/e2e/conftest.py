@@ -7,7 +7,6 @@ only proof that a person can do the journey.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("MODELKIT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _unavailable(reason: str):
@@ -44,7 +38,7 @@ def studio_dirs(tmp_path_factory) -> dict[str, Path]:
 
 def start_server(dirs: dict[str, Path]) -> tuple[subprocess.Popen, str]:
     """``streamlit run app.py`` on a free loopback port against ``dirs``; waits until healthy."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MODELKIT_DATA_DIR": str(dirs["data"]),

@@ -43,10 +43,8 @@ def make_fake(n_train_per_class=4, n_test_per_class=2, classes=CLASSES, fail=Non
     return Fake, made
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Pretend the host is reachable; no test here may open a real connection."""
-    monkeypatch.setattr(bd, "_reachable", lambda url, timeout=0: True)
+# Every test: the host probe says "reachable" without connecting; none opens a real connection.
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 def test_export_writes_class_folders_with_official_test_as_val(tmp_path, monkeypatch):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import urllib.error
 from pathlib import Path
 
 import pytest
@@ -144,18 +143,6 @@ def hub_dir(tmp_path, monkeypatch) -> Path:
     hub = Path(torch.hub.get_dir())
     assert hub == tmp_path / "torch" / "hub"
     return hub
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    calls = []
-
-    def refuse(url, *args, **kwargs):
-        calls.append(url)
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-    return calls
 
 
 def cached_weights_path(hub: Path, arch: str = "resnet18") -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -16,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from packaging.requirements import Requirement
 
 from modelkit.cli.studio import app_folder, studio_command, studio_env
@@ -57,12 +57,6 @@ def test_studio_runs_the_app_of_this_clone_with_data_and_runs_under_the_current_
     assert studio_env(Path("/"))["MODELKIT_ALLOWED_ROOTS"] == str(Path.home())
     monkeypatch.setenv("MODELKIT_ALLOWED_ROOTS", "/only/here")
     assert studio_env(tmp_path)["MODELKIT_ALLOWED_ROOTS"] == "/only/here"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -126,7 +120,7 @@ def test_pip_install_gives_a_modelkit_command_that_works_from_any_folder(tmp_pat
     assert run_dir.parent == work / "runs" and (run_dir / "checkpoints").is_dir()
     assert data.is_dir()
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "MODELKIT_"))}
     proc = subprocess.Popen(
         [modelkit, "studio", "--port", str(port)],

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_zip, png_bytes
 from PIL import Image
 
 from modelkit.data import samples
@@ -28,14 +29,10 @@ from modelkit.data.samples import COMPLETE_MARKER, default_digits_dir, make_digi
 from modelkit.data.scan import scan_dataset
 from studio import dataset_view as plots_data
 
-
-def png_bytes(color=(10, 20, 30), size=(6, 5)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
+DARK, TINY = (10, 20, 30), (6, 5)  # the colour and size (w, h) of the images written here
 
 
-def image(path: Path, color=(10, 20, 30), size=(6, 5)) -> Path:
+def image(path: Path, color=DARK, size=TINY) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png_bytes(color, size))
     return path
@@ -253,19 +250,11 @@ def test_folder_fingerprint_changes_when_files_change(tmp_path):
 # ---------------------------------------------------------------- archive
 
 
-def make_zip(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def test_extract_returns_single_top_folder_and_skips_junk(tmp_path):
     data = make_zip(
         {
-            "pets/cats/1.png": png_bytes((1, 1, 1)),
-            "pets/dogs/1.png": png_bytes((2, 2, 2)),
+            "pets/cats/1.png": png_bytes((1, 1, 1), TINY),
+            "pets/dogs/1.png": png_bytes((2, 2, 2), TINY),
             "pets/dogs/.DS_Store": b"junk",
             "__MACOSX/pets/cats/._1.png": b"junk",
             "pets/Thumbs.db": b"junk",
@@ -286,7 +275,7 @@ def test_extract_returns_single_top_folder_and_skips_junk(tmp_path):
 
 
 def test_extract_from_path_and_file_object_makes_unique_names(tmp_path):
-    data = make_zip({"cats/1.png": png_bytes(), "dogs/1.png": png_bytes((9, 9, 9))})
+    data = make_zip({"cats/1.png": png_bytes(DARK, TINY), "dogs/1.png": png_bytes((9, 9, 9), TINY)})
     zpath = tmp_path / "animals.zip"
     zpath.write_bytes(data)
     dest_parent = tmp_path / "uploads"
@@ -296,7 +285,7 @@ def test_extract_from_path_and_file_object_makes_unique_names(tmp_path):
     fobj.name = "animals.zip"
     second = extract_dataset_zip(fobj, dest_parent)
     assert second == dest_parent / "animals-2"
-    assert (second / "dogs" / "1.png").read_bytes() == png_bytes((9, 9, 9))
+    assert (second / "dogs" / "1.png").read_bytes() == png_bytes((9, 9, 9), TINY)
     assert extract_dataset_zip(data, dest_parent) == dest_parent / "dataset"
 
 
@@ -316,7 +305,7 @@ def test_extract_refuses_path_traversal(tmp_path, bad):
     # zipfile's own writer normalises some names; write the raw name with a ZipInfo
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("pets/ok.png", png_bytes())
+        zf.writestr("pets/ok.png", png_bytes(DARK, TINY))
         info = zipfile.ZipInfo("x")
         info.filename = bad
         zf.writestr(info, b"evil")
@@ -331,7 +320,7 @@ def test_extract_refuses_path_traversal(tmp_path, bad):
 def test_extract_refuses_symlinks(tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("pets/ok.png", png_bytes())
+        zf.writestr("pets/ok.png", png_bytes(DARK, TINY))
         info = zipfile.ZipInfo("pets/link")
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(info, "/etc/passwd")
@@ -341,7 +330,9 @@ def test_extract_refuses_symlinks(tmp_path):
 
 
 def test_extract_refuses_zip_bombs_and_oversize(tmp_path):
-    bomb = make_zip({"pets/a.png": png_bytes(), "pets/zeros.bin": b"\0" * (4 * 1024 * 1024)})
+    bomb = make_zip(
+        {"pets/a.png": png_bytes(DARK, TINY), "pets/zeros.bin": b"\0" * (4 * 1024 * 1024)}
+    )
     with pytest.raises(ArchiveError, match="'pets/zeros.bin' expands .*zip bomb"):
         extract_dataset_zip(bomb, tmp_path / "u")
     # the same entries are fine with a generous ratio
@@ -356,7 +347,7 @@ def test_extract_refuses_zip_bombs_and_oversize(tmp_path):
 
 
 def test_extract_refuses_encrypted_entries(tmp_path):
-    data = bytearray(make_zip({"pets/a.png": png_bytes()}, zipfile.ZIP_STORED))
+    data = bytearray(make_zip({"pets/a.png": png_bytes(DARK, TINY)}, zipfile.ZIP_STORED))
     local = data.find(b"PK\x03\x04")
     central = data.find(b"PK\x01\x02")
     data[local + 6] |= 0x1  # general purpose flag bit 0: encrypted
@@ -369,7 +360,7 @@ def test_extract_not_a_zip_or_empty(tmp_path):
     with pytest.raises(ArchiveError, match="not a readable zip"):
         extract_dataset_zip(b"this is not a zip", tmp_path / "u")
     fake = tmp_path / "photos.zip"
-    fake.write_bytes(png_bytes())
+    fake.write_bytes(png_bytes(DARK, TINY))
     with pytest.raises(ArchiveError, match="photos.zip is not a readable zip"):
         extract_dataset_zip(fake, tmp_path / "u")
     with pytest.raises(ArchiveError, match="not found"):

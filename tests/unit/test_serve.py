@@ -13,6 +13,7 @@ import zipfile
 import zlib
 
 import pytest
+from helpers import free_port, png_bytes
 from PIL import Image
 
 from modelkit.serving.batching import DynamicBatcher
@@ -23,10 +24,8 @@ from modelkit.serving.server import PredictionService, create_app, running
 CLASSES = ["red", "green", "blue"]
 
 
-def png_bytes(colour=(200, 30, 30), size=(40, 48)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, "PNG")
-    return buf.getvalue()
+# a red 40x48 PNG: what every request here sends
+RED_PNG = png_bytes((200, 30, 30), (40, 48))
 
 
 def get_json(url: str) -> dict:
@@ -87,7 +86,7 @@ def test_model_and_health_describe_the_run(server):
 
 def test_predict_matches_the_predictor_for_one_and_many_images(server):
     url, _, predictor = server
-    images = [("a.png", png_bytes()), ("b.jpg", jpeg_bytes())]
+    images = [("a.png", RED_PNG), ("b.jpg", jpeg_bytes())]
     status, answer = predict_files(url, images, top_k=3)
     assert status == 200
     got = answer["predictions"]
@@ -109,7 +108,7 @@ def test_requests_arriving_together_share_a_batch(server):
 
     def client():
         gate.wait()
-        statuses.append(predict_files(url, [("x.png", png_bytes())])[0])
+        statuses.append(predict_files(url, [("x.png", RED_PNG)])[0])
 
     threads = [threading.Thread(target=client) for _ in range(6)]
     for t in threads:
@@ -160,13 +159,13 @@ def test_hostile_bodies_get_a_4xx_and_the_server_keeps_serving(server, case):
         status, answer = 413, {"error": "connection closed"}
     assert 400 <= status < 500, (case, status, answer)
     assert EXPECTED.get(case, "") in answer["error"], answer
-    status, answer = predict_files(url, [("ok.png", png_bytes())])
+    status, answer = predict_files(url, [("ok.png", RED_PNG)])
     assert status == 200 and answer["predictions"][0]["labels"]
 
 
 def test_bad_top_k_is_a_400_naming_the_range(server):
     url, _, _ = server
-    status, answer = predict_files(url, [("a.png", png_bytes())], top_k=9)
+    status, answer = predict_files(url, [("a.png", RED_PNG)], top_k=9)
     assert status == 400 and "top_k" in answer["error"] and "1 to 3" in answer["error"]
 
 
@@ -193,16 +192,13 @@ def test_batcher_fills_batches_up_to_the_maximum_and_passes_errors_on():
 
 def test_modelkit_serve_listens_on_localhost_and_answers(tmp_path, helpers):
     import os
-    import socket
     import subprocess
     import sys
     from pathlib import Path
 
     run = tmp_path / "run-cli"
     helpers.write_checkpoint(run / "checkpoints" / "best.pt", classes=CLASSES)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": root}
     cmd = [sys.executable, "-m", "modelkit", "serve", str(run), "--port", str(port), "--device",
@@ -219,7 +215,7 @@ def test_modelkit_serve_listens_on_localhost_and_answers(tmp_path, helpers):
                 assert time.monotonic() < deadline, "the server never answered"
                 time.sleep(0.3)
         assert info["run_id"] == "run-cli" and info["classes"] == CLASSES
-        status, answer = predict_files(f"http://127.0.0.1:{port}", [("a.png", png_bytes())])
+        status, answer = predict_files(f"http://127.0.0.1:{port}", [("a.png", RED_PNG)])
         assert status == 200 and len(answer["predictions"]) == 1
     finally:
         proc.terminate()
@@ -247,4 +243,4 @@ def test_a_chunked_body_over_the_limit_gets_413(server):
     response = conn.getresponse()
     assert response.status == 413 and b"over the limit" in response.read()
     conn.close()
-    assert predict_files(url, [("ok.png", png_bytes())])[0] == 200
+    assert predict_files(url, [("ok.png", RED_PNG)])[0] == 200
