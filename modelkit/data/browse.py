@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from modelkit.data.layouts import TEST_NAMES, VAL_NAMES
 from modelkit.data.imageio import SYSTEM_FILES, is_image_file
+from modelkit.data.layouts import TEST_NAMES, VAL_NAMES
 from modelkit.paths import PathNotAllowedError, normalise_roots, resolve_allowed, within
 
 # How much looks_like_dataset reads: enough for a hint, bounded on huge folders.

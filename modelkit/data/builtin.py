@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from modelkit.errors import ModelkitError
 
 COMPLETE_MARKER = ".complete"

@@ -56,9 +56,7 @@ class DatasetReport:
         for folder in self.unreadable_dirs:
             out.append(f"Cannot read folder {self._rel(folder)}")
         for path in self.outside_roots:
-            out.append(
-                f"Skipped {self._rel(path)}: it links outside the folders this app may open"
-            )
+            out.append(f"Skipped {self._rel(path)}: it links outside the folders this app may open")
         for cls in self.empty_classes:
             out.append(f"No images for class {cls}")
         for cls in self.too_small:

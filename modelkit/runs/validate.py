@@ -15,7 +15,6 @@ from modelkit.config import TrainConfig
 from modelkit.names import classes_problem as names_problem
 
 
-
 def _is_number(value: Any) -> bool:
     """int or float, not bool; NaN and inf pass (a diverged run records them honestly)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
