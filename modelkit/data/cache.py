@@ -87,12 +87,6 @@ class DecodedStore:
         """Bytes of every array the store keeps alive (each counted once)."""
         return self._bytes
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._owners.clear()
-            self._bytes = 0
-
     def __len__(self) -> int:
         return len(self._entries)
 
