@@ -112,6 +112,7 @@ def make_runs(folder: Path, n: int, epochs: int = 20, classes: int = 300) -> Pat
     """``n`` finished runs as training writes them (config, classes, splits, status, metrics),
     without checkpoints: what the Runs page and ``modelkit runs`` read."""
     from modelkit.config import TrainConfig
+    from modelkit.runs.folder import RunFolder
 
     done = folder / ".complete"
     if done.is_file():
@@ -120,20 +121,20 @@ def make_runs(folder: Path, n: int, epochs: int = 20, classes: int = 300) -> Pat
     config = TrainConfig(data_dir="/data/photos", epochs=epochs).to_dict()
     names = [f"class_{c:03d}" for c in range(classes)]
     for r in range(n):
-        run = folder / f"20260101-{r:06d}-resnet18-{r % 65536:04x}"
-        run.mkdir(exist_ok=True)
-        (run / "config.json").write_text(json.dumps(config))
-        (run / "classes.json").write_text(json.dumps(names))
+        run = RunFolder(folder / f"20260101-{r:06d}-resnet18-{r % 65536:04x}")
+        run.path.mkdir(exist_ok=True)
+        run.config.write_text(json.dumps(config))
+        run.classes.write_text(json.dumps(names))
         started = f"2026-01-01T{r // 3600 % 24:02d}:{r // 60 % 60:02d}:{r % 60:02d}+00:00"
         rows = []
         for e in range(1, epochs + 1):
             acc = round(1 - 0.8 / e - (r % 7) / 100, 4)
             rows.append({"epoch": e, "train_loss": 2 / e, "val_loss": 2.1 / e, "val_acc": acc,
                          "lr": 0.01, "epoch_s": 30.0})  # fmt: skip
-        (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+        run.metrics.write_text("".join(json.dumps(x) + "\n" for x in rows))
         status = {"state": "finished", "started_at": started, "updated_at": started}
         status.update(ended_at=started, active_s=600.0, epoch=epochs, best=rows[-1])
-        (run / "status.json").write_text(json.dumps(status))
+        run.status.write_text(json.dumps(status))
     done.touch()
     return folder
 
@@ -144,7 +145,9 @@ def _peak_rss_mb() -> float:
 
 
 def _newest_run(runs_dir: Path) -> Path:
-    runs = sorted(p for p in runs_dir.iterdir() if (p / "checkpoints").is_dir())
+    from modelkit.runs.folder import RunFolder
+
+    runs = sorted(p for p in runs_dir.iterdir() if RunFolder(p).has_checkpoint())
     if not runs:
         raise SystemExit(f"no trained run in {runs_dir}: run the train step first")
     return runs[-1]

@@ -85,16 +85,18 @@ def untrained_run(folder, arch: str, image_size: int):
     benchmarks time (speed does not depend on the weights) when no trained run is given."""
     import torch
 
+    from modelkit.atomic import atomic_write_json
     from modelkit.config import TrainConfig
-    from modelkit.models.checkpoint import atomic_write_json, save_checkpoint
+    from modelkit.models.checkpoint import save_checkpoint
     from modelkit.models.registry import build_model, preprocessing
+    from modelkit.runs.folder import RunFolder
 
     torch.manual_seed(0)
     classes = [f"class{i}" for i in range(10)]
     cfg = TrainConfig(arch=arch, weights="none", image_size=image_size, precision="fp32")
-    run = folder / "run"
+    run = RunFolder(folder / "run")
     save_checkpoint(
-        run / "checkpoints" / "best.pt",
+        run.best,
         {
             "model": build_model(arch, len(classes)).state_dict(),
             "arch": arch,
@@ -105,5 +107,5 @@ def untrained_run(folder, arch: str, image_size: int):
             "metrics": {},
         },
     )
-    atomic_write_json(run / "config.json", cfg.to_dict())
-    return run
+    atomic_write_json(run.config, cfg.to_dict())
+    return run.path

@@ -66,6 +66,15 @@ class EpochEnd(Event):
 
 
 @dataclass(frozen=True)
+class Planned(Event):
+    """The run's plan changed (the time budget fixed the epochs): ``summary`` says how and why."""
+
+    epochs: int
+    asked_epochs: int
+    summary: str
+
+
+@dataclass(frozen=True)
 class CheckpointSaved(Event):
     path: str
     epoch: int

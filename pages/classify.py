@@ -141,7 +141,7 @@ st.header("Classify")
 runs = [
     r
     for r in RunStore(settings().runs_dir).list()
-    if r.state != "unreadable" and (r.path / "checkpoints" / "best.pt").is_file()
+    if r.state != "unreadable" and r.folder.best.is_file()
 ]
 if not runs:
     st.info("No trained model yet. Train one first; its best checkpoint is used here.")
@@ -151,7 +151,7 @@ if not runs:
 left, right = st.columns([3, 1], vertical_alignment="bottom")
 with left:
     run = pick_run(runs, "classify_run", label="Model (run)")
-checkpoint = run.path / "checkpoints" / "best.pt"
+checkpoint = run.folder.best
 try:
     model_key = (str(checkpoint), checkpoint.stat().st_mtime_ns)
     predictor = _predictor(*model_key)

@@ -22,6 +22,7 @@ from modelkit.config import TrainConfig
 from modelkit.data.imageio import load_image
 from modelkit.errors import ModelkitError
 from modelkit.paths import confine_to, resolve_allowed
+from modelkit.runs.folder import RunFolder
 from modelkit.runs.store import ENDED_STATES, RunStore
 from studio.state import DATASET_KEY, job_registry, settings
 from studio.text import md
@@ -86,7 +87,7 @@ def _sources() -> dict[str, str]:
     except OSError:
         runs = []
     for r in runs:
-        if r.state in ENDED_STATES and (r.path / "checkpoints").is_dir():
+        if r.state in ENDED_STATES and r.folder.has_checkpoint():
             out[str(r.path)] = f"Run {r.id}"
     out[PIXELS] = "Colour thumbnails (no model; a quick look)"
     return out
@@ -163,6 +164,8 @@ def _review(report: CleanReport, journal: Journal) -> None:
 def _journal_section(report: CleanReport, journal: Journal) -> None:
     st.subheader("Changes")
     active = journal.active()
+    for skipped in journal.skipped:  # a malformed line is named, the rest still read
+        st.warning(md(skipped))
     st.caption(
         f"Written to {md(journal.path.name)} in the dataset folder; removed images are in "
         ".modelkit-trash there. Nothing is deleted."
@@ -220,7 +223,7 @@ def _compare() -> None:
     before = st.selectbox("Run before cleaning", list(names), format_func=lambda p: names[p])
     if st.button("Retrain with the same settings and seed", icon=":material/replay:"):
         try:
-            job_registry().launch(TrainConfig.load(Path(before) / "config.json"))
+            job_registry().launch(TrainConfig.load(RunFolder(before).config))
             st.success("Training launched; follow it on the Train page.")
         except ModelkitError as exc:
             st.error(str(exc))

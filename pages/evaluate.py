@@ -17,7 +17,8 @@ import streamlit as st
 from modelkit.data.imageio import ImageLoadError
 from modelkit.evaluation.evaluate import evaluate_run
 from modelkit.evaluation.metrics import Evaluation, load_evaluation
-from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_json, read_metrics
+from modelkit.runs.folder import RunFolder, stamp
+from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_metrics
 from studio import figures as plots
 from studio.calibration_tab import calibration_tab
 from studio.cam_view import cam_controls, cam_overlays
@@ -39,17 +40,6 @@ SORTS = {
 
 
 # -- data, cached ---------------------------------------------------------------------------------
-def _stamp(*paths: Path) -> tuple[int, ...]:
-    """Modification times, so cached results refresh when a file is rewritten."""
-    out = []
-    for p in paths:
-        try:
-            out.append(p.stat().st_mtime_ns)
-        except OSError:
-            out.append(0)
-    return tuple(out)
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def _load_evaluation(run_dir: str, split: str, stamp: tuple[int, ...]) -> Evaluation | None:
     return load_evaluation(run_dir, split)
@@ -65,20 +55,14 @@ def _thumbnail(path: str, stamp: tuple[int, ...], size: int = THUMB_PX) -> bytes
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _split_sizes(run_dir: str, stamp: tuple[int, ...]) -> dict[str, int]:
-    """Images per split of a run, parsed once per version of splits.json: the file lists every
-    image (megabytes on a large folder), too much to parse again on every rerun."""
-    splits = read_json(Path(run_dir) / "splits.json", {})
-    if not isinstance(splits, dict):
-        return {}
-    return {s: len(v) for s, v in splits.items() if isinstance(v, list)}
+def _split_sizes(run_dir: str, version: tuple[int, ...]) -> dict[str, int]:
+    """Images per split of a run, counted once per version of its split list: the list names
+    every image (megabytes on a large folder), too much to parse again on every rerun."""
+    return RunFolder(run_dir).split_sizes()
 
 
 def _evaluable(run: RunInfo) -> bool:
-    ckpts = run.path / "checkpoints"
-    saved = any((run.path / "evaluation" / f"{s}.json").is_file() for s in SPLIT_NAMES)
-    has_ckpt = (ckpts / "best.pt").is_file() or (ckpts / "last.pt").is_file()
-    return run.state in ENDED_STATES and (saved or has_ckpt)
+    return run.state in ENDED_STATES and run.folder.can_evaluate()
 
 
 # -- widgets --------------------------------------------------------------------------------------
@@ -106,7 +90,7 @@ def _thumbnails(rows: list[dict], opacity: float | None = None) -> None:
     images, captions, missing = [], [], []
     for p in rows:
         path = Path(p["path"])
-        thumb = _thumbnail(str(path), _stamp(path)) if path.is_file() else "file not found"
+        thumb = _thumbnail(str(path), stamp(path)) if path.is_file() else "file not found"
         if isinstance(thumb, bytes):
             images.append(thumb)
             captions.append(_caption(p))
@@ -303,10 +287,8 @@ if not runs:
 left, middle, right = st.columns([3, 1.2, 1], vertical_alignment="bottom")
 with left:
     run = pick_run(runs, "evaluate_run", format_run=_run_label)
-splits = _split_sizes(str(run.path), _stamp(run.path / "splits.json"))
-split_options = [
-    s for s in SPLIT_NAMES if splits.get(s) or (run.path / "evaluation" / f"{s}.json").exists()
-]
+splits = _split_sizes(str(run.path), stamp(run.folder.splits))
+split_options = [s for s in SPLIT_NAMES if splits.get(s) or s in run.folder.evaluated_splits()]
 if not split_options:
     st.warning(
         f"{run.id} has no validation or test images, so there is nothing to evaluate it on. "
@@ -320,9 +302,8 @@ with middle:
         "Split", split_options, key="evaluate_split", horizontal=True, format_func=SPLIT_NAMES.get
     )
 
-folder = run.path / "evaluation"
 ev = _load_evaluation(
-    str(run.path), split, _stamp(folder / f"{split}.json", folder / f"predictions_{split}.csv")
+    str(run.path), split, stamp(run.folder.evaluation_report(split), run.folder.predictions(split))
 )
 if ev is None:
     st.info(f"{md(run.id)} has no saved evaluation of its {SPLIT_NAMES[split]} split yet.")

@@ -60,14 +60,6 @@ def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
     )
 
 
-def _checkpoint(run: RunInfo) -> Path | None:
-    for name in ("best.pt", "last.pt"):
-        path = run.path / "checkpoints" / name
-        if path.is_file():
-            return path
-    return None
-
-
 def _read_bytes(path: Path):
     """For st.download_button: the file is read only when the button is clicked."""
     return lambda: path.read_bytes()
@@ -126,7 +118,7 @@ def _resume(run: RunInfo) -> None:
         if run_state(run.path)["state"] == run.state:  # it may still fail on its checkpoint
             wait_until(lambda: not job.thread.is_alive() or job.snapshot().state == "running")
     view = job.snapshot()
-    if view.state == "failed":  # e.g. last.pt refused: the failure alone, no success beside it
+    if view.state == "failed":  # a damaged checkpoint, say: the failure alone, no success beside it
         st.session_state[FLASH] = ("error", f"Could not resume {md(run.id)}: {md(view.error)}")
     else:
         st.session_state[FLASH] = ("resumed", f"Resumed {md(job.name)} from its last checkpoint.")
@@ -164,7 +156,7 @@ def _export(run: RunInfo) -> None:
     """Export to TorchScript or ONNX (checked against PyTorch as it is written), then download."""
     from modelkit.serving.export import FORMATS, ExportError, export_run
 
-    if _checkpoint(run) is None:
+    if run.folder.saved_checkpoint() is None:
         return
     st.caption("Serve this run over HTTP (POST images to /predict; see the README):")
     st.code(f"modelkit serve {shlex.quote(str(run.path))}", language="bash")
@@ -220,7 +212,7 @@ def _manage(runs: list[RunInfo]) -> None:
             disabled=run.state not in ENDED_STATES,
         )
     with cols[1]:
-        ckpt = _checkpoint(run)
+        ckpt = run.folder.saved_checkpoint()
         if ckpt is not None:
             size_mb = ckpt.stat().st_size / 2**20
             st.download_button(

@@ -18,18 +18,15 @@ from modelkit.evaluation.embeddings import (
     to_csv,
     to_records,
 )
+from modelkit.runs.folder import RunFolder, stamp
 from modelkit.runs.store import RunInfo
 from studio.search_figures import projection_figure
 from studio.text import md
 
 
 def _checkpoint_stamp(run_dir: Path) -> int:
-    for name in ("best.pt", "last.pt"):
-        try:
-            return (run_dir / "checkpoints" / name).stat().st_mtime_ns
-        except OSError:
-            continue
-    return 0
+    saved = RunFolder(run_dir).saved_checkpoint()
+    return stamp(saved)[0] if saved else 0
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

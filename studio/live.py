@@ -41,6 +41,8 @@ def live_view() -> None:
         eta = duration_text(v.eta_seconds) or "estimating…"
         text = where + (f" · ETA {eta}" if v.active else f" · {v.state}")
         st.progress(1.0 if v.state == "finished" else v.fraction, text=text)
+    if v.plan:
+        st.caption(md(v.plan.capitalize()))
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("State", v.state)
     c2.metric("Learning rate", f"{v.lr:.2e}" if v.lr else "–")

@@ -98,7 +98,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "data", nargs="?", help="dataset folder, or a built-in dataset: cifar10, cifar100, digits"
     )
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from last.pt")
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint"
+    )
     p.add_argument(
         "--recipe",
         default="",

@@ -15,9 +15,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelkit.data.archive import GiB, ArchiveError, ZipSource, dataset_root, extract_dataset_zip
+from modelkit.atomic import atomic_write_json
+from modelkit.data.archive import ArchiveError, GiB, ZipSource, dataset_root, extract_dataset_zip
 from modelkit.errors import ModelkitError
-from modelkit.models.checkpoint import atomic_write_json
 
 INDEX = ".uploads.json"
 DEFAULT_QUOTA = 20 * GiB

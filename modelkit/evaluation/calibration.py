@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from modelkit.atomic import atomic_write_json
 from modelkit.errors import ModelkitError
-from modelkit.models.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
-from modelkit.runs.store import read_json
+from modelkit.models.checkpoint import load_checkpoint, save_checkpoint
+from modelkit.runs.folder import RunFolder, read_json
 
-REPORT = "calibration.json"
 BINS = 15  # Guo et al.'s ECE bins
 DEFAULT_TARGET = 0.95
 MIN_T, MAX_T = 0.05, 20.0  # a fitted temperature outside this means the split says nothing
@@ -233,7 +233,7 @@ def store_calibration(checkpoint: str | Path, cal: Calibration, run_dir: str | P
     payload = load_checkpoint(checkpoint)
     payload["calibration"] = cal.record()
     save_checkpoint(checkpoint, payload)
-    atomic_write_json(Path(run_dir) / REPORT, cal.to_dict())
+    atomic_write_json(RunFolder(run_dir).calibration, cal.to_dict())
 
 
 def set_threshold(run_dir: str | Path, threshold: float, target: float | None = None) -> None:
@@ -250,17 +250,17 @@ def set_threshold(run_dir: str | Path, threshold: float, target: float | None = 
         record["target_accuracy"] = float(target)
     payload["calibration"] = record
     save_checkpoint(checkpoint, payload)
-    report = read_json(Path(run_dir) / REPORT, None)
+    report = read_json(RunFolder(run_dir).calibration, None)
     if isinstance(report, dict):
         report["threshold"] = float(threshold)
         if target is not None:
             report["target_accuracy"] = float(target)
-        atomic_write_json(Path(run_dir) / REPORT, report)
+        atomic_write_json(RunFolder(run_dir).calibration, report)
 
 
 def load_report(run_dir: str | Path) -> dict[str, Any] | None:
     """The run's calibration report, or None when it has none (or it is not ours)."""
-    report = read_json(Path(run_dir) / REPORT, None)
+    report = read_json(RunFolder(run_dir).calibration, None)
     needed = ("temperature", "threshold", "ece_before", "ece_after", "curve")
     if not isinstance(report, dict) or not all(k in report for k in needed):
         return None
@@ -298,7 +298,7 @@ def _reevaluate(run_dir: Path, device: str) -> None:
     from modelkit.evaluation.evaluate import evaluate_run
 
     for split in ("val", "test"):
-        if (run_dir / "evaluation" / f"{split}.json").is_file():
+        if RunFolder(run_dir).evaluation_report(split).is_file():
             evaluate_run(run_dir, split, device=device)
 
 

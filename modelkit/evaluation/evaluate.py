@@ -11,7 +11,7 @@ import torch
 from modelkit.data.cache import ImageCache
 from modelkit.errors import ModelkitError
 from modelkit.evaluation.metrics import Evaluation, evaluate_logits, save_evaluation
-from modelkit.runs.store import read_json
+from modelkit.runs.folder import RunFolder
 from modelkit.serving.predictor import Predictor
 
 
@@ -36,15 +36,16 @@ def load_split(
     evaluation preprocessing. Files that no longer decode (moved, damaged since training) are
     skipped, not fatal."""
     run_dir = Path(run_dir)
-    splits = read_json(run_dir / "splits.json")
-    if not isinstance(splits, dict):
-        raise EvaluationError(f"{run_dir}: not a run folder (no readable splits.json)")
+    folder = RunFolder(run_dir)
+    splits = folder.read_splits()
+    if splits is None:
+        raise EvaluationError(f"{run_dir}: not a run folder (no readable {folder.splits.name})")
     if not splits.get(split):
         have = ", ".join(s for s, v in splits.items() if v) or "none"
         raise EvaluationError(f"{run_dir}: the run has no '{split}' split (it has: {have})")
-    ckpt = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    ckpt = folder.checkpoint(checkpoint)
     if not ckpt.is_file() and checkpoint == "best":
-        ckpt = run_dir / "checkpoints" / "last.pt"
+        ckpt = folder.last
     predictor = Predictor(ckpt, device=device)
     paths = [p for p, _ in splits[split]]
     cache = ImageCache(paths, predictor.resize_size)

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from modelkit.atomic import atomic_write_json, atomic_write_text
 from modelkit.csvcells import read_cell, safe_cell
-from modelkit.models.checkpoint import atomic_write_json, atomic_write_text
+from modelkit.runs.folder import RunFolder
 
 
 @dataclass
@@ -138,28 +139,28 @@ PREDICTION_FIELDS = [
 
 
 def save_evaluation(run_dir: str | Path, ev: Evaluation) -> Path:
-    folder = Path(run_dir) / "evaluation"
-    atomic_write_json(folder / f"{ev.split}.json", ev.to_dict())
+    folder = RunFolder(run_dir)
+    atomic_write_json(folder.evaluation_report(ev.split), ev.to_dict())
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=PREDICTION_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(  # names other people chose are data, never spreadsheet formulas
         {k: safe_cell(v) for k, v in row.items()} for row in ev.predictions
     )
-    atomic_write_text(folder / f"predictions_{ev.split}.csv", buf.getvalue())
-    return folder / f"{ev.split}.json"
+    atomic_write_text(folder.predictions(ev.split), buf.getvalue())
+    return folder.evaluation_report(ev.split)
 
 
 def load_evaluation(run_dir: str | Path, split: str = "val") -> Evaluation | None:
-    folder = Path(run_dir) / "evaluation"
+    folder = RunFolder(run_dir)
     try:
-        data = json.loads((folder / f"{split}.json").read_text(encoding="utf-8"))
+        data = json.loads(folder.evaluation_report(split).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
     predictions = []
     try:
         with open(
-            folder / f"predictions_{split}.csv", encoding="utf-8", errors="surrogateescape",
+            folder.predictions(split), encoding="utf-8", errors="surrogateescape",
             newline="",
         ) as f:  # fmt: skip
             for row in csv.DictReader(f):

@@ -14,7 +14,8 @@ class LiveView:
 
     state: str = "starting"  # starting | decoding | running | finished | stopped | failed
     run_dir: str = ""
-    epochs: int = 0
+    epochs: int = 0  # planned: a time budget may change them mid-run
+    plan: str = ""  # why the planned epochs differ from those asked, when they do
     epoch: int = 0  # 0-based epoch in progress
     batch: int = 0
     batches: int = 0

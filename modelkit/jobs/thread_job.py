@@ -20,6 +20,7 @@ from modelkit.events import (
     Failed,
     Finished,
     Message,
+    Planned,
     RunStarted,
     Stopped,
 )
@@ -126,6 +127,8 @@ class TrainingJob:
                     f"{k}={row[k]:.4f}" for k in ("train_loss", "val_loss", "val_acc") if k in row
                 ]
                 v.log.append(f"epoch {event.epoch + 1}/{event.epochs}: " + ", ".join(parts))
+            elif isinstance(event, Planned):
+                v.epochs, v.plan = event.epochs, event.summary
             elif isinstance(event, Message):
                 prefix = "warning: " if event.level == "warning" else ""
                 v.log.append(prefix + event.text)

@@ -20,11 +20,12 @@ import time
 from collections import deque
 from pathlib import Path
 
+from modelkit.atomic import atomic_write_json
 from modelkit.config import TrainConfig
 from modelkit.errors import ModelkitError
 from modelkit.jobs.live_view import LiveView
-from modelkit.models.checkpoint import atomic_write_json
-from modelkit.runs.store import read_json, read_metrics
+from modelkit.runs.folder import RunFolder, read_json
+from modelkit.runs.store import read_metrics
 from modelkit.training.loop import Trainer
 from modelkit.training.progress import ProgressPrinter
 
@@ -40,6 +41,11 @@ def worker_source(job_dir: Path, config: TrainConfig | None, resume_dir: Path | 
     path = job_dir / "config.json"
     atomic_write_json(path, config.to_dict())
     return path
+
+
+def _status(run_dir: Path) -> dict:
+    status = read_json(RunFolder(run_dir).status, {})
+    return status if isinstance(status, dict) else {}
 
 
 def torchrun_command(nproc: int, source: Path) -> list[str]:
@@ -93,7 +99,7 @@ class TorchrunJob:
         env: dict[str, str] | None = None,
     ):
         if resume_dir is not None:
-            config = TrainConfig.load(Path(resume_dir) / "config.json")
+            config = TrainConfig.load(RunFolder(resume_dir).config)
         assert config is not None
         self.config = config
         self.resume_dir = Path(resume_dir) if resume_dir is not None else None
@@ -155,21 +161,25 @@ class TorchrunJob:
         """The folder rank 0 created: new since launch, and (when several are) written by one of
         torchrun's worker processes."""
         new = [p for p in self._run_folders() if p not in self._runs_before]
-        new = [p for p in new if (p / "config.json").is_file()]
+        new = [p for p in new if RunFolder(p).config.is_file()]
         if self.process is not None and len(new) > 1:
             workers = _children(self.process.pid)
-            new = [p for p in new if (read_json(p / "status.json", {}) or {}).get("pid") in workers]
+            new = [
+                p for p in new if (read_json(RunFolder(p).status, {}) or {}).get("pid") in workers
+            ]
         return str(new[0]) if len(new) == 1 else ""
 
     def _poll(self) -> None:
         run_dir = self.view.run_dir or self._find_run_dir()
         if not run_dir:
             return
-        path = Path(run_dir)
-        status = read_json(path / "status.json", {}) or {}
-        rows = read_metrics(path)
+        folder = RunFolder(run_dir)
+        status = _status(folder.path)
+        rows = read_metrics(folder.path)
+        plan = read_json(folder.plan, {})
+        plan = plan if isinstance(plan, dict) else {}
         try:
-            log = (path / "log.txt").read_text(encoding="utf-8", errors="replace").splitlines()
+            log = folder.log.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             log = []
         with self.lock:
@@ -183,6 +193,8 @@ class TorchrunJob:
                     v.started = time.time()
                     v.start_epoch = len(rows)
                 v.state = "running"
+            if isinstance(plan.get("epochs"), int) and plan["epochs"] > 0:
+                v.epochs, v.plan = plan["epochs"], str(plan.get("summary", ""))
             v.epoch_metrics = rows
             v.epoch = len(rows)
             v.batch = 0

@@ -7,15 +7,13 @@ A checkpoint is a plain dict of tensors, numbers, strings and lists, so it loads
 from __future__ import annotations
 
 import io
-import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from modelkit.atomic import atomic_write_bytes
 from modelkit.errors import ModelkitError
 
 FORMAT_VERSION = 1
@@ -23,49 +21,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ModelkitError, RuntimeError):
     """A checkpoint that is missing, damaged, unsafe or not ours; the message names the file."""
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    # surrogateescape: a file name that is not UTF-8 (scanned as lone surrogates) is written
-    # back as its original bytes instead of failing the write (and the run with it).
-    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:

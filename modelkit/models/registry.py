@@ -229,7 +229,9 @@ def load_starting_weights(model: nn.Module, arch: str, weights: str) -> str:
 
         path = Path(weights)
         if path.is_dir():  # a run folder
-            path = path / "checkpoints" / "best.pt"
+            from modelkit.runs.folder import RunFolder
+
+            path = RunFolder(path).best
         try:
             payload = load_checkpoint(path)
         except CheckpointError as exc:

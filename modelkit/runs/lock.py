@@ -4,21 +4,50 @@ Two processes resuming the same run would interleave metric rows and overwrite e
 checkpoints and status. The lock lives in the run folder (``.train.lock``) and is held on an open
 file, so the kernel releases it when the process ends in any way, ``kill -9`` included: a killed
 run is never left locked and still resumes. The file itself stays; only the lock on it counts.
+The lock file is opened without following links, and only a plain file of its own is written: a
+run folder from elsewhere whose lock is a link (or a hard link) to a user's file is refused.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from modelkit.errors import ModelkitError
+from modelkit.runs.folder import RunFolder
 
-LOCK_NAME = ".train.lock"
+_NO_LINKS = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class RunLockedError(ModelkitError, RuntimeError):
     """The run is being trained by another process (or another job of this one)."""
+
+
+class RunLockFileError(ModelkitError, RuntimeError):
+    """The run's lock file is not a plain file of the run's own (a link to another file)."""
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    """The lock file's descriptor; RunLockFileError when it is a symlink or has other names."""
+    try:
+        fd = os.open(path, flags | _NO_LINKS, 0o644)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise RunLockFileError(
+                f"{path}: the run's lock file is a link to another file; refused to use it "
+                "(remove the link to train this run)"
+            ) from None
+        raise exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+        os.close(fd)
+        raise RunLockFileError(
+            f"{path}: the run's lock file is not a plain file of its own (it has other names); "
+            "refused to write it (remove it to train this run)"
+        )
+    return fd
 
 
 def _message(run_dir: Path, holder: str) -> str:
@@ -38,8 +67,7 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock now or raise RunLockedError; never waits."""
-        path = self.run_dir / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_lock(RunFolder(self.run_dir).lock, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -80,9 +108,8 @@ def lock_run(run_dir: str | Path) -> RunLock:
 
 def is_locked(run_dir: str | Path) -> bool:
     """Whether some process (this one included) is training ``run_dir`` right now."""
-    path = Path(run_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(RunFolder(run_dir).lock, os.O_RDONLY | _NO_LINKS)
     except OSError:
         return False
     try:
@@ -100,7 +127,7 @@ def refuse_if_locked(run_dir: str | Path) -> None:
     """RunLockedError when another process trains ``run_dir``: checked before a resume starts."""
     path = Path(run_dir)
     if is_locked(path):
-        fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(RunFolder(path).lock, os.O_RDONLY | _NO_LINKS)
         try:
             holder = _read_holder(fd)
         finally:

@@ -1,7 +1,8 @@
 """The listener that writes a run's events to its folder: status, log, metrics.
 
-Every write is what ``RunStore`` reads back: ``status.json`` atomically, ``metrics.jsonl`` one
-fsynced line an epoch, so a killed run leaves files that still parse.
+Every write is what ``RunStore`` reads back: the status atomically, the metrics one fsynced line
+an epoch, so a killed run leaves files that still parse. Lines are appended without following
+links: a run folder from elsewhere cannot send them into another file.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from modelkit.atomic import append_text, atomic_write_json
 from modelkit.events import EpochEnd, Event, Failed, Finished, Message, RunStarted, Stopped
-from modelkit.models.checkpoint import atomic_write_json
-from modelkit.runs.store import _now, _process_start, read_json
+from modelkit.runs.folder import RunFolder, read_json
+from modelkit.runs.store import _now, _process_start
 
 
 class RunRecorder:
@@ -23,7 +25,8 @@ class RunRecorder:
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
-        self.status: dict[str, Any] = read_json(self.run_dir / "status.json", {}) or {}
+        self.folder = RunFolder(run_dir)
+        self.status: dict[str, Any] = read_json(self.folder.status, {}) or {}
         # Time spent training across every session of the run; the time a run lay interrupted
         # before it was resumed does not count.
         self._active_before = float(self.status.get("active_s") or 0.0)
@@ -32,13 +35,10 @@ class RunRecorder:
     def _write_status(self, **changes: Any) -> None:
         active = self._active_before + time.monotonic() - self._session_start
         self.status.update(changes, updated_at=_now(), active_s=round(active, 3))
-        atomic_write_json(self.run_dir / "status.json", self.status)
+        atomic_write_json(self.folder.status, self.status)
 
     def _append_log(self, text: str, level: str = "info") -> None:
-        line = f"{_now()} [{level}] {text}\n"
-        # backslashreplace: a warning naming a file whose name is not UTF-8 is still logged
-        with open(self.run_dir / "log.txt", "a", encoding="utf-8", errors="backslashreplace") as f:
-            f.write(line)
+        append_text(self.folder.log, f"{_now()} [{level}] {text}\n")
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -60,10 +60,7 @@ class RunRecorder:
             self._append_log(f"run {what} {where} ({event.precision})")
         elif isinstance(event, EpochEnd):
             row = {"epoch": event.epoch + 1, **event.metrics}
-            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_text(self.folder.metrics, json.dumps(row) + "\n", sync=True)
             changes: dict[str, Any] = {"epoch": event.epoch + 1}
             if event.is_best:
                 changes["best"] = row

@@ -1,8 +1,8 @@
 """RunStore: the on-disk record of every run, which is the only database the app has.
 
-``runs/<id>/`` holds config.json, classes.json, splits.json, status.json, metrics.jsonl,
-checkpoints/{last,best}.pt and evaluation/. Every page can be rebuilt from that folder after a
-restart; a run whose process died is reported as interrupted and resumes from last.pt.
+Each run is a folder (``RunFolder`` says what lies where: settings, splits, status, metrics,
+checkpoints, evaluations). Every page can be rebuilt from the folders after a restart; a run
+whose process died is reported as interrupted and resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -21,16 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.errors import ModelkitError
-from modelkit.events import (
-    EpochEnd,
-    Event,
-    Failed,
-    Finished,
-    Message,
-    RunStarted,
-    Stopped,
-)
-from modelkit.models.checkpoint import atomic_write_json
+from modelkit.runs.folder import RunFolder, read_json
 from modelkit.runs.lock import is_locked
 from modelkit.runs.validate import (
     classes_problem,
@@ -69,16 +60,9 @@ def _process_alive(pid: int, start: str | None) -> bool:
     return start is None or _process_start(pid) in (None, start)
 
 
-def read_json(path: Path, default: Any = None) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return default
-
-
 def _metric_rows(run_dir: str | Path) -> tuple[list[dict[str, Any]], str | None]:
     """The well-formed rows, and the first problem with a row that parsed but has wrong types."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = RunFolder(run_dir).metrics
     rows: list[dict[str, Any]] = []
     problem = None
     try:
@@ -96,7 +80,7 @@ def _metric_rows(run_dir: str | Path) -> tuple[list[dict[str, Any]], str | None]
         if bad is None:
             rows.append(row)
         elif problem is None:
-            problem = f"metrics.jsonl line {n}: {bad}"
+            problem = f"{path.name} line {n}: {bad}"
     return rows, problem
 
 
@@ -121,7 +105,7 @@ def _live_state(status: dict[str, Any]) -> str:
 
 def run_state(run_dir: str | Path) -> dict[str, Any]:
     """status.json with 'running' turned into 'interrupted' when its process is gone."""
-    status = read_json(Path(run_dir) / "status.json", {}) or {}
+    status = read_json(RunFolder(run_dir).status, {}) or {}
     if not isinstance(status, dict):
         status = {}
     return {**status, "state": _live_state(status)}
@@ -149,11 +133,13 @@ class RunInfo:
         return self.best.get("val_acc")
 
     @property
+    def folder(self) -> RunFolder:
+        """Where the run's files are, and what they say (checkpoints, splits, evaluations)."""
+        return RunFolder(self.path)
+
+    @property
     def resumable(self) -> bool:
-        return (
-            self.state in ("interrupted", "stopped", "failed")
-            and (self.path / "checkpoints" / "last.pt").is_file()
-        )
+        return self.state in ("interrupted", "stopped", "failed") and self.folder.can_resume()
 
     def summary(self) -> str:
         c = self.config
@@ -181,16 +167,17 @@ def load_run(run_dir: str | Path) -> RunInfo:
 def _read_run(path: Path) -> tuple[RunInfo, dict[str, Any]]:
     """load_run, and the status.json it read (the cache asks it again whether a run that says
     'running' still is)."""
-    config = read_json(path / "config.json", _GARBLED)
-    classes = read_json(path / "classes.json", _GARBLED)
-    raw_status = read_json(path / "status.json", _GARBLED)
+    folder = RunFolder(path)
+    config = read_json(folder.config, _GARBLED)
+    classes = read_json(folder.classes, _GARBLED)
+    raw_status = read_json(folder.status, _GARBLED)
     metrics, metrics_bad = _metric_rows(path)
-    problem = _garbled(path, config, classes)
+    problem = folder.link_problem() or _garbled(folder, config, classes)
     config = {} if config is _GARBLED else config  # no config.json: a run being created
     problem = (
         problem
         or config_problem(config)
-        or (classes_problem(classes) if (path / "classes.json").exists() else None)
+        or (classes_problem(classes) if folder.classes.exists() else None)
         or (status_problem(raw_status) if raw_status is not _GARBLED else None)
         or metrics_bad
     )
@@ -226,10 +213,10 @@ def _read_run(path: Path) -> tuple[RunInfo, dict[str, Any]]:
 _GARBLED = object()  # read_json's answer for a file that is missing or not JSON
 
 
-def _garbled(path: Path, config: Any, classes: Any) -> str | None:
-    for name, value in (("config.json", config), ("classes.json", classes)):
-        if value is _GARBLED and (path / name).exists():
-            return f"{name} cannot be read as JSON"
+def _garbled(folder: RunFolder, config: Any, classes: Any) -> str | None:
+    for file, value in ((folder.config, config), (folder.classes, classes)):
+        if value is _GARBLED and file.exists():
+            return f"{file.name} cannot be read as JSON"
     return None
 
 
@@ -258,7 +245,6 @@ def _span(status: dict[str, Any]) -> float | None:
 
 
 # -- what a listing keeps between calls ---------------------------------------------------------
-_RUN_FILES = ("config.json", "classes.json", "status.json", "metrics.jsonl")
 # A file changed this recently may change again within one tick of the file system's clock with
 # the same size, unseen by its mtime (git's "racily clean" entries): such a run is read again.
 _SETTLED_NS = 2_000_000_000
@@ -267,9 +253,10 @@ _SETTLED_NS = 2_000_000_000
 def _signature(path: Path) -> tuple[tuple, int]:
     """(inode, size, mtime) of each file load_run reads, and the newest mtime among them."""
     sig, newest = [], 0
-    for name in _RUN_FILES:
+    folder = RunFolder(path)
+    for file in (folder.config, folder.classes, folder.status, folder.metrics):
         try:
-            st = os.stat(path / name)
+            st = os.stat(file)
         except OSError:
             sig.append(None)
             continue
@@ -359,7 +346,7 @@ class RunStore:
         paths = [
             p
             for p in self.root.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / "config.json").exists()
+            if p.is_dir() and not p.name.startswith(".") and RunFolder(p).is_run()
         ]
         RUN_CACHE.keep_only(self.root, {p.name for p in paths})
         runs = [RUN_CACHE.load(p) for p in paths]
@@ -367,10 +354,10 @@ class RunStore:
 
     def get(self, run: str | Path) -> RunInfo:
         path = Path(run)
-        if not (path / "config.json").exists():
+        if not RunFolder(path).is_run():
             path = self.root / str(run)
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(f"{run}: no such run (no config.json)")
+        if not RunFolder(path).is_run():
+            raise FileNotFoundError(f"{run}: no such run (no {RunFolder(path).config.name})")
         return RUN_CACHE.load(path)
 
     def delete(self, run: str | Path) -> None:

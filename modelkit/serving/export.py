@@ -30,13 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from modelkit.atomic import atomic_write_json
 from modelkit.data.augment import eval_batch
 from modelkit.data.imageio import ImageLoadError, load_image, square_resize
 from modelkit.errors import ModelkitError
 from modelkit.models import registry as models
-from modelkit.models.checkpoint import atomic_write_json, load_checkpoint, require_modelkit
+from modelkit.models.checkpoint import load_checkpoint, require_modelkit
 from modelkit.models.metadata import validate_metadata
-from modelkit.runs.store import read_json
+from modelkit.runs.folder import RunFolder, read_json
 from modelkit.serving.predictor import resolve_checkpoint
 
 FORMATS = ("torchscript", "onnx")
@@ -86,7 +87,8 @@ def load_run_model(run: str | Path) -> LoadedRun:
         cfg.get("head_dropout", 0.0),
     )
     model.load_state_dict(payload["model"])
-    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else Path(run)
+    folder = RunFolder(checkpoint.parent.parent)  # a checkpoint inside a run: that run
+    run_dir = folder.path if folder.checkpoints == checkpoint.parent else Path(run)
     return LoadedRun(run_dir, checkpoint, payload, model.eval())
 
 
@@ -94,7 +96,7 @@ def sample_inputs(loaded: LoadedRun, count: int = SAMPLES) -> tuple[torch.Tensor
     """Up to ``count`` validation images preprocessed as the Predictor does, or random ones."""
     pre = loaded.payload["preprocess"]
     size, resize = int(pre["image_size"]), int(pre["resize_size"])
-    splits = read_json(loaded.run_dir / "splits.json", {}) or {}
+    splits = RunFolder(loaded.run_dir).read_splits() or {}
     squares = []
     val = splits.get("val") if isinstance(splits, dict) else None
     for path, _label in (val or [])[: count * 2]:
@@ -251,7 +253,7 @@ def write_card(
     pre = payload["preprocess"]
     card_path = out / CARD
     old = read_json(card_path, {}) or {}
-    status = read_json(loaded.run_dir / "status.json", {}) or {}
+    status = read_json(RunFolder(loaded.run_dir).status, {}) or {}
     exports = old.get("exports", {}) if isinstance(old, dict) else {}
     exports[fmt] = {
         "file": path.name,

@@ -26,6 +26,7 @@ from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint, require_modelkit
 from modelkit.models.folding import folded_copy
 from modelkit.models.metadata import validate_metadata
+from modelkit.runs.folder import RunFolder
 from modelkit.serving import gradcam
 
 
@@ -53,10 +54,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """A run folder means its best checkpoint (or last, if no best was written)."""
     path = Path(path)
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / "checkpoints" / name).is_file():
-                return path / "checkpoints" / name
-        return path / "checkpoints" / "best.pt"
+        folder = RunFolder(path)
+        return folder.saved_checkpoint() or folder.best
     return path
 
 

@@ -21,14 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from modelkit.atomic import atomic_write_json
 from modelkit.config import TrainConfig
 from modelkit.data.augment import AugmentSettings, train_batch
 from modelkit.data.mixing import MixSettings, mix_batch
 from modelkit.device import autocast, pick_device, resolve_precision
 from modelkit.evaluation.metrics import topk_accuracy
-from modelkit.events import Event, ListenerFn, Message
+from modelkit.events import Event, ListenerFn, Message, Planned
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint
+from modelkit.runs.folder import RunFolder
 from modelkit.runs.lock import lock_run
 from modelkit.training import balance, distributed, optim, phases, setup, stage_cache
 from modelkit.training.callbacks import FINISHED, Callback, call_hooks
@@ -36,10 +38,10 @@ from modelkit.training.callbacks.checkpoint import restore
 from modelkit.training.callbacks.defaults import default_callbacks
 from modelkit.training.errors import NonFiniteLoss, StopTraining, TrainingError, explain_error
 from modelkit.training.evaluation_pass import split_logits
+from modelkit.training.plan import RunPlan
 from modelkit.training.state import LoopState
 
 __all__ = ["TrainResult", "Trainer", "TrainingError", "explain_error"]
-_seed_everything = setup.seed_everything  # the seeding a run starts with (tests rebuild a model)
 
 
 def val_metrics(logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> dict[str, Any]:
@@ -73,7 +75,8 @@ class Trainer:
         callbacks: Iterable[Callback] = (),
         record: bool = True,
     ):
-        self.config = config
+        self.config = config  # what was asked; what the run will do is the plan
+        self.plan = RunPlan.from_config(config)
         self.listeners = list(listeners)
         self.run_dir = Path(run_dir) if run_dir else None
         self.user_callbacks, self.record = list(callbacks), record
@@ -95,10 +98,28 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_dir: str | Path, listeners: Iterable[ListenerFn] = ()) -> Trainer:
-        run_dir = Path(run_dir)
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise TrainingError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
-        return cls(TrainConfig.load(run_dir / "config.json"), listeners, run_dir=run_dir)
+        folder = RunFolder(run_dir)
+        if not folder.can_resume():
+            last = folder.last.relative_to(folder.path)
+            raise TrainingError(f"{folder.path}: nothing to resume (no {last})")
+        if problem := folder.link_problem():  # resuming would write through it
+            raise TrainingError(f"{folder.path}: refused to resume: {problem}")
+        return cls(TrainConfig.load(folder.config), listeners, run_dir=folder.path)
+
+    def replan(self, epochs: int, why: str) -> None:
+        """Train ``epochs`` instead of what the plan said; the config keeps what was asked. The
+        plan is saved in the run folder and announced (the live view shows it)."""
+        self.plan.epochs, self.plan.why = epochs, why
+        if self.run_dir is not None and self.dist.is_main:
+            atomic_write_json(self.run_folder.plan, self.plan.to_dict())
+        self.emit(Planned(epochs, self.plan.asked_epochs, self.plan.summary()))
+
+    @property
+    def run_folder(self) -> RunFolder:
+        """Where this run's files go (the run must have a folder: recording, or resumed)."""
+        if self.run_dir is None:
+            raise TrainingError("this run keeps no folder (record=False)")
+        return RunFolder(self.run_dir)
 
     # -- what callbacks and the outside world use -------------------------------------------------
     def spent_once(self, seconds: float) -> None:
@@ -160,7 +181,9 @@ class Trainer:
         )
         self.scheduler = optim.create_scheduler(
             self.optimizer,
-            **optim.scheduler_kwargs(cfg, self.phase, self.steps_per_epoch, self.monitor),
+            **optim.scheduler_kwargs(
+                cfg, self.plan.span(self.phase), self.steps_per_epoch, self.monitor
+            ),
         )
         self.scaler = optim.create_scaler(self.precision, self.device)
         weight = None if self.loss_weights is None else self.loss_weights.to(self.device)
@@ -187,7 +210,7 @@ class Trainer:
         run_lock = lock_run(self.run_dir) if self.run_dir and self.dist.is_main else None
         self.callbacks = default_callbacks(self)
         try:
-            saved = load_checkpoint(self.run_dir / "checkpoints" / "last.pt") if resuming else None
+            saved = load_checkpoint(self.run_folder.last) if resuming else None
             if saved is not None:  # RunStarted already says where the run continues from
                 self.state.load_state_dict(saved)
             reason = self._run(saved)
@@ -222,7 +245,7 @@ class Trainer:
         self.features = setup.cache_features(self)  # come from its maps
         call_hooks(self.callbacks, "on_fit_start", self)
         epoch = self.state.epoch
-        while epoch < self.config.epochs:  # read each time: a time budget may fix the epochs
+        while epoch < self.plan.epochs:  # read each time: a time budget may change the plan
             call_hooks(self.callbacks, "on_epoch_start", self, epoch)
             metrics = self._train_epoch(epoch)
             if metrics is None:  # stopped within the epoch

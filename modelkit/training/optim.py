@@ -56,22 +56,21 @@ def create_optimizer(
 
 
 def scheduler_kwargs(
-    cfg: TrainConfig, phase: int, steps_per_epoch: int, monitor: str
+    cfg: TrainConfig, span: int, steps_per_epoch: int, monitor: str
 ) -> dict[str, Any]:
-    """The schedule settings of ``cfg`` for a phase; ``monitor`` is the watched metric (the
-    plateau schedule follows it: without a val split it is train_loss, not cfg.monitor)."""
+    """The schedule settings of ``cfg`` for a phase of ``span`` epochs (``RunPlan.span``: the
+    time budget may change it); ``monitor`` is the watched metric (the plateau schedule follows
+    it: without a val split it is train_loss, not cfg.monitor)."""
     return {
         "sched": cfg.scheduler,
-        "epochs": phases.span(cfg, phase),
+        "epochs": span,
         "steps_per_epoch": steps_per_epoch,
         "step_size": cfg.step_size,
         "gamma": cfg.gamma,
         "plateau_patience": cfg.plateau_patience,
         "mode": "max" if monitor == "val_acc" else "min",
         # one-cycle warms up for 30% of its span by default; warmup_epochs sets that length
-        "pct_start": min(cfg.warmup_epochs / phases.span(cfg, phase), 0.9)
-        if cfg.warmup_epochs
-        else 0.3,
+        "pct_start": min(cfg.warmup_epochs / max(span, 1), 0.9) if cfg.warmup_epochs else 0.3,
     }
 
 

@@ -31,12 +31,3 @@ def rates(cfg: TrainConfig, phase: int) -> tuple[float, float | None]:
         lr = finetune_lr(cfg)
         return lr, cfg.backbone_lr if cfg.backbone_lr is not None else lr
     return cfg.lr, cfg.backbone_lr
-
-
-def span(cfg: TrainConfig, phase: int) -> int:
-    """How many epochs the schedule of a phase runs over."""
-    if phase == 1:
-        return cfg.head_epochs
-    if phase == 2:
-        return cfg.epochs - cfg.head_epochs
-    return cfg.epochs

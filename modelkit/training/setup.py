@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from modelkit.atomic import atomic_write_json
 from modelkit.config import TrainConfig
 from modelkit.data.augment import AugmentSettings
 from modelkit.data.cache import ImageCache
@@ -20,8 +21,8 @@ from modelkit.data.imageio import resize_size_for
 from modelkit.data.scan import DatasetError, Sample, scan_dataset
 from modelkit.events import CacheProgress, Event, Message
 from modelkit.models import registry as models
-from modelkit.models.checkpoint import atomic_write_json
-from modelkit.runs.store import RunStore, read_json
+from modelkit.runs.folder import RunFolder, read_json
+from modelkit.runs.store import RunStore
 from modelkit.training import stage_cache
 from modelkit.training.callbacks.base import Trainer
 from modelkit.training.errors import StopTraining, TrainingError, explain_error
@@ -44,10 +45,11 @@ def load_splits(
 ) -> tuple[list[str], dict[str, list[Sample]]]:
     """(classes, splits): a resumed run's saved ones, else a fresh scan of the data folder."""
     if run_dir is not None:
-        classes = read_json(run_dir / "classes.json")
-        raw = read_json(run_dir / "splits.json")
+        folder = RunFolder(run_dir)
+        classes, raw = read_json(folder.classes), read_json(folder.splits)
         if not isinstance(classes, list) or not isinstance(raw, dict):
-            raise TrainingError(f"{run_dir}: classes.json or splits.json is unreadable")
+            names = f"{folder.classes.name} or {folder.splits.name}"
+            raise TrainingError(f"{run_dir}: {names} is unreadable")
         return classes, {s: [Sample(p, int(y)) for p, y in v] for s, v in raw.items()}
     index = scan_dataset(cfg.data_dir, cfg.val_ratio, cfg.test_ratio, cfg.seed)
     splits = {s: v for s, v in index.splits.items() if v}
@@ -64,10 +66,11 @@ def create_run_folder(
     """A new folder in the runs dir with what a resume needs to see the same data."""
     try:  # an unwritable or full runs folder: one clear message, not a traceback
         run_dir = RunStore(cfg.runs_dir).create(cfg.arch, cfg.run_name)
-        atomic_write_json(run_dir / "config.json", cfg.to_dict())
-        atomic_write_json(run_dir / "classes.json", classes)
+        folder = RunFolder(run_dir)
+        atomic_write_json(folder.config, cfg.to_dict())
+        atomic_write_json(folder.classes, classes)
         atomic_write_json(
-            run_dir / "splits.json", {s: [[x.path, x.label] for x in v] for s, v in splits.items()}
+            folder.splits, {s: [[x.path, x.label] for x in v] for s, v in splits.items()}
         )
     except OSError as exc:
         raise TrainingError(explain_error(exc)) from exc
@@ -132,7 +135,7 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
     if trainer.stage_cache is not None:  # the frozen stages' maps are cached: from them
         return stage_cache.head_features(trainer)
     settings = AugmentSettings.from_config(cfg)
-    frozen_epochs = cfg.epochs if cfg.freeze_backbone else cfg.head_epochs
+    frozen_epochs = trainer.plan.epochs if cfg.freeze_backbone else cfg.head_epochs
     augmented = has_augmentation(settings)
     passes = min(cfg.feature_passes, frozen_epochs) if augmented else 1
     generator = torch.Generator().manual_seed(cfg.seed + 1)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 from modelkit.events import BatchEnd, EpochEnd, Event, Failed, Finished, RunStarted, Stopped
+from modelkit.runs.folder import RunFolder
 
 
 def available() -> bool:
@@ -41,7 +41,7 @@ class TensorBoardLogger:
             # Resuming: a killed process may have logged steps past its last checkpoint, which
             # this run logs again; purge_step makes TensorBoard drop the stale ones.
             purge = event.start_step + 1 if event.start_step else None
-            folder = str(Path(event.run_dir) / "tensorboard")
+            folder = str(RunFolder(event.run_dir).tensorboard)
             self.writer = SummaryWriter(folder, purge_step=purge)
             if not event.start_epoch:
                 text = "```\n" + json.dumps(event.config, indent=2) + "\n```"

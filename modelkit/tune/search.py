@@ -20,8 +20,8 @@ from typing import Any
 
 import optuna
 
+from modelkit.atomic import atomic_write_json
 from modelkit.config import OPTIMIZERS, TrainConfig
-from modelkit.models.checkpoint import atomic_write_json
 from modelkit.models.weights import check_starting_weights
 from modelkit.training.loop import Trainer, TrainingError
 from modelkit.tune.pruning import TrialPruner

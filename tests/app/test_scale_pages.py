@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import modelkit.runs.folder as folder
 import modelkit.runs.store as store
 
 
@@ -14,14 +15,14 @@ def test_evaluate_page_parses_splits_json_once_across_reruns(open_page, run_dir,
     """splits.json names every image of the run (megabytes at 100k images): the Evaluate page
     reads it once per version of the file, not on every click."""
     reads: list[str] = []
-    real = store.read_json
+    real = folder.read_json
 
     def counting(path, default=None):
         if Path(path).name == "splits.json" and Path(path).parent == run_dir:
             reads.append(str(path))
         return real(path, default)
 
-    monkeypatch.setattr(store, "read_json", counting)
+    monkeypatch.setattr(folder, "read_json", counting)
     at = open_page("pages/evaluate.py")
     assert not at.exception
     for _ in range(3):

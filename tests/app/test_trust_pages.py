@@ -6,6 +6,7 @@ import pytest
 
 from modelkit.evaluation import calibration as cal
 from modelkit.models.checkpoint import load_checkpoint
+from modelkit.runs.folder import RunFolder
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +69,7 @@ def test_evaluate_calibration_tab_and_threshold(open_page, run_dir):
 
 
 def test_evaluate_calibrates_an_old_run_on_demand(open_page, run_dir):
-    (run_dir / cal.REPORT).unlink()
+    RunFolder(run_dir).calibration.unlink()
     at = open_page(EVALUATE)
     no_exception(at)
     assert any("not calibrated" in i.value for i in at.info)

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from modelkit.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from modelkit.models.checkpoint import (
     CheckpointError,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
     load_checkpoint,
     require_modelkit,
     save_checkpoint,

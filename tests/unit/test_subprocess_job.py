@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from modelkit.atomic import atomic_write_json
 from modelkit.config import TrainConfig
 from modelkit.jobs import JobRegistry
 from modelkit.jobs.torchrun_job import TorchrunJob, torchrun_command, worker_main, worker_source
-from modelkit.models.checkpoint import atomic_write_json
 from modelkit.runs.store import RunStore, wait_until
 
 

@@ -134,7 +134,7 @@ def test_warmup_factor_and_onecycle_warmup_length(make_config):
     assert [optim.warmup_factor(s, 4) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
     assert optim.warmup_factor(0, 0) == 1.0
     cfg = make_config(scheduler="onecycle", warmup_epochs=1, epochs=4)
-    assert optim.scheduler_kwargs(cfg, 0, 10, "val_loss")["pct_start"] == 0.25
+    assert optim.scheduler_kwargs(cfg, cfg.epochs, 10, "val_loss")["pct_start"] == 0.25
 
 
 class LrSpy(Callback):

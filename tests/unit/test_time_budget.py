@@ -8,7 +8,11 @@ from __future__ import annotations
 import pytest
 
 from modelkit.cli.main import main
+from modelkit.config import TrainConfig
 from modelkit.config_schema import parse_duration
+from modelkit.events import Planned
+from modelkit.jobs.thread_job import TrainingJob
+from modelkit.runs.folder import RunFolder
 from modelkit.runs.store import read_json, read_metrics
 from modelkit.training.callbacks.time_budget import REASON, TimeBudget
 from modelkit.training.loop import Trainer
@@ -55,9 +59,15 @@ def test_a_budget_fixes_the_epochs_from_the_first_epoch_and_lays_out_the_schedul
     assert result.state == "finished"
     assert "from the first epoch" in clock.decision
     assert "so 5 epochs (asked: 1000)" in clock.decision
-    assert clock.decided_epochs == trainer.config.epochs == 5
+    assert clock.decided_epochs == trainer.plan.epochs == 5
     assert len(read_metrics(result.run_dir)) == 5  # it ended at the decided epoch
     assert clock.decision in _log(result.run_dir)
+    # what was asked stays asked; the plan says what the run did instead, and why
+    assert trainer.config.epochs == 1000
+    assert TrainConfig.load(RunFolder(result.run_dir).config).epochs == 1000
+    plan = read_json(RunFolder(result.run_dir).plan)
+    assert plan["epochs"] == 5 and plan["asked_epochs"] == 1000
+    assert plan["summary"] == "planned 5 of the 1000 epochs asked: 3s time budget"
     assert read_json(result.run_dir / "status.json")["state"] == "finished"
     assert (result.run_dir / "evaluation" / "val.json").is_file()  # the final evaluation ran
     if scheduler == "onecycle":  # laid out over the decided epochs, not the 1000 asked for
@@ -71,7 +81,7 @@ def test_a_budget_ends_a_short_run_early_but_never_stretches_it(make_config):
     # 3 epochs take 1 + 3 * 0.35 s on the simulated clock: far inside 100 s, so 3 epochs
     trainer, clock = _simulated(make_config, 100.0, epochs=3, scheduler="cosine")
     result = trainer.fit()
-    assert clock.decided_epochs == trainer.config.epochs == 3
+    assert clock.decided_epochs == trainer.plan.epochs == 3
     assert "so 3 epochs (asked: 3)" in clock.decision
     assert len(read_metrics(result.run_dir)) == 3
     assert read_json(result.run_dir / "status.json")["reason"] != REASON
@@ -127,7 +137,7 @@ def test_with_progressive_resizing_the_budget_counts_the_larger_epochs_to_come(m
     result = trainer.fit()
     status = read_json(result.run_dir / "status.json")
     assert status["reason"] != REASON, clock.decision  # it ended at its own decision
-    assert len(read_metrics(result.run_dir)) == clock.decided_epochs == trainer.config.epochs
+    assert len(read_metrics(result.run_dir)) == clock.decided_epochs == trainer.plan.epochs
     assert clock.t <= 6.0
     assert clock.t > 6.0 * 0.8, clock.decision  # and used the budget
     sizes = [m.get("train_size") for m in read_metrics(result.run_dir)]
@@ -144,7 +154,7 @@ def test_long_epochs_are_decided_after_a_few_timed_batches(make_config, make_dat
     log = _log(result.run_dir)
     assert "from 4 timed batches" in log  # decided early; checked again after the whole epoch
     assert clock.decision in log and "asked: 500" in clock.decision
-    assert trainer.config.epochs == clock.decided_epochs < 500
+    assert trainer.plan.epochs == clock.decided_epochs < 500
     assert trainer.scheduler.total_steps == clock.decided_epochs * 24
     assert len(read_metrics(result.run_dir)) == clock.decided_epochs
 
@@ -196,7 +206,7 @@ def test_epochs_that_grow_slower_shorten_the_schedule_so_it_still_anneals(make_c
     first = int(log.split("from the first epoch), so ")[1].split(" ")[0])
     assert clock.decided_epochs < first, log  # shortened on the way
     assert read_json(result.run_dir / "status.json")["reason"] != REASON, log
-    assert len(read_metrics(result.run_dir)) == clock.decided_epochs == trainer.config.epochs
+    assert len(read_metrics(result.run_dir)) == clock.decided_epochs == trainer.plan.epochs
     assert trainer.scheduler.total_steps == clock.decided_epochs * trainer.steps_per_epoch
     assert trainer.scheduler.last_epoch == trainer.scheduler.total_steps  # annealed to the end
     assert clock.t <= 6.0
@@ -222,7 +232,7 @@ def test_epochs_that_turn_out_faster_lengthen_the_schedule_while_the_rate_still_
     assert clock.decided_epochs > first, log  # lengthened on the way
     assert "from epoch 3" in log, log  # as soon as the typical epoch is a fast one
     assert read_json(result.run_dir / "status.json")["reason"] != REASON, log
-    assert len(read_metrics(result.run_dir)) == clock.decided_epochs == trainer.config.epochs
+    assert len(read_metrics(result.run_dir)) == clock.decided_epochs == trainer.plan.epochs
     if scheduler == "onecycle":
         assert trainer.scheduler.total_steps == clock.decided_epochs * trainer.steps_per_epoch
         assert trainer.scheduler.last_epoch == trainer.scheduler.total_steps  # fully annealed
@@ -359,3 +369,12 @@ def test_the_cli_takes_a_duration_and_refuses_nonsense_in_one_line(capsys, image
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1
     assert "--time-budget" in err[0] and "expected a duration such as 90s" in err[0]
+
+
+def test_the_live_view_counts_the_planned_epochs_and_says_why(make_config):
+    job = TrainingJob(make_config(epochs=60))
+    assert job.snapshot().epochs == 60 and job.snapshot().plan == ""
+    job._on_event(Planned(19, 60, "planned 19 of the 60 epochs asked: 15m00s time budget"))
+    view = job.snapshot()
+    assert view.epochs == 19  # the progress bar and the ETA count the epochs that will run
+    assert view.plan == "planned 19 of the 60 epochs asked: 15m00s time budget"

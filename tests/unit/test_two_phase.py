@@ -15,7 +15,9 @@ from modelkit.models.registry import build_model
 from modelkit.recipes import PRESETS, recipe
 from modelkit.runs.store import read_metrics
 from modelkit.training import phases
-from modelkit.training.loop import Trainer, _seed_everything
+from modelkit.training.loop import Trainer
+from modelkit.training.plan import RunPlan
+from modelkit.training.setup import seed_everything
 
 TWO_PHASE = dict(epochs=3, head_epochs=1, lr=0.02, finetune_lr=0.005, backbone_lr=0.001)
 
@@ -49,7 +51,8 @@ def test_phases_and_rates():
     assert [phases.phase_of(cfg, e) for e in range(5)] == [1, 1, 2, 2, 2]
     assert phases.rates(cfg, 1) == (0.1, None)
     assert phases.rates(cfg, 2) == pytest.approx((0.01, 0.01))
-    assert phases.span(cfg, 1) == 2 and phases.span(cfg, 2) == 3
+    plan = RunPlan.from_config(cfg)
+    assert plan.span(1) == 2 and plan.span(2) == 3
     assert phases.phase_of(TrainConfig(), 3) == 0
 
 
@@ -78,7 +81,7 @@ def test_phase_one_trains_only_the_head_then_everything_trains(uninterrupted, tm
         cfg.replace(runs_dir=str(tmp_path)), lambda e: isinstance(e, EpochEnd) and e.epoch == 0
     )
     after_phase_1 = load_checkpoint(stopped.run_dir / "checkpoints" / "last.pt")
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     initial = build_model(cfg.arch, 3, cfg.head, cfg.head_hidden, cfg.head_dropout).state_dict()
     for k, v in after_phase_1["model"].items():
         if k.startswith("fc."):

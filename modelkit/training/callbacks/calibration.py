@@ -18,7 +18,7 @@ class Calibrate(Callback):
     main_only = True
 
     def on_fit_end(self, trainer: Trainer, reason: str) -> None:
-        best = trainer.run_dir / "checkpoints" / "best.pt"
+        best = trainer.run_folder.best
         if reason not in FINISHED or not best.is_file():
             return
         if len(trainer.data.rows.get("val", [])) == 0:

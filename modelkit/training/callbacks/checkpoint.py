@@ -14,9 +14,10 @@ from typing import Any
 
 import torch
 
+from modelkit.atomic import atomic_write_text
 from modelkit.events import CheckpointSaved, Message
 from modelkit.models import registry as models
-from modelkit.models.checkpoint import atomic_write_text, save_checkpoint
+from modelkit.models.checkpoint import save_checkpoint
 from modelkit.training.callbacks.base import (
     Callback,
     Trainer,
@@ -79,7 +80,7 @@ def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
     # from the checkpoint's history so the curves match the weights we continue from.
     if trainer.dist.is_main:
         lines = "".join(json.dumps(row) + "\n" for row in trainer.state.history)
-        atomic_write_text(trainer.run_dir / "metrics.jsonl", lines)
+        atomic_write_text(trainer.run_folder.metrics, lines)
     trainer.emit(Message(f"resumed from last.pt after epoch {trainer.state.epoch}"))
 
 
@@ -87,9 +88,9 @@ class Checkpoint(Callback):
     main_only = True  # rank 0 writes; every rank holds the same weights
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
-        folder = trainer.run_dir / "checkpoints"
+        folder = trainer.run_folder
         if trainer.state.improved:
-            save_checkpoint(folder / "best.pt", payload(trainer, metrics, False))
-            trainer.emit(CheckpointSaved(str(folder / "best.pt"), epoch, "best"))
-        save_checkpoint(folder / "last.pt", payload(trainer, metrics, True))
-        trainer.emit(CheckpointSaved(str(folder / "last.pt"), epoch, "last"))
+            save_checkpoint(folder.best, payload(trainer, metrics, False))
+            trainer.emit(CheckpointSaved(str(folder.best), epoch, "best"))
+        save_checkpoint(folder.last, payload(trainer, metrics, True))
+        trainer.emit(CheckpointSaved(str(folder.last), epoch, "last"))

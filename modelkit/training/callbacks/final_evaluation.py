@@ -27,7 +27,7 @@ class FinalEvaluation(Callback):
     def on_fit_end(self, trainer: Trainer, reason: str) -> None:
         if reason not in FINISHED:
             return
-        best = trainer.run_dir / "checkpoints" / "best.pt"
+        best = trainer.run_folder.best
         if best.is_file():
             trainer.eval_model.load_state_dict(load_checkpoint(best)["model"])
         trainer.best_split_logits.clear()  # the weights just loaded are the ones judged

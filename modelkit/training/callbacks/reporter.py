@@ -48,7 +48,7 @@ class EventReporter(Callback):
         )
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
-        trainer.emit(EpochEnd(epoch, trainer.config.epochs, metrics, trainer.state.improved))
+        trainer.emit(EpochEnd(epoch, trainer.plan.epochs, metrics, trainer.state.improved))
 
     def on_fit_end(self, trainer: Trainer, reason: str) -> None:
         run_dir, state = str(trainer.run_dir), trainer.state

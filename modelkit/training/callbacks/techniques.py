@@ -61,11 +61,11 @@ class ProgressiveResize(Callback):
         trainer.emit(Message(f"progressive resizing: epoch sizes {self._sizes(trainer)}"))
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
-        # laid out again each epoch: a time budget may change the number of epochs mid-run
+        # laid out again each epoch: a time budget may change the planned epochs mid-run
         sizes = self._sizes(trainer)
         trainer.train_size = sizes[min(epoch, len(sizes) - 1)]
 
     @staticmethod
     def _sizes(trainer: Trainer) -> list[int]:
         cfg = trainer.config
-        return progressive_sizes(cfg.epochs, cfg.progressive_min_size, cfg.image_size)
+        return progressive_sizes(trainer.plan.epochs, cfg.progressive_min_size, cfg.image_size)

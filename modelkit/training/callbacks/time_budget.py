@@ -60,7 +60,6 @@ class TimeBudget(Callback):
         self.decision = ""  # the line the log got (tests and the benchmark read it)
         self.epoch_size = 0  # the training image size of the epoch under way
         self.recheck = False  # decided from timed batches: check again at the epoch's end
-        self.asked_epochs = 0  # the epochs the run asked for, before any decision
         self.recent: list[tuple[float, int]] = []  # (seconds, image size) of the last epochs
         self.one_off_at_start = 0.0  # the trainer's one-off seconds when the epoch started
 
@@ -87,8 +86,8 @@ class TimeBudget(Callback):
         self.decided_phase = int(state.get("phase", -1))
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        if self.decided_epochs and self.decided_epochs != trainer.config.epochs:  # resumed
-            trainer.config = trainer.config.replace(epochs=self.decided_epochs)
+        if self.decided_epochs and self.decided_epochs != trainer.plan.epochs:  # resumed
+            trainer.replan(self.decided_epochs, self._why())
 
     # -- measuring ----------------------------------------------------------------------------
     def _measuring(self) -> bool:
@@ -137,13 +136,13 @@ class TimeBudget(Callback):
             # said 30 s, the epoch took 45 s on Caltech-101): correct the count once, early
             self.recheck = False
             self._decide(trainer, epoch + 1, 0.0, "the first whole epoch", only_if_changed=True)
-        elif self.decided_epochs and self.phase != 1 and epoch + 1 < trainer.config.epochs:
-            if (epoch + 1) <= RISING * trainer.config.epochs:
+        elif self.decided_epochs and self.phase != 1 and epoch + 1 < trainer.plan.epochs:
+            if (epoch + 1) <= RISING * trainer.plan.epochs:
                 self._lengthen_if_early(trainer, epoch)
             self._shorten_if_late(trainer, epoch)
         # The safety net: an epoch that cannot end in time is not started.
-        if epoch + 1 < trainer.config.epochs and self.epoch_seconds:
-            next_epoch = self._cost(trainer, epoch + 1, epoch + 2, trainer.config.epochs)
+        if epoch + 1 < trainer.plan.epochs and self.epoch_seconds:
+            next_epoch = self._cost(trainer, epoch + 1, epoch + 2, trainer.plan.epochs)
             ends = self.elapsed() + next_epoch + self._final_eval(trainer)
             if trainer.dist.any(ends > self.budget * (1 + SPARE)):
                 self._stop(trainer, "the next epoch would end past the budget")
@@ -167,7 +166,7 @@ class TimeBudget(Callback):
         kept back, so a count on the edge does not go up and down with each epoch's noise."""
         self._decide(
             trainer, epoch + 1, 0.0, f"epoch {epoch + 1}", only_if_changed=True,
-            least=trainer.config.epochs, reserve=0.5 * self.epoch_seconds,
+            least=trainer.plan.epochs, reserve=0.5 * self.epoch_seconds,
         )  # fmt: skip
 
     def _shorten_if_late(self, trainer: Trainer, epoch: int) -> None:
@@ -177,11 +176,11 @@ class TimeBudget(Callback):
         safety net alone then cut that run at epoch 18 of 21, its one-cycle rate still high,
         where the last epochs of the schedule bring the most accuracy. Never lengthens once
         the rate is falling: a one-cycle rate that went down must not rise again."""
-        rest = self._cost(trainer, epoch + 1, trainer.config.epochs)
+        rest = self._cost(trainer, epoch + 1, trainer.plan.epochs)
         if trainer.dist.any(self.elapsed() + rest + self._final_eval(trainer) > self.budget):
             self._decide(
                 trainer, epoch + 1, 0.0, f"epoch {epoch + 1}", only_if_changed=True,
-                most=trainer.config.epochs,
+                most=trainer.plan.epochs,
             )  # fmt: skip
 
     # -- deciding -----------------------------------------------------------------------------
@@ -235,27 +234,30 @@ class TimeBudget(Callback):
             return
         # the epochs asked for are the most the run trains: a budget ends a run early, it does
         # not stretch one past what its recipe found useful (fine-tuning few images overfits)
-        limit = self.asked_epochs = self.asked_epochs or cfg.epochs  # a recheck may add back
-        limit = min(limit, most) if most else limit
+        limit = min(trainer.plan.asked_epochs, most) if most else trainer.plan.asked_epochs
         fits = done
         while fits < limit and self._cost(trainer, done, fits + 1) <= free:
             fits += 1
         epochs = max(fits, cfg.head_epochs + 1, done, least)
         epochs = int(trainer.dist.broadcast(epochs))  # every rank trains rank 0's count
-        if only_if_changed and epochs == cfg.epochs:
+        before = trainer.plan.epochs
+        if only_if_changed and epochs == before:
             return
         self.decided_epochs, self.decided_phase = epochs, self.phase
-        if epochs != cfg.epochs:
-            trainer.config = cfg.replace(epochs=epochs)
+        if epochs != before:
+            trainer.replan(epochs, self._why())
             if cfg.scheduler in LENGTH_SCHEDULES:
                 relay_schedule(trainer)
         self.decision = (
             f"time budget {clock(self.budget)}: {clock(self.elapsed())} spent (decoding "
             f"included), an epoch takes {self.epoch_seconds:.1f}s (from {measured}), so "
-            f"{epochs} epochs (asked: {self.asked_epochs})"
-            + (f", {cfg.scheduler} schedule laid out over them" if epochs != cfg.epochs else "")
+            f"{epochs} epochs (asked: {trainer.plan.asked_epochs})"
+            + (f", {cfg.scheduler} schedule laid out over them" if epochs != before else "")
         )
         trainer.emit(Message(self.decision))
+
+    def _why(self) -> str:
+        return f"{clock(self.budget)} time budget"
 
     def _stop(self, trainer: Trainer, why: str) -> None:
         if not self.said_stop:
@@ -265,7 +267,7 @@ class TimeBudget(Callback):
 
 
 def relay_schedule(trainer: Trainer) -> None:
-    """Build the schedule of the current phase again over ``trainer.config``'s epochs and bring
+    """Build the schedule of the current phase again over the plan's epochs and bring
     it to where training is (the batches or epochs this phase has already taken); the optimizer
     and its momentum stay."""
     cfg, opt = trainer.config, trainer.optimizer
@@ -273,7 +275,9 @@ def relay_schedule(trainer: Trainer) -> None:
         group["lr"] = group.get("max_lr", group.get("initial_lr", group["lr"]))
     scheduler = optim.create_scheduler(
         opt,
-        **optim.scheduler_kwargs(cfg, trainer.phase, trainer.steps_per_epoch, trainer.monitor),
+        **optim.scheduler_kwargs(
+            cfg, trainer.plan.span(trainer.phase), trainer.steps_per_epoch, trainer.monitor
+        ),
     )
     first = cfg.head_epochs if trainer.phase == 2 else 0
     epochs_done = trainer.state.epoch - first
