@@ -115,7 +115,7 @@ def choose(facts: Facts, explicit: dict[str, Any] | None = None) -> AutoRecipe:
     if facts.pretrained and not (tiny and not facts.gpu):
         _fine_tune(facts, pick, per_class, seen, explicit)
     else:
-        _from_scratch(facts, pick, seen)
+        _from_scratch(facts, pick, seen, explicit)
     if out.settings.get("cache_frozen_stages"):
         pick(
             "monitor", "val_acc",
@@ -191,8 +191,9 @@ def _fine_tune(
             size = 160
             why = f"at 224 px only ~{epochs_224:.0f} epochs would fit the budget on this CPU"
     pick("image_size", size, why)
-    pick("batch_size", 64 if facts.gpu else 32, "fits memory; small batches help few images")
-    steps = math.ceil(facts.images / 32)
+    batch = int(explicit.get("batch_size") or (64 if facts.gpu else 32))
+    pick("batch_size", batch, "fits memory; small batches help few images")
+    steps = math.ceil(facts.images / batch)  # an epoch's steps at the batch the run will use
     if maps:
         head = int(explicit.get("head_epochs", STAGE_MAP_EPOCHS[0]))
         pick(
@@ -291,7 +292,7 @@ def scratch_epochs(steps: int) -> int:
     return min(max(math.ceil(2000 / max(steps, 1)), 8), 40)
 
 
-def _from_scratch(facts: Facts, pick: Any, seen: str) -> None:
+def _from_scratch(facts: Facts, pick: Any, seen: str, explicit: dict[str, Any]) -> None:
     why = f"no ImageNet weights can be had here; {seen}"
     if facts.pretrained:
         why = (
@@ -319,8 +320,9 @@ def _from_scratch(facts: Facts, pick: Any, seen: str) -> None:
             "112 px: from scratch on a CPU, resolution costs more than it gives (issue #13)"
             if size == 112 else "160 px: a GPU affords the detail",
         )  # fmt: skip
-    pick("batch_size", 64 if not facts.gpu else 128, "large enough for a high one-cycle rate")
-    steps = math.ceil(facts.images / 64)
+    batch = int(explicit.get("batch_size") or (128 if facts.gpu else 64))
+    pick("batch_size", batch, "large enough for a high one-cycle rate")
+    steps = math.ceil(facts.images / batch)  # an epoch's steps at the batch the run will use
     epochs = scratch_epochs(steps)
     why = f"~2000 optimizer steps ({steps} an epoch) from random weights"
     if facts.time_budget:

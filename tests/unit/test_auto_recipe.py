@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from modelkit import auto_recipe as auto
-from modelkit.auto_recipe import Facts, choose, gather_facts
+from modelkit.auto_recipe import Facts, choose, gather_facts, scratch_epochs
 from modelkit.auto_techniques import TECHNIQUES
 from modelkit.cli.main import main
 from modelkit.config import TrainConfig, schema
@@ -321,3 +321,39 @@ def test_the_cli_says_why_and_the_run_log_keeps_it(capsys, image_dataset, tmp_pa
     log = (tmp_path / "runs").glob("*/log.txt").__next__().read_text(encoding="utf-8")
     assert "auto: arch = smallresnet" in log
     assert "auto: epochs" not in log  # given on the command line, not chosen
+
+
+# -- epochs counted in the steps of the batch the run uses ----------------------------------------
+@pytest.mark.parametrize("gpu", [False, True])
+def test_fine_tuning_epochs_count_steps_of_the_chosen_batch(gpu):
+    """~600 optimizer steps: on a GPU (batch 64) 2,000 images are 32 steps an epoch, not the 63
+    of batch 32 the count once assumed, so the run gets 19 epochs, not 10."""
+    many = facts(images=2000, per_class={"a": 1000, "b": 1000}, gpu=gpu)
+    s = choose(many).settings
+    steps = -(-2000 // s["batch_size"])
+    assert s["batch_size"] == (64 if gpu else 32)
+    assert s["epochs"] == min(max(-(-600 // steps), 4), 20) == (19 if gpu else 10)
+    # a batch the person gives is the one counted
+    assert choose(many, {"batch_size": 100}).settings["epochs"] == 20
+
+
+@pytest.mark.parametrize(("gpu", "batch", "epochs"), [(False, 64, 26), (True, 128, 40)])
+def test_from_scratch_epochs_count_steps_of_the_chosen_batch(gpu, batch, epochs):
+    """~2,000 steps from random weights: batch 128 on a GPU makes 40 steps an epoch of 5,000
+    images, so 40 epochs (counted at batch 64 it was 26)."""
+    big = facts(pretrained="", images=5000, per_class={"a": 2500, "b": 2500}, gpu=gpu)
+    s = choose(big).settings
+    assert s["batch_size"] == batch
+    assert s["epochs"] == scratch_epochs(-(-5000 // batch)) == epochs
+
+
+def test_auto_picks_the_same_settings_as_before_on_the_benchmark_shapes():
+    """Pinned: hymenoptera-like and Caltech-101-like data with a budget on a CPU."""
+    hymenoptera = facts(images=244, per_class={"ants": 123, "bees": 121}, time_budget=120.0)
+    s = choose(hymenoptera).settings
+    assert (s["arch"], s["image_size"], s["batch_size"]) == ("efficientnet_lite0", 224, 32)
+    assert (s["epochs"], s["head_epochs"]) == (7, 5)
+    caltech = choose(facts(**CALTECH_LIKE, time_budget=900.0)).settings
+    assert (caltech["arch"], caltech["image_size"]) == ("efficientnet_lite1", 240)
+    assert (caltech["epochs"], caltech["head_epochs"], caltech["frozen_stages"]) == (22, 10, 7)
+    assert caltech["cache_frozen_stages"] is True and caltech["monitor"] == "val_acc"
