@@ -10,12 +10,11 @@ import streamlit as st
 from modelkit.config import ConfigError
 from modelkit.device import pick_device
 from modelkit.jobs import JobBusyError
-from modelkit.recipes import app_start
 from modelkit.training.distributed import gpu_count
 from studio.config_form import ConfigForm, dataset_input, dataset_of
 from studio.live import live_view
 from studio.lr_finder_panel import lr_finder_panel, suggested_settings
-from studio.recipe_panel import recipe_choice
+from studio.recipe_panel import recipe_choice, settings_sources
 from studio.state import DATASET_KEY, job_registry, settings
 
 LAUNCHED_KEY = "train_launched"  # str: the toast to show after the rerun that follows a launch
@@ -37,13 +36,10 @@ with new_run:
     if not dataset:
         st.info("Pick a dataset first.")
         st.page_link("pages/dataset.py", label="Choose a dataset →", icon=":material/folder_open:")
-    chosen_settings, auto = recipe_choice(dataset)
-    start, start_note = app_start(on_gpu)
-    if start_note and auto is None:
-        st.caption(start_note)
-    defaults = {**start, **chosen_settings, **suggested_settings()}
+    chosen = recipe_choice(dataset, on_gpu, suggested_settings())
+    auto = chosen.auto
     with st.form("train_form", enter_to_submit=False, border=False):
-        form = ConfigForm(defaults, settings().runs_dir)
+        form = ConfigForm(chosen.settings, settings().runs_dir)
         form.essentials()
         gpus = gpu_count()
         multi_gpu = gpus > 1 and st.toggle(
@@ -62,6 +58,7 @@ with new_run:
         )  # fmt: skip
         st.caption("Every other setting, by group (the defaults suit a first run):")
         form.sections()
+    settings_sources(chosen)
 
 
 build_config = partial(form.build, dataset)  # read when Launch or the finder needs it

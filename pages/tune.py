@@ -16,7 +16,7 @@ from modelkit.config import EPOCHS_FIELD
 from modelkit.device import pick_device
 from modelkit.errors import ModelkitError
 from modelkit.paths import confine_to
-from modelkit.recipes import CPU_START, TRIAL_START
+from modelkit.recipes import CPU_START, TRIAL_START, resolve
 from modelkit.tune.search import (
     OPTIONAL,
     SearchSpace,
@@ -49,7 +49,9 @@ with st.form("tune_form", enter_to_submit=False):
         "Each trial is a run with the settings below (epochs: per trial); the search picks the "
         "learning rate, weight decay and batch size, and what you add under Also search."
     )
-    form = ConfigForm({**({} if on_gpu else CPU_START), **TRIAL_START}, runs_dir)
+    start = {**({} if on_gpu else CPU_START), **TRIAL_START}  # short trials from random weights
+    trial = resolve("none", {}, start=start, start_source="a search's trials", check_weights=False)
+    form = ConfigForm(trial.settings, runs_dir)
     form.essentials()
     start = st.form_submit_button("Start search", icon=":material/tune:", type="primary")
     form.sections()

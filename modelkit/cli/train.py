@@ -32,7 +32,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if not (args.data or args.dataset):
             raise UsageError("train needs a DATA folder, --dataset NAME or --resume RUN_DIR")
-        from modelkit.recipes import notes_callback
+        from modelkit.recipes.notes import notes_callback
 
         config, notes = config_and_notes(args)
         trainer = Trainer(config, callbacks=[notes_callback(notes)] if notes else [])

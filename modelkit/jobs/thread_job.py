@@ -25,7 +25,7 @@ from modelkit.events import (
     Stopped,
 )
 from modelkit.jobs.live_view import LiveView
-from modelkit.recipes import notes_callback
+from modelkit.recipes.notes import notes_callback
 from modelkit.training.loop import Trainer
 
 

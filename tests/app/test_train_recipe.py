@@ -53,3 +53,19 @@ def test_auto_is_offered_first_and_says_why_it_chose_each_setting(open_page, app
     assert "arch = smallresnet" in text and "tiny" in text
     assert next(w for w in at.selectbox if w.label == "Architecture").value == "smallresnet"
     assert next(w for w in at.selectbox if w.label == "Schedule").value == "onecycle"
+
+
+def test_the_page_says_where_each_starting_value_came_from(open_page, monkeypatch):
+    from modelkit.models import weights
+
+    monkeypatch.setattr(weights, "imagenet_available", lambda arch, probe=True: True)
+    at = open_page("pages/train.py")
+    next(w for w in at.selectbox if w.label == "Recipe").set_value("few-images").run()
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "from" in df.value.columns)
+    source = dict(zip(table["setting"], table["from"], strict=True))
+    assert (
+        source["head_epochs"] == "recipe few-images" and source["rotation"] == "recipe few-images"
+    )
+    assert source["arch"] == "architecture default"
+    assert source["image_size"] == "a first run on this CPU"  # no GPU here: a short first run

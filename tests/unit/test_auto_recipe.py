@@ -8,13 +8,12 @@ from dataclasses import replace
 
 import pytest
 
-from modelkit import auto_recipe as auto
-from modelkit.auto_recipe import Facts, choose, gather_facts, scratch_epochs
-from modelkit.auto_techniques import TECHNIQUES
 from modelkit.cli.main import main
 from modelkit.config import TrainConfig, schema
 from modelkit.models import efficientnet_lite as lite
-from modelkit.recipes import NAMES, PRESETS, resolve_settings
+from modelkit.recipes import NAMES, PRESETS, auto, resolve_settings
+from modelkit.recipes.auto import Facts, choose, gather_facts, scratch_epochs
+from modelkit.recipes.techniques import TECHNIQUES
 
 BALANCED = {"a": 100, "b": 100}
 CALTECH_LIKE = dict(images=7315, classes=102, per_class={str(i): 72 for i in range(102)})
@@ -277,7 +276,7 @@ def test_the_technique_table_names_only_known_fields():
     known = {s.name for s in schema()}
     for situation, table in TECHNIQUES.items():
         assert set(table) <= known, situation
-    # ... and the ones ``auto_recipe._techniques`` adds by situation, outside the table
+    # ... and the ones ``recipes.auto._techniques`` adds by situation, outside the table
     assert {"warmup_epochs", "class_balance", "eval_size", "progressive_min_size"} <= known
 
 

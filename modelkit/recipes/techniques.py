@@ -1,6 +1,6 @@
 """The training techniques of issue #13 that the ``auto`` recipe turns on, by situation, each with
 one line of why. A table of its own so the recipe's rules and the measurements behind each entry
-can be read apart; ``auto_recipe._techniques`` applies it."""
+can be read apart; ``recipes.auto._techniques`` applies it."""
 
 from __future__ import annotations
 

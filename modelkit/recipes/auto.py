@@ -23,9 +23,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelkit import auto_techniques as tech
-from modelkit.auto_facts import AutoRecipeError, Facts, gather_facts, image_sides
 from modelkit.config import schema
+from modelkit.recipes import techniques as tech
+from modelkit.recipes.facts import AutoRecipeError, Facts, gather_facts, image_sides
 
 __all__ = [
     "AutoRecipe", "AutoRecipeError", "Facts", "auto_recipe", "choose", "gather_facts",
