@@ -48,12 +48,8 @@ def run_naive(args, q) -> None:
     from torch.utils.data import DataLoader
 
     from modelkit.data.scan import scan_dataset
-    from modelkit.models.registry import (
-        build_model,
-        load_starting_weights,
-        normalisation,
-        set_backbone_trainable,
-    )
+    from modelkit.models.registry import build_model, load_starting_weights, normalisation
+    from modelkit.models.stages import set_backbone_trainable
 
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -187,7 +183,8 @@ def _bare_training(args, classes: int):
     import torch
 
     from modelkit.device import autocast, pick_device, resolve_precision
-    from modelkit.models.registry import build_model, set_backbone_trainable
+    from modelkit.models.registry import build_model
+    from modelkit.models.stages import set_backbone_trainable
 
     device = pick_device("auto")
     precision = resolve_precision(args.precision, device)

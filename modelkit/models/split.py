@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from modelkit.models.registry import STAGE_CONTAINERS, backbone_stages, head_module
+from modelkit.models.registry import head_module
+from modelkit.models.stages import STAGE_CONTAINERS, backbone_stages
 
 
 class Rest(nn.Module):

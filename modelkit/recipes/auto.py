@@ -35,28 +35,15 @@ __all__ = [
 TINY_SIDE = 64  # images this small (px): a small network from scratch, on a CPU
 FEW_PER_CLASS = 300  # fewer training images a class than this: train the head first
 IMBALANCED = 3.0  # largest class / smallest class above this: balance the classes
-# Rough training speed on one CPU core pair, images a second at 224 px (the issue's
-# measurements: ResNet-18 170/s at 112 px; Lite0 17-19/s in bench_transfer); only used to
-# pick the image size under a budget.
-CPU_RATE_224 = {
-    "resnet18": 40.0, "efficientnet_lite0": 18.0, "efficientnet_lite1": 12.0, "smallresnet": 400.0,
-    "resnet18_half": 117.0,  # 2.9x ResNet-18's bare bf16 step at 112 px (453 against 155 img/s)
-}  # fmt: skip
-# When the run will be mostly the head on frozen features: a bundled backbone whose features
-# are better, at its own size, used when its package is installed. Caltech-101, heads on cached
-# features: Lite1 93.2-93.8% with flip TTA, Lite0 92.5-92.9%; Lite2 no better than Lite0.
-BETTER_FEATURES = {"efficientnet_lite0": ("efficientnet_lite1", 240)}
-# ... and when the budget leaves room after the head, fine-tune its last stage on cached maps of
-# the frozen ones (Caltech-101: 0.950 in 5 min, 0.952 in 15, against 0.927-0.930 for the head).
-# Room: decoding, the maps and the head took ~24 ms a training image there, an epoch ~2 ms.
-STAGE_MAPS = {"efficientnet_lite1": 7}  # frozen stages: stem + stages 1-6
+# What each architecture runs at on a CPU, which backbone has better frozen features, and which
+# stages to freeze or cache are the architecture's own facts (modelkit.models.registry).
+# Room for fine-tuning on cached stage maps after the head: decoding, the maps and the head took
+# ~24 ms a training image on Caltech-101, an epoch on the maps ~2 ms.
 STAGE_MAPS_S_PER_IMAGE = 0.024 + 4 * 0.002  # the head, then at least four epochs on the maps
 STAGE_MAP_EPOCHS = (10, 12)  # head epochs, then fine-tuning epochs on the maps
 MIN_EPOCHS_IN_BUDGET = 6  # fewer than this at full size: train smaller images instead
-# Fine-tuning that does not fit the budget at 224 px on a CPU: freeze the stem and the first
-# stages first, shrink images after. Only where the speed-up was measured (Lite0, stem + the 112,
-# 56 and 28 px stages: a training step 17 -> 34 img/s); other architectures shrink the images.
-PARTIAL_STAGES = {"efficientnet_lite0": 4}
+# Fine-tuning that does not fit the budget at 224 px on a CPU: freeze the architecture's
+# ``partial_frozen_stages`` first where it declares them (a measured speed-up), shrink images after.
 BUDGET_FOR_TRAINING = 0.75
 PARTIAL_SPEEDUP = 2.0
 MAX_EPOCHS_IN_BUDGET = 60  # with a budget, epochs are an upper bound the budget cuts down
@@ -148,8 +135,9 @@ def _fine_tune(
     size = 224
     why = "the size the ImageNet weights were trained at"
     from modelkit.models import efficientnet_lite as lite  # torch: not when the module loads
+    from modelkit.models.registry import architecture
 
-    better = None if "arch" in explicit else BETTER_FEATURES.get(arch)
+    better = None if "arch" in explicit else architecture(arch).better_features
     if better and _head_first_on_cpu(facts, per_class) and lite.installed(better[0]):
         # the run is mostly the head on frozen features: the backbone with the better ones
         arch, size = better
@@ -164,7 +152,7 @@ def _fine_tune(
     maps = (
         better is not None
         and arch == better[0]
-        and arch in STAGE_MAPS
+        and architecture(arch).stage_maps_frozen
         and facts.time_budget >= facts.images * STAGE_MAPS_S_PER_IMAGE
         and not {"frozen_stages", "cache_frozen_stages"} & set(explicit)
     )
@@ -175,7 +163,7 @@ def _fine_tune(
         # few images a class fine-tune for a few epochs only (the head's epochs are cheap)
         few = per_class < FEW_PER_CLASS
         needed = FEW_FINETUNE_EPOCHS if few else MIN_EPOCHS_IN_BUDGET
-        stages = PARTIAL_STAGES.get(arch, 0)
+        stages = architecture(arch).partial_frozen_stages
         if stages and needed > epochs_224 and (few or epochs_224 >= needed / PARTIAL_SPEEDUP):
             pick(
                 "frozen_stages", stages,
@@ -263,8 +251,10 @@ def _fine_tune(
 
 def _stage_maps(facts: Facts, pick: Any, arch: str) -> None:
     """Fine-tuning on cached maps of the frozen stages: what fits a CPU budget after the head."""
+    from modelkit.models.registry import architecture
+
     pick(
-        "frozen_stages", STAGE_MAPS[arch],
+        "frozen_stages", architecture(arch).stage_maps_frozen,
         f"a {facts.time_budget:g} s budget leaves room after the head on this CPU: fine-tune "
         "the last stage, on its input computed once (Caltech-101: 0.950 in 5 min, 0.952 in 15, "
         "against 0.930 for the head alone)",
@@ -274,7 +264,9 @@ def _stage_maps(facts: Facts, pick: Any, arch: str) -> None:
 
 def _epochs_224(facts: Facts, arch: str) -> float:
     """Epochs of full fine-tuning at 224 px that fit the budget on this CPU (rough rates)."""
-    rate = CPU_RATE_224.get(arch, 30.0)
+    from modelkit.models.registry import cpu_rate_224
+
+    rate = cpu_rate_224(arch)
     # a quarter of the budget goes to decoding, the head's epochs and evaluation
     return BUDGET_FOR_TRAINING * facts.time_budget * rate / max(facts.images, 1)
 
@@ -347,7 +339,9 @@ def expected_epochs(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> 
     elif facts.time_budget:
         arch = out.settings.get("arch") or explicit.get("arch") or "resnet18"
         size = out.settings.get("image_size") or explicit.get("image_size") or 224
-        rate = CPU_RATE_224.get(arch, 30.0) * (224 / size) ** 2
+        from modelkit.models.registry import cpu_rate_224
+
+        rate = cpu_rate_224(arch) * (224 / size) ** 2
         fit = BUDGET_FOR_TRAINING * facts.time_budget * rate / max(facts.images, 1)
         epochs = min(epochs, fit)
     return epochs

@@ -29,6 +29,7 @@ from modelkit.device import autocast, pick_device, resolve_precision
 from modelkit.evaluation.metrics import topk_accuracy
 from modelkit.events import Event, ListenerFn, Message, Planned
 from modelkit.models import registry as models
+from modelkit.models import stages
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.runs.folder import RunFolder
 from modelkit.runs.lock import lock_run
@@ -170,7 +171,7 @@ class Trainer:
         self.phase = phase
         if phase:
             cfg = self.config
-            models.set_backbone_trainable(self.model, cfg.arch, phase == 2, cfg.frozen_stages)
+            stages.set_backbone_trainable(self.model, cfg.arch, phase == 2, cfg.frozen_stages)
 
     def build_optimisation(self) -> None:
         """Optimizer, schedule and scaler for the current phase (optim.py)."""
@@ -296,9 +297,9 @@ class Trainer:
         cfg = self.config
         self.model.train()
         if cfg.freeze_backbone or self.phase == 1 or cfg.freeze_bn:
-            models.freeze_batchnorm(self.model, cfg.arch)
+            stages.freeze_batchnorm(self.model, cfg.arch)
         elif cfg.frozen_stages:
-            models.freeze_batchnorm(self.model, cfg.arch, cfg.frozen_stages)
+            stages.freeze_batchnorm(self.model, cfg.arch, cfg.frozen_stages)
         self.head = models.head_module(self.model, cfg.arch)
         if self.stage_cache is not None:
             self.rest = stage_cache.rest_of(self.model, cfg.arch, cfg.frozen_stages)

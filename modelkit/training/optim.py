@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from modelkit.config import TrainConfig
-from modelkit.models import registry as models
+from modelkit.models import stages
 from modelkit.training import phases
 
 Scheduler = Any  # torch's LRScheduler or ReduceLROnPlateau (no common base class)
@@ -45,7 +45,7 @@ def create_optimizer(
     Fused kernels on a CPU or CUDA device: torch picks its per-tensor loop on a CPU by itself,
     and ResNet-18's update took 18.9 ms (SGD) and 60 ms (AdamW) a step that way on the 2-core
     CPU, 6.8 and 10.3 ms fused (benchmarks: a few percent of a training step)."""
-    groups = models.parameter_groups(model, arch, lr, backbone_lr, weight_decay)
+    groups = stages.parameter_groups(model, arch, lr, backbone_lr, weight_decay)
     devices = {p.device.type for g in groups for p in g["params"]}
     fused = {"fused": True} if devices and devices <= {"cpu", "cuda"} else {}
     if opt == "sgd":

@@ -21,6 +21,7 @@ from modelkit.data.imageio import resize_size_for
 from modelkit.data.scan import DatasetError, Sample, scan_dataset
 from modelkit.events import CacheProgress, Event, Message
 from modelkit.models import registry as models
+from modelkit.models import stages
 from modelkit.runs.folder import RunFolder, read_json
 from modelkit.runs.store import RunStore
 from modelkit.training import stage_cache
@@ -200,7 +201,7 @@ def build_model(
     else:
         source = models.load_starting_weights(model, cfg.arch, cfg.weights)
     try:
-        models.set_backbone_trainable(model, cfg.arch, not cfg.freeze_backbone, cfg.frozen_stages)
+        stages.set_backbone_trainable(model, cfg.arch, not cfg.freeze_backbone, cfg.frozen_stages)
     except ValueError as exc:  # more frozen stages than the architecture has
         raise TrainingError(f"frozen_stages: {exc}") from exc
     model.to(device)

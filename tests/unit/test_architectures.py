@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from modelkit.models import registry as models
+from modelkit.models import stages
 from modelkit.models.registry import WeightsError
 from modelkit.runs.store import read_metrics
 from modelkit.training.features import headless
@@ -27,8 +28,8 @@ def test_builds_with_our_head_and_runs_32px(arch):
         with headless(model, arch) as body:
             width = body(torch.randn(2, 3, 32, 32)).shape[1]
     assert head[0].in_features == width
-    models.set_backbone_trainable(model, arch, False)
-    names = {g["name"] for g in models.parameter_groups(model, arch, 0.1, None, 1e-4)}
+    stages.set_backbone_trainable(model, arch, False)
+    names = {g["name"] for g in stages.parameter_groups(model, arch, 0.1, None, 1e-4)}
     assert names == {"head", "head-no-decay"}
 
 

@@ -11,6 +11,7 @@ import pytest
 from modelkit.cli.main import main
 from modelkit.config import TrainConfig, schema
 from modelkit.models import efficientnet_lite as lite
+from modelkit.models.registry import ARCHITECTURES
 from modelkit.recipes import NAMES, PRESETS, auto, resolve_settings
 from modelkit.recipes.auto import Facts, choose, gather_facts, scratch_epochs
 from modelkit.recipes.techniques import TECHNIQUES
@@ -116,7 +117,9 @@ def test_a_budget_too_short_for_full_fine_tuning_freezes_early_stages_before_shr
     fits = choose(replace(caltech, time_budget=3600)).settings
     assert "frozen_stages" not in fits and fits["image_size"] == 224
     short = choose(replace(caltech, time_budget=900))
-    assert short.settings["frozen_stages"] == auto.PARTIAL_STAGES["efficientnet_lite0"]
+    assert (
+        short.settings["frozen_stages"] == ARCHITECTURES["efficientnet_lite0"].partial_frozen_stages
+    )
     assert short.settings["image_size"] == 224
     assert any("frozen_stages" in line and "twice as many" in line for line in short.lines())
     # too tight for even that: still 224 px, where the head on cached features does most of
@@ -136,7 +139,7 @@ def test_only_measured_architectures_freeze_stages_others_shrink_the_images():
     large = facts(images=20000, classes=20, per_class={str(i): 1000 for i in range(20)})
     # full fine-tuning at 224 px fits ~3.4 epochs (Lite0) and ~3 (ResNet-18) of the 6 wanted
     lite0 = choose(replace(large, time_budget=5000)).settings
-    assert lite0["frozen_stages"] == auto.PARTIAL_STAGES["efficientnet_lite0"]
+    assert lite0["frozen_stages"] == ARCHITECTURES["efficientnet_lite0"].partial_frozen_stages
     resnet = choose(replace(large, pretrained="resnet18", time_budget=2000)).settings
     assert "frozen_stages" not in resnet and resnet["image_size"] < 224
 
@@ -356,3 +359,20 @@ def test_auto_picks_the_same_settings_as_before_on_the_benchmark_shapes():
     assert (caltech["arch"], caltech["image_size"]) == ("efficientnet_lite1", 240)
     assert (caltech["epochs"], caltech["head_epochs"], caltech["frozen_stages"]) == (22, 10, 7)
     assert caltech["cache_frozen_stages"] is True and caltech["monitor"] == "val_acc"
+
+
+# -- an architecture's facts live with it in the registry -----------------------------------------
+def test_every_architecture_declares_what_auto_plans_a_cpu_budget_with():
+    assert all(spec.cpu_rate_224 for spec in ARCHITECTURES.values())
+
+
+def test_an_architecture_without_a_cpu_rate_gets_a_clear_error_not_a_guess(monkeypatch):
+    from modelkit.models import registry
+
+    bare = replace(ARCHITECTURES["resnet18"], name="newnet", cpu_rate_224=None)
+    monkeypatch.setitem(registry.ARCHITECTURES, "newnet", bare)
+    planned = auto.AutoRecipe({"arch": "newnet", "epochs": 60})
+    with pytest.raises(registry.ArchitectureError, match="newnet declares no CPU training rate"):
+        auto.expected_epochs(planned, facts(time_budget=60.0), {})
+    with pytest.raises(registry.ArchitectureError, match="'nonet' is not one of"):
+        registry.cpu_rate_224("nonet")

@@ -18,6 +18,7 @@ from modelkit.data.augment import eval_batch
 from modelkit.data.imageio import load_image, resize_size_for, square_resize
 from modelkit.models import efficientnet_lite as lite
 from modelkit.models import registry as models
+from modelkit.models import stages
 from modelkit.serving.predictor import Predictor
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -90,11 +91,11 @@ def test_loading_imagenet_weights_fills_the_backbone_not_the_head():
     body = [k for k in state if not k.startswith("classifier.")]
     assert all(torch.equal(state[k], reference[k]) for k in body)
     assert models.head_module(model, _LITE0)[-1].out_features == 3
-    models.set_backbone_trainable(model, _LITE0, False)
-    names = {g["name"] for g in models.parameter_groups(model, _LITE0, 0.1, None, 1e-4)}
+    stages.set_backbone_trainable(model, _LITE0, False)
+    names = {g["name"] for g in stages.parameter_groups(model, _LITE0, 0.1, None, 1e-4)}
     assert names == {"head", "head-no-decay"}
     model.train()
-    models.freeze_batchnorm(model, _LITE0)
+    stages.freeze_batchnorm(model, _LITE0)
     assert not any(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
 
 

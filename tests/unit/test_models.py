@@ -15,12 +15,10 @@ from modelkit.models.registry import (
     ARCHITECTURES,
     WeightsError,
     build_model,
-    freeze_batchnorm,
     head_module,
     load_starting_weights,
-    parameter_groups,
-    set_backbone_trainable,
 )
+from modelkit.models.stages import freeze_batchnorm, parameter_groups, set_backbone_trainable
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from modelkit.models import registry as models
+from modelkit.models import stages as model_stages
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.training.errors import TrainingError
 from modelkit.training.loop import Trainer
@@ -19,7 +20,7 @@ from modelkit.training.setup import build_model
 @pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0", "smallresnet"])
 def test_the_stages_run_from_the_stem_to_the_last_block(arch):
     model = models.build_model(arch, 3)
-    stages = models.backbone_stages(model, arch)
+    stages = model_stages.backbone_stages(model, arch)
     head = {id(p) for p in models.head_module(model, arch).parameters()}
     in_stages = {id(p) for stage in stages for m in stage for p in m.parameters()}
     assert in_stages == {id(p) for p in model.parameters()} - head  # every backbone weight once

@@ -11,6 +11,7 @@ import torch
 from modelkit.config import ConfigError
 from modelkit.events import BatchEnd, CacheProgress, EpochEnd, Message
 from modelkit.models import registry as models
+from modelkit.models import stages as model_stages
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.models.split import check_split, split_model
 from modelkit.training import stage_cache
@@ -22,7 +23,7 @@ from modelkit.training.setup import build_model
 def test_every_cut_of_every_family_computes_what_the_whole_model_does(arch):
     torch.manual_seed(0)
     model = models.build_model(arch, 3)
-    stages = len(models.backbone_stages(model, arch))
+    stages = len(model_stages.backbone_stages(model, arch))
     for cut in range(1, stages):
         prefix, rest = split_model(model, arch, cut)
         assert check_split(model, prefix, rest, 48), f"{arch} cut after {cut}"
