@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_transfer import time_to  # noqa: E402
 from reference_loop import Folder, in_child, parse_sets, tutorial_transforms  # noqa: E402
 
-from modelkit.config_schema import parse_duration  # noqa: E402
+from modelkit.config.declare import parse_duration  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

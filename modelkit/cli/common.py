@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from modelkit.config import ConfigError, Setting, TrainConfig, schema
-from modelkit.config_schema import PARSERS
+from modelkit.config.declare import PARSERS
 from modelkit.errors import ModelkitError
 
 EXIT_USAGE, EXIT_ERROR, EXIT_STOPPED = 2, 1, 130  # see modelkit/cli/__init__.py
@@ -59,7 +59,7 @@ _optional_float.__name__ = "float"  # argparse names the type in "invalid float 
 
 
 def _reader(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
-    """A schema parser (``config_schema.PARSERS``) as an argparse type: its message is said."""
+    """A schema parser (``config.declare.PARSERS``) as an argparse type: its message is said."""
 
     def read(text: str) -> Any:
         try:

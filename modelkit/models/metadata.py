@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from modelkit.config_rules import head_problem
+from modelkit.config.rules import head_problem
 from modelkit.models.checkpoint import CheckpointError
 from modelkit.models.registry import ARCHITECTURES
 from modelkit.names import classes_problem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -115,13 +116,14 @@ def test_all_problems_are_listed_at_once():
     assert len(problems) == 6, joined
 
 
-def test_validate_after_changing_a_field():
+def test_a_config_is_frozen_and_a_changed_copy_is_validated():
     cfg = TrainConfig()
-    cfg.epochs = 0
-    with pytest.raises(ConfigError, match="epochs"):
-        cfg.validate()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 0  # what was asked never changes under a run
     with pytest.raises(ConfigError, match="batch_size"):
-        TrainConfig().replace(batch_size=-1)
+        cfg.replace(batch_size=-1)
+    assert cfg.replace(lr=1).lr == 1.0 and isinstance(cfg.replace(lr=1).lr, float)
+    assert cfg.epochs == TrainConfig().epochs
 
 
 def test_json_round_trip(tmp_path):
@@ -203,7 +205,7 @@ def test_the_readme_lists_every_setting():
     from pathlib import Path
 
     from modelkit.config import schema
-    from modelkit.config_schema import settings_table
+    from modelkit.config.declare import settings_table
     from modelkit.models.registry import documented_architectures
 
     readme = Path(__file__).resolve().parents[2] / "README.md"

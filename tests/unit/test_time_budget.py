@@ -9,7 +9,7 @@ import pytest
 
 from modelkit.cli.main import main
 from modelkit.config import TrainConfig
-from modelkit.config_schema import parse_duration
+from modelkit.config.declare import parse_duration
 from modelkit.events import Planned
 from modelkit.jobs.thread_job import TrainingJob
 from modelkit.runs.folder import RunFolder

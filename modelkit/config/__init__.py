@@ -1,7 +1,7 @@
 """TrainConfig: every knob of a training run, declared once, validated up front, saved with the run.
 
 Each field is declared with ``setting(default, help, group, label=…, bounds=…, choices=…)``
-(see ``modelkit.config_schema``): validation, the CLI flags (``modelkit.cli.config_flags``) and
+(see ``modelkit.config.declare``): validation, the CLI flags (``modelkit.cli.config_flags``) and
 the app's Train form (``studio.config_form``) are generated from that one declaration.
 ``from_dict`` refuses unknown keys and wrong types, naming every bad field at once.
 """
@@ -14,12 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelkit.config_schema import (
-    GROUPS,
-    Setting,
-    setting,
-    settings_of,
-)
+from modelkit.config.declare import GROUPS, Setting, setting, settings_of
 from modelkit.errors import ModelkitError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -48,7 +43,7 @@ def _architectures() -> tuple[str, ...]:
     return tuple(ARCHITECTURES)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     # One block per field: default, group, label, then its range or choices and its help.
     # fmt: off
@@ -350,12 +345,17 @@ class TrainConfig:
     # fmt: on
 
     def __post_init__(self) -> None:
+        # frozen: what was asked never changes (a run's plan does); lr=1 is stored as 1.0
+        from modelkit.config.rules import coerced
+
+        for name, value in coerced(self, schema()).items():
+            object.__setattr__(self, name, value)
         self.validate()
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ConfigError listing every problem (``config_rules.problems``)."""
-        from modelkit.config_rules import problems
+        """Raise ConfigError listing every problem (``config.rules.problems``)."""
+        from modelkit.config.rules import problems
 
         if found := problems(self, schema()):
             raise ConfigError("\n".join(found))

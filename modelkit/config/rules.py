@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from modelkit.config_schema import Setting, accepts_float, hint_name, matches
+from modelkit.config.declare import Setting, accepts_float, hint_name, matches
 
 MAX_HEAD_LAYERS = 8
 # Weights between hidden layers: 8192,8192 at most (256 MiB in fp32); each width is bounded by
@@ -105,8 +105,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str | Callable[[Any], str]]] = [
 
 
 def problems(cfg: Any, settings: tuple[Setting, ...]) -> list[str]:
-    """Every problem of ``cfg`` (a TrainConfig) as one line each; [] when it is valid. Ints
-    given where floats are expected are stored as floats on the way."""
+    """Every problem of ``cfg`` (a TrainConfig) as one line each; [] when it is valid."""
     found = type_problems(cfg, settings)
     lines = list(found.values())
     bad = set(found)
@@ -129,6 +128,15 @@ def type_problems(cfg: Any, settings: tuple[Setting, ...]) -> dict[str, str]:
             found[s.name] = (
                 f"{s.name}: expected {hint_name(s.hint)}, got {type(value).__name__} {value!r}"
             )
-        elif isinstance(value, int) and not isinstance(value, bool) and accepts_float(s.hint):
-            setattr(cfg, s.name, float(value))
     return found
+
+
+def coerced(cfg: Any, settings: tuple[Setting, ...]) -> dict[str, float]:
+    """{field: float} for whole numbers given where a float is expected (``lr=1``): the values a
+    TrainConfig stores instead, so its JSON and its comparisons are the same however given."""
+    out = {}
+    for s in settings:
+        value = getattr(cfg, s.name)
+        if isinstance(value, int) and not isinstance(value, bool) and accepts_float(s.hint):
+            out[s.name] = float(value)
+    return out
