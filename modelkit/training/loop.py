@@ -14,21 +14,18 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from modelkit.atomic import atomic_write_json
 from modelkit.config import TrainConfig
-from modelkit.data.augment import AugmentSettings, train_batch
-from modelkit.data.mixing import MixSettings, mix_batch
-from modelkit.device import autocast, pick_device, resolve_precision
+from modelkit.device import pick_device, resolve_precision
 from modelkit.evaluation.metrics import topk_accuracy
 from modelkit.events import Event, ListenerFn, Message, Planned
-from modelkit.models import registry as models
 from modelkit.models import stages
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.runs.folder import RunFolder
@@ -39,6 +36,7 @@ from modelkit.training.callbacks.checkpoint import restore
 from modelkit.training.callbacks.defaults import default_callbacks
 from modelkit.training.errors import NonFiniteLoss, StopTraining, TrainingError, explain_error
 from modelkit.training.evaluation_pass import split_logits
+from modelkit.training.inputs import Batch, input_source
 from modelkit.training.plan import RunPlan
 from modelkit.training.state import LoopState
 
@@ -270,28 +268,6 @@ class Trainer:
         return reason
 
     # -- one epoch ------------------------------------------------------------------------------
-    def _forward_train(
-        self, epoch: int, rows: np.ndarray, idx: np.ndarray, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, targets): the targets are ``y``, or soft ones when MixUp/CutMix mixed."""
-        cfg = self.config
-        if self.features is not None:
-            feats = self.features.train(epoch)
-            return self.head(feats[torch.from_numpy(idx).to(feats.device)]), y
-        if self.stage_cache is not None:
-            maps = stage_cache.gather(self.stage_cache.train(epoch), idx, cfg.channels_last)
-            with autocast(self.device, self.precision):
-                return self.rest(maps), y
-        x = self.data.cache.batch(rows[idx]).to(self.device, non_blocking=True)
-        x = train_batch(
-            x, self.train_size, self.augment, self.generator, cfg.channels_last, self.batch_part,
-            models.normalisation(cfg.arch),
-        )  # fmt: skip
-        if self.mix.on:
-            x, y = mix_batch(x, y, len(self.classes), self.mix, self.generator, self.batch_part)
-        with autocast(self.device, self.precision):
-            return self.train_forward(x), y
-
     def _train_epoch(self, epoch: int) -> dict[str, Any] | None:
         """One pass over the training images; None when the run stops within it."""
         cfg = self.config
@@ -300,12 +276,8 @@ class Trainer:
             stages.freeze_batchnorm(self.model, cfg.arch)
         elif cfg.frozen_stages:
             stages.freeze_batchnorm(self.model, cfg.arch, cfg.frozen_stages)
-        self.head = models.head_module(self.model, cfg.arch)
-        if self.stage_cache is not None:
-            self.rest = stage_cache.rest_of(self.model, cfg.arch, cfg.frozen_stages)
-        self.augment = AugmentSettings.from_config(cfg)
-        self.mix = MixSettings(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob)
-        rows, labels = self.data.rows["train"], self.data.labels["train"]
+        source = input_source(self)  # images, cached features or cached stage maps
+        labels = self.data.labels["train"]
         order = balance.epoch_order(labels, self.sampler_weights, self.generator)  # every rank
         # DDP, built again when the trainable parameters change
         self.train_forward = self.forward
@@ -321,13 +293,19 @@ class Trainer:
                 return None
             call_hooks(self.callbacks, "on_batch_start", self, epoch, b)
             batch = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].numpy()
-            idx, self.batch_part = self.dist.shard(batch)  # this process's part of the batch
+            idx, part = self.dist.shard(batch)  # this process's part of the batch
             y = labels[idx].to(self.device, non_blocking=True)
-            out, target = self._forward_train(epoch, rows, idx, y)
-            loss = self.criterion(out.float(), target) * self.dist.loss_weight(len(idx), len(batch))
+            step = Batch(epoch, b, idx, source.batch(self, epoch, idx, part), y, y, source.images)
+            step.part = part
+            call_hooks(self.callbacks, "before_batch", self, step)
+            out = step.logits = source.forward(self, step.x)
+            weight = self.dist.loss_weight(len(idx), len(batch))
+            loss = step.loss = self.criterion(out.float(), step.target) * weight
+            call_hooks(self.callbacks, "after_loss", self, step)
             optim.optimizer_step(
-                loss, self.optimizer, self.scaler, self.scheduler, self.model, cfg.grad_clip
-            )
+                loss, self.optimizer, self.scaler, self.scheduler, self.model, cfg.grad_clip,
+                before_step=partial(call_hooks, self.callbacks, "before_step", self, step),
+            )  # fmt: skip
             batch_loss = self.dist.mean(float(loss.detach()))  # the global batch's mean loss
             if not math.isfinite(batch_loss):
                 raise NonFiniteLoss(

@@ -7,6 +7,7 @@ the LR finder, a test or a notebook can build the same optimizer from plain argu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -161,20 +162,26 @@ def optimizer_step(
     scheduler: Scheduler | None,
     model: nn.Module,
     grad_clip: float = 0.0,
+    before_step: Callable[[], None] | None = None,
 ) -> None:
-    """Backward, gradient clipping, optimizer step (scaled for fp16), per-batch schedule step."""
+    """Backward, gradient clipping, optimizer step (scaled for fp16), per-batch schedule step.
+    ``before_step`` runs once the gradients are there (the callbacks' hook)."""
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
         if grad_clip:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if before_step is not None:
+            before_step()
         scaler.step(optimizer)
         scaler.update()
     else:
         loss.backward()
         if grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if before_step is not None:
+            before_step()
         optimizer.step()
     if steps_per_batch(scheduler):
         scheduler.step()

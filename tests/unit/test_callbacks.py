@@ -4,11 +4,13 @@ loop state saved in last.pt (and read from a checkpoint written before callbacks
 from __future__ import annotations
 
 import pytest
+import torch
 
 from modelkit.events import EpochEnd, Finished, Stopped
 from modelkit.models.checkpoint import load_checkpoint, save_checkpoint
 from modelkit.runs.store import load_run
 from modelkit.training.callbacks import HOOKS, Callback, call_hooks
+from modelkit.training.callbacks.base import in_order
 from modelkit.training.loop import Trainer
 from modelkit.training.state import LoopState
 
@@ -129,3 +131,53 @@ def test_the_loop_state_round_trips_and_reads_old_checkpoints(make_config):
     result = Trainer.resume(run_dir).fit()
     assert result.state == "finished" and result.last["epoch"] == 3
     assert [row["epoch"] for row in load_checkpoint(last)["history"]] == [1, 2, 3]
+
+
+# -- batch-level hooks: a technique is a callback, not loop code ----------------------------------
+class AlwaysFirstClass(Callback):
+    """A batch-level technique written as a callback: it relabels every image as class 0 before
+    the forward pass, and watches the loss and the gradients the loop computes from it."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+        self.had_gradients: list[bool] = []
+
+    def before_batch(self, trainer, batch):
+        assert batch.images and batch.x.shape[0] == len(batch.idx) == len(batch.y)
+        batch.target = torch.zeros_like(batch.y)
+
+    def after_loss(self, trainer, batch):
+        assert batch.logits is not None and batch.logits.shape[0] == len(batch.y)
+        self.losses.append(float(batch.loss.detach()))
+
+    def before_step(self, trainer, batch):
+        grads = [p.grad for p in trainer.model.parameters() if p.requires_grad]
+        self.had_gradients.append(all(g is not None for g in grads))
+
+
+def test_batch_hooks_change_the_targets_and_see_the_loss_and_gradients(make_config):
+    probe = AlwaysFirstClass()
+    trainer = Trainer(make_config(epochs=3, lr=0.05), callbacks=[probe])
+    assert trainer.fit().state == "finished"
+    steps = trainer.steps_per_epoch
+    assert len(probe.losses) == len(probe.had_gradients) == 3 * steps
+    assert all(probe.had_gradients)  # before_step comes after backward
+    first, last = sum(probe.losses[:steps]), sum(probe.losses[-steps:])
+    assert last < first / 2  # it learned the targets the callback gave, not the labels
+    logits, _ = trainer.predict("val", tta=False)
+    assert (logits.argmax(1) == 0).all()
+
+
+def test_callbacks_run_in_their_declared_order_whatever_order_they_are_given(make_config):
+    class Early(Callback):
+        order = 5  # before the training techniques
+
+    cfg = make_config(epochs=1, time_budget=600, mixup_alpha=0.2, warmup_epochs=1)
+    trainer = Trainer(cfg, callbacks=[Journal(), Early()])
+    trainer.fit()
+    names = [type(cb).__name__ for cb in trainer.callbacks]
+    assert names == [
+        "Early", "ClassBalance", "Warmup", "MixHandler", "PhaseSwitch", "TimeBudget",
+        "Checkpoint", "FinalEvaluation", "Calibrate", "EventReporter", "EarlyStopping", "Journal",
+    ]  # fmt: skip
+    assert in_order([Journal(), Early()])[0].order == 5

@@ -21,9 +21,10 @@ from modelkit.events import (
     RunStarted,
     Stopped,
 )
+from modelkit.models import registry
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.runs.store import read_json, read_metrics
-from modelkit.training import loop as engine
+from modelkit.training import inputs
 from modelkit.training.loop import Trainer, TrainingError, TrainResult
 
 
@@ -145,7 +146,7 @@ def test_checkpoints_load_weights_only_with_everything_needed(baseline):
     assert "optimizer" not in best  # best.pt is for inference: weights and metadata only
     assert {"lr", "initial_lr"} <= set(last["optimizer"]["param_groups"][0])
     assert last["scheduler"]["last_epoch"] == 3
-    model = engine.models.build_model("resnet18", 3)
+    model = registry.build_model("resnet18", 3)
     model.load_state_dict(last["model"])
 
 
@@ -306,7 +307,7 @@ def test_frozen_backbone_keeps_weights_and_statistics(make_config):
     result, _ = train(make_config(epochs=1, freeze_backbone=True, lr=0.05))
     first = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")["model"]
     torch.manual_seed(0)
-    initial = engine.models.build_model("resnet18", 3).state_dict()
+    initial = registry.build_model("resnet18", 3).state_dict()
     for k, v in first.items():
         if k.startswith("fc."):
             assert not torch.equal(v, initial[k]), f"head {k} did not train"
@@ -367,7 +368,7 @@ def test_failure_emits_failed_and_marks_the_run(make_config, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(engine, "train_batch", out_of_memory)
+    monkeypatch.setattr(inputs, "train_batch", out_of_memory)
     rec = Recorder()
     trainer = Trainer(make_config(), [rec])
     with pytest.raises(TrainingError, match="smaller batch size") as info:
@@ -380,12 +381,12 @@ def test_failure_emits_failed_and_marks_the_run(make_config, monkeypatch):
 
 
 def test_nan_loss_fails_with_advice(make_config, monkeypatch):
-    real = engine.train_batch
+    real = inputs.train_batch
 
     def poisoned(*args, **kwargs):
         return real(*args, **kwargs) * float("nan")
 
-    monkeypatch.setattr(engine, "train_batch", poisoned)
+    monkeypatch.setattr(inputs, "train_batch", poisoned)
     rec = Recorder()
     with pytest.raises(TrainingError, match="lower the learning rate") as info:
         Trainer(make_config(), [rec]).fit()

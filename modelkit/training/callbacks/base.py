@@ -12,10 +12,17 @@ Hooks, in the order a run calls them::
     on_fit_start                data, model, optimizer ready (resumed state loaded)
       on_epoch_start(epoch)
         on_batch_start(epoch, batch)
+        before_batch(batch)     inputs made (training.inputs.Batch); may change x and target
+        after_loss(batch)       logits and loss computed
+        before_step(batch)      gradients computed, before the optimizer steps
         on_batch_end(epoch, batch, loss)
       on_epoch_end(epoch, metrics)  metrics complete, trainer.state updated
     on_fit_end(reason)          reason: completed | early_stopping | stopped | pruned
     on_exception(exc)           instead of on_fit_end when the run fails
+
+Callbacks run in the order of their ``order`` (lower first, then as given): the training
+techniques, the phase switch, the time budget, the checkpoints, the final evaluation and
+calibration, the events, early stopping, then a caller's own callbacks (``CALLER``).
 
 A callback with state that must survive a resume returns it from ``state_dict()``; it is saved
 in ``last.pt`` under its ``state_key`` and handed back to ``load_state_dict`` when resuming.
@@ -35,6 +42,9 @@ HOOKS = (
     "on_fit_start",
     "on_epoch_start",
     "on_batch_start",
+    "before_batch",
+    "after_loss",
+    "before_step",
     "on_batch_end",
     "on_epoch_end",
     "on_fit_end",
@@ -42,10 +52,16 @@ HOOKS = (
 )
 
 
+# Where each built-in callback runs (``Callback.order``); a caller's own come after them.
+TECHNIQUE, PHASE_SWITCH, TIME_BUDGET, CHECKPOINT, FINAL, EVENTS, EARLY_STOP = range(10, 80, 10)
+CALLER = 100
+
+
 class Callback:
     """No-op hooks; override those you need."""
 
     main_only = False  # True: only rank 0 of a distributed run keeps it (writes files, reports)
+    order = CALLER  # lower runs first; equal orders keep the order they were given in
 
     @property
     def state_key(self) -> str:
@@ -59,6 +75,12 @@ class Callback:
 
     def on_batch_start(self, trainer: Trainer, epoch: int, batch: int) -> None: ...
 
+    def before_batch(self, trainer: Trainer, batch: Any) -> None: ...
+
+    def after_loss(self, trainer: Trainer, batch: Any) -> None: ...
+
+    def before_step(self, trainer: Trainer, batch: Any) -> None: ...
+
     def on_batch_end(self, trainer: Trainer, epoch: int, batch: int, loss: float) -> None: ...
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None: ...
@@ -71,6 +93,11 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def in_order(callbacks: Iterable[Callback]) -> list[Callback]:
+    """``callbacks`` sorted by their ``order``; ties keep the order given."""
+    return sorted(callbacks, key=lambda cb: cb.order)
 
 
 def call_hooks(

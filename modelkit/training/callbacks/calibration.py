@@ -9,12 +9,13 @@ from __future__ import annotations
 from modelkit.evaluation.calibration import calibrate_logits, store_calibration
 from modelkit.evaluation.metrics import evaluate_logits, save_evaluation
 from modelkit.events import Message
-from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.base import FINAL, Callback, Trainer
 from modelkit.training.callbacks.final_evaluation import best_logits
 from modelkit.training.callbacks.reporter import FINISHED
 
 
 class Calibrate(Callback):
+    order = FINAL
     main_only = True
 
     def on_fit_end(self, trainer: Trainer, reason: str) -> None:

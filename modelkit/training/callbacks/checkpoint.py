@@ -19,6 +19,7 @@ from modelkit.events import CheckpointSaved, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import save_checkpoint
 from modelkit.training.callbacks.base import (
+    CHECKPOINT,
     Callback,
     Trainer,
     callback_states,
@@ -85,6 +86,7 @@ def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
 
 
 class Checkpoint(Callback):
+    order = CHECKPOINT
     main_only = True  # rank 0 writes; every rank holds the same weights
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""The callbacks (and recording listeners) every run gets, in the order their hooks must run.
+"""The callbacks (and recording listeners) every run gets; their ``order`` says when each runs.
 
 The training techniques come first (class balance, warmup, progressive resizing, EMA: they act
 on the loop itself). At an epoch's end: the phase switch first (last.pt must hold phase 2's
@@ -11,15 +11,17 @@ reuses the best weights that one loaded).
 
 from __future__ import annotations
 
+from modelkit.data.mixing import MixSettings
 from modelkit.events import ListenerFn
 from modelkit.runs.recorder import RunRecorder
 from modelkit.training import tensorboard_log
-from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.base import Callback, Trainer, in_order
 from modelkit.training.callbacks.calibration import Calibrate
 from modelkit.training.callbacks.checkpoint import Checkpoint
 from modelkit.training.callbacks.early_stopping import EarlyStopping
 from modelkit.training.callbacks.ema import EMA
 from modelkit.training.callbacks.final_evaluation import FinalEvaluation
+from modelkit.training.callbacks.mixing import MixHandler
 from modelkit.training.callbacks.phase_switch import PhaseSwitch
 from modelkit.training.callbacks.reporter import EventReporter
 from modelkit.training.callbacks.techniques import ClassBalance, ProgressiveResize, Warmup
@@ -36,6 +38,9 @@ def technique_callbacks(trainer: Trainer) -> list[Callback]:
         callbacks.append(ProgressiveResize())
     if cfg.ema:
         callbacks.append(EMA(cfg.ema_decay))
+    mix = MixSettings(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob)
+    if mix.on:
+        callbacks.append(MixHandler(mix))
     return callbacks
 
 
@@ -61,4 +66,4 @@ def default_callbacks(trainer: Trainer) -> list[Callback]:
         EarlyStopping(cfg.early_stopping_patience),
         *trainer.user_callbacks,
     ]
-    return [cb for cb in callbacks if is_main or not cb.main_only]
+    return in_order(cb for cb in callbacks if is_main or not cb.main_only)

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from modelkit.events import Message
-from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.base import EARLY_STOP, Callback, Trainer
 
 
 class EarlyStopping(Callback):
+    order = EARLY_STOP
+
     def __init__(self, patience: int):
         self.patience = patience  # 0 turns it off
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.base import TECHNIQUE, Callback, Trainer
 
 
 def ema_decay(decay: float, updates: int) -> float:
@@ -44,6 +44,8 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 class EMA(Callback):
+    order = TECHNIQUE
+
     def __init__(self, decay: float) -> None:
         self.decay, self.updates = decay, 0
         self.saved: dict[str, Any] | None = None

@@ -8,7 +8,7 @@ import torch
 from modelkit.evaluation.metrics import evaluate_logits, save_evaluation
 from modelkit.events import Message
 from modelkit.models.checkpoint import load_checkpoint
-from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.base import FINAL, Callback, Trainer
 from modelkit.training.callbacks.reporter import FINISHED
 
 
@@ -22,6 +22,7 @@ def best_logits(trainer: Trainer, split: str) -> tuple[torch.Tensor, torch.Tenso
 
 
 class FinalEvaluation(Callback):
+    order = FINAL
     main_only = True
 
     def on_fit_end(self, trainer: Trainer, reason: str) -> None:

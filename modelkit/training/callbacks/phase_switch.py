@@ -12,10 +12,12 @@ from typing import Any
 
 from modelkit.events import Message
 from modelkit.training import phases, stage_cache
-from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.base import PHASE_SWITCH, Callback, Trainer
 
 
 class PhaseSwitch(Callback):
+    order = PHASE_SWITCH
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         cfg = trainer.config
         if not trainer.phase or phases.phase_of(cfg, epoch + 1) == trainer.phase:

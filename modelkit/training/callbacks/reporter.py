@@ -9,13 +9,15 @@ import traceback
 from typing import Any
 
 from modelkit.events import BatchEnd, EpochEnd, Failed, Finished, RunStarted, Stopped
-from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.base import EVENTS, Callback, Trainer
 from modelkit.training.errors import explain_error
 
 FINISHED = ("completed", "early_stopping", "time_budget")  # reasons of a finished run
 
 
 class EventReporter(Callback):
+    order = EVENTS
+
     def setup(self, trainer: Trainer) -> None:
         n_train = len(trainer.splits["train"])
         trainer.emit(

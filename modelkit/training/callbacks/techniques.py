@@ -7,12 +7,14 @@ from __future__ import annotations
 from modelkit.data.views import progressive_sizes
 from modelkit.events import Message
 from modelkit.training import balance, optim
-from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.base import TECHNIQUE, Callback, Trainer
 
 
 class ClassBalance(Callback):
     """Picks the class-imbalance remedy (``balance.choose``) before the loss is built, and says
     which and why once the run has started."""
+
+    order = TECHNIQUE
 
     def setup(self, trainer: Trainer) -> None:
         labels = [s.label for s in trainer.splits["train"]]
@@ -35,6 +37,8 @@ class Warmup(Callback):
     schedule (and the optimizer state in last.pt) never sees the scaled value. One-cycle has a
     warm-up of its own, which ``warmup_epochs`` lengthens instead (``optim.scheduler_kwargs``)."""
 
+    order = TECHNIQUE
+
     def __init__(self) -> None:
         self.base: list[float] = []
 
@@ -56,6 +60,8 @@ class Warmup(Callback):
 class ProgressiveResize(Callback):
     """Sets each epoch's training size (``views.progressive_sizes``); evaluation stays at the
     full (or evaluation) size."""
+
+    order = TECHNIQUE
 
     def on_fit_start(self, trainer: Trainer) -> None:
         trainer.emit(Message(f"progressive resizing: epoch sizes {self._sizes(trainer)}"))

@@ -26,7 +26,7 @@ from typing import Any
 from modelkit.data.views import progressive_sizes, tta_view_count
 from modelkit.events import Message
 from modelkit.training import optim
-from modelkit.training.callbacks.base import Callback, Trainer
+from modelkit.training.callbacks.base import TIME_BUDGET, Callback, Trainer
 
 REASON = "time_budget"
 TIMED_BATCHES = 4  # batches timed after the first one (which pays for warm-up)
@@ -44,6 +44,8 @@ def clock(seconds: float) -> str:
 
 class TimeBudget(Callback):
     """Fit the epochs of a run into ``budget`` seconds of wall time (decoding included)."""
+
+    order = TIME_BUDGET
 
     def __init__(self, budget: float):
         self.budget = float(budget)
