@@ -8,6 +8,7 @@ cached path gives the same pixels as the Predictor's.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -50,6 +51,23 @@ class AugmentSettings:
         for pair in [n.removesuffix("_min") for n in values if n.endswith("_min")]:
             values[pair] = (values.pop(pair + "_min"), values.pop(pair + "_max"))
         return cls(**values)
+
+    @property
+    def augments(self) -> bool:
+        """Whether training batches vary from draw to draw. Asked of the pipeline itself (one
+        probe batch through ``train_batch`` with two generators), so a new augmentation counts
+        the moment the pipeline applies it: no list of fields to keep up to date."""
+        return _varies(self)
+
+
+@functools.lru_cache(maxsize=64)
+def _varies(settings: AugmentSettings) -> bool:
+    probe = (torch.arange(16 * 12 * 12 * 3) * 37 % 251).to(torch.uint8).view(16, 12, 12, 3)
+    a, b = (
+        train_batch(probe, 8, settings, torch.Generator().manual_seed(seed), channels_last=False)
+        for seed in (1, 2)
+    )
+    return not torch.equal(a, b)
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:

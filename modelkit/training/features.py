@@ -105,16 +105,10 @@ def pass_view(
     0.927 on centre + a random crop (0.25-1 of the image); Lite0's 92.2-92.7% with the centre
     first against 91.6-92.1% on random crops alone. Without augmentation it is exactly what the
     full loop would feed the network."""
-    if has_augmentation(settings) and (k == 0 or (k == 1 and settings.hflip)):
+    if settings.augments and (k == 0 or (k == 1 and settings.hflip)):
         centre = eval_views(x, image_size, channels_last, norm)[0]
         return centre.flip(-1) if k == 1 else centre
     return train_batch(x, image_size, settings, generator, channels_last, norm=norm)
-
-
-def has_augmentation(s: AugmentSettings) -> bool:
-    geometric = s.crop_scale != (1.0, 1.0) or s.hflip or s.vflip or s.rotation or s.shear or s.zoom
-    colour = s.brightness or s.contrast or s.saturation or s.hue
-    return bool(geometric or colour or s.auto_augment != "none")
 
 
 class CachedFeatures:

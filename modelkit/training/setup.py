@@ -30,7 +30,6 @@ from modelkit.training.errors import StopTraining, TrainingError, explain_error
 from modelkit.training.features import (
     CachedFeatures,
     backbone_features,
-    has_augmentation,
     pass_view,
 )
 
@@ -137,7 +136,7 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
         return stage_cache.head_features(trainer)
     settings = AugmentSettings.from_config(cfg)
     frozen_epochs = trainer.plan.epochs if cfg.freeze_backbone else cfg.head_epochs
-    augmented = has_augmentation(settings)
+    augmented = settings.augments
     passes = min(cfg.feature_passes, frozen_epochs) if augmented else 1
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]

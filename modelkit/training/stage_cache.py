@@ -26,7 +26,7 @@ from modelkit.models.folding import folded_copy
 from modelkit.models.split import check_split, split_model
 from modelkit.training.callbacks.base import Trainer
 from modelkit.training.errors import StopTraining, TrainingError
-from modelkit.training.features import CachedFeatures, has_augmentation, pass_view
+from modelkit.training.features import CachedFeatures, pass_view
 
 # the maps are kept at the precision the network computes in: bf16 or fp16 halves the memory
 MAPS_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -105,7 +105,7 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
 
         return _maps(trainer, prefix, "train", view, progress if k == 0 else None)[0]
 
-    passes = max(1, cfg.feature_passes) if has_augmentation(settings) else 1
+    passes = max(1, cfg.feature_passes) if settings.augments else 1
     first_epoch = cfg.head_epochs if trainer.phase else 0  # built for fine-tuning
     cache = CachedFeatures(
         {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch,

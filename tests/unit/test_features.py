@@ -4,6 +4,8 @@ augmentation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,7 @@ from modelkit.data.scan import scan_dataset
 from modelkit.events import CacheProgress, EpochEnd, Message
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint
-from modelkit.training.features import backbone_features, has_augmentation, headless, pass_view
+from modelkit.training.features import backbone_features, headless, pass_view
 from modelkit.training.loop import Trainer
 
 
@@ -61,9 +63,18 @@ def test_cached_passes_are_the_centre_crop_its_mirror_then_random_views():
 
 
 def test_no_augmentation_is_recognised():
-    assert not has_augmentation(AugmentSettings(crop_scale=(1.0, 1.0), hflip=False))
-    assert has_augmentation(AugmentSettings())
-    assert has_augmentation(AugmentSettings(crop_scale=(1.0, 1.0), hflip=False, hue=0.1))
+    still = AugmentSettings(crop_scale=(1.0, 1.0), hflip=False)
+    assert not still.augments
+    assert AugmentSettings().augments
+    # every augmentation the pipeline applies counts, none listed by hand
+    changes = dict(
+        hflip=True, vflip=True, rotation=10.0, shear=5.0, zoom=0.2, brightness=0.2,
+        contrast=0.2, saturation=0.2, hue=0.05, auto_augment="trivialaugment",
+        crop_scale=(0.5, 1.0),
+    )  # fmt: skip
+    for name, value in changes.items():
+        assert replace(still, **{name: value}).augments, name
+    assert not replace(still, randaugment_magnitude=20).augments  # only with randaugment on
 
 
 def test_frozen_training_on_cached_features_matches_the_full_path(make_config):
