@@ -181,3 +181,22 @@ def test_callbacks_run_in_their_declared_order_whatever_order_they_are_given(mak
         "Checkpoint", "FinalEvaluation", "Calibrate", "EventReporter", "EarlyStopping", "Journal",
     ]  # fmt: skip
     assert in_order([Journal(), Early()])[0].order == 5
+
+
+def test_a_trainer_has_everything_its_typed_view_promises_the_callbacks(make_config):
+    """The view callbacks are typed with (training.view.TrainerView) does not promise an
+    attribute or method the Trainer lacks."""
+    import typing
+
+    from modelkit.training.view import TrainerView
+
+    seen = {}
+
+    class Look(Callback):
+        def on_epoch_end(self, trainer, epoch, metrics):
+            fields = typing.get_type_hints(TrainerView)
+            methods = [n for n in vars(TrainerView) if not n.startswith("_")]
+            seen["missing"] = [n for n in [*fields, *methods] if not hasattr(trainer, n)]
+
+    Trainer(make_config(epochs=1), callbacks=[Look()]).fit()
+    assert seen["missing"] == []

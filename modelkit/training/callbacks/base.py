@@ -33,9 +33,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-Trainer = Any
-"""``modelkit.training.loop.Trainer``, which calls the hooks. Named, not imported: the loop
-imports its callbacks, and a callback module must not import the loop back."""
+from modelkit.training.view import TrainerView
+
+Trainer = TrainerView
+"""What the hooks see of ``modelkit.training.loop.Trainer``: its typed view (``training.view``);
+the loop imports its callbacks, so a callback module does not import the loop back."""
 
 HOOKS = (
     "setup",
