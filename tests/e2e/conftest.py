@@ -124,10 +124,20 @@ def page(browser):
     context.close()
 
 
+# The journey's screenshots the README shows; MODELKIT_UPDATE_SCREENSHOTS=1 writes them anew.
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+DOCS_SHOTS = {"2-train": "train", "3-evaluate": "evaluate", "4-classify": "classify"}
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("MODELKIT_UPDATE_SCREENSHOTS") and name in DOCS_SHOTS:
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        top = {"x": 0, "y": 0, "width": 1400, "height": 1000}
+        out = DOCS_IMG / f"{DOCS_SHOTS[name]}.jpg"
+        page.screenshot(path=str(out), type="jpeg", quality=70, clip=top)
     return path
 
 
