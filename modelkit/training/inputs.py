@@ -97,6 +97,17 @@ class StageMapInput:
 InputSource = ImageInput | FeatureInput | StageMapInput
 
 
+def build_caches(trainer: Any) -> None:
+    """The frozen parts' outputs for the phase under way, built in this one place: the frozen
+    stages' maps first (the head's features may come from them, and fine-tuning keeps them),
+    then the frozen backbone's features, which are dropped once the backbone trains."""
+    from modelkit.training import setup  # late: setup reads the trainer's view of callbacks
+
+    if trainer.stage_cache is None:
+        trainer.stage_cache = stage_cache.cache_stages(trainer)
+    trainer.features = setup.cache_features(trainer)
+
+
 def input_source(trainer: Any) -> InputSource:
     """The source of this epoch's batches: the phase's cache when it has one, else images."""
     if trainer.features is not None:

@@ -30,13 +30,13 @@ from modelkit.models import stages
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.runs.folder import RunFolder
 from modelkit.runs.lock import lock_run
-from modelkit.training import balance, distributed, optim, phases, setup, stage_cache
+from modelkit.training import balance, distributed, optim, setup
 from modelkit.training.callbacks import FINISHED, Callback, call_hooks
 from modelkit.training.callbacks.checkpoint import restore
 from modelkit.training.callbacks.defaults import default_callbacks
 from modelkit.training.errors import NonFiniteLoss, StopTraining, TrainingError, explain_error
 from modelkit.training.evaluation_pass import split_logits
-from modelkit.training.inputs import Batch, input_source
+from modelkit.training.inputs import Batch, build_caches, input_source
 from modelkit.training.plan import RunPlan
 from modelkit.training.state import LoopState
 
@@ -82,6 +82,7 @@ class Trainer:
         self.callbacks: list[Callback] = []
         self.stop_event = threading.Event()
         self.state = LoopState()
+        self.phase = 0  # 1: head only, 2: fine-tuning (the phase switch enters them)
         self.stop_reason, self.stopped_at = "", (0, 0)
         # set by the technique callbacks (callbacks/techniques.py, ema.py) when they are on
         self.loss_weights = self.sampler_weights = self.ema_model = None
@@ -236,12 +237,10 @@ class Trainer:
         if self.dist.enabled:
             self.emit(Message(self.dist.describe(cfg.batch_size)))
         self.data = setup.decode(cfg, self.splits, self.emit, self.stop_event.is_set)
-        self.enter_phase(phases.phase_of(cfg, self.state.epoch))
-        self.build_optimisation()
+        self.build_optimisation()  # for the phase the phase switch's setup entered
         if saved is not None:
             restore(self, saved)
-        self.stage_cache = stage_cache.cache_stages(self)  # first: the head's features may
-        self.features = setup.cache_features(self)  # come from its maps
+        build_caches(self)
         call_hooks(self.callbacks, "on_fit_start", self)
         epoch = self.state.epoch
         while epoch < self.plan.epochs:  # read each time: a time budget may change the plan
