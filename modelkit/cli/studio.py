@@ -2,8 +2,10 @@
 
 The app's files (app.py, pages/, .streamlit/config.toml, assets/) are found next to the
 ``modelkit`` package in a clone or an editable install, and in the ``modelkit_studio`` package of
-an installed copy (setup.py ships them there). Streamlit reads the config.toml next to app.py, so
-the app keeps its safe defaults (127.0.0.1, allowed hosts) from any folder. Datasets the app
+an installed copy (setup.py ships them there). Streamlit starts inside that folder, with
+Python's safe path (``-P``): a folder a person starts it from may hold photos from anywhere, and
+its own ``.streamlit/config.toml`` or Python files must not turn off the app's safe defaults
+(127.0.0.1, allowed hosts, CORS and XSRF protection) or run as part of the app. Datasets the app
 makes and its runs go to ``./data`` and ``./runs`` of the current folder unless
 ``MODELKIT_DATA_DIR`` / ``MODELKIT_RUNS_DIR`` say otherwise, as ``modelkit train`` writes to
 ``./runs``; never into the installed package.
@@ -41,8 +43,9 @@ def app_folder() -> Path:
 
 
 def studio_command(port: int | None = None, address: str | None = None) -> list[str]:
-    """The ``streamlit run`` command line for the app."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_folder() / "app.py")]
+    """The ``streamlit run`` command line for the app (run it in ``app_folder()``)."""
+    cmd = [sys.executable, "-P", "-m", "streamlit", "run", str(app_folder() / "app.py")]
+    cmd += ["--server.enableCORS=true", "--server.enableXsrfProtection=true"]
     if port is not None:
         cmd.append(f"--server.port={port}")
     if address is not None:
@@ -67,12 +70,14 @@ def studio_env(cwd: Path | None = None) -> dict[str, str]:
 
 def _studio(args: argparse.Namespace) -> int:
     cmd = studio_command(args.port, args.address)
+    env = studio_env()  # from the folder it was started in, before leaving it
     print(f"starting the studio: {' '.join(cmd)}", file=sys.stderr)
     sys.stderr.flush()
+    os.chdir(app_folder())  # the app's own .streamlit/config.toml, not the start folder's
     if os.name == "posix":  # become Streamlit: Ctrl-C and signals reach it directly
-        os.execve(cmd[0], cmd, studio_env())
+        os.execve(cmd[0], cmd, env)
     try:
-        return subprocess.call(cmd, env=studio_env())
+        return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0
 

@@ -44,7 +44,8 @@ def test_studio_runs_the_app_of_this_clone_with_data_and_runs_under_the_current_
 ):
     assert app_folder() == REPO
     cmd = studio_command(port=8765)
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4] == str(REPO / "app.py")
+    assert cmd[1:5] == ["-P", "-m", "streamlit", "run"] and cmd[5] == str(REPO / "app.py")
+    assert "--server.enableXsrfProtection=true" in cmd and "--server.enableCORS=true" in cmd
     assert "--server.port=8765" in cmd
     monkeypatch.delenv("MODELKIT_DATA_DIR", raising=False)
     monkeypatch.setenv("MODELKIT_RUNS_DIR", "/elsewhere/runs")
@@ -139,3 +140,33 @@ def test_pip_install_gives_a_modelkit_command_that_works_from_any_folder(tmp_pat
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.mark.slow
+def test_studio_started_in_an_untrusted_folder_ignores_its_config_and_python_files(tmp_path):
+    """`cd ~/photos && modelkit studio`: a folder of photos from elsewhere may carry a
+    .streamlit/config.toml (here one that moves the whole app under /evil) and Python modules
+    named like the ones the app runs (here a `streamlit` package that leaves a mark)."""
+    folder = tmp_path / "photos"
+    (folder / ".streamlit").mkdir(parents=True)
+    (folder / ".streamlit" / "config.toml").write_text('[server]\nbaseUrlPath = "evil"\n')
+    mark = tmp_path / "imported-from-the-photo-folder"
+    (folder / "streamlit").mkdir()
+    (folder / "streamlit" / "__init__.py").write_text(f"open({str(mark)!r}, 'w').close()\n")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELKIT_")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "modelkit", "studio", "--port", str(port)],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert _wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", proc) == 200
+        assert _wait_for_http(f"http://127.0.0.1:{port}/", proc) == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert not mark.exists()
