@@ -2,8 +2,9 @@
 
 Reads what training saved (runs/<id>/evaluation/) and can re-evaluate on demand; every number
 and figure comes from modelkit, this page only draws. The galleries can draw Grad-CAM overlays
-(studio.cam_view); the Calibration tab (studio.calibration_tab) shows reliability before and after
-temperature scaling and sets the "unknown" threshold.
+(pages/_evaluate_cam.py); the Calibration tab (pages/_evaluate_calibration.py) shows reliability
+before and after temperature scaling and sets the "unknown" threshold; the Embeddings tab is in
+pages/_evaluate_embeddings.py.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from modelkit.evaluation.evaluate import evaluate_run
 from modelkit.evaluation.metrics import Evaluation, load_evaluation
 from modelkit.runs.folder import RunFolder, stamp
 from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_metrics
+from pages._evaluate_calibration import calibration_tab
+from pages._evaluate_cam import cam_controls, cam_overlays
+from pages._evaluate_embeddings import embeddings_tab
 from studio import figures as plots
-from studio.calibration_tab import calibration_tab
-from studio.cam_view import cam_controls, cam_overlays
 from studio.dataset_view import thumbnail_jpeg
-from studio.embeddings_tab import embeddings_tab
 from studio.run_picker import pick_run
 from studio.state import settings
 from studio.text import md

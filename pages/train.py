@@ -11,10 +11,10 @@ from modelkit.config import ConfigError
 from modelkit.device import pick_device
 from modelkit.jobs import JobBusyError
 from modelkit.training.distributed import gpu_count
+from pages._train_live import live_view
+from pages._train_lr_finder import lr_finder_panel, suggested_settings
+from pages._train_recipe import recipe_choice, settings_sources
 from studio.config_form import ConfigForm, dataset_input, dataset_of
-from studio.live import live_view
-from studio.lr_finder_panel import lr_finder_panel, suggested_settings
-from studio.recipe_panel import recipe_choice, settings_sources
 from studio.state import DATASET_KEY, job_registry, settings
 
 LAUNCHED_KEY = "train_launched"  # str: the toast to show after the rerun that follows a launch

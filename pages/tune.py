@@ -26,11 +26,11 @@ from modelkit.tune.search import (
     study_names,
     trials_table,
 )
+from pages._tune_state import tune_registry
 from studio.config_form import ConfigForm, dataset_input, field_input
 from studio.search_figures import history_figure, importance_figure
 from studio.state import DATASET_KEY, job_registry, settings
 from studio.text import md
-from studio.tune_state import tune_registry
 
 st.header("Tune")
 runs_dir = settings().runs_dir

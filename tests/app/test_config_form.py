@@ -119,7 +119,7 @@ def test_every_field_is_reachable_from_the_train_form(
 def test_the_tune_form_builds_the_trials_config_from_the_same_schema(
     open_page, app_dirs, monkeypatch
 ):
-    from studio.tune_state import TuneRegistry
+    from pages._tune_state import TuneRegistry
 
     started = []
     monkeypatch.setattr(TuneRegistry, "start", lambda self, job: started.append(job))

@@ -73,7 +73,7 @@ def test_tune_refuses_an_outside_folder_and_a_search_while_training(open_page, t
         _dataset_box(at).set_value(str(inside))
         _button(at, "Start search").click().run()
         assert any("training job busy is still running" in e for e in errors(at))
-        from studio.tune_state import tune_registry
+        from pages._tune_state import tune_registry
 
         assert tune_registry().current is None
     finally:

@@ -17,8 +17,8 @@ def test_tune_page_without_studies(open_page):
 
 
 def test_search_from_the_page_then_train_the_best(open_page, app_dirs):
+    from pages._tune_state import tune_registry
     from studio.state import job_registry
-    from studio.tune_state import tune_registry
 
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)
     at = open_page("pages/tune.py")
