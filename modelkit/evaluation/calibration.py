@@ -167,9 +167,9 @@ def threshold_for_accuracy(
     """(threshold, reached): the lowest confidence threshold whose answered images reach
     ``target`` accuracy with a margin (the Wilson lower bound at ``z``), so that new images
     answered at it reach the target too. Without the margin the threshold is the luckiest point
-    of a noisy curve: fitted on one half of Caltech-101's validation split it gave 94.0-95.1% on
-    the other half for a 95% target. When none reaches it, the threshold with the best
-    accuracy, and ``reached`` is False."""
+    of a noisy curve and falls short of the target on held-out images
+    (benchmarks/results/calibration_caltech101_frozen_lite0.json). When none reaches it, the
+    threshold with the best accuracy, and ``reached`` is False."""
     if len(confidence) == 0:
         return 0.0, False
     curve = coverage_curve(np.asarray(confidence, float), np.asarray(correct, bool))

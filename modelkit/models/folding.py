@@ -2,9 +2,9 @@
 
 In evaluation mode a BatchNorm after a convolution is a fixed per-channel scale and shift, so it
 can live in the convolution's weights and bias. On a CPU that matters more than the arithmetic
-suggests: BatchNorm is a separate pass over every activation, memory-bound, and measured at a
-quarter of EfficientNet-Lite0's forward time (feature extraction on Caltech-101, bf16). Folding
-works on a copy, so the model that trains, and its checkpoint, keep their BatchNorm layers.
+suggests: BatchNorm is a separate pass over every activation, memory-bound, and measured as a
+large share of EfficientNet-Lite0's forward time in bf16 feature extraction. Folding works on a
+copy, so the model that trains, and its checkpoint, keep their BatchNorm layers.
 """
 
 from __future__ import annotations

@@ -86,14 +86,15 @@ def cpu_rate_224(name: str) -> float:
 # resnet18_half 2.9x ResNet-18's bare bf16 step at 112 px (453 against 155 img/s). The others
 # are ResNet-18's rate scaled by FLOPs (estimates, not measured).
 _LITE_FACTS: dict[str, dict] = {
-    # Caltech-101, heads on cached features: Lite1 93.2-93.8% with flip TTA, Lite0 92.5-92.9%
-    # (benchmarks/results/transfer_caltech101_lite*_cpu2.json); Lite0's stem and first three
-    # stages frozen doubled its training step (17 -> 34 img/s)
+    # heads on Lite1's cached features beat Lite0's: see
+    # benchmarks/results/transfer_caltech101_lite1_frozen_one_pass_cpu2.json and
+    # transfer_caltech101_lite0_cpu2.json; freezing Lite0's stem and first three stages speeds
+    # up its training step (recipes.auto.PARTIAL_SPEEDUP)
     "efficientnet_lite0": dict(
         cpu_rate_224=18.0, better_features=("efficientnet_lite1", 240), partial_frozen_stages=4
     ),
-    # its last stage fine-tuned on cached maps of stem + stages 1-6: Caltech-101 0.950 in 5 min
-    # (benchmarks/results/time_to_accuracy_caltech101_5m_auto_stage_maps_cpu2.json)
+    # its last stage fine-tuned on cached maps of stem + stages 1-6 fits a CPU budget after the
+    # head (benchmarks/results/time_to_accuracy_caltech101_5m_auto_stage_maps_cpu2.json)
     "efficientnet_lite1": dict(cpu_rate_224=12.0, stage_maps_frozen=7),
     "efficientnet_lite2": dict(cpu_rate_224=8.0),  # estimate
 }

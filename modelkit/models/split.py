@@ -3,9 +3,9 @@ the rest, which trains on them.
 
 With the first stages frozen (``frozen_stages``, BatchNorm statistics kept) the prefix is a fixed
 function of the image, so its output for a given view never changes. Fine-tuning the rest on
-those outputs, computed once per augmentation pass, skips most of the forward pass: on a 2-core
-CPU, Lite1's last two stages and head train at ~72 images/s on cached 15 x 15 maps, against
-~12 for the whole network (Caltech-101: 0.935 after the head, 0.950 after four such epochs).
+those outputs, computed once per augmentation pass, skips most of the forward pass (epochs on
+Lite1's cached maps in
+benchmarks/results/time_to_accuracy_caltech101_15m_lite1_stage_maps_6_cpu2.json).
 
 The cut relies on the model's forward being its children in order, flattened before the head,
 which holds for every registry architecture (torchvision's ResNet and EfficientNet, SmallResNet);

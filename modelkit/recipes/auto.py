@@ -37,8 +37,8 @@ FEW_PER_CLASS = 300  # fewer training images a class than this: train the head f
 IMBALANCED = 3.0  # largest class / smallest class above this: balance the classes
 # What each architecture runs at on a CPU, which backbone has better frozen features, and which
 # stages to freeze or cache are the architecture's own facts (modelkit.models.registry).
-# Room for fine-tuning on cached stage maps after the head: decoding, the maps and the head took
-# ~24 ms a training image on Caltech-101, an epoch on the maps ~2 ms.
+# Room for fine-tuning on cached stage maps after the head, per training image (the log of
+# benchmarks/results/time_to_accuracy_caltech101_5m_auto_stage_maps_cpu2.json):
 STAGE_MAPS_S_PER_IMAGE = 0.024 + 4 * 0.002  # the head, then at least four epochs on the maps
 STAGE_MAP_EPOCHS = (10, 12)  # head epochs, then fine-tuning epochs on the maps
 MIN_EPOCHS_IN_BUDGET = 6  # fewer than this at full size: train smaller images instead
@@ -52,9 +52,9 @@ HEAD_EPOCHS = 5  # few images a class: head-only epochs on the cached features
 # ~95%; fine-tuning peaked after one or two epochs and lost 1-3 points by the third without EMA
 FEW_FINETUNE_EPOCHS = 2
 # Cached augmentation passes for the head cost a backbone pass over every training image each;
-# they pay only while the images are few. Caltech-101 (7,315 training images, Lite0, the same
-# features offline): the head on the centre crop alone 92.5%, on it and two augmented passes
-# 92.8% (0.3 points: six of 1,829 validation images) for three times the feature time.
+# they pay only while the images are few (in benchmarks/results/, one pass in
+# time_to_accuracy_caltech101_5m_auto_one_pass_cpu2.json against three in
+# time_to_accuracy_caltech101_5m_auto_cpu2.json).
 ONE_PASS_FROM_IMAGES = 2000
 
 
@@ -172,8 +172,9 @@ def _fine_tune(
                 "at the resolution the weights know",
             )  # fmt: skip
         elif epochs_224 < needed and few:
-            # the head on cached full-size features is most of the accuracy (Caltech-101, 5 min:
-            # 0.921 at 224 px, 0.903 at 160); fine-tuning epochs that do not fit are not started
+            # the head on cached full-size features is most of the accuracy (smaller images lost
+            # it: benchmarks/results/time_to_accuracy_caltech101_5m_auto_160px_cpu2.json);
+            # fine-tuning epochs that do not fit are not started
             why += "; with few images a class the head on cached features does most of the work"
         elif epochs_224 < needed:
             size = 160
@@ -216,8 +217,9 @@ def _fine_tune(
         pick("lr", 1e-3, "the new head alone, on cached features")
         if maps:
             pick("feature_passes", 2, "the maps of the centre crop and of its mirror image")
-            # Caltech-101 (Lite1, stage 7 on cached maps, 12 epochs): 1e-3 for both 0.953, 2e-3
-            # 0.949, 3e-4/2e-4 0.945
+            # 1e-3 for both did better than 3e-4/2e-4 (in benchmarks/results/,
+            # time_to_accuracy_caltech101_15m_auto_stage_maps_1e-3_cpu2.json against
+            # time_to_accuracy_caltech101_15m_auto_stage_maps_cpu2.json)
             pick("finetune_lr", 1e-3, "the head's rate once the last stage trains too")
             pick("backbone_lr", 1e-3, "one stage on fixed maps: it trains like a new layer")
         else:
@@ -227,13 +229,13 @@ def _fine_tune(
                     f"{facts.images} training images: the head learns as much from one cached "
                     "pass (the centre crop) as from three augmented ones, in a third of the time",
                 )  # fmt: skip
-            # measured (bench_transfer, hymenoptera, Lite0): these gentle rates 96.1% val; 5e-4
-            # and 1e-4 lost what the head had reached (93.5%), as did 3e-4/1e-4 on Caltech-101
+            # gentle rates keep what the head learnt, 3e-4/1e-4 lost it (in benchmarks/results/,
+            # transfer_hymenoptera_lite0_cpu2.json and transfer_caltech101_lite0_cpu2.json)
             pick("finetune_lr", 1e-4, "the head's rate once the backbone trains too")
             pick("backbone_lr", 2e-5, "the pretrained layers move gently: few images overfit fast")
-        # Caltech-101 (Lite0): the first fine-tuning epoch lost 1 point against the head with
-        # BatchNorm statistics re-estimated from batches of 32 augmented crops, gained 0.6 with
-        # them kept
+        # BatchNorm statistics re-estimated from small batches of augmented crops cost the first
+        # fine-tuning epoch accuracy; kept, it gained (the latter:
+        # benchmarks/results/time_to_accuracy_caltech101_lite0_15m_freeze_bn_auto_cpu2.json)
         pick(
             "freeze_bn",
             True,
@@ -383,9 +385,9 @@ def _techniques(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> None
             max(16 * round(size * 0.6 / 16), 16),
             "start at ~60% of the final size",
         )
-        # not for short runs at one size: every auto run that evaluated 16 px above its
-        # training size ended below the fixed recipe that did not (Caltech-101 from scratch,
-        # 0.48-0.55 against 0.60), though it is not the only difference
+        # not for short runs at one size: fixed-size auto runs that evaluated 16 px larger ended
+        # below the fixed recipe that did not, though not only for that (in benchmarks/results/,
+        # time_to_accuracy_caltech101_scratch_15m_auto_fixed_size_warmup1_cpu2.json)
         table["eval_size"] = (size + 16, "evaluate a little larger than training (FixRes)")
     present = {s.name for s in schema()}
     for name, (value, why) in table.items():

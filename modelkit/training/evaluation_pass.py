@@ -2,9 +2,8 @@
 read. Evaluation uses the weights being judged (the EMA weights when EMA is on), at the
 evaluation size (``eval_size``, else the image size). The final evaluation uses the run's
 test-time augmentation, exactly as the Predictor does from the checkpoint's ``preprocess``
-record; each epoch's validation looks at the centre view only, as timm's does: flip TTA doubled
-its cost, a quarter of every epoch on Caltech-101 from scratch, for a curve and a best-epoch
-choice that the plain view tells as well."""
+record; each epoch's validation looks at the centre view only, as timm's does: flip TTA doubles
+its cost for a curve and a best-epoch choice that the plain view tells as well."""
 
 from __future__ import annotations
 

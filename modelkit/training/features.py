@@ -101,10 +101,9 @@ def pass_view(
 
     Each pass is computed once and reused every few epochs, so one random crop of an image is no
     augmentation at all, while the evaluation view and its mirror are the two views a frozen
-    network part is best trained on: Caltech-101, Lite1's head, 0.936 on centre + mirror against
-    0.927 on centre + a random crop (0.25-1 of the image); Lite0's 92.2-92.7% with the centre
-    first against 91.6-92.1% on random crops alone. Without augmentation it is exactly what the
-    full loop would feed the network."""
+    network part is best trained on (random crops alone scored lower:
+    benchmarks/results/transfer_caltech101_lite0_cpu2.json). Without augmentation it is exactly
+    what the full loop would feed the network."""
     if settings.augments and (k == 0 or (k == 1 and settings.hflip)):
         centre = eval_views(x, image_size, channels_last, norm)[0]
         return centre.flip(-1) if k == 1 else centre

@@ -127,9 +127,10 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
 def head_features(trainer: Trainer) -> CachedFeatures:
     """The head-only phase's features computed from the cached maps instead of the images: the
     frozen stages then run over every view once in the whole run, for the head and then for
-    fine-tuning (Caltech-101, Lite1: the head's own passes over the images took ~130 s of 500).
-    The rest of the network is frozen in this phase too, so its folded copy gives the features
-    the whole backbone would."""
+    fine-tuning, not once for each (a run that paid for both:
+    benchmarks/results/time_to_accuracy_caltech101_15m_auto_stage_maps_cpu2.json). The rest of
+    the network is frozen in this phase too, so its folded copy gives the features the whole
+    backbone would."""
     cfg, maps = trainer.config, trainer.stage_cache
     assert maps is not None
     body = folded_copy(rest_of(trainer.model, cfg.arch, cfg.frozen_stages).body).eval()

@@ -14,8 +14,8 @@ from modelkit.training.callbacks.reporter import FINISHED
 
 def best_logits(trainer: Trainer, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, labels) of ``split`` with the best weights, computed once for the end of the
-    run: calibration reads what the final evaluation computed (with TTA on Caltech-101 each
-    pass over val took ~15 s, 5% of a 5-minute budget)."""
+    run: calibration reads what the final evaluation computed instead of paying for another
+    pass over val with the run's TTA."""
     if split not in trainer.best_split_logits:
         trainer.best_split_logits[split] = trainer.predict(split)
     return trainer.best_split_logits[split]

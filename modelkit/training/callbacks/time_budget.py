@@ -127,15 +127,16 @@ class TimeBudget(Callback):
             val_seconds = max(seconds - float(metrics.get("epoch_seconds", seconds)), 0.0)
             self.eval_per_image = val_seconds / n_val
         if self.phase != 1:
-            # an epoch that first computed a cached pass (55 s of a 65 s Caltech-101 epoch on
-            # cached stage maps) paid once for what the next epochs reuse
+            # an epoch that first computed a cached pass paid once for what the next epochs reuse
+            # (benchmarks/results/time_to_accuracy_caltech101_15m_auto_stage_maps_cpu2.json)
             once = trainer.one_off_seconds - self.one_off_at_start
             self.epoch_seconds = self._typical_epoch(max(seconds - once, 0.0))
         if self._measuring():
             self._decide(trainer, epoch + 1, 0.0, "the first epoch")
         elif self.recheck and self.phase != 1:
-            # a few batches miss the validation pass and the epoch's slower stretches (4 batches
-            # said 30 s, the epoch took 45 s on Caltech-101): correct the count once, early
+            # a few batches miss the validation pass and the epoch's slower stretches: correct
+            # the count once, early (too low from 4 batches in the log of
+            # benchmarks/results/time_to_accuracy_caltech101_scratch_15m_auto_v2_cpu2.json)
             self.recheck = False
             self._decide(trainer, epoch + 1, 0.0, "the first whole epoch", only_if_changed=True)
         elif self.decided_epochs and self.phase != 1 and epoch + 1 < trainer.plan.epochs:
@@ -151,9 +152,8 @@ class TimeBudget(Callback):
 
     def _typical_epoch(self, seconds: float) -> float:
         """The median of the last three epochs' times (each scaled to the current epoch's image
-        size by its side), so one slow epoch does not cut the run: on Caltech-101 a test suite
-        run beside the training doubled one epoch (161 s against 76 s) and the count, fixed
-        from that epoch alone, went from 11 to 6, ending the run at 0.62 of its budget."""
+        size by its side), so one slow epoch (a busy machine) does not cut the count, and the
+        run, short."""
         size = self.epoch_size or 1
         self.recent = [*self.recent[-2:], (seconds, size)]
         scaled = sorted(t * size / s for t, s in self.recent)
@@ -162,10 +162,11 @@ class TimeBudget(Callback):
     def _lengthen_if_early(self, trainer: Trainer, epoch: int) -> None:
         """Lay the schedule out over more epochs when the typical epoch has become faster than
         the one the count was fixed from, while the rate is still rising (one-cycle's first
-        30%; a cosine rate has barely moved): the first epochs pay for warming up (Caltech-101
-        from scratch: 4 timed batches said 19.7 s an epoch, the epochs took 16.6 s, and the
-        run ended at 0.91 of its 15 minutes with ~75 s, four epochs, unused). Half an epoch is
-        kept back, so a count on the edge does not go up and down with each epoch's noise."""
+        30%; a cosine rate has barely moved): the first epochs pay for warming up, so a count
+        fixed from them leaves budget unused
+        (benchmarks/results/time_to_accuracy_caltech101_scratch_15m_auto_resnet18_half_cpu2.json).
+        Half an epoch is kept back, so a count on the edge does not go up and down with each
+        epoch's noise."""
         self._decide(
             trainer, epoch + 1, 0.0, f"epoch {epoch + 1}", only_if_changed=True,
             least=trainer.plan.epochs, reserve=0.5 * self.epoch_seconds,
@@ -173,11 +174,10 @@ class TimeBudget(Callback):
 
     def _shorten_if_late(self, trainer: Trainer, epoch: int) -> None:
         """Lay the schedule out over fewer epochs when the ones left no longer fit, while it can
-        still anneal. Epochs drift from the first measurement (Caltech-101 from scratch: 38 s
-        at 64 px grew to 47 s at the same size, a busy machine, larger progressive sizes); the
-        safety net alone then cut that run at epoch 18 of 21, its one-cycle rate still high,
-        where the last epochs of the schedule bring the most accuracy. Never lengthens once
-        the rate is falling: a one-cycle rate that went down must not rise again."""
+        still anneal. Epochs drift from the first measurement, and the safety net alone then cuts
+        the run with its rate still high, before the last epochs that bring the most accuracy
+        (benchmarks/results/time_to_accuracy_caltech101_scratch_15m_auto_v2_cpu2.json). Never
+        lengthens once the rate is falling: a one-cycle rate that went down must not rise again."""
         rest = self._cost(trainer, epoch + 1, trainer.plan.epochs)
         if trainer.dist.any(self.elapsed() + rest + self._final_eval(trainer) > self.budget):
             self._decide(
@@ -190,10 +190,8 @@ class TimeBudget(Callback):
         """Seconds that epochs ``first``..``end - 1`` take in a run of ``length`` (default
         ``end``) epochs. With progressive resizing an epoch's training part is taken to scale
         with its image side, and the sizes depend on the run's length (laid out over all its
-        epochs). Not with the area: ResNet-18 on Caltech-101 on a 2-core CPU took 1.27x and
-        1.39x the time at 80 and 96 px as at 64 px (1.56x and 2.25x the area), as per-image
-        work (batching, augmenting the cached squares) weighs as much as the convolutions; the
-        area model ended that run at 9 of its 15 minutes."""
+        epochs). Not with the area: on a CPU per-image work (batching, augmenting the cached
+        squares) weighs as much as the convolutions, so an area model plans too few epochs."""
         cfg = trainer.config
         if self.epoch_seconds <= 0:
             return math.inf
@@ -229,9 +227,9 @@ class TimeBudget(Callback):
         free = self.budget * (1 - SPARE) - self.elapsed() - left_now - self._final_eval(trainer)
         free -= reserve
         if left_now and trainer.dist.any(free < 0) and trainer.state.history:
-            # the epoch under way cannot end in time (the first fine-tuning epoch after the
-            # head's, on Caltech-101 with 5 minutes): its weights would never be judged, so
-            # stop now with the best ones so far rather than train on until the budget cuts it
+            # the epoch under way cannot end in time: its weights would never be judged, so stop
+            # now with the best so far rather than train on until the budget cuts it, as in
+            # benchmarks/results/time_to_accuracy_caltech101_5m_auto_cpu2.json
             self._stop(trainer, "the epoch under way would end past the budget")
             return
         # the epochs asked for are the most the run trains: a budget ends a run early, it does
