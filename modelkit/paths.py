@@ -106,6 +106,14 @@ def confine_to(roots: Iterable[str | os.PathLike] | None) -> Iterator[None]:
         _CONFINED.reset(token)
 
 
+def confine_from_now(roots: Iterable[str | os.PathLike]) -> None:
+    """Confine the rest of this context (and the threads it starts with a copy of it), with no
+    block to close: the app's entry script sets it on every run, since Streamlit may run a page
+    after the entry script's own blocks have closed, and render parts of it in worker threads
+    that copy the script's context."""
+    _CONFINED.set(normalise_roots(roots))
+
+
 def confined_roots() -> tuple[Path, ...] | None:
     """The roots set by the innermost ``confine_to``, or None when nothing is confined."""
     return _CONFINED.get()

@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from modelkit.jobs import JobRegistry
-from modelkit.paths import roots_from_env, within
+from modelkit.paths import confine_from_now, roots_from_env, within
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,12 +31,16 @@ class Settings:
 
 
 def settings() -> Settings:
+    """The app's folders, read from the environment. Reading them also confines what the code
+    that asked opens from then on (images included) to the allowed roots: every page asks for
+    them, and runs and datasets from elsewhere may name any file on the machine."""
     data_dir = Path(os.environ.get("MODELKIT_DATA_DIR") or APP_ROOT / "data").expanduser()
     runs_dir = Path(os.environ.get("MODELKIT_RUNS_DIR") or APP_ROOT / "runs").expanduser()
     data_dir = data_dir.resolve()
     roots = roots_from_env(default=[Path.home(), data_dir])
     if not within(data_dir, roots):  # samples, uploads and CIFAR land there: always usable
         roots = (*roots, data_dir)
+    confine_from_now(roots)
     return Settings(data_dir, runs_dir.resolve(), roots)
 
 

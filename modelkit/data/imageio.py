@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from modelkit.errors import ModelkitError
+from modelkit.paths import confined_roots, real_within
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # Files that operating systems and photo tools leave behind; never counted as data.
@@ -68,7 +70,22 @@ def _open(source: ImageSource) -> Image.Image:
         return source
     if isinstance(source, bytes):
         source = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        _check_file(source)
     return Image.open(source, formats=FORMATS)
+
+
+def _check_file(path: str | os.PathLike) -> None:
+    """Only a regular file is read (a device such as /dev/zero or a pipe never ends), and, where
+    the app confines what it opens (``paths.confine_to``), only one inside the allowed roots:
+    a run or dataset from elsewhere may name any path on the machine."""
+    info = os.stat(path)  # FileNotFoundError and PermissionError are reported by the caller
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, pipe or socket"
+        raise ImageLoadError(str(path), f"is {kind}, not an image file")
+    roots = confined_roots()
+    if roots is not None and not real_within(path, roots):
+        raise ImageLoadError(str(path), "lies outside the folders this app may open")
 
 
 def check_shape(name: str, w: int, h: int) -> None:

@@ -76,14 +76,21 @@ def mark_interrupted(run_dir: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_run(tmp_path_factory) -> Path:
+def app_run_root(tmp_path_factory) -> Path:
+    """Where the shared run and its images live: one of the app's allowed roots in every test,
+    as a dataset a person trained on lies inside the folders the app may open."""
+    return tmp_path_factory.mktemp("app_run")
+
+
+@pytest.fixture(scope="session")
+def app_run(app_run_root) -> Path:
     """A real finished run (checkpoints, metrics, saved evaluation), trained once per session.
 
     Five classes, so top-5 accuracy is recorded too. Read-only: tests use ``run_dir``, a copy."""
     from modelkit.config import TrainConfig
     from modelkit.training.loop import Trainer
 
-    root = tmp_path_factory.mktemp("app_run")
+    root = app_run_root
     data = make_colour_dataset(root / "data" / "colours")
     config = TrainConfig(
         data_dir=str(data),
@@ -100,7 +107,7 @@ def app_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def app_dirs(tmp_path_factory, monkeypatch) -> dict[str, Path]:
+def app_dirs(tmp_path_factory, monkeypatch, app_run_root) -> dict[str, Path]:
     """Point the app at fresh per-test folders (data, runs; allowed root: their parent).
 
     They live in their own temporary folder, not in ``tmp_path``, so a test that lists or fills
@@ -111,7 +118,7 @@ def app_dirs(tmp_path_factory, monkeypatch) -> dict[str, Path]:
     dirs["runs"].mkdir()
     monkeypatch.setenv("MODELKIT_DATA_DIR", str(dirs["data"]))
     monkeypatch.setenv("MODELKIT_RUNS_DIR", str(dirs["runs"]))
-    monkeypatch.setenv("MODELKIT_ALLOWED_ROOTS", str(root))
+    monkeypatch.setenv("MODELKIT_ALLOWED_ROOTS", os.pathsep.join([str(root), str(app_run_root)]))
     return dirs
 
 

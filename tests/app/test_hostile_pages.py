@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 from conftest import make_colour_dataset
+from PIL import Image
 
 from studio.state import job_registry
 
@@ -101,3 +102,26 @@ def test_the_delete_confirmation_names_the_folder_it_deletes(open_page, run_dir)
     _button(at, "Yes, delete it").click().run()
     assert not run_dir.exists()
     assert any(str(run_dir) in s.value.replace("\\", "") for s in at.success)
+
+
+def test_evaluate_shows_no_image_from_outside_the_allowed_folders(open_page, run_dir, tmp_path):
+    """A run from elsewhere whose saved predictions name a file outside the folders the app may
+    open (a photo, a key, /dev/zero): the gallery says so and shows nothing of it."""
+    import csv
+
+    from modelkit.runs.folder import RunFolder
+
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(secret)
+    table = RunFolder(run_dir).predictions("val")
+    rows = list(csv.DictReader(table.open(newline="")))
+    for row in rows:
+        row["path"] = str(secret)
+    with table.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    at = open_page("pages/evaluate.py")
+    assert not at.exception
+    shown = " ".join(c.value for c in at.caption)
+    assert "secret.png (lies outside the folders this app may open)" in shown

@@ -169,3 +169,28 @@ def test_a_run_goes_on_past_eps_and_dds_files(tmp_path, no_ghostscript):
 def test_photo_formats_still_decode(fmt):
     square = square_resize(load_image(_saved(fmt)), 8)
     assert square.shape == (8, 8, 3) and np.abs(square[4, 4].astype(int) - (200, 10, 10)).max() < 8
+
+
+# -- what is opened at all: regular files, inside the allowed roots where the app confines ----
+def test_a_device_or_a_folder_is_not_read_as_an_image(tmp_path):
+    with pytest.raises(ImageLoadError, match="a device, pipe or socket, not an image file"):
+        load_image("/dev/zero")  # a run's split list from elsewhere may name it: never ends
+    with pytest.raises(ImageLoadError, match="folder"):
+        load_image(tmp_path)
+
+
+def test_where_the_app_confines_an_image_outside_its_roots_is_refused(tmp_path):
+    from modelkit.paths import confine_to
+
+    inside, outside = tmp_path / "allowed", tmp_path / "elsewhere"
+    inside.mkdir()
+    outside.mkdir()
+    for folder in (inside, outside):
+        Image.new("RGB", (8, 8), (200, 10, 10)).save(folder / "a.png")
+    (inside / "link.png").symlink_to(outside / "a.png")
+    with confine_to([inside]):
+        assert load_image(inside / "a.png").size == (8, 8)
+        for path in (outside / "a.png", inside / "link.png"):
+            with pytest.raises(ImageLoadError, match="outside the folders this app may open"):
+                load_image(path)
+    assert load_image(outside / "a.png").size == (8, 8)  # the command line is not confined
