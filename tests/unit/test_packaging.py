@@ -121,16 +121,17 @@ def test_pip_install_gives_a_modelkit_command_that_works_from_any_folder(tmp_pat
     assert run_dir.parent == work / "runs" and (run_dir / "checkpoints").is_dir()
     assert data.is_dir()
 
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "MODELKIT_"))}
+    _studio_answers([modelkit, "studio"], work, env)
+
+
+def _studio_answers(command: list[str], cwd: Path, env: dict[str, str]) -> None:
+    """Start ``command --port N`` and check the app answers at the root, then stop it."""
+    port = free_port()
     proc = subprocess.Popen(
-        [modelkit, "studio", "--port", str(port)],
-        cwd=work,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+        [*command, "--port", str(port)],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
         assert _wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", proc) == 200
         assert _wait_for_http(f"http://127.0.0.1:{port}/", proc) == 200
@@ -153,20 +154,7 @@ def test_studio_started_in_an_untrusted_folder_ignores_its_config_and_python_fil
     mark = tmp_path / "imported-from-the-photo-folder"
     (folder / "streamlit").mkdir()
     (folder / "streamlit" / "__init__.py").write_text(f"open({str(mark)!r}, 'w').close()\n")
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELKIT_")}
     env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen(
-        [sys.executable, "-P", "-m", "modelkit", "studio", "--port", str(port)],
-        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert _wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", proc) == 200
-        assert _wait_for_http(f"http://127.0.0.1:{port}/", proc) == 200
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    _studio_answers([sys.executable, "-P", "-m", "modelkit", "studio"], folder, env)
     assert not mark.exists()
