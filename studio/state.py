@@ -38,10 +38,12 @@ def settings() -> Settings:
     runs_dir = Path(os.environ.get("MODELKIT_RUNS_DIR") or APP_ROOT / "runs").expanduser()
     data_dir = data_dir.resolve()
     roots = roots_from_env(default=[Path.home(), data_dir])
-    if not within(data_dir, roots):  # samples, uploads and CIFAR land there: always usable
-        roots = (*roots, data_dir)
+    runs_dir = runs_dir.resolve()
+    for own in (data_dir, runs_dir):  # samples, uploads, CIFAR and runs land there: usable
+        if not within(own, roots):
+            roots = (*roots, own)
     confine_from_now(roots)
-    return Settings(data_dir, runs_dir.resolve(), roots)
+    return Settings(data_dir, runs_dir, roots)
 
 
 @st.cache_resource

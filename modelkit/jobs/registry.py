@@ -86,12 +86,13 @@ class JobRegistry:
             return self._start(TorchrunJob(config, nproc))
 
     def check_config(self, config: TrainConfig) -> None:
-        """ConfigError naming the field when the dataset folder or the starting-weights path is
-        outside the roots (a resumed run's folder is checked by its confined scan)."""
+        """ConfigError naming the field when the dataset folder, the runs folder (where the run
+        writes) or the starting-weights path is outside the roots (a resumed run's folder is
+        checked by its confined scan)."""
         roots = self.roots()
         if roots is None:
             return
-        fields = [("data_dir", config.data_dir)]
+        fields = [("data_dir", config.data_dir), ("runs_dir", config.runs_dir)]
         if config.weights not in ("imagenet", "none"):
             fields.append(("weights", config.weights))
         problems: list[str] = []

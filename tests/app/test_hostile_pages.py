@@ -125,3 +125,20 @@ def test_evaluate_shows_no_image_from_outside_the_allowed_folders(open_page, run
     assert not at.exception
     shown = " ".join(c.value for c in at.caption)
     assert "secret.png (lies outside the folders this app may open)" in shown
+
+
+def test_train_refuses_a_runs_folder_outside_the_allowed_roots(open_page, app_dirs, tmp_path):
+    """The Runs folder box is where a run writes: a folder outside the ones the app may open
+    (a shell's start-up folder, another user's files) is refused before anything is written."""
+    dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=3)
+    outside = tmp_path / "elsewhere"
+    at = open_page(TRAIN)
+    _dataset_box(at).set_value(str(dataset)).run()
+    next(w for w in at.text_input if w.label == "Runs folder").set_value(str(outside))
+    next(w for w in at.selectbox if w.label == "Starting weights").set_value(
+        "Random (from scratch)"
+    )
+    _button(at, "Launch training").click().run()
+    shown = "\n".join(errors(at))
+    assert "runs_dir" in shown and "outside the folders this app may open" in shown
+    assert job_registry().current is None and not outside.exists()
