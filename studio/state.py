@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from modelkit.jobs import JobRegistry
 from modelkit.paths import confine_from_now, roots_from_env, within
@@ -31,9 +32,10 @@ class Settings:
 
 
 def settings() -> Settings:
-    """The app's folders, read from the environment. Reading them also confines what the code
-    that asked opens from then on (images included) to the allowed roots: every page asks for
-    them, and runs and datasets from elsewhere may name any file on the machine."""
+    """The app's folders, read from the environment. A page reading them also confines what its
+    run opens from then on (images included) to the allowed roots: every page asks for them, and
+    runs and datasets from elsewhere may name any file on the machine. Only a page's run: code
+    outside Streamlit's script threads (a test, a job's thread) keeps its own confinement."""
     data_dir = Path(os.environ.get("MODELKIT_DATA_DIR") or APP_ROOT / "data").expanduser()
     runs_dir = Path(os.environ.get("MODELKIT_RUNS_DIR") or APP_ROOT / "runs").expanduser()
     data_dir = data_dir.resolve()
@@ -42,7 +44,8 @@ def settings() -> Settings:
     for own in (data_dir, runs_dir):  # samples, uploads, CIFAR and runs land there: usable
         if not within(own, roots):
             roots = (*roots, own)
-    confine_from_now(roots)
+    if get_script_run_ctx(suppress_warning=True) is not None:
+        confine_from_now(roots)
     return Settings(data_dir, runs_dir, roots)
 
 
