@@ -289,7 +289,8 @@ left, middle, right = st.columns([3, 1.2, 1], vertical_alignment="bottom")
 with left:
     run = pick_run(runs, "evaluate_run", format_run=_run_label)
 splits = _split_sizes(str(run.path), stamp(run.folder.splits))
-split_options = [s for s in SPLIT_NAMES if splits.get(s) or s in run.folder.evaluated_splits()]
+evaluated = run.folder.evaluated_splits()
+split_options = [s for s in SPLIT_NAMES if splits.get(s) or s in evaluated]
 if not split_options:
     st.warning(
         f"{run.id} has no validation or test images, so there is nothing to evaluate it on. "

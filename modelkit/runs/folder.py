@@ -44,13 +44,6 @@ class RunFolder:
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
     # -- the files -------------------------------------------------------------------------------
     @property
     def config(self) -> Path:

@@ -294,8 +294,8 @@ class Trainer:
             batch = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].numpy()
             idx, part = self.dist.shard(batch)  # this process's part of the batch
             y = labels[idx].to(self.device, non_blocking=True)
-            step = Batch(epoch, b, idx, source.batch(self, epoch, idx, part), y, y, source.images)
-            step.part = part
+            x = source.batch(self, epoch, idx, part)
+            step = Batch(epoch, b, idx, x, y, target=y, images=source.images, part=part)
             call_hooks(self.callbacks, "before_batch", self, step)
             out = step.logits = source.forward(self, step.x)
             weight = self.dist.loss_weight(len(idx), len(batch))

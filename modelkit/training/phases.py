@@ -12,13 +12,6 @@ from __future__ import annotations
 from modelkit.config import TrainConfig
 
 
-def phase_of(cfg: TrainConfig, epoch: int) -> int:
-    """0 for one-phase runs, else 1 (head only) or 2 (fine-tune) for the 0-based ``epoch``."""
-    if not cfg.head_epochs:
-        return 0
-    return 1 if epoch < cfg.head_epochs else 2
-
-
 def finetune_lr(cfg: TrainConfig) -> float:
     return cfg.finetune_lr if cfg.finetune_lr is not None else cfg.lr / 10
 

@@ -48,12 +48,12 @@ def uninterrupted(tmp_path_factory, helpers):
 
 def test_phases_and_rates():
     cfg = TrainConfig(epochs=5, head_epochs=2, lr=0.1)
-    assert [phases.phase_of(cfg, e) for e in range(5)] == [1, 1, 2, 2, 2]
+    plan = RunPlan.from_config(cfg)
+    assert [plan.phase_of(e) for e in range(5)] == [1, 1, 2, 2, 2]
     assert phases.rates(cfg, 1) == (0.1, None)
     assert phases.rates(cfg, 2) == pytest.approx((0.01, 0.01))
-    plan = RunPlan.from_config(cfg)
     assert plan.span(1) == 2 and plan.span(2) == 3
-    assert phases.phase_of(TrainConfig(), 3) == 0
+    assert RunPlan.from_config(TrainConfig()).phase_of(3) == 0
 
 
 @pytest.mark.parametrize(
