@@ -14,17 +14,13 @@ import streamlit as st
 from modelkit.data.imageio import ImageLoadError
 from modelkit.errors import ModelkitError
 from modelkit.serving.gradcam import overlay
-from modelkit.serving.predictor import Predictor, resolve_checkpoint
+from modelkit.serving.predictor import resolve_checkpoint
+from studio.state import cached_predictor
 
 HELP = (
     "Where the model looked: red areas raised the predicted class's score most (Grad-CAM on the "
     "last convolutional stage), drawn on the centre crop the model saw."
 )
-
-
-@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
-def _predictor(checkpoint: str, mtime_ns: int) -> Predictor:
-    return Predictor(checkpoint)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
@@ -33,7 +29,7 @@ def _explained(
 ) -> tuple[np.ndarray, np.ndarray] | str:
     """(crop the model saw, map) for one image and class, or why it cannot be shown."""
     try:
-        p = _predictor(checkpoint, mtime_ns).predict(path, explain=True, target=target)
+        p = cached_predictor(checkpoint, mtime_ns).predict(path, explain=True, target=target)
     except (ModelkitError, ImageLoadError, OSError) as exc:
         return str(exc)
     if p.error or p.cam is None or p.view is None:

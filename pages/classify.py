@@ -21,7 +21,7 @@ from modelkit.serving.predictor import Prediction, Predictor
 from studio import figures as plots
 from studio.dataset_view import thumbnail_jpeg
 from studio.run_picker import pick_run
-from studio.state import settings
+from studio.state import cached_predictor, settings
 from studio.text import md
 
 PAGE_SIZE = 12  # image cards per page
@@ -33,12 +33,6 @@ CAM_HELP = (
     "Where the model looked: red areas raised the top class's score most (Grad-CAM on the last "
     "convolutional stage), drawn on the centre crop the model saw."
 )
-
-
-@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
-def _predictor(checkpoint: str, mtime_ns: int) -> Predictor:
-    """One warm Predictor per checkpoint file; a rewritten file (new mtime) loads afresh."""
-    return Predictor(checkpoint)
 
 
 def _thumbnail(data: bytes) -> bytes | None:
@@ -154,7 +148,7 @@ with left:
 checkpoint = run.folder.best
 try:
     model_key = (str(checkpoint), checkpoint.stat().st_mtime_ns)
-    predictor = _predictor(*model_key)
+    predictor = cached_predictor(*model_key)
 except (RuntimeError, OSError, ValueError, KeyError) as exc:
     st.error(f"Cannot load the model of {md(run.id)}: {md(exc)}")
     st.stop()

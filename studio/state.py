@@ -16,6 +16,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from modelkit.jobs import JobRegistry
 from modelkit.paths import confine_from_now, roots_from_env, within
+from modelkit.serving.predictor import Predictor
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +48,13 @@ def settings() -> Settings:
     if get_script_run_ctx(suppress_warning=True) is not None:
         confine_from_now(roots)
     return Settings(data_dir, runs_dir, roots)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
+def cached_predictor(checkpoint: str, mtime_ns: int) -> Predictor:
+    """One warm Predictor per checkpoint file, shared by the pages that predict (Classify, the
+    Evaluate page's Grad-CAM); a rewritten file (new mtime) loads afresh."""
+    return Predictor(checkpoint)
 
 
 @st.cache_resource
