@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from modelkit.serving import BACKENDS
 from modelkit.serving.gradcam import GradCamError
 from modelkit.serving.predictor import Predictor
-
-BACKENDS = ("pytorch", "onnxruntime")
 
 
 class OnnxPredictor(Predictor):
