@@ -18,16 +18,32 @@ def _predict(args: argparse.Namespace) -> int:
 
     if args.cam and args.backend != "pytorch":
         raise UsageError("--cam needs the pytorch backend (Grad-CAM uses the model's gradients)")
-    predictor = make_predictor(args.run_dir, args.backend, device=args.device)
-    sources = [str(p) for p in args.images]
-    results = predictor.predict_many(sources, args.top_k, explain=bool(args.cam))
+    if not 1 <= args.batch_size <= 1024:
+        raise UsageError(f"--batch-size {args.batch_size}: use 1 to 1024 images")
+    folders = [p for p in args.images if p.is_dir()]
+    if folders and not args.csv:
+        raise UsageError(f"{folders[0]} is a folder: its predictions go to a CSV, add --csv FILE")
+    if folders and args.cam:
+        raise UsageError("--cam is for single images; a folder's predictions go to the CSV only")
+    if args.shard and not folders:
+        raise UsageError("--shard splits folders: name a folder to predict")
+    predictor = make_predictor(args.run_dir, args.backend, args.device, args.batch_size)
+    if folders:
+        return _predict_folder(predictor, args)
+    return _predict_files(predictor, args)
+
+
+def _predict_files(predictor: Any, args: argparse.Namespace) -> int:
+    from modelkit.serving.folder_predict import csv_fields, prediction_row
+
+    results = predictor.predict_many(
+        [str(p) for p in args.images], args.top_k, explain=bool(args.cam)
+    )
     failed = 0
-    rows = []
     for n, r in enumerate(results):
         if r.error:
             print(f"error: {r.error}", file=sys.stderr)
             failed += 1
-            rows.append({"path": r.source, "error": r.error})
             continue
         shown = ", ".join(f"{lab} {p:.3f}" for lab, p in zip(r.labels, r.probabilities))
         print(f"{r.source}: {'unknown (' if r.unknown else ''}{shown}{')' if r.unknown else ''}")
@@ -35,25 +51,55 @@ def _predict(args: argparse.Namespace) -> int:
             print(
                 f"  Grad-CAM: {_write_cam(r, Path(args.cam), n, args.cam_opacity)}", file=sys.stderr
             )
-        row: dict[str, Any] = {"path": r.source, "unknown": r.unknown, "error": ""}
-        for i, (lab, p) in enumerate(zip(r.labels, r.probabilities), 1):
-            row[f"label_{i}"], row[f"probability_{i}"] = lab, round(p, 6)
-        rows.append(row)
     if args.csv:
-        fields = (
-            ["path"]
-            + [
-                f"{k}_{i}"
-                for i in range(1, min(args.top_k, len(predictor.classes)) + 1)
-                for k in ("label", "probability")
-            ]
-            + ["unknown", "error"]
-        )
+        fields = csv_fields(min(args.top_k, len(predictor.classes)))
         with open(args.csv, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in rows)
+            writer.writerows(
+                {k: safe_cell(v) for k, v in prediction_row(r).items()} for r in results
+            )
     return EXIT_ERROR if failed == len(results) else 0
+
+
+def _predict_folder(predictor: Any, args: argparse.Namespace) -> int:
+    """Stream a folder of any size into --csv; the same command again continues after a kill."""
+    from tqdm import tqdm
+
+    from modelkit.serving.folder_predict import parse_shard, predict_folder
+
+    try:
+        shard = parse_shard(args.shard) if args.shard else (0, 1)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    bar = tqdm(unit="img", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+
+    def progress(s: Any) -> None:
+        if bar.total is None:
+            bar.reset(total=s.total - s.already_done)
+        bar.update(s.written - bar.n)
+
+    s = predict_folder(predictor, args.images, args.csv, args.top_k, shard, progress)
+    bar.close()
+    part = f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else ""
+    print(
+        f"{s.csv}: {s.written} rows written at {s.rate:.1f} images/s{part}"
+        + (f", {s.already_done} were there from an earlier run" if s.already_done else "")
+        + (f", {s.not_images} files skipped that are not images by name" if s.not_images else ""),
+        file=sys.stderr,
+    )
+    if s.recovered_torn_row:
+        print(
+            "the last run stopped mid-row: that row was dropped and written again", file=sys.stderr
+        )
+    for reason in s.failures:
+        print(f"error: {reason}", file=sys.stderr)
+    if s.failed > len(s.failures):
+        print(
+            f"... and {s.failed - len(s.failures)} more unreadable (see the CSV)", file=sys.stderr
+        )
+    print(s.csv)
+    return EXIT_ERROR if s.written and s.failed == s.written else 0
 
 
 def _write_cam(result: Any, out_dir: Path, n: int, opacity: float) -> Path:
@@ -71,12 +117,25 @@ def _write_cam(result: Any, out_dir: Path, n: int, opacity: float) -> Path:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="classify images with a run's model")
+    p = sub.add_parser(
+        "predict", help="classify images, or folders of any size, with a run's model"
+    )
     p.add_argument("run_dir", help="run folder or checkpoint file")
-    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("images", nargs="+", type=Path, help="image files, or folders to walk")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--csv", help="also write the results to this CSV file")
+    p.add_argument(
+        "--csv",
+        help="write the results to this CSV (for folders: row by row; the same command again "
+        "continues where a killed run stopped)",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="predict only part I of N (0-based) of the folders' images, by a stable hash of "
+        "each path: run N commands, each with its own --csv",
+    )
     p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     p.add_argument(
         "--backend",
         default="pytorch",

@@ -187,21 +187,28 @@ class Predictor:
                     logits = self.logits(squares)
             else:
                 logits = self.logits(squares)
-            probs = torch.softmax(logits / self.temperature, dim=1)
-            k = min(top_k, len(self.classes))
-            top = probs.topk(k, dim=1)
-            for row, i in enumerate(where):
-                labels = [self.classes[j] for j in top.indices[row].tolist()]
-                results[i] = Prediction(
-                    names[i],
-                    labels,
-                    [float(p) for p in top.values[row]],
-                    unknown=float(probs[row].max()) < self.threshold,
-                    cam=None if cams is None else cams[row],
-                    cam_label=(target or labels[0]) if cams is not None else "",
-                    view=None if cams is None else self.crop(squares[row]),
-                )
+            answers = self.answers(logits, [names[i] for i in where], top_k)
+            for row, (i, answer) in enumerate(zip(where, answers)):
+                if cams is not None:
+                    answer.cam, answer.view = cams[row], self.crop(squares[row])
+                    answer.cam_label = target or answer.label
+                results[i] = answer
         return [r for r in results if r is not None]
+
+    def answers(self, logits: torch.Tensor, names: Sequence[str], top_k: int) -> list[Prediction]:
+        """Calibrated top-k Predictions from raw logits, one per name (the run's temperature
+        and unknown threshold applied): the last step of every way of predicting."""
+        probs = torch.softmax(logits / self.temperature, dim=1)
+        top = probs.topk(min(top_k, len(self.classes)), dim=1)
+        return [
+            Prediction(
+                name,
+                [self.classes[j] for j in top.indices[row].tolist()],
+                [float(p) for p in top.values[row]],
+                unknown=float(probs[row].max()) < self.threshold,
+            )
+            for row, name in enumerate(names)
+        ]
 
 
 def _inference_precision(requested: str, trained: str | None, device) -> str:

@@ -1,0 +1,218 @@
+"""Predictions for every image under a folder of any size: streamed, resumable and shardable.
+
+A folder of a million photos must not be listed into memory, must not cost the rows already
+written when the process is killed, and must split across processes or machines without them
+talking to each other. So: the walk is a generator in a stable order; at most a few batches are
+decoded ahead (memory stays flat); rows go to a ``ResumableCsv`` as each batch finishes; a rerun
+of the same command skips the paths its CSV already holds; and ``shard=(i, n)`` keeps the paths
+whose stable hash falls in part ``i`` of ``n``, so n independent commands cover each image once.
+
+Decoding runs in a small thread pool while the model runs the batch before (Pillow releases
+the GIL while it decodes), so the model rarely waits for JPEGs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelkit.data.imageio import ImageLoadError, is_image_file
+from modelkit.serving.csv_sink import ResumableCsv
+from modelkit.serving.predictor import Prediction, Predictor
+
+Progress = Callable[["FolderSummary"], None]
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str  # the CSV's key: the path as walked from what the person named
+    shard_key: str  # the path relative to the folder named, the same on every machine
+    problem: str = ""  # set when the entry can not be read at all (an unreadable folder)
+
+
+@dataclass
+class FolderSummary:
+    csv: Path
+    total: int = 0  # images this command (this shard) is responsible for
+    already_done: int = 0  # rows an earlier run of the command wrote
+    written: int = 0  # rows this run wrote
+    failed: int = 0  # of those, images that could not be read (their row says why)
+    not_images: int = 0  # files skipped by their extension
+    seconds: float = 0.0
+    recovered_torn_row: bool = False
+    failures: list[str] = field(default_factory=list)  # the first few reasons, for the log
+
+    @property
+    def rate(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` (0-based i) as (i, n); a ValueError that says what was expected otherwise."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected i/n with whole numbers, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text!r}: needs 0 <= i < n, e.g. 0/4 .. 3/4")
+    return i, n
+
+
+def in_shard(key: str, shard: tuple[int, int]) -> bool:
+    """Stable across processes, machines and Python versions (unlike ``hash``)."""
+    i, n = shard
+    if n == 1:
+        return True
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n == i
+
+
+def walk(inputs: Sequence[str | Path], counts: dict[str, int] | None = None) -> Iterator[Entry]:
+    """Image files under ``inputs`` (folders walked in name order, files as they are).
+
+    Links to folders are not followed (no loops, nothing outside what was named); dot files
+    are skipped; other files are counted under ``counts["not_images"]``."""
+    for root in inputs:
+        root = Path(root)
+        if not root.is_dir():
+            yield Entry(os.path.normpath(root), root.name)
+            continue
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                yield Entry(str(folder), _rel(folder, root), f"folder: {exc.strerror or exc}")
+                continue
+            subfolders = []
+            for e in entries:
+                if e.name.startswith("."):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    subfolders.append(Path(e.path))
+                elif is_image_file(e.name):
+                    yield Entry(e.path, _rel(Path(e.path), root))
+                elif counts is not None:
+                    counts["not_images"] = counts.get("not_images", 0) + 1
+            stack.extend(reversed(subfolders))
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path != root else path.name
+
+
+def csv_fields(k: int) -> list[str]:
+    """The columns of a predictions CSV with the top ``k`` labels."""
+    ranked = [f"{what}_{i}" for i in range(1, k + 1) for what in ("label", "probability")]
+    return ["path", *ranked, "unknown", "error"]
+
+
+def prediction_row(p: Prediction) -> dict[str, Any]:
+    """One CSV row; an unreadable image gets its reason and no labels."""
+    row: dict[str, Any] = {"path": p.source, "unknown": p.unknown if not p.error else ""}
+    row["error"] = p.error
+    for i, (label, prob) in enumerate(zip(p.labels, p.probabilities), 1):
+        row[f"label_{i}"], row[f"probability_{i}"] = label, round(prob, 6)
+    return row
+
+
+def predict_folder(
+    predictor: Predictor,
+    inputs: Sequence[str | Path],
+    csv_path: str | Path,
+    top_k: int = 5,
+    shard: tuple[int, int] = (0, 1),
+    on_progress: Progress | None = None,
+    decoders: int = 2,
+) -> FolderSummary:
+    """Classify every image under ``inputs`` into ``csv_path``, continuing an earlier run."""
+    fields = csv_fields(min(top_k, len(predictor.classes)))
+    summary = FolderSummary(Path(csv_path))
+    with ResumableCsv(csv_path, fields) as sink:
+        summary.recovered_torn_row = sink.recovered_torn_row
+        counts: dict[str, int] = {}
+        for entry in walk(inputs, counts):
+            if in_shard(entry.shard_key, shard):
+                summary.total += 1
+                summary.already_done += entry.path in sink.done
+        summary.not_images = counts.get("not_images", 0)
+        todo = (e for e in walk(inputs) if in_shard(e.shard_key, shard) and e.path not in sink.done)
+        start = time.perf_counter()
+        for predictions in _classified(predictor, todo, top_k, decoders):
+            sink.append(prediction_row(p) for p in predictions)
+            summary.written += len(predictions)
+            for p in predictions:
+                if p.error:
+                    summary.failed += 1
+                    if len(summary.failures) < 20:
+                        summary.failures.append(p.error)
+            summary.seconds = time.perf_counter() - start
+            if on_progress:
+                on_progress(summary)
+    return summary
+
+
+def _classified(
+    predictor: Predictor, entries: Iterable[Entry], top_k: int, decoders: int
+) -> Iterator[list[Prediction]]:
+    """Batches of Predictions, in walk order, decoding a few batches ahead of the model."""
+    ahead: deque[Future] = deque()
+    with ThreadPoolExecutor(max(1, decoders)) as pool:
+        for batch in _chunks(entries, predictor.batch_size):
+            ahead.append(pool.submit(_decoded, predictor, batch))
+            if len(ahead) > decoders:
+                yield _answer(predictor, *ahead.popleft().result(), top_k)
+        while ahead:
+            yield _answer(predictor, *ahead.popleft().result(), top_k)
+
+
+def _decoded(predictor: Predictor, batch: list[Entry]) -> tuple[list[Entry], list]:
+    decoded: list[np.ndarray | str] = []
+    for entry in batch:
+        if entry.problem:
+            decoded.append(f"{entry.path}: {entry.problem}")
+            continue
+        try:
+            decoded.append(predictor.preprocess(entry.path))
+        except ImageLoadError as exc:
+            decoded.append(f"{entry.path}: {exc.reason}")
+    return batch, decoded
+
+
+def _answer(
+    predictor: Predictor, batch: list[Entry], decoded: list, top_k: int
+) -> list[Prediction]:
+    ok = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
+    answers = iter(
+        predictor.answers(
+            predictor.logits([decoded[i] for i in ok]), [batch[i].path for i in ok], top_k
+        )
+        if ok
+        else []
+    )
+    return [
+        Prediction(e.path, [], [], error=d) if isinstance(d, str) else next(answers)
+        for e, d in zip(batch, decoded)
+    ]
+
+
+def _chunks(items: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
+    batch: list[Entry] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
