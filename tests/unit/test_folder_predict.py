@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -147,3 +148,30 @@ def test_kill_minus_nine_then_the_same_command_gives_each_image_once(trained_run
     assert f"{len(interrupted)} were there from an earlier run" in rerun.stderr
     paths = [r["path"] for r in rows_of(out)]
     assert len(paths) == len(set(paths)) == 210
+
+
+@pytest.mark.slow
+def test_the_benchmark_reports_each_figure_with_accuracy_and_the_kill_check(trained_run, tmp_path):
+    source = write_dataset(tmp_path / "source", num_classes=3, per_class=6, seed=7)
+    out = tmp_path / "folder.json"
+    script = REPO / "benchmarks" / "bench_folder_predict.py"
+    args = ["--run", str(trained_run), "--source", str(source), "--images", "64"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args, "--naive-images", "32", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["images"] == result["rows"] == 64 and result["unreadable"] == 0
+    for rate in (
+        "backend_batch32_images_per_s",
+        "naive_loop_images_per_s",
+        "streamed_images_per_s",
+    ):
+        assert result[rate] > 0
+    assert 0 <= result["streamed_accuracy"] <= 1 and 0 <= result["naive_loop_accuracy"] <= 1
+    assert result["rss_mb"]["peak"] >= result["rss_mb"]["first"] > 0
+    assert result["kill_and_rerun"]["rows_after_rerun"] == 64
+    assert result["kill_and_rerun"]["each_image_once"] is True
