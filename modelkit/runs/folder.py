@@ -119,6 +119,11 @@ class RunFolder:
     def tensorboard(self) -> Path:
         return self.path / "tensorboard"
 
+    @property
+    def report(self) -> Path:
+        """The run's one-file HTML report (``modelkit report RUN``)."""
+        return self.path / "report.html"
+
     # -- what they say ---------------------------------------------------------------------------
     def is_run(self) -> bool:
         """A run folder has its settings written first; without them it is not one (yet)."""
