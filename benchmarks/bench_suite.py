@@ -46,6 +46,7 @@ PATH_KEYS = (
     "frozen_stages",
     "cache_frozen_stages",
     "head_epochs",
+    "epochs",
     "batch_size",
     "lr",
     "optimizer",
@@ -65,7 +66,7 @@ def read_path(run_dir: Path) -> dict:
     plan_file = run_dir / "plan.json"
     if plan_file.is_file():
         plan = json.loads(plan_file.read_text())
-        path["epochs"] = plan.get("epochs")
+        path["epochs"] = plan.get("epochs")  # what the budget left of the epochs asked
         path["plan"] = plan.get("summary")
     status = json.loads((run_dir / "status.json").read_text())
     path["epochs_run"] = status.get("epoch")
@@ -76,17 +77,20 @@ def read_path(run_dir: Path) -> dict:
 
 
 def describe(path: dict) -> str:
-    """One short line for the table: 'efficientnet_lite0/imagenet 224px head 5 + 2 ep'."""
+    """One short line for the table: 'efficientnet_lite0/imagenet 224px head 5 + 2 ep, ran 1'
+    (epochs planned, of which the head's, and how many ran before the run ended)."""
     frozen = ""
     if path.get("freeze_backbone"):
         frozen = " frozen"
     elif path.get("frozen_stages"):
         cached = " cached" if path.get("cache_frozen_stages") else ""
         frozen = f" {path['frozen_stages']} stages frozen{cached}"
-    head = f" head {path['head_epochs']} +" if path.get("head_epochs") else ""
+    head_epochs = path.get("head_epochs") or 0
+    head = f" head {head_epochs} +" if head_epochs else ""
+    rest = (path.get("epochs") or 0) - head_epochs
     return (
         f"{path.get('arch')}/{path.get('weights')} {path.get('image_size')}px{frozen}"
-        f"{head} {path.get('epochs') or path.get('epochs_run')} ep"
+        f"{head} {rest} ep, ran {path.get('epochs_run')}"
     )
 
 
@@ -132,6 +136,7 @@ def run_cell(data: Path, recipe: str, budget_s: float, runs: Path, extra: list[s
         "path": describe(path),
         "details": path,
         "command": " ".join(cmd[1:]),
+        "run_dir": str(run_dir),  # gone afterwards unless --runs-dir kept it
     }
 
 
