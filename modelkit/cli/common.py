@@ -165,9 +165,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return config_and_notes(args)[0]
 
 
-def config_and_notes(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
+def config_and_notes(
+    args: argparse.Namespace, measure: bool = False, say: bool = True
+) -> tuple[TrainConfig, list[str]]:
     """TrainConfig from DATA, ``--recipe`` and the config flags (flags beat the recipe), and
-    the notes said on stderr (``--recipe auto``: what it chose and why, one line each).
+    the notes said on stderr unless ``say`` is off (``--recipe auto``: what it chose and why,
+    one line each; ``train`` leaves them to the run's log, which its terminal shows too).
 
     Without ``--arch`` the architecture is ResNet-18 where its ImageNet weights can be had, else
     the bundled EfficientNet-Lite0 (said on stderr); ImageNet weights that cannot be had stop the
@@ -177,12 +180,12 @@ def config_and_notes(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
     resolve_data(args)
     try:
         settings, note = resolve_settings(
-            args.recipe, given_settings(args), data_dir=str(Path(args.data))
+            args.recipe, given_settings(args), data_dir=str(Path(args.data)), measure=measure
         )
         config = TrainConfig(data_dir=str(Path(args.data)), **settings)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     notes = note.splitlines()
-    for line in notes:
+    for line in notes if say else ():  # a run says them in its log (and on the terminal)
         print(f"note: {line}", file=sys.stderr)
     return config, notes

@@ -34,7 +34,8 @@ def _train(args: argparse.Namespace) -> int:
             raise UsageError("train needs a DATA folder, --dataset NAME or --resume RUN_DIR")
         from modelkit.recipes.notes import notes_callback
 
-        config, notes = config_and_notes(args)
+        # auto measures the backbones first; the run's log says the notes (once)
+        config, notes = config_and_notes(args, measure=True, say=False)
         trainer = Trainer(config, callbacks=[notes_callback(notes)] if notes else [])
     printer = ProgressPrinter(sys.stderr)
     trainer.listeners.append(printer)

@@ -78,11 +78,15 @@ class AutoRecipe:
 
 
 def auto_recipe(
-    data_dir: str, explicit: dict[str, Any] | None = None, probe_network: bool = True
+    data_dir: str,
+    explicit: dict[str, Any] | None = None,
+    probe_network: bool = True,
+    measure: bool = False,
 ) -> AutoRecipe:
-    """The ``auto`` recipe for ``data_dir``: settings and one line of why each."""
+    """The ``auto`` recipe for ``data_dir``: settings and one line of why each. ``measure``:
+    the backbone is chosen by scoring each one on the training images (when a run starts)."""
     explicit = dict(explicit or {})
-    return choose(gather_facts(data_dir, explicit, probe_network), explicit)
+    return choose(gather_facts(data_dir, explicit, probe_network, measure=measure), explicit)
 
 
 def choose(facts: Facts, explicit: dict[str, Any] | None = None) -> AutoRecipe:
@@ -138,7 +142,14 @@ def _fine_tune(
     from modelkit.models.registry import architecture
 
     better = None if "arch" in explicit else architecture(arch).better_features
-    if better and _head_first_on_cpu(facts, per_class) and lite.installed(better[0]):
+    if facts.probe is not None and facts.probe.winner:
+        # measured on these images: the winner's features, and its own stage maps if it has them
+        arch = facts.probe.winner
+        size = architecture(arch).image_size
+        arch_why = f"{seen}; measured on {facts.probe.images} training images: {facts.probe.why}"
+        why = f"the size {arch}'s ImageNet weights were trained at"
+        better = (arch, size) if architecture(arch).stage_maps_frozen else None
+    elif better and _head_first_on_cpu(facts, per_class) and lite.installed(better[0]):
         # the run is mostly the head on frozen features: the backbone with the better ones
         arch, size = better
         arch_why = (

@@ -30,7 +30,8 @@ class Facts:
     median_side: int  # median shorter side of a sample of the images, px (0: unknown)
     pretrained: str  # the architecture with ImageNet weights here, "" when none can be had
     gpu: bool
-    time_budget: float = 0.0
+    time_budget: float = 0.0  # what is left for training (the probe's seconds are spent)
+    probe: Any = None  # ProbeReport: the backbones measured on these images, when measured
 
     @property
     def imbalance(self) -> float:
@@ -55,10 +56,16 @@ def image_sides(paths: list[str], limit: int = SIZE_SAMPLE, seed: int = 0) -> li
 
 
 def gather_facts(
-    data_dir: str, explicit: dict[str, Any], probe_network: bool = True, gpu: bool | None = None
+    data_dir: str,
+    explicit: dict[str, Any],
+    probe_network: bool = True,
+    gpu: bool | None = None,
+    measure: bool = False,
 ) -> Facts:
     """Facts about ``data_dir`` and this machine; ``explicit`` settings that bear on them (the
-    starting weights, the architecture, the device, the split, the time budget) are honoured."""
+    starting weights, the architecture, the device, the split, the time budget) are honoured.
+    ``measure``: also embed a sample of the training images with each bundled backbone and
+    score them (``modelkit.recipes.probe``; seconds to a minute, so only when a run starts)."""
     from modelkit.device import pick_device
     from modelkit.models.weights import default_pretrained_arch, imagenet_available
 
@@ -79,8 +86,33 @@ def gather_facts(
         pretrained = arch if imagenet_available(arch, probe_network) else ""
     if gpu is None:
         gpu = pick_device(explicit.get("device", "auto")).type != "cpu"
-    return Facts(
+    facts = Facts(
         images=len(train), classes=len(index.classes), per_class=per_class,
         median_side=int(median(sides)) if sides else 0, pretrained=pretrained, gpu=gpu,
         time_budget=float(explicit.get("time_budget", 0.0) or 0.0),
     )  # fmt: skip
+    if measure and _measurable(facts, explicit):
+        from modelkit.recipes.probe import probe_backbones
+
+        facts.probe = probe_backbones(
+            [s.path for s in train], [s.label for s in train], facts.time_budget,
+            int(explicit.get("seed", 0)), "cuda" if gpu else "cpu",
+        )  # fmt: skip
+        if facts.time_budget:
+            facts.time_budget = max(facts.time_budget - facts.probe.seconds, 1.0)
+    return facts
+
+
+def _measurable(facts: Facts, explicit: dict[str, Any]) -> bool:
+    """A choice of backbone is left to make: pretrained weights, no architecture given, and
+    images large enough that auto would fine-tune rather than train from scratch."""
+    from modelkit.recipes.probe import installed_backbones
+
+    tiny = 0 < facts.median_side <= 64 and not facts.gpu
+    return (
+        bool(facts.pretrained)
+        and "arch" not in explicit
+        and not tiny
+        and (len(installed_backbones()) > 1)
+        and facts.images > 0
+    )

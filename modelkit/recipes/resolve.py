@@ -50,11 +50,14 @@ def resolve(
     dataset: str = "",
     probe_network: bool = True,
     check_weights: bool = True,
+    measure: bool = False,
 ) -> Resolved:
     """The settings of a new run with recipe ``name`` ("" or "none": no recipe; ``auto`` looks
     at the ``dataset`` folder). ``check_weights``: ImageNet weights that cannot be had stop
     here, with a message offering the bundled backbone, not in the middle of a run (the pages
-    check at launch instead, so the form can still be changed)."""
+    check at launch instead, so the form can still be changed). ``measure``: ``auto`` scores
+    the bundled backbones on the training images first (as a run starts, not for a preview);
+    the seconds that takes come off the time budget."""
     from modelkit.models.weights import check_starting_weights, with_default_arch
 
     given = dict(given or {})
@@ -63,8 +66,21 @@ def resolve(
     if name == AUTO:
         from modelkit.recipes.auto import auto_recipe
 
-        out.auto = auto_recipe(dataset, given, probe_network=probe_network)
+        out.auto = auto_recipe(dataset, given, probe_network=probe_network, measure=measure)
         _layer(out, out.auto.settings, AUTO)
+        probe = out.auto.facts.probe if out.auto.facts else None
+        if probe is not None:
+            out.notes += [
+                f"auto: measured backbones ({probe.folds}-fold, held out from the "
+                f"{probe.images} training images sampled; val untouched):"
+            ]
+            out.notes += [f"auto:   {line}" for line in probe.table()]
+            if given.get("time_budget"):
+                given["time_budget"] = out.auto.facts.time_budget  # the probe's time is spent
+                out.notes.append(
+                    f"auto: {probe.seconds:.0f} s of the budget measured them; "
+                    f"{given['time_budget']:.0f} s are left to train"
+                )
         out.notes += out.auto.lines()
     else:
         _layer(out, recipe(name), f"recipe {name}")
@@ -88,9 +104,13 @@ def _layer(out: Resolved, values: dict[str, Any], source: str) -> None:
 
 
 def resolve_settings(
-    name: str, explicit: dict[str, Any], probe_network: bool = True, data_dir: str = ""
+    name: str,
+    explicit: dict[str, Any],
+    probe_network: bool = True,
+    data_dir: str = "",
+    measure: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """``resolve`` as (settings, note), for callers that need no sources (the CLI's train,
     tune and lr-find, the benchmarks)."""
-    out = resolve(name, explicit, dataset=data_dir, probe_network=probe_network)
+    out = resolve(name, explicit, dataset=data_dir, probe_network=probe_network, measure=measure)
     return out.settings, out.note

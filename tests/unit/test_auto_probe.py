@@ -1,0 +1,106 @@
+"""auto measures the bundled backbones on the training images instead of guessing by rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelkit.recipes import resolve
+from modelkit.recipes.auto import choose
+from modelkit.recipes.facts import Facts
+from modelkit.recipes.probe import (
+    Candidate,
+    ProbeReport,
+    _winner,
+    heldout_accuracy,
+    installed_backbones,
+    probe_backbones,
+    probe_sample,
+)
+
+
+def test_the_sample_takes_every_class_and_is_the_same_for_the_same_seed():
+    labels = np.array([0] * 50 + [1] * 8 + [2] * 1 + [3] * 30)
+    picked = probe_sample(labels, seed=3, images=60)
+    assert np.array_equal(picked, probe_sample(labels, seed=3, images=60))
+    counts = np.bincount(labels[picked], minlength=4)
+    assert counts[2] == 0  # one image: nothing to hold out
+    assert counts[1] == 8 and counts[0] == counts[3] == 26  # all of a small class, the rest shared
+    assert not np.array_equal(picked, probe_sample(labels, seed=4, images=60))
+
+
+def test_held_out_accuracy_tells_separable_features_from_noise():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 20)
+    centres = rng.normal(0, 5, (4, 16))
+    separable = centres[labels] + rng.normal(0, 0.5, (80, 16))
+    acc, folds = heldout_accuracy(separable.astype(np.float32), labels, seed=0)
+    assert acc == 1.0 and folds == 4
+    noise, _ = heldout_accuracy(rng.normal(0, 1, (80, 16)).astype(np.float32), labels, seed=0)
+    assert noise < 0.5  # held out: a head cannot memorise its way to the answer
+
+
+def test_a_faster_backbone_within_a_point_wins_and_a_clear_leader_wins_outright():
+    close = [
+        Candidate("efficientnet_lite0", 224, 0.905, 10),
+        Candidate("efficientnet_lite1", 240, 0.91, 20),
+    ]
+    arch, why = _winner(close)
+    assert arch == "efficientnet_lite0" and "faster" in why
+    clear = [
+        Candidate("efficientnet_lite0", 224, 0.80, 10),
+        Candidate("efficientnet_lite1", 240, 0.90, 20),
+    ]
+    arch, why = _winner(clear)
+    assert arch == "efficientnet_lite1" and "+0.100" in why
+    assert _winner([Candidate("efficientnet_lite0", 224, skipped="over budget")])[0] == ""
+
+
+def facts_with(winner: str, budget: float = 300.0) -> Facts:
+    probe = ProbeReport([Candidate(winner, 224, 0.9, 5.0)], 200, 4, winner, "measured best", 5.0)
+    per_class = {f"c{i}": 20 for i in range(10)}
+    return Facts(200, 10, per_class, 300, "efficientnet_lite0", False, budget, probe)
+
+
+def test_the_measured_winner_is_the_backbone_and_the_reason_says_it_was_measured():
+    lite1 = choose(facts_with("efficientnet_lite1"))
+    assert lite1.settings["arch"] == "efficientnet_lite1" and lite1.settings["image_size"] == 240
+    assert any(
+        "measured on 200 training images" in why for name, _, why in lite1.reasons if name == "arch"
+    )
+    # Lite1 has cached stage maps to fine-tune on: the budget leaves room for them
+    assert lite1.settings.get("cache_frozen_stages") is True
+    lite0 = choose(facts_with("efficientnet_lite0", budget=30.0))
+    assert lite0.settings["arch"] == "efficientnet_lite0"  # no rule swaps it for Lite1
+
+
+@pytest.mark.skipif(len(installed_backbones()) < 2, reason="needs two bundled backbones")
+def test_probing_real_backbones_on_tiny_photos_fills_the_table(make_dataset):
+    data = make_dataset(per_class=8, size=(72, 72))
+    from modelkit.data.scan import scan_dataset
+
+    train = scan_dataset(data, 0.2, 0.0, 0).splits["train"]
+    report = probe_backbones([s.path for s in train], [s.label for s in train], seed=0)
+    assert [c.arch for c in report.candidates][:2] == ["efficientnet_lite0", "efficientnet_lite1"]
+    assert all(0 <= (c.heldout_accuracy or 0) <= 1 for c in report.candidates)
+    assert report.winner in {c.arch for c in report.candidates} and report.images == len(train)
+    assert report.table()[0].split() == ["backbone", "size", "held-out", "acc", "seconds"]
+    # a budget with no room for a second backbone: it is skipped and the table says so
+    tight = probe_backbones([s.path for s in train], [s.label for s in train], time_budget=0.5)
+    assert [c.skipped for c in tight.candidates][1:] == ["over budget"] * (
+        len(tight.candidates) - 1
+    )
+
+
+@pytest.mark.skipif(len(installed_backbones()) < 2, reason="needs two bundled backbones")
+def test_resolving_auto_for_a_run_measures_and_spends_budget_on_it(make_dataset):
+    data = make_dataset(per_class=8, size=(72, 72))
+    out = resolve(
+        "auto", {"time_budget": 600}, dataset=str(data), probe_network=False, measure=True
+    )
+    probe = out.auto.facts.probe
+    assert probe is not None and out.settings["arch"] == probe.winner
+    assert out.settings["time_budget"] == pytest.approx(600 - probe.seconds)
+    assert any("measured backbones" in n for n in out.notes)
+    preview = resolve("auto", {"time_budget": 600}, dataset=str(data), probe_network=False)
+    assert preview.auto.facts.probe is None and preview.settings["time_budget"] == 600
