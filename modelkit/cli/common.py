@@ -167,7 +167,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def config_and_notes(
     args: argparse.Namespace, measure: bool = False, say: bool = True
-) -> tuple[TrainConfig, list[str]]:
+) -> tuple[TrainConfig, list[str], dict[str, Any] | None]:
     """TrainConfig from DATA, ``--recipe`` and the config flags (flags beat the recipe), and
     the notes said on stderr unless ``say`` is off (``--recipe auto``: what it chose and why,
     one line each; ``train`` leaves them to the run's log, which its terminal shows too).
@@ -175,17 +175,18 @@ def config_and_notes(
     Without ``--arch`` the architecture is ResNet-18 where its ImageNet weights can be had, else
     the bundled EfficientNet-Lite0 (said on stderr); ImageNet weights that cannot be had stop the
     command here, with a message offering the bundled backbone, not in the middle of a run."""
-    from modelkit.recipes import resolve_settings
+    from modelkit.recipes import resolve
 
     resolve_data(args)
     try:
-        settings, note = resolve_settings(
-            args.recipe, given_settings(args), data_dir=str(Path(args.data)), measure=measure
+        out = resolve(
+            args.recipe, given_settings(args), dataset=str(Path(args.data)), measure=measure
         )
-        config = TrainConfig(data_dir=str(Path(args.data)), **settings)
+        config = TrainConfig(data_dir=str(Path(args.data)), **out.settings)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    notes = note.splitlines()
+    notes = out.note.splitlines()
+    probe = out.auto.facts.probe if out.auto and out.auto.facts else None
     for line in notes if say else ():  # a run says them in its log (and on the terminal)
         print(f"note: {line}", file=sys.stderr)
-    return config, notes
+    return config, notes, probe.to_dict() if probe else None

@@ -35,8 +35,8 @@ def _train(args: argparse.Namespace) -> int:
         from modelkit.recipes.notes import notes_callback
 
         # auto measures the backbones first; the run's log says the notes (once)
-        config, notes = config_and_notes(args, measure=True, say=False)
-        trainer = Trainer(config, callbacks=[notes_callback(notes)] if notes else [])
+        config, notes, search = config_and_notes(args, measure=True, say=False)
+        trainer = Trainer(config, callbacks=[notes_callback(notes, search)] if notes else [])
     printer = ProgressPrinter(sys.stderr)
     trainer.listeners.append(printer)
     if not args.resume:

@@ -56,6 +56,12 @@ class RunFolder:
         return self.path / "plan.json"
 
     @property
+    def auto_search(self) -> Path:
+        """What ``auto`` measured before choosing (backbones scored on held-out training
+        images), beside the config it chose."""
+        return self.path / "auto_search.json"
+
+    @property
     def classes(self) -> Path:
         return self.path / "classes.json"
 

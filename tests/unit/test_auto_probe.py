@@ -104,3 +104,25 @@ def test_resolving_auto_for_a_run_measures_and_spends_budget_on_it(make_dataset)
     assert any("measured backbones" in n for n in out.notes)
     preview = resolve("auto", {"time_budget": 600}, dataset=str(data), probe_network=False)
     assert preview.auto.facts.probe is None and preview.settings["time_budget"] == 600
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(installed_backbones()) < 2, reason="needs two bundled backbones")
+def test_a_run_keeps_what_auto_measured_beside_its_config(make_dataset, tmp_path, capsys):
+    import json
+
+    from modelkit.cli.main import main
+
+    data = make_dataset(per_class=8, size=(72, 72))
+    runs = tmp_path / "runs"
+    argv = ["train", str(data), "--recipe", "auto", "--time-budget", "45", "--device", "cpu"]
+    code = main([*argv, "--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    (run,) = runs.iterdir()
+    search = json.loads((run / "auto_search.json").read_text())
+    assert search["winner"] == json.loads((run / "config.json").read_text())["arch"]
+    assert [c["arch"] for c in search["candidates"]][0] == "efficientnet_lite0"
+    log = (run / "log.txt").read_text(encoding="utf-8")
+    assert "measured backbones" in log and "held-out acc" in log
+    assert err.count("measured backbones") == 1
