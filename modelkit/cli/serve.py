@@ -53,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from modelkit.serving.onnx_backend import BACKENDS
+    from modelkit.serving import BACKENDS
 
     p = sub.add_parser("serve", help="serve a trained run over HTTP (POST /predict)")
     p.add_argument("run", metavar="RUN_DIR", help="run folder (or a checkpoint file)")

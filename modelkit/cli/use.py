@@ -7,6 +7,7 @@ import json
 import sys
 
 from modelkit.cli.common import UsageError
+from modelkit.serving import EXPORT_FORMATS
 
 SPLITS = ("train", "val", "test")
 
@@ -55,10 +56,25 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from modelkit.serving.export import export_run
+    from modelkit.serving.export import ExportError, ExportRefused, export_run
+    from modelkit.serving.parity import format_table
 
-    result = export_run(args.run_dir, args.format, args.out)
+    if args.max_drop < 0:
+        raise UsageError("--max-drop must be 0 or more (accuracy points the export may lose)")
+    try:
+        result = export_run(
+            args.run_dir,
+            args.format,
+            args.out,
+            max_drop=args.max_drop,
+            timing=not args.no_timing,
+            progress=lambda message: print(f"{message}…", file=sys.stderr),
+        )
+    except ExportRefused as exc:  # the table first, then the one error line
+        print(format_table(exc.format, exc.parity), file=sys.stderr)
+        raise ExportError(str(exc).splitlines()[0]) from None
     print(f"max abs diff {result.max_abs_diff:.3g} on {result.samples} {result.sample_source}")
+    print(format_table(args.format, result.parity))
     print(f"model card: {result.card}", file=sys.stderr)
     print(result.path)
     return 0
@@ -99,10 +115,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_calibrate)
 
-    p = sub.add_parser("export", help="export a run's model to TorchScript or ONNX, verified")
+    p = sub.add_parser(
+        "export",
+        help="export a run's model (TorchScript, ONNX, OpenVINO; fp32 or int8), proven on its "
+        "validation images",
+    )
     p.add_argument("run_dir", help="run folder or checkpoint file")
-    p.add_argument("--format", default="onnx", choices=("torchscript", "onnx"))
+    p.add_argument("--format", default="onnx", choices=EXPORT_FORMATS)
     p.add_argument("--out", help="folder to write to (default: RUN_DIR/export)")
+    p.add_argument(
+        "--max-drop",
+        type=float,
+        default=1.0,
+        help="refuse the export (and write no file) when its validation accuracy falls more "
+        "than this many points below PyTorch's (default 1)",
+    )
+    p.add_argument(
+        "--no-timing",
+        action="store_true",
+        help="skip the latency and throughput measurement (the accuracy check still runs)",
+    )
     p.set_defaults(func=_export)
 
     p = sub.add_parser("embeddings", help="export penultimate-layer features of a split")
