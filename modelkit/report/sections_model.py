@@ -9,6 +9,9 @@ from modelkit.report.html import esc, missing, number, para, percent, table
 
 CURVES = (("loss", ("train_loss", "val_loss"), False), ("accuracy", ("train_acc", "val_acc"), True))
 MOST_CONFUSED = 15
+# Beyond this a matrix's cells are too small to read and its SVG could pass the size budget
+# (one element per non-empty cell); the most confused pairs still say what matters.
+MAX_MATRIX_CLASSES = 250
 
 
 def curves(facts: RunFacts) -> str:
@@ -55,7 +58,10 @@ def confusion(facts: RunFacts) -> str:
         "Hover a cell for its count.",
         "note",
     )
-    body += svg.confusion_matrix(ev.confusion_matrix, ev.classes)
+    if len(ev.classes) <= MAX_MATRIX_CLASSES:
+        body += svg.confusion_matrix(ev.confusion_matrix, ev.classes)
+    else:
+        body = para(f"{len(ev.classes)} classes are too many to draw as one matrix.", "note")
     body += "<h3>Most confused pairs</h3>"
     if not pairs:
         return body + para("No confusions: every image of this split was classified correctly.")

@@ -80,7 +80,8 @@ def line_chart(
     def py(y: float) -> float:
         return top + ph - (min(max(y, y0), y1) - y0) / (y1 - y0) * ph
 
-    for t in _ticks(y0, y1):
+    decades = [float(k) for k in range(math.ceil(y0), math.floor(y1) + 1)]
+    for t in decades if log_y and len(decades) >= 2 else _ticks(y0, y1):
         text = f"{t:.0%}" if percent else _label(10**t if log_y else t)
         parts.append(
             f'<line x1="{left}" x2="{left + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" '

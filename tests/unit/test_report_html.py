@@ -219,3 +219,23 @@ def test_cli_prints_the_path_and_names_a_folder_that_is_not_a_run(run_copy, tmp_
     assert main(["report", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "not a run folder" in err and str(tmp_path) in err
+
+
+def test_a_100_class_matrix_draws_only_its_non_empty_cells_and_escapes_names():
+    from modelkit.report import svg
+
+    classes = [f"<c{i}>" for i in range(100)]
+    matrix = [[18 if i == j else 0 for j in range(100)] for i in range(100)]
+    matrix[3][7] = 2
+    out = svg.confusion_matrix(matrix, classes)
+    assert "<c3>" not in out and "&lt;c3&gt; → &lt;c7&gt;: 2" in out
+    assert out.count("<rect") == 1 + 101  # the frame and each non-empty cell
+    assert len(out) < 100_000
+
+
+def test_a_loss_spanning_orders_of_magnitude_is_drawn_on_a_log_scale():
+    from modelkit.report import svg
+
+    spiked = svg.line_chart({"val loss": [(1, 3000.0), (2, 0.1)]}, "Loss", log_y=True)
+    assert "Loss (log scale)" in spiked and ">1e+03<" in spiked
+    assert "log scale" not in svg.line_chart({"val loss": [(1, 1.0), (2, 0.5)]}, "Loss", log_y=True)
