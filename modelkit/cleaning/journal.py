@@ -5,6 +5,8 @@ The journal is ``<dataset>/.modelkit-journal.jsonl``: one JSON object per line, 
 rewritten. A relabel moves the file to another class folder, a remove moves it under
 ``<dataset>/.modelkit-trash/`` (keeping its relative path, so a person can find it by hand), a
 re-split moves it to another split folder; ``keep`` records a reviewed image without moving it.
+Labelling (``modelkit.labelling``) adds ``label`` and ``skip`` (moves into a class folder or the
+not-sure bin) and ``copy`` (a copy into a class folder; its undo moves the copy to the trash).
 An undo is itself a line (``undo`` with the id it reverses), so the file tells the whole story.
 Both dot-names are skipped by the scanner. A move never overwrites: a taken name gets `` (2)``.
 
@@ -23,7 +25,9 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +40,7 @@ from modelkit.paths import confined_roots, resolve_allowed
 
 JOURNAL_NAME = ".modelkit-journal.jsonl"
 TRASH_NAME = ".modelkit-trash"
-ACTIONS = ("relabel", "remove", "resplit", "keep", "undo")
+ACTIONS = ("relabel", "remove", "resplit", "keep", "undo", "label", "skip", "copy")
 _LOCK = threading.Lock()  # one writer at a time in this process (app reruns share it)
 
 
@@ -47,7 +51,7 @@ class JournalError(ModelkitError, RuntimeError):
 @dataclass(frozen=True)
 class Entry:
     id: int
-    action: str  # relabel | remove | resplit | keep | undo
+    action: str  # relabel | remove | resplit | keep | undo | label | skip | copy
     src: str  # relative to the dataset root, with "/"
     dst: str
     time: float
@@ -135,6 +139,20 @@ def _move(src: Path, dst: Path) -> Path:
             return dst
         os.unlink(src)
         return dst
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    """Copy to a hidden temp file beside ``dst`` (contents and times), then claim a free name
+    with a hard link as ``_move`` does, so a reader never sees half a copy under the real name."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".modelkit-copy-", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copy2(src, tmp, follow_symlinks=False)
+        return _move(Path(tmp), dst)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)  # our own half-made copy, never a user's file
 
 
 def _read_fd(fd: int) -> bytes:
@@ -300,6 +318,18 @@ class Journal:
             _move(moved, src)  # a change the journal cannot record is not made
             raise
 
+    def _copy_and_append(self, fd: int, data: bytes, src_rel: str, dst_rel: str) -> Entry:
+        src, dst = self._real(src_rel), self._real(dst_rel)
+        if not src.is_file():
+            raise JournalError(f"{self.root / src_rel}: no such file in the dataset")
+        made = _copy(src, dst)
+        try:
+            made_rel = _join(str(PurePosixPath(dst_rel).parent), made.name)
+            return self._append(fd, data, "copy", src_rel, made_rel, None, "")
+        except Exception:
+            os.unlink(made)  # the copy this call made; the original is untouched
+            raise
+
     def _change(self, action: str, src_rel: str, dst_rel: str) -> Entry:
         with self._writing() as (fd, data):
             return self._move_and_append(fd, data, action, src_rel, dst_rel, None, "")
@@ -324,6 +354,22 @@ class Journal:
         dst = _join(self._rel(dst_folder), Path(path).name)
         return self._change("resplit", self._rel(path), dst)
 
+    def move(
+        self, path: str | os.PathLike, folder: str | os.PathLike, action: str = "label"
+    ) -> Entry:
+        """Move the image into ``folder`` (inside the dataset), journalled as ``action``
+        (``label`` into a class folder, ``skip`` into the not-sure bin)."""
+        if action not in ("label", "skip"):
+            raise JournalError(f"{action!r} is not a move the journal records (label, skip)")
+        dst = _join(self._rel(folder), Path(path).name)
+        return self._change(action, self._rel(path), dst)
+
+    def copy(self, path: str | os.PathLike, folder: str | os.PathLike) -> Entry:
+        """Copy the image into ``folder`` (inside the dataset); the original stays put."""
+        dst = _join(self._rel(folder), Path(path).name)
+        with self._writing() as (fd, data):
+            return self._copy_and_append(fd, data, self._rel(path), dst)
+
     def undo(self, entry_id: int) -> Entry:
         """Reverse one change: the file goes back to its old place (a free name next to it if
         that place is taken now). The change is looked up under the lock, so two undos of the
@@ -339,7 +385,8 @@ class Journal:
                 raise JournalError(
                     f"{self.root / entry.dst}: the file of change #{entry_id} is gone; cannot undo"
                 )
-            args = ("undo", entry.dst, entry.src, entry.id, entry.action)
+            back = f"{TRASH_NAME}/{entry.dst}" if entry.action == "copy" else entry.src
+            args = ("undo", entry.dst, back, entry.id, entry.action)
             return self._move_and_append(fd, data, *args)
 
     def undo_all(self) -> list[Entry]:

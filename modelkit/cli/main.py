@@ -12,7 +12,19 @@ import os
 import sys
 from collections.abc import Sequence
 
-from modelkit.cli import clean, data, predict, report, runs, search, serve, studio, train, use
+from modelkit.cli import (
+    clean,
+    data,
+    label,
+    predict,
+    report,
+    runs,
+    search,
+    serve,
+    studio,
+    train,
+    use,
+)
 from modelkit.cli.common import EXIT_ERROR, EXIT_USAGE, Parser, UsageError, fail
 from modelkit.errors import ModelkitError
 
@@ -22,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     prog = "modelkit" if os.path.basename(sys.argv[0]) == "modelkit" else "python -m modelkit"
     parser = Parser(prog=prog, description="Train and use image classifiers on your folders.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for subject in (data, train, use, predict, report, runs, search, clean, serve, studio):
+    for subject in (data, train, use, predict, report, runs, search, clean, label, serve, studio):
         subject.add_parsers(sub)
     return parser
 

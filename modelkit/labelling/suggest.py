@@ -1,0 +1,277 @@
+"""The model asks: a head on the cached features proposes a label for every unlabelled image and
+picks the images whose labels would teach it most.
+
+Everything here works on arrays (features N x D, labels N with -1 for "not labelled yet"), so a
+page, the command and the benchmark drive it alike, and tests pass small made-up features.
+
+- The head is a logistic regression on L2-normalised backbone features, as the cleaner's k-fold
+  heads (``modelkit.cleaning.issues``): it trains in well under a second on the labels a person
+  gives, and is what a frozen-backbone run would learn.
+- Which images to ask about: the unlabelled ones the head is least sure of (lowest margin between
+  its two best classes), thinned by greedy k-center on the embeddings (each pick is the candidate
+  farthest from everything labelled or picked), so one batch never asks about ten copies of the
+  same photo. Before the head exists (fewer than ``MIN_PER_CLASS`` labels in two classes) the
+  picks are k-center over all unlabelled images among the typical ones (those in the denser half
+  of the map), so the first labels cover the folder instead of its oddest photos.
+- Calibrated confidence: out-of-fold log-probabilities of the labelled images (k-fold, as the
+  cleaner does) fit one temperature (``evaluation.calibration.fit_temperature``), and the lowest
+  calibrated confidence whose held-out answers reach the target accuracy (the Wilson-bounded
+  ``threshold_for_accuracy``) is the bar for "accept all above it". The labelled images were
+  chosen because they were hard, so this estimate is on the careful side for the rest.
+- ``nearest``: "more like this" by exact cosine search, one matrix-vector product (50,000 images
+  take milliseconds: benchmarks/results/label_speed_cpu2.json), so no approximate index.
+
+Measured label efficiency and round times: benchmarks/results/label_efficiency_cpu2.json.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MIN_PER_CLASS = 2  # labels a class needs before the head is trained and trusted
+EXPLORE_SHARE = 0.5  # half of each batch explores: see _hard_and_diverse
+POOL_PER_ASK = 8  # lowest-margin candidates per asked image that k-center chooses among
+DEFAULT_TARGET = 0.95
+HEAD_C = 10.0  # inverse regularisation: 1 (the cleaner's) left a head on 10 labels guessing
+# the larger class for every image (hymenoptera); 10 and 100 both learn from the first labels
+HEAD_DIMS = 128
+
+
+def normalise(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32): cosine similarity is then a dot product."""
+    x = np.asarray(features, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def reduce(features: np.ndarray, dims: int = HEAD_DIMS, seed: int = 0) -> np.ndarray:
+    """The features the head, k-center and "more like this" use: L2-normalised, projected on
+    their first ``dims`` principal components (of all images, labelled or not) and normalised
+    again. A head on 128 components trains tens of times faster than on Lite0's 1,280 and
+    labels as well (benchmarks/results/label_efficiency_cpu2.json is measured on them)."""
+    from sklearn.decomposition import PCA
+
+    x = normalise(features)
+    dims = min(dims, x.shape[1], len(x))
+    if dims < 2 or dims == x.shape[1]:
+        return x
+    return normalise(PCA(dims, random_state=seed).fit_transform(x))
+
+
+def _fit(x: np.ndarray, y: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+
+    head = LogisticRegression(C=HEAD_C, max_iter=300)
+    with warnings.catch_warnings():  # an unconverged fit on a few labels is still a fine head
+        warnings.simplefilter("ignore")
+        head.fit(x, y)
+    return head
+
+
+def head_log_probs(x: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """N x K log-probabilities from a head fitted on the labelled rows (classes it has not seen
+    get a log-probability of -inf)."""
+    known = labels >= 0
+    out = np.full((len(x), num_classes), -np.inf)
+    head = _fit(x[known], labels[known])
+    out[:, head.classes_] = head.predict_log_proba(x)
+    return out
+
+
+def out_of_fold_log_probs(
+    x: np.ndarray, y: np.ndarray, num_classes: int, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Log-probabilities of the labelled rows ``x, y``, each from a head that never saw it."""
+    from sklearn.model_selection import StratifiedKFold
+
+    sizes = np.bincount(y, minlength=num_classes)
+    n_splits = int(min(folds, max(2, sizes[sizes > 0].min())))
+    out = np.full((len(y), num_classes), -np.inf)
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # classes smaller than the fold count are fine here
+        warnings.simplefilter("ignore", UserWarning)
+        parts = list(splitter.split(x, y))
+    for train, held in parts:
+        seen = np.unique(y[train])
+        if len(seen) < 2:
+            out[np.ix_(held, seen)] = 0.0
+            continue
+        head = _fit(x[train], y[train])
+        out[np.ix_(held, head.classes_)] = head.predict_log_proba(x[held])
+    return out
+
+
+def margins(log_probs: np.ndarray) -> np.ndarray:
+    """Best minus second-best probability per row: small means the head cannot decide."""
+    p = np.exp(log_probs)
+    top2 = np.sort(p, axis=1)[:, -2:] if p.shape[1] > 1 else np.c_[np.zeros(len(p)), p]
+    return top2[:, 1] - top2[:, 0]
+
+
+def k_center(x: np.ndarray, pool: np.ndarray, centres: np.ndarray, k: int) -> list[int]:
+    """Greedy k-center: ``k`` rows of ``pool``, each the one farthest (cosine) from every centre
+    and every earlier pick. Without centres the first pick is the pool's most central row."""
+    pool = np.asarray(pool, dtype=np.int64)
+    if not len(pool) or k <= 0:
+        return []
+    xp = x[pool]
+    if len(centres):
+        nearest_sim = np.full(len(pool), -np.inf, dtype=np.float32)
+        for s in range(0, len(centres), 2048):
+            sims = xp @ x[centres[s : s + 2048]].T
+            nearest_sim = np.maximum(nearest_sim, sims.max(1))
+    else:
+        nearest_sim = -(xp @ xp.mean(0))  # the most central row is "farthest" first
+    picks: list[int] = []
+    for _ in range(min(k, len(pool))):
+        i = int(np.argmin(nearest_sim))
+        picks.append(int(pool[i]))
+        nearest_sim = np.maximum(nearest_sim, xp @ xp[i])
+        nearest_sim[i] = np.inf
+    return picks
+
+
+def typical(x: np.ndarray, rows: np.ndarray, sample: int = 1000, neighbours: int = 10, seed=0):
+    """The rows in the denser half: closest on average to their nearest neighbours among a
+    random sample (a full N x N search costs too much at 20,000 images)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) <= 2 * neighbours:
+        return rows
+    rng = np.random.default_rng(seed)
+    ref = rng.choice(rows, size=min(sample, len(rows)), replace=False)
+    sims = x[rows] @ x[ref].T
+    k = min(neighbours + 1, sims.shape[1])
+    density = np.sort(np.partition(sims, -k, axis=1)[:, -k:], axis=1)[:, :-1].mean(1)
+    return rows[density >= np.median(density)]
+
+
+@dataclass
+class Ask:
+    """One image the head would like labelled, and why."""
+
+    row: int
+    reason: str
+    guess: int = -1  # the head's best class, -1 before it exists
+    confidence: float = 0.0  # calibrated probability of the guess
+    margin: float = 1.0
+
+
+@dataclass
+class Round:
+    """What one suggestion round knows; rows index the features it was given."""
+
+    asks: list[Ask]
+    ready: bool  # whether the head exists (MIN_PER_CLASS labels in two classes or more)
+    guess: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # N
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))  # N, calibrated
+    temperature: float = 1.0
+    target: float = DEFAULT_TARGET
+    threshold: float = 1.0  # calibrated confidence at which held-out labels reach the target
+    reached: bool = False
+    estimated_accuracy: float | None = None  # of the head, out of fold on the labels given
+    seconds: float = 0.0
+
+    def accept_rows(self, labels: np.ndarray) -> np.ndarray:
+        """Unlabelled rows whose calibrated confidence is at or above the threshold (none when
+        no threshold reaches the target)."""
+        if not self.ready or not self.reached:
+            return np.zeros(0, np.int64)
+        return np.flatnonzero((labels < 0) & (self.confidence >= self.threshold))
+
+
+def suggest(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    ask: int = 20,
+    target: float = DEFAULT_TARGET,
+    folds: int = 5,
+    seed: int = 0,
+    normalised: bool = False,
+    calibrate: bool = True,
+) -> Round:
+    """One round: the head's guess and calibrated confidence for every row, the accept bar for
+    ``target`` accuracy, and the ``ask`` unlabelled rows most worth labelling next.
+    ``calibrate=False`` skips the k-fold heads (temperature 1, no accept bar): what a
+    simulation that only needs the picks asks for."""
+    from modelkit.evaluation.calibration import fit_temperature, threshold_for_accuracy
+
+    start = time.perf_counter()
+    x = features if normalised else normalise(features)
+    labels = np.asarray(labels, dtype=np.int64)
+    known = np.flatnonzero(labels >= 0)
+    unknown = np.flatnonzero(labels < 0)
+    sizes = np.bincount(labels[known], minlength=num_classes)
+    if (sizes >= MIN_PER_CLASS).sum() < 2:
+        asks = [Ask(r, "typical and far from every labelled image") for r in _cold(x, labels, ask)]
+        return Round(asks, False, seconds=time.perf_counter() - start)
+    import torch
+
+    log_probs = head_log_probs(x, labels, num_classes)
+    if not calibrate:
+        margin = margins(log_probs)
+        conf, guess = _calibrated(log_probs, 1.0)
+        asks = _hard_and_diverse(x, labels, unknown, margin, guess, conf, ask)
+        return Round(asks, True, guess, conf, seconds=time.perf_counter() - start)
+    held = out_of_fold_log_probs(x[known], labels[known], num_classes, folds, seed)
+    finite = np.where(np.isfinite(held), held, -1e4)
+    truth = torch.from_numpy(labels[known])
+    t = fit_temperature(torch.from_numpy(finite).float(), truth)
+    held_conf, held_pred = _calibrated(held, t)
+    ok = held_pred == labels[known]
+    threshold, reached = threshold_for_accuracy(held_conf, ok, target)
+    conf, guess = _calibrated(log_probs, t)
+    margin = margins(np.where(np.isfinite(log_probs), log_probs / t, -np.inf))
+    asks = _hard_and_diverse(x, labels, unknown, margin, guess, conf, ask)
+    return Round(
+        asks, True, guess, conf, t, target, threshold, reached, float(ok.mean()),
+        time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def _calibrated(log_probs: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    z = np.where(np.isfinite(log_probs), log_probs / t, -np.inf)
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(1, keepdims=True)
+    return p.max(1), p.argmax(1)
+
+
+def _cold(x: np.ndarray, labels: np.ndarray, ask: int) -> list[int]:
+    pool = typical(x, np.flatnonzero(labels < 0))
+    return k_center(x, pool, np.flatnonzero(labels >= 0), ask)
+
+
+def _hard_and_diverse(x, labels, unknown, margin, guess, conf, ask) -> list[Ask]:
+    if not len(unknown):
+        return []
+    known = np.flatnonzero(labels >= 0)
+    explore = int(ask * EXPLORE_SHARE)
+    wide = k_center(x, typical(x, unknown), known, explore) if explore else []
+    rest = np.setdiff1d(unknown, wide)
+    size = min(len(rest), max(POOL_PER_ASK * ask, 50))
+    pool = rest[np.argsort(margin[rest], kind="stable")[:size]]
+    hard = k_center(x, pool, np.r_[known, wide].astype(np.int64), ask - len(wide))
+    why_hard = "the head is least sure here (margin {:.2f}) and nothing like it is labelled"
+    why_wide = "typical of a part of the map with no label near it (the head guesses {:.2f})"
+
+    def why(r: int) -> str:
+        return why_wide.format(conf[r]) if r in wide else why_hard.format(margin[r])
+
+    return [Ask(r, why(r), int(guess[r]), float(conf[r]), float(margin[r])) for r in hard + wide]
+
+
+def nearest(features: np.ndarray, row: int, k: int = 12, normalised: bool = False):
+    """(rows, cosine similarities) of the ``k`` images most like row ``row``, itself excluded."""
+    x = features if normalised else normalise(features)
+    sims = x @ x[row]
+    sims[row] = -np.inf
+    k = min(k, len(x) - 1)
+    if k <= 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    top = np.argpartition(-sims, k - 1)[:k]
+    top = top[np.argsort(-sims[top], kind="stable")]
+    return top, sims[top]
