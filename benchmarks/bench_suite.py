@@ -90,7 +90,7 @@ def describe(path: dict) -> str:
     rest = (path.get("epochs") or 0) - head_epochs
     return (
         f"{path.get('arch')}/{path.get('weights')} {path.get('image_size')}px{frozen}"
-        f"{head} {rest} ep, ran {path.get('epochs_run')}"
+        f"{head} {rest} ep, ran {path.get('epochs_run') or 0}"
     )
 
 
