@@ -80,50 +80,44 @@ def _skipped(parts: tuple[str, ...]) -> bool:
 
 # The central directory lists every entry; a dataset's, even at max_files, is far below this.
 MAX_CENTRAL_DIRECTORY = 64 * 1024**2
-_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
-_ZIP64_LOCATOR = struct.Struct("<4sLQL")
-_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 _CD_HEADER = 46  # fixed part of a central-directory file header
+# Fields of zipfile's end record list (zipfile._ECD_*): signature, entries on this disk and in
+# all, directory size and offset, where the record lies.
+_SIG, _COUNT_DISK, _COUNT, _SIZE, _OFFSET, _LOCATION = 0, 3, 4, 5, 6, 9
 
 
-def _end_record(fp: BinaryIO) -> tuple[int, int, int]:
-    """(entry count, central directory size, where it ends) read from the archive's tail alone,
-    so an absurd archive is refused before zipfile parses its entries into memory."""
-    fp.seek(0, os.SEEK_END)
-    size = fp.tell()
-    tail_len = min(size, _EOCD.size + 65535)
-    fp.seek(size - tail_len)
-    tail = fp.read(tail_len)
-    at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or at + _EOCD.size > len(tail):
+def _directory_span(fp: BinaryIO) -> tuple[int, int, int]:
+    """(entry count, start, size) of the file list zipfile will parse, from the archive's tail
+    alone, so an absurd archive is refused before zipfile parses its entries into memory.
+
+    The end record is read by zipfile's own reader: zipfile takes a ZIP64 end record whenever one
+    precedes the classic record, whatever the classic one says, and a check that read ZIP64 only
+    when the classic record said so counted a different list than the one parsed."""
+    endrec = zipfile._EndRecData(fp)  # noqa: SLF001 - the parse's own reading, not a copy of it
+    if not endrec:
         raise zipfile.BadZipFile("File is not a zip file")
-    _, _, _, _, count, cd_size, _, _ = _EOCD.unpack_from(tail, at)
-    end = size - tail_len + at
-    if count == 0xFFFF or cd_size == 0xFFFFFFFF:  # ZIP64: the real numbers are further back
-        loc_at = at - _ZIP64_LOCATOR.size
-        if loc_at >= 0 and tail[loc_at : loc_at + 4] == b"PK\x06\x07":
-            rec_at = end - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size
-            if rec_at >= 0:
-                fp.seek(rec_at)
-                rec = fp.read(_ZIP64_EOCD.size)
-                if len(rec) == _ZIP64_EOCD.size and rec[:4] == b"PK\x06\x06":
-                    fields = _ZIP64_EOCD.unpack(rec)
-                    count, cd_size, end = fields[7], fields[8], rec_at
-    return count, cd_size, end
+    size, offset = endrec[_SIZE], endrec[_OFFSET]
+    start = endrec[_LOCATION] - size  # as ZipFile._RealGetContents finds the list
+    if endrec[_SIG] == zipfile.stringEndArchive64:
+        start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+    if start < 0 or offset < 0:
+        raise zipfile.BadZipFile("Bad offset for central directory")
+    return max(endrec[_COUNT_DISK], endrec[_COUNT]), start, size
 
 
 def _check_directory(fp: BinaryIO, max_entries: int, label: str) -> None:
     """Refuse a zip whose central directory is too big or lists too many entries.
 
     The count in the end record can lie, so the directory's headers are counted too (their fixed
-    part only), stopping as soon as there are too many."""
-    count, cd_size, end = _end_record(fp)
+    part only), stopping as soon as there are too many; a list that is not headers from start to
+    end is refused, so the count covers every entry zipfile would read."""
+    count, start, size = _directory_span(fp)
     if count > max_entries:
         raise ArchiveError(f"{label} lists {count:,} entries, more than {max_entries:,}; refusing")
-    if cd_size > MAX_CENTRAL_DIRECTORY or cd_size > end:
-        raise ArchiveError(f"{label} has an implausible file list ({cd_size:,} bytes); refusing")
-    fp.seek(end - cd_size)
-    directory = fp.read(cd_size)
+    if size > MAX_CENTRAL_DIRECTORY:
+        raise ArchiveError(f"{label} has an implausible file list ({size:,} bytes); refusing")
+    fp.seek(start)
+    directory = fp.read(size)
     pos = seen = 0
     while pos + _CD_HEADER <= len(directory) and directory[pos : pos + 4] == b"PK\x01\x02":
         seen += 1
@@ -131,6 +125,8 @@ def _check_directory(fp: BinaryIO, max_entries: int, label: str) -> None:
             raise ArchiveError(f"{label} lists more than {max_entries:,} entries; refusing")
         name_len, extra_len, comment_len = struct.unpack_from("<3H", directory, pos + 28)
         pos += _CD_HEADER + name_len + extra_len + comment_len
+    if pos != size:
+        raise ArchiveError(f"{label} has a damaged file list (not where its end record says)")
     fp.seek(0)
 
 

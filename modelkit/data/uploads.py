@@ -4,14 +4,22 @@ Each upload is a copy of a zip the person still has, unpacked by ``extract_datas
 folder keeps an index (``.uploads.json``: content hash -> folder name), so uploading the same bytes
 again reuses the folder instead of unpacking another copy. The folder's total size is capped by a
 quota; ``delete_upload`` removes one unpacked copy, and only when a person asks for it by name.
+
+Checking the quota and unpacking are one step: each upload holds an exclusive ``flock`` on the
+folder's ``.uploads.lock`` from the check until its index line is written, so two uploads at once
+(two browser tabs, two people) cannot both pass the check against the same free space.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +28,7 @@ from modelkit.data.archive import ArchiveError, GiB, ZipSource, dataset_root, ex
 from modelkit.errors import ModelkitError
 
 INDEX = ".uploads.json"
+LOCK = ".uploads.lock"
 DEFAULT_QUOTA = 20 * GiB
 HASH_CHUNK = 1024 * 1024
 
@@ -96,6 +105,29 @@ def list_uploads(uploads_dir: str | os.PathLike) -> list[Upload]:
     return sorted(out, key=lambda u: (u.modified, u.name), reverse=True)
 
 
+@contextmanager
+def _one_at_a_time(uploads_dir: Path) -> Iterator[None]:
+    """Hold the uploads folder's lock (waiting for another upload to finish); the kernel drops it
+    if the process dies. The lock file is opened without following links and must be a plain
+    file of its own: an uploads folder is not trusted to point it at a user's file."""
+    uploads_dir.mkdir(parents=True, exist_ok=True)
+    path = uploads_dir / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError:
+        if os.path.islink(path):
+            raise ArchiveError(f"{path} is a link; refused to use it (remove it)") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            raise ArchiveError(f"{path} is not a plain file of its own; refused to use it")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
 def unpack_upload(
     source: ZipSource,
     uploads_dir: str | os.PathLike,
@@ -107,17 +139,17 @@ def unpack_upload(
     what is left of the quota."""
     uploads_dir = Path(uploads_dir)
     digest = _digest(source)
-    index = _read_index(uploads_dir)
-    known = index.get(digest)
-    if known and "/" not in known and (uploads_dir / known).is_dir():
-        return dataset_root(uploads_dir / known), True
     quota = upload_quota() if quota is None else quota
-    used = sum(u.bytes for u in list_uploads(uploads_dir))
-    root = extract_dataset_zip(source, uploads_dir, name=name, quota_left=quota - used)
-    top = root if root.parent == uploads_dir else root.parent
-    index = {k: v for k, v in _read_index(uploads_dir).items() if (uploads_dir / v).is_dir()}
-    index[digest] = top.name
-    atomic_write_json(uploads_dir / INDEX, index)
+    with _one_at_a_time(uploads_dir):
+        known = _read_index(uploads_dir).get(digest)
+        if known and "/" not in known and (uploads_dir / known).is_dir():
+            return dataset_root(uploads_dir / known), True
+        used = sum(u.bytes for u in list_uploads(uploads_dir))
+        root = extract_dataset_zip(source, uploads_dir, name=name, quota_left=quota - used)
+        top = root if root.parent == uploads_dir else root.parent
+        index = {k: v for k, v in _read_index(uploads_dir).items() if (uploads_dir / v).is_dir()}
+        index[digest] = top.name
+        atomic_write_json(uploads_dir / INDEX, index)
     return root, False
 
 
@@ -134,9 +166,10 @@ def delete_upload(uploads_dir: str | os.PathLike, name: str) -> None:
         or folder.resolve().parent != uploads_dir.resolve()
     ):
         raise UploadError(f"{name!r} is not an upload in {uploads_dir}")
-    shutil.rmtree(folder)
-    index = {k: v for k, v in _read_index(uploads_dir).items() if v != name}
-    atomic_write_json(uploads_dir / INDEX, index)
+    with _one_at_a_time(uploads_dir):  # an upload unpacking now rewrites the index too
+        shutil.rmtree(folder)
+        index = {k: v for k, v in _read_index(uploads_dir).items() if v != name}
+        atomic_write_json(uploads_dir / INDEX, index)
 
 
 __all__ = ["ArchiveError", "Upload", "delete_upload", "list_uploads", "unpack_upload"]

@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -48,18 +47,6 @@ def _process_start(pid: int) -> str | None:
         return None
 
 
-def _process_alive(pid: int, start: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return start is None or _process_start(pid) in (None, start)
-
-
 def _metric_rows(run_dir: str | Path) -> tuple[list[dict[str, Any]], str | None]:
     """The well-formed rows, and the first problem with a row that parsed but has wrong types."""
     path = RunFolder(run_dir).metrics
@@ -89,17 +76,16 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return _metric_rows(run_dir)[0]
 
 
-def _live_state(status: dict[str, Any]) -> str:
-    """The state a status.json says, with 'running' turned into 'interrupted' when its process is
-    gone (asked again on every call: a cached run's process may end at any time)."""
+def _live_state(status: dict[str, Any], run_dir: str | Path) -> str:
+    """The state a status.json says, with 'running' turned into 'interrupted' unless a process
+    holds the run's lock (asked again on every call: a cached run's process may end at any time).
+
+    Only the kernel's lock says whether a run trains: the status's pid may belong to any live
+    process (init, a recycled pid, another machine's), and a run whose pid looked alive could
+    never be resumed or deleted."""
     state = status.get("state", "interrupted")
-    if state == "running":
-        same_host = status.get("host") in (None, socket.gethostname())
-        pid = status.get("pid")
-        if not same_host or not isinstance(pid, int):
-            pass  # cannot tell from here; trust the file
-        elif not _process_alive(pid, status.get("proc_start")):
-            state = "interrupted"
+    if state == "running" and not is_locked(run_dir):
+        state = "interrupted"
     return state if state in STATES else "interrupted"
 
 
@@ -108,7 +94,7 @@ def run_state(run_dir: str | Path) -> dict[str, Any]:
     status = read_json(RunFolder(run_dir).status, {}) or {}
     if not isinstance(status, dict):
         status = {}
-    return {**status, "state": _live_state(status)}
+    return {**status, "state": _live_state(status, run_dir)}
 
 
 @dataclass
@@ -185,7 +171,7 @@ def _read_run(path: Path) -> tuple[RunInfo, dict[str, Any]]:
         return _unreadable(path, problem), {}
     # a garbled or missing status.json reads as interrupted (a torn write)
     raw = raw_status if isinstance(raw_status, dict) else {}
-    status = {**raw, "state": _live_state(raw)}
+    status = {**raw, "state": _live_state(raw, path)}
     best = status.get("best") or {}
     if not best and metrics:
         with_val = [m for m in metrics if m.get("val_acc") is not None]
@@ -272,7 +258,7 @@ class _RunCache:
     0.3-2 s); the Runs, Evaluate, Classify and Clean pages list the runs on every rerun. With the
     cache a rerun costs four stat calls a run, and only a run whose files changed (a live run's
     metrics and status) is read again. A run whose status says 'running' is asked on every call
-    whether its process is still alive, as load_run does.
+    whether a process still holds its lock, as load_run does.
     """
 
     def __init__(self) -> None:
@@ -287,7 +273,7 @@ class _RunCache:
         if hit is not None and hit[0] == sig:
             info, raw = hit[1], hit[2]
             if raw.get("state") == "running":
-                return replace(info, state=_live_state(raw))
+                return replace(info, state=_live_state(raw, path))
             return replace(info)  # a copy: a caller changing it does not change the cache
         info, raw = _read_run(path)
         if newest < time.time_ns() - _SETTLED_NS:

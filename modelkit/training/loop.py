@@ -210,21 +210,23 @@ class Trainer:
         run_lock = lock_run(self.run_dir) if self.run_dir and self.dist.is_main else None
         self.callbacks = default_callbacks(self)
         try:
-            saved = load_checkpoint(self.run_folder.last) if resuming else None
-            if saved is not None:  # RunStarted already says where the run continues from
-                self.state.load_state_dict(saved)
-            reason = self._run(saved)
-        except StopTraining as stop:
-            reason, self.stopped_at = "stopped", (stop.epoch, stop.batch)
-        except Exception as exc:
-            call_hooks(self.callbacks, "on_exception", self, exc, quiet=True)
-            raise TrainingError(explain_error(exc)) from exc
+            try:
+                saved = load_checkpoint(self.run_folder.last) if resuming else None
+                if saved is not None:  # RunStarted already says where the run continues from
+                    self.state.load_state_dict(saved)
+                reason = self._run(saved)
+            except StopTraining as stop:
+                reason, self.stopped_at = "stopped", (stop.epoch, stop.batch)
+            except Exception as exc:
+                call_hooks(self.callbacks, "on_exception", self, exc, quiet=True)
+                raise TrainingError(explain_error(exc)) from exc
+            finally:
+                self.dist.close()
+            if reason not in FINISHED:  # the lock is what says "running": held until this is
+                call_hooks(self.callbacks, "on_fit_end", self, reason, quiet=True)
         finally:
             if run_lock is not None:
                 run_lock.release()
-            self.dist.close()
-        if reason not in FINISHED:
-            call_hooks(self.callbacks, "on_fit_end", self, reason, quiet=True)
         result = "finished" if reason in FINISHED else reason
         return TrainResult(self.run_dir, result, self.state.best_metrics, self.state.last_metrics)
 

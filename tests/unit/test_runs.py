@@ -60,24 +60,30 @@ def test_running_with_a_dead_pid_is_interrupted(tmp_path):
     assert info.duration_s == 300.0
 
 
-def test_running_with_a_live_pid_stays_running(tmp_path):
-    from modelkit.runs.store import _process_start
+def test_running_while_a_process_holds_the_lock(tmp_path):
+    from modelkit.runs.lock import lock_run
 
-    me = os.getpid()
-    run = fake_run(tmp_path, "r", running_status(me, proc_start=_process_start(me)))
-    assert run_state(run)["state"] == "running"
-    assert not load_run(run).resumable
-
-
-def test_a_recycled_pid_is_not_our_process(tmp_path):
-    run = fake_run(tmp_path, "r", running_status(os.getpid(), proc_start="1"))
+    run = fake_run(tmp_path, "r", running_status(os.getpid()))
+    lock = lock_run(run)
+    try:
+        assert run_state(run)["state"] == "running"
+        assert not load_run(run).resumable
+    finally:
+        lock.release()
     assert run_state(run)["state"] == "interrupted"
 
 
-def test_another_host_is_trusted(tmp_path):
+def test_a_live_pid_that_holds_no_lock_is_not_training(tmp_path):
+    """init, a recycled pid, this very process: a pid being alive says nothing about training."""
+    for pid in (1, os.getpid()):
+        run = fake_run(tmp_path, f"r{pid}", running_status(pid))
+        assert run_state(run)["state"] == "interrupted"
+
+
+def test_another_hosts_run_is_judged_by_its_lock_too(tmp_path):
     status = {**running_status(dead_pid()), "host": "some-other-machine"}
     run = fake_run(tmp_path, "r", status)
-    assert run_state(run)["state"] == "running"
+    assert run_state(run)["state"] == "interrupted"  # a folder copied from elsewhere
 
 
 def test_missing_or_garbled_status_is_interrupted(tmp_path):
@@ -153,12 +159,15 @@ def test_delete(tmp_path):
     finished = fake_run(tmp_path, "done", {"state": "finished"})
     store.delete("done")
     assert not finished.exists()
-    from modelkit.runs.store import _process_start
+    from modelkit.runs.lock import lock_run
 
-    me = os.getpid()
-    live = fake_run(tmp_path, "live", running_status(me, proc_start=_process_start(me)))
-    with pytest.raises(RuntimeError, match="still running"):
-        store.delete(live)
+    live = fake_run(tmp_path, "live", running_status(os.getpid()))
+    lock = lock_run(live)
+    try:
+        with pytest.raises(RuntimeError, match="still running"):
+            store.delete(live)
+    finally:
+        lock.release()
     assert live.exists()
     dead = fake_run(tmp_path, "dead", running_status(dead_pid()))
     store.delete("dead")  # an interrupted run can go
@@ -176,9 +185,13 @@ def test_create_makes_unique_folders(tmp_path):
 def test_recorder_writes_status_log_and_metrics(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
+    from modelkit.runs.lock import lock_run
+
+    lock = lock_run(run)  # as the Trainer holds it: 'running' is believed while it is held
     rec = RunRecorder(run)
     rec(RunStarted(str(run), {}, ["a", "b"], "cpu", "fp32", 8, 2, 0, 1))
     assert run_state(run)["state"] == "running"
+    lock.release()
     rec(EpochEnd(0, 2, {"train_loss": 0.5, "val_acc": 0.75}, is_best=True))
     rec(Message("skipped x.png: not an image", "warning"))
     rec(Stopped(str(run), 1, 0))
@@ -271,15 +284,21 @@ def test_listing_again_reads_only_the_runs_that_changed(tmp_path, monkeypatch):
 
 
 def test_a_cached_running_run_turns_interrupted_when_its_process_ends(tmp_path, monkeypatch):
-    """The files of a run whose process dies do not change: the cache still asks whether the
-    process lives on every listing, without reading the run again."""
-    from modelkit.runs.store import _process_start
-
+    """The files of a run whose process dies do not change: the cache still asks whether a
+    process holds its lock on every listing, without reading the run again."""
     store_module.RUN_CACHE.clear()
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run = fake_run(tmp_path, "r", None, epochs_done=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import time; from modelkit.runs.lock import lock_run; "
+            f"lock_run({str(run)!r}); print('locked', flush=True); time.sleep(60)"
+        )],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
-        status = running_status(proc.pid, proc_start=_process_start(proc.pid))
-        _settle(fake_run(tmp_path, "r", status, epochs_done=1))
+        assert proc.stdout.readline().strip() == "locked"
+        (run / "status.json").write_text(json.dumps(running_status(proc.pid)))
+        _settle(run)
         reads = _count_reads(monkeypatch)
         store = RunStore(tmp_path)
         assert store.list()[0].state == "running" and reads == ["r"]
