@@ -56,6 +56,7 @@ def data(facts: RunFacts) -> str:
         ]
     )
     out += f"<h3>{len(card.classes)} classes, images per split</h3>"
+    out += para("As the run listed them; the images it could not use are named below.", "note")
     out += table(
         ["class", *splits, "all"], rows, [False] + [True] * (len(splits) + 1), scroll=len(rows) > 25
     )
@@ -94,7 +95,8 @@ def data(facts: RunFacts) -> str:
     if not card.skipped:
         out += para("None: every listed image decoded.")
     else:
-        out += para(f"{len(card.skipped)} images could not be used:")
+        n = len(card.skipped)
+        out += para(f"{n} {'image' if n == 1 else 'images'} could not be used:")
         rows = [(card.rel(p), why) for p, why in card.skipped[:MAX_SKIPPED]]
         out += table(["file", "why"], rows, scroll=len(rows) > 15)
     return out

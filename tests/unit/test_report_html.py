@@ -112,7 +112,7 @@ def test_data_card_names_duplicates_across_labels_and_skipped_files(report):
     data = parse(report).text["data"]
     assert "dup_of_red.png" in data and "different labels" in data
     assert "red/broken.png" in data  # named relative to the data folder, with why
-    assert "1 images could not be used" in data
+    assert "1 image could not be used" in data
 
 
 def test_class_and_file_names_cannot_inject_html(report):
