@@ -12,8 +12,10 @@ same training images as the ONNX int8 export; the calibrated head stays float.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -71,18 +73,20 @@ def write_ir(onnx_path: Path, xml_path: Path, calibration: np.ndarray | None = N
 
 def _quantize(model, calibration: np.ndarray):
     require("nncf")
-    logging.getLogger("nncf").setLevel(logging.ERROR)  # progress bars and notes on stdout
-    import nncf
+    # NNCF draws progress bars on stdout, where `predict` writes its answers: send them to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        import nncf
 
-    batches = [calibration[i : i + 16] for i in range(0, len(calibration), 16)]
-    return nncf.quantize(
-        model,
-        nncf.Dataset(batches),
-        preset=nncf.QuantizationPreset.PERFORMANCE,
-        subset_size=len(calibration),
-        # the calibrated probabilities (logits / T, softmax) stay float, as in the ONNX int8 file
-        ignored_scope=nncf.IgnoredScope(types=["Softmax", "Divide"], validate=False),
-    )
+        logging.getLogger("nncf").setLevel(logging.ERROR)  # notes that would fill stderr
+        batches = [calibration[i : i + 16] for i in range(0, len(calibration), 16)]
+        return nncf.quantize(
+            model,
+            nncf.Dataset(batches),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            subset_size=len(batches),  # counted in dataset items, here batches of 16 images
+            # the calibrated probabilities (logits / T, softmax) stay float, as in the ONNX file
+            ignored_scope=nncf.IgnoredScope(types=["Softmax", "Divide"], validate=False),
+        )
 
 
 def float_layers(compiled) -> list[dict[str, Any]]:
