@@ -21,13 +21,25 @@ def _is_loopback(host: str) -> bool:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from modelkit.serving.http_limits import allowed_hosts, server_options
     from modelkit.serving.onnx_backend import make_predictor
     from modelkit.serving.server import PredictionService, create_app
 
-    if args.max_batch < 1 or args.max_wait_ms < 0 or args.max_body_mb <= 0 or args.top_k < 1:
+    if (
+        args.max_batch < 1
+        or args.max_wait_ms < 0
+        or args.max_body_mb <= 0
+        or args.top_k < 1
+        or args.max_connections < 1
+    ):
         raise UsageError(
-            "--max-batch and --top-k must be at least 1, --max-wait-ms >= 0, --max-body-mb > 0"
+            "--max-batch, --top-k and --max-connections must be at least 1, --max-wait-ms >= 0, "
+            "--max-body-mb > 0"
         )
+    try:
+        hosts = allowed_hosts(args.host, args.allowed_host)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     predictor = make_predictor(args.run, args.backend, args.device, batch_size=args.max_batch)
     service = PredictionService(
         predictor,
@@ -39,7 +51,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         print(
             f"note: listening on {args.host}: other machines can reach this server; it has no "
-            "authentication",
+            f"authentication. It answers requests addressed to {', '.join(hosts)} "
+            "(--allowed-host NAME adds the name clients use)",
             file=sys.stderr,
         )
     run_id = predictor.checkpoint.parent.parent.name
@@ -48,7 +61,13 @@ def _serve(args: argparse.Namespace) -> int:
         f"http://{args.host}:{args.port}  (POST /predict, GET /model, GET /health)",
         file=sys.stderr,
     )
-    uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(service, hosts),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        **server_options(args.max_connections),
+    )
     return 0
 
 
@@ -61,6 +80,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default: this machine only)"
     )
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name to answer besides localhost, 127.0.0.1 and --host (repeatable; "
+        "'*.example.org' for its sub-domains, '*' for any); other names get 400",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=100,  # http_limits.MAX_CONNECTIONS, without importing uvicorn to build the parser
+        help="connections served at once; beyond it requests get 503 (default 100)",
+    )
     p.add_argument("--backend", choices=BACKENDS, default="pytorch", help="inference backend")
     p.add_argument("--device", default="auto", help="pytorch backend: auto, cpu, cuda, mps")
     p.add_argument(

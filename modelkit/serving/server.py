@@ -14,7 +14,9 @@ Every image is decoded in a worker thread as it arrives; the model then sees wha
 are waiting together (``DynamicBatcher``). Bad input ends in a 4xx with a one-line ``error``:
 a body over ``max_body_bytes`` (413), anything that is not a readable image or has more pixels
 than ``max_pixels`` (400, checked from the header before decoding, so a decompression bomb
-costs nothing), no image at all (400). The server keeps serving whatever a request sends.
+costs nothing), no image at all (400), a ``top_k`` that is not a whole number in range (400).
+The server keeps serving whatever a request sends. It answers only the Host names it is given
+(400 otherwise), and bounds its connections (``http_limits``: count, head deadline, head size).
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import dataclasses
 import io
 import json
 import math
+import re
 import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -36,17 +39,23 @@ import numpy as np
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from modelkit.data.imageio import ImageLoadError
 from modelkit.serving.batching import DynamicBatcher, QueueFullError
+from modelkit.serving.http_limits import LOCAL_HOSTS, server_options
 from modelkit.serving.predictor import Predictor
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # about 8k x 6k; a larger header is refused before any decoding
 MAX_FILES = 64
+# ASCII digits only, and few enough to be a number: str.isdigit() also accepts "²" and "٣", which
+# int() refuses, and int() refuses more than 4,300 digits; both had ended in a 500.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 class BadRequest(Exception):
@@ -162,9 +171,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     dropped (up to 4 limits) first: a server that closes mid-upload leaves most clients with a
     reset connection instead of the reason."""
     declared = request.headers.get("content-length")
-    if declared is not None and not declared.isdigit():
+    size = _whole_number(declared) if declared is not None else 0
+    if size is None:
         raise BadRequest(400, "Content-Length is not a number")
-    size = int(declared) if declared is not None else 0
     over = size > limit
     chunks, received = [], 0
     async for chunk in request.stream():
@@ -204,17 +213,25 @@ async def _uploads(request: Request, body: bytes) -> list[tuple[str, bytes]]:
     return files
 
 
+def _whole_number(text: str) -> int | None:
+    """``text`` as a non-negative whole number written in ASCII digits, else None."""
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
+
+
 def _top_k(request: Request, default: int, most: int) -> int:
     text = request.query_params.get("top_k")
     if text is None:
         return min(default, most)
-    if not text.isdigit() or not 1 <= int(text) <= most:
-        raise BadRequest(400, f"top_k must be a whole number from 1 to {most}, got {text!r}")
-    return int(text)
+    k = _whole_number(text)
+    if k is None or not 1 <= k <= most:
+        shown = text if len(text) <= 20 else f"{text[:20]}… ({len(text):,} characters)"
+        raise BadRequest(400, f"top_k must be a whole number from 1 to {most}, got {shown!r}")
+    return k
 
 
-def create_app(service: PredictionService) -> Starlette:
-    """The ASGI app for ``service`` (uvicorn runs it; tests can too)."""
+def create_app(service: PredictionService, hosts: Sequence[str] = LOCAL_HOSTS) -> Starlette:
+    """The ASGI app for ``service`` (uvicorn runs it; tests can too). It answers only requests
+    whose Host is one of ``hosts`` (``http_limits.allowed_hosts``); any other name gets 400."""
 
     async def predict(request: Request) -> Response:
         try:
@@ -262,18 +279,22 @@ def create_app(service: PredictionService) -> Starlette:
         yield
         await asyncio.to_thread(service.batcher.close)  # answer what is queued, then stop
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    guard = Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts), www_redirect=False)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
 
 
 @contextmanager
-def running(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``app`` from a background thread; yields its base URL (tests and benchmarks)."""
+def running(app: Starlette, host: str = "127.0.0.1", port: int = 0, **limits: Any) -> Iterator[str]:
+    """Serve ``app`` from a background thread, with the command's connection limits
+    (``limits``: ``http_limits.server_options``' arguments); yields its base URL (tests and
+    benchmarks)."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", **server_options(**limits))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
