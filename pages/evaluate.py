@@ -4,7 +4,8 @@ Reads what training saved (runs/<id>/evaluation/) and can re-evaluate on demand;
 and figure comes from modelkit, this page only draws. The galleries can draw Grad-CAM overlays
 (pages/_evaluate_cam.py); the Calibration tab (pages/_evaluate_calibration.py) shows reliability
 before and after temperature scaling and sets the "unknown" threshold; the Embeddings tab is in
-pages/_evaluate_embeddings.py.
+pages/_evaluate_embeddings.py; the Export tab (pages/_evaluate_export.py) exports the model and
+shows how closely each export matches it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_metrics
 from pages._evaluate_calibration import calibration_tab
 from pages._evaluate_cam import cam_controls, cam_overlays
 from pages._evaluate_embeddings import embeddings_tab
+from pages._evaluate_export import render as export_tab
 from studio import figures as plots
 from studio.dataset_view import thumbnail_jpeg
 from studio.run_picker import pick_run
@@ -324,7 +326,7 @@ elif right.button(
 
 _headline(ev)
 
-tab_cm, tab_classes, tab_gallery, tab_cal, tab_curves, tab_embeddings = st.tabs(
+tab_cm, tab_classes, tab_gallery, tab_cal, tab_curves, tab_embeddings, tab_export = st.tabs(
     [
         "Confusion matrix",
         "Per class",
@@ -332,6 +334,7 @@ tab_cm, tab_classes, tab_gallery, tab_cal, tab_curves, tab_embeddings = st.tabs(
         "Calibration",
         "Training curves",
         "Embeddings",
+        "Export",
     ],
     key="evaluate_tabs",
 )
@@ -347,3 +350,5 @@ with tab_curves:
     _curves(run)
 with tab_embeddings:
     embeddings_tab(run, split)
+with tab_export:
+    export_tab(run)
