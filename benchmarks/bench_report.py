@@ -32,6 +32,7 @@ from modelkit.report import SECTION_IDS, collect, render  # noqa: E402
 from modelkit.runs.folder import RunFolder  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
+RUN_SETTINGS = ("arch", "image_size", "freeze_backbone", "epochs", "time_budget", "data_dir")
 # resolves once the page has been laid out and painted after its load event
 PAINTED = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 MIME = {".png": "image/png", ".gif": "image/gif", ".webp": "image/webp", ".bmp": "image/bmp"}
@@ -43,6 +44,8 @@ def train(data: str, runs: Path, args: argparse.Namespace) -> tuple[Path, float]
     cmd += ["--recipe", "auto", "--time-budget", args.budget, "--device", "cpu"]
     cmd += ["--arch", args.arch, "--weights", args.weights, "--image-size", str(args.image_size)]
     cmd += ["--freeze-backbone", "true", "--head-epochs", "0"]  # head only: auto's own choice
+    if args.epochs:
+        cmd += ["--epochs", str(args.epochs)]
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -120,6 +123,7 @@ def main() -> None:
     ap.add_argument("--arch", default="efficientnet_lite0")
     ap.add_argument("--weights", default="imagenet", help="starting weights (default imagenet)")
     ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--epochs", type=int, default=0, help="fix the epochs (default: auto's)")
     ap.add_argument("--repeats", type=int, default=3, help="page opens per file")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
@@ -158,6 +162,8 @@ def main() -> None:
         "run": run.name,
         "classes": len(facts.classes),
         "training_seconds": round(train_s, 1) if train_s else None,
+        "training": dict(facts.training_env),  # how the run ended (a time budget, say)
+        "run_settings": {k: facts.config.get(k) for k in RUN_SETTINGS},
         "accuracy": {
             "split": ev.split if ev else None,
             "accuracy": ev.accuracy if ev else None,

@@ -145,9 +145,9 @@ def _journal(root: str) -> tuple[list[dict[str, Any]], str]:
 
 
 def _model_card(folder: RunFolder) -> Path:
-    from modelkit.serving.export import CARD
-
-    return folder.path / "export" / CARD
+    """Where ``modelkit export`` keeps the card (modelkit.serving.export's CARD in its export
+    folder), spelt here: importing the exporter would load ONNX for a report that only reads."""
+    return folder.path / "export" / "model_card.json"
 
 
 def _dict(value: Any) -> dict[str, Any] | None:
