@@ -95,20 +95,27 @@ def cached_map(
     seed: int = 0,
 ) -> np.ndarray:
     """``project`` once per set of images: read from ``cache_dir`` when this exact map was made
-    before, else made and written there (atomically; older maps are replaced)."""
+    before, else made and written there (atomically; older maps are replaced).
+
+    The map is made and kept in the order of the sorted keys and handed back in the order
+    asked: labelling reorders the rows (labelled images first) without changing the set, and a
+    person must see the same map after each label, not a new one drawn again."""
     from modelkit.atomic import atomic_write_bytes
 
+    order = np.argsort(np.asarray(keys, dtype=object), kind="stable") if len(keys) else []
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = np.arange(len(order))
     folder = Path(cache_dir)
-    name = f"map-{map_key(keys, method, seed)}.npy"
+    name = f"map-{map_key([keys[i] for i in order], method, seed)}.npy"
     path = folder / name
     try:
         if path.is_file() and not path.is_symlink():
             coords = np.load(path, allow_pickle=False)
             if coords.shape == (len(features), 2):
-                return coords
+                return coords[back]
     except (OSError, ValueError):
         pass
-    coords = project(features, method, seed)
+    coords = project(np.asarray(features)[order] if len(order) else features, method, seed)
     if folder.is_dir() and not folder.is_symlink():
         import io
 
@@ -118,4 +125,4 @@ def cached_map(
         for old in folder.glob("map-*.npy"):  # our own earlier maps
             if old.name != name:
                 old.unlink(missing_ok=True)
-    return coords
+    return coords[back]
