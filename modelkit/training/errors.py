@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 
 import torch
 
@@ -27,15 +28,31 @@ class StopTraining(Exception):
         self.epoch, self.batch = epoch, batch
 
 
+# PyTorch's CPU allocator never says "out of memory": "[enforce fail at alloc_cpu.cpp:127] err ==
+# 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate N bytes. Error code 12".
+_CPU_ALLOCATOR = re.compile(r"DefaultCPUAllocator: (?:can't allocate|not enough) memory", re.I)
+_ASKED_BYTES = re.compile(r"tried to allocate (\d+) bytes", re.I)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,} bytes"
+
+
 def explain_error(exc: BaseException) -> str:
     """Turn the errors people actually hit into advice."""
     if isinstance(exc, (TrainingError, DatasetError)):
         return str(exc)  # ours already say what to do; no class-name prefix
-    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
-        return (
-            f"out of memory ({str(exc).splitlines()[0][:200]}); "
-            "try a smaller batch size or image size"
-        )
+    text = str(exc)
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text.lower():
+        first = text.splitlines()[0][:200] if text else ""
+        return f"out of memory ({first}); try a smaller batch size or image size"
+    if _CPU_ALLOCATOR.search(text):
+        asked = _ASKED_BYTES.search(text)
+        detail = f" (tried to allocate {_size(int(asked.group(1)))})" if asked else ""
+        return f"out of memory{detail}; try a smaller batch size or image size"
     if isinstance(exc, MemoryError):
         detail = f" ({exc})" if str(exc) else ""
         return f"out of memory{detail}; try a smaller batch size or image size"

@@ -120,6 +120,30 @@ def test_cuda_out_of_memory_in_forward_suggests_smaller_batch(data, tmp_path, mo
     assert load_run(trainer.run_dir).state == "failed"
 
 
+def test_the_cpu_allocators_own_error_is_one_out_of_memory_line(data, tmp_path, monkeypatch,
+                                                                 helpers, capsys):  # fmt: skip
+    """On the CPU, a batch too big for the machine's memory fails in PyTorch's allocator, whose
+    words ("[enforce fail at alloc_cpu.cpp] ... DefaultCPUAllocator: can't allocate memory")
+    never say "out of memory" and reached the person raw."""
+
+    def forward(self, x):
+        return torch.empty(2**62, dtype=torch.uint8)  # the allocator's real refusal
+
+    monkeypatch.setattr(torchvision.models.resnet.ResNet, "forward", forward)
+    trainer = Trainer(helpers.fast_config(data, tmp_path / "runs", epochs=1))
+    with pytest.raises(TrainingError) as info:
+        trainer.fit()
+    message = str(info.value)
+    assert message.startswith("out of memory (tried to allocate 4,194,304.0 TiB)")
+    assert "smaller batch size or image size" in message
+    assert "enforce" not in message and "Allocator" not in message
+    argv = ["train", str(data), "--runs-dir", str(tmp_path / "runs"), "--weights", "none",
+            "--image-size", "32", "--epochs", "1", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: training failed: out of memory (tried to allocate")
+
+
 def test_memory_error_while_caching_suggests_smaller_images(data, tmp_path, monkeypatch, helpers):
     def no_ram(*args, **kwargs):
         raise MemoryError("Unable to allocate 37.5 GiB for an array with shape (200000, 256)")
