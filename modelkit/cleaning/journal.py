@@ -295,7 +295,9 @@ class Journal:
         entries, _ = parse(data, self.path)
         ident = max((e.id for e in entries), default=0) + 1  # under the lock: no duplicate
         entry = Entry(ident, action, src, dst, time.time(), undoes, note)
-        line = json.dumps(entry.to_dict(), ensure_ascii=False) + "\n"
+        # a name that is not UTF-8 (lone surrogates) is written escaped: ASCII JSON round-trips it
+        raw = not any("\udc80" <= ch <= "\udcff" for ch in src + dst)
+        line = json.dumps(entry.to_dict(), ensure_ascii=not raw) + "\n"
         if data and not data.endswith(b"\n"):  # a line cut short by a crash keeps its own line
             line = "\n" + line
         buf = line.encode("utf-8")
@@ -305,29 +307,18 @@ class Journal:
         return entry
 
     def _move_and_append(self, fd: int, data: bytes, action, src_rel, dst_rel, undoes, note):
-        """Move ``src_rel`` to ``dst_rel`` (a free name next to it if taken) and journal it, with
-        the journal open and locked; a change it cannot record, whatever the error, is undone."""
+        """Move (``copy``: copy) ``src_rel`` to ``dst_rel`` (a free name next to it if taken) and
+        journal it, with the journal open and locked; a change it cannot record, whatever the
+        error, is undone (a copy it made is unlinked: ours, never the person's file)."""
         src, dst = self._real(src_rel), self._real(dst_rel)
         if not src.is_file():
             raise JournalError(f"{self.root / src_rel}: no such file in the dataset")
-        moved = _move(src, dst)
+        moved = _copy(src, dst) if action == "copy" else _move(src, dst)
         try:
             moved_rel = _join(str(PurePosixPath(dst_rel).parent), moved.name)
             return self._append(fd, data, action, src_rel, moved_rel, undoes, note)
         except Exception:
-            _move(moved, src)  # a change the journal cannot record is not made
-            raise
-
-    def _copy_and_append(self, fd: int, data: bytes, src_rel: str, dst_rel: str) -> Entry:
-        src, dst = self._real(src_rel), self._real(dst_rel)
-        if not src.is_file():
-            raise JournalError(f"{self.root / src_rel}: no such file in the dataset")
-        made = _copy(src, dst)
-        try:
-            made_rel = _join(str(PurePosixPath(dst_rel).parent), made.name)
-            return self._append(fd, data, "copy", src_rel, made_rel, None, "")
-        except Exception:
-            os.unlink(made)  # the copy this call made; the original is untouched
+            os.unlink(moved) if action == "copy" else _move(moved, src)
             raise
 
     def _change(self, action: str, src_rel: str, dst_rel: str) -> Entry:
@@ -366,9 +357,7 @@ class Journal:
 
     def copy(self, path: str | os.PathLike, folder: str | os.PathLike) -> Entry:
         """Copy the image into ``folder`` (inside the dataset); the original stays put."""
-        dst = _join(self._rel(folder), Path(path).name)
-        with self._writing() as (fd, data):
-            return self._copy_and_append(fd, data, self._rel(path), dst)
+        return self._change("copy", self._rel(path), _join(self._rel(folder), Path(path).name))
 
     def undo(self, entry_id: int) -> Entry:
         """Reverse one change: the file goes back to its old place (a free name next to it if

@@ -28,7 +28,7 @@ from modelkit.labelling import assign as moves
 from modelkit.labelling.embed import FeatureTable, Progress, embed_folder_images
 from modelkit.labelling.folder import LabelFolder, open_folder
 from modelkit.labelling.layout import DEFAULT, cached_map
-from modelkit.labelling.suggest import DEFAULT_TARGET, Round, nearest, normalise, suggest
+from modelkit.labelling.suggest import DEFAULT_TARGET, Round, nearest, reduce, suggest
 
 
 @dataclass
@@ -89,7 +89,7 @@ class Labeller:
 
     def _normalised(self) -> np.ndarray:
         if self._x is None:
-            self._x = normalise(self.table().features)
+            self._x = reduce(self.table().features)  # the head's features, once per table
         return self._x
 
     def labels(self) -> tuple[np.ndarray, list[str]]:
@@ -131,8 +131,8 @@ class Labeller:
     def assign(self, paths: Iterable[str], cls: str, copy: bool = False) -> moves.Outcome:
         """Label ``paths`` as ``cls``; ``outcome.offers`` lists unlabelled near-duplicates."""
         paths = [os.path.abspath(p) for p in paths]
+        table = self.table()  # before the move: the rows are found by the old names
         outcome = moves.label(self.folder, paths, cls, copy)
-        table = self.table()
         done = table.rows([p for p in paths if p not in dict(outcome.failed)])
         others = table.rows([p for p in self.folder.unlabelled if p not in set(paths)])
         offers = moves.same_label_offers(table.features, done, others) if len(table.paths) else []

@@ -53,20 +53,25 @@ def reduce(features: np.ndarray, dims: int = HEAD_DIMS, seed: int = 0) -> np.nda
     again. A head on 128 components trains tens of times faster than on Lite0's 1,280 and
     labels as well (benchmarks/results/label_efficiency_cpu2.json is measured on them)."""
     from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_limits
 
     x = normalise(features)
     dims = min(dims, x.shape[1], len(x))
     if dims < 2 or dims == x.shape[1]:
         return x
-    return normalise(PCA(dims, random_state=seed).fit_transform(x))
+    with threadpool_limits(1):  # see _fit
+        return normalise(PCA(dims, random_state=seed).fit_transform(x))
 
 
 def _fit(x: np.ndarray, y: np.ndarray):
+    """The head on the labelled rows. One BLAS/OpenMP thread: these fits are small, and on a
+    busy 2-core machine a thread pool made the same fit 20-80x slower (seconds, not 0.05 s)."""
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     head = LogisticRegression(C=HEAD_C, max_iter=300)
-    with warnings.catch_warnings():  # an unconverged fit on a few labels is still a fine head
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")  # an unconverged fit on a few labels is still a fine head
         head.fit(x, y)
     return head
 
