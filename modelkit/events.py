@@ -94,7 +94,14 @@ class Stopped(Event):
     run_dir: str
     epoch: int  # 0-based epoch it stopped in (a pruned run: the epoch it was pruned after)
     batch: int
-    reason: str = "stopped"  # stopped (a person asked) | pruned (the Optuna pruner asked)
+    reason: str = (
+        "stopped"  # stopped (a person asked) | pruned (the Optuna pruner asked) | UNTRAINED
+    )
+
+
+# a Stopped reason: the run ended (a time budget spent on preparing) before it trained one epoch;
+# it has no model worth the name, so it is never "finished"
+UNTRAINED = "untrained"
 
 
 @dataclass(frozen=True)

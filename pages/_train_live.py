@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from modelkit.events import UNTRAINED
 from modelkit.jobs import TrainingJob
 from studio.figures import accuracy_figure, batch_loss_figure, curves_figure
 from studio.formatting import duration_text
@@ -72,6 +73,12 @@ def live_view() -> None:
         st.session_state[RUN_KEY] = v.run_dir
         st.page_link(
             "pages/evaluate.py", label="Evaluate this model →", icon=":material/analytics:"
+        )
+    elif v.state == "stopped" and v.stop_reason == UNTRAINED:
+        untrained = [line for line in v.log if "no epoch was trained" in line]
+        st.error(
+            "No model was trained: the run ended before its first epoch. "
+            + (md(untrained[-1].removeprefix("warning: ")) if untrained else "")
         )
     elif v.state == "stopped":
         st.warning("Training was stopped. You can resume it from the Runs page.")

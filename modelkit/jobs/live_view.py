@@ -27,6 +27,7 @@ class LiveView:
     epoch_metrics: list[dict[str, Any]] = field(default_factory=list)
     log: deque = field(default_factory=lambda: deque(maxlen=500))
     error: str = ""
+    stop_reason: str = ""  # why a stopped run stopped: stopped | pruned | untrained
     best: dict[str, Any] = field(default_factory=dict)
     last: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from modelkit.config import TrainConfig
 from modelkit.events import (
+    UNTRAINED,
     BatchEnd,
     CacheProgress,
     EpochEnd,
@@ -136,9 +137,12 @@ class TrainingJob:
                 v.state, v.best, v.last, v.ended = "finished", event.best, event.last, time.time()
                 v.log.append(f"finished ({event.reason})")
             elif isinstance(event, Stopped):
-                v.state, v.ended = "stopped", time.time()
-                what = "pruned after" if event.reason == "pruned" else "stopped in"
-                v.log.append(f"{what} epoch {event.epoch + 1}")
+                v.state, v.stop_reason, v.ended = "stopped", event.reason, time.time()
+                if event.reason == UNTRAINED:
+                    v.log.append("ended before the first epoch: no model was trained")
+                else:
+                    what = "pruned after" if event.reason == "pruned" else "stopped in"
+                    v.log.append(f"{what} epoch {event.epoch + 1}")
             elif isinstance(event, Failed):
                 v.state, v.error, v.ended = "failed", event.error, time.time()
                 v.log.append(f"error: {event.error}")

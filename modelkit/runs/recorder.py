@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.atomic import append_text, atomic_write_json
-from modelkit.events import EpochEnd, Event, Failed, Finished, Message, RunStarted, Stopped
+from modelkit.events import (
+    UNTRAINED,
+    EpochEnd,
+    Event,
+    Failed,
+    Finished,
+    Message,
+    RunStarted,
+    Stopped,
+)
 from modelkit.runs.folder import RunFolder, read_json
 from modelkit.runs.store import _now, _process_start
 
@@ -71,9 +80,12 @@ class RunRecorder:
             self._write_status(state="finished", ended_at=_now(), reason=event.reason)
             self._append_log(f"finished ({event.reason})")
         elif isinstance(event, Stopped):
-            self._write_status(state=event.reason, ended_at=_now())
+            state = "pruned" if event.reason == "pruned" else "stopped"
+            self._write_status(state=state, ended_at=_now(), reason=event.reason)
             if event.reason == "pruned":
                 self._append_log(f"pruned after epoch {event.epoch + 1}")
+            elif event.reason == UNTRAINED:
+                self._append_log("ended before the first epoch: no model was trained")
             else:
                 self._append_log(f"stopped by request in epoch {event.epoch + 1}")
         elif isinstance(event, Failed):

@@ -25,7 +25,7 @@ from modelkit.atomic import atomic_write_json
 from modelkit.config import TrainConfig
 from modelkit.device import pick_device, resolve_precision
 from modelkit.evaluation.metrics import topk_accuracy
-from modelkit.events import Event, ListenerFn, Message, Planned
+from modelkit.events import UNTRAINED, Event, ListenerFn, Message, Planned
 from modelkit.models import stages
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.runs.folder import RunFolder
@@ -264,9 +264,30 @@ class Trainer:
                 break
             epoch += 1
         reason = self.stop_reason or "completed"
+        if reason in FINISHED and not self.state.history:
+            self._say_untrained()
+            reason = UNTRAINED
         if reason in FINISHED:  # inside the try: a failing final write fails the run
             call_hooks(self.callbacks, "on_fit_end", self, reason)
         return reason
+
+    def _say_untrained(self) -> None:
+        """Why a run ended without one trained epoch: the person must not mistake it for a model."""
+        spent = time.perf_counter() - self.fit_started
+        budget = self.config.time_budget
+        why = (
+            f"the {budget:.0f} s time budget was spent preparing (decoding the images, caching "
+            "features)"
+            if budget
+            else "it was stopped before the first epoch ended"
+        )
+        self.emit(
+            Message(
+                f"no epoch was trained: {why}; {spent:.0f} s went by. Nothing here is a model "
+                "yet: start again with a longer budget (or fewer images)",
+                level="warning",
+            )
+        )
 
     # -- one epoch ------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict[str, Any] | None:

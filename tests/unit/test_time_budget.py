@@ -10,7 +10,7 @@ import pytest
 from modelkit.cli.main import main
 from modelkit.config import TrainConfig
 from modelkit.config.declare import parse_duration
-from modelkit.events import Planned
+from modelkit.events import UNTRAINED, Planned
 from modelkit.jobs.thread_job import TrainingJob
 from modelkit.runs.folder import RunFolder
 from modelkit.runs.store import read_json, read_metrics
@@ -317,7 +317,10 @@ def test_a_fine_tuning_epoch_that_cannot_end_in_time_is_not_trained_on(make_conf
     assert (result.run_dir / "evaluation" / "val.json").is_file()
 
 
-def test_the_safety_net_stops_at_the_budget_as_a_finished_run(make_config):
+def test_a_budget_spent_before_the_first_epoch_is_never_a_finished_run(make_config):
+    """The newcomer's 150 s auto run spent its budget preparing and showed a green "Training
+    finished." with no epoch trained (issue #29): it is a stopped run that says why."""
+
     class Spent(TimeBudget):
         """Spent before it starts."""
 
@@ -326,12 +329,21 @@ def test_the_safety_net_stops_at_the_budget_as_a_finished_run(make_config):
 
     trainer = Trainer(make_config(epochs=5), callbacks=[Spent(2.0)])
     result = trainer.fit()
-    assert result.state == "finished"
+    assert result.state == UNTRAINED
     status = read_json(result.run_dir / "status.json")
-    assert status["state"] == "finished" and status["reason"] == REASON
+    assert status["state"] == "stopped" and status["reason"] == UNTRAINED
     assert len(read_metrics(result.run_dir)) == 0  # stopped in the first batch
-    assert "time budget 2s: stopping" in _log(result.run_dir)
-    assert (result.run_dir / "evaluation" / "val.json").is_file()
+    log = _log(result.run_dir)
+    assert "time budget 2s: stopping" in log and "no epoch was trained" in log
+    assert not (result.run_dir / "evaluation" / "val.json").exists()  # nothing to evaluate
+
+
+def test_the_live_view_says_no_model_was_trained(make_config):
+    job = TrainingJob(make_config(epochs=3, time_budget=0.001))
+    job.start().join(120)
+    view = job.snapshot()
+    assert view.state == "stopped" and view.stop_reason == UNTRAINED
+    assert any("no epoch was trained" in line for line in view.log)
 
 
 def test_a_real_budget_ends_the_run_by_its_own_decision(make_config):
