@@ -25,11 +25,20 @@ from typing import Any
 
 from modelkit.config import schema
 from modelkit.recipes import techniques as tech
+from modelkit.recipes.costs import (
+    MAP_PASSES,
+    PASSES_SHARE,
+    epochs_224,
+    expected_epochs,
+    refuse_if_nothing_fits,
+    scratch_epochs,
+    stage_maps_need,
+)
 from modelkit.recipes.facts import AutoRecipeError, Facts, gather_facts, image_sides
 
 __all__ = [
-    "AutoRecipe", "AutoRecipeError", "Facts", "auto_recipe", "choose", "gather_facts",
-    "image_sides",
+    "AutoRecipe", "AutoRecipeError", "Facts", "auto_recipe", "choose", "expected_epochs",
+    "gather_facts", "image_sides", "scratch_epochs",
 ]  # fmt: skip
 
 TINY_SIDE = 64  # images this small (px): a small network from scratch, on a CPU
@@ -37,14 +46,10 @@ FEW_PER_CLASS = 300  # fewer training images a class than this: train the head f
 IMBALANCED = 3.0  # largest class / smallest class above this: balance the classes
 # What each architecture runs at on a CPU, which backbone has better frozen features, and which
 # stages to freeze or cache are the architecture's own facts (modelkit.models.registry).
-# Room for fine-tuning on cached stage maps after the head, per training image (the log of
-# benchmarks/results/time_to_accuracy_caltech101_5m_auto_stage_maps_cpu2.json):
-STAGE_MAPS_S_PER_IMAGE = 0.024 + 4 * 0.002  # the head, then at least four epochs on the maps
 STAGE_MAP_EPOCHS = (10, 12)  # head epochs, then fine-tuning epochs on the maps
 MIN_EPOCHS_IN_BUDGET = 6  # fewer than this at full size: train smaller images instead
 # Fine-tuning that does not fit the budget at 224 px on a CPU: freeze the architecture's
 # ``partial_frozen_stages`` first where it declares them (a measured speed-up), shrink images after.
-BUDGET_FOR_TRAINING = 0.75
 PARTIAL_SPEEDUP = 2.0
 MAX_EPOCHS_IN_BUDGET = 60  # with a budget, epochs are an upper bound the budget cuts down
 HEAD_EPOCHS = 5  # few images a class: head-only epochs on the cached features
@@ -134,6 +139,7 @@ def choose(facts: Facts, explicit: dict[str, Any] | None = None) -> AutoRecipe:
 def _fine_tune(
     facts: Facts, pick: Any, per_class: float, seen: str, explicit: dict[str, Any]
 ) -> None:
+    refuse_if_nothing_fits(facts)
     arch = facts.pretrained
     arch_why = f"its ImageNet weights are here; {seen}"
     size = 224
@@ -164,32 +170,32 @@ def _fine_tune(
         better is not None
         and arch == better[0]
         and architecture(arch).stage_maps_frozen
-        and facts.time_budget >= facts.images * STAGE_MAPS_S_PER_IMAGE
+        and facts.time_budget >= stage_maps_need(facts)
         and not {"frozen_stages", "cache_frozen_stages"} & set(explicit)
     )
     if maps:
         _stage_maps(facts, pick, arch)
     elif not facts.gpu and facts.time_budget:
-        epochs_224 = _epochs_224(facts, arch)
+        fit_224 = epochs_224(facts, arch)
         # few images a class fine-tune for a few epochs only (the head's epochs are cheap)
         few = per_class < FEW_PER_CLASS
         needed = FEW_FINETUNE_EPOCHS if few else MIN_EPOCHS_IN_BUDGET
         stages = architecture(arch).partial_frozen_stages
-        if stages and needed > epochs_224 and (few or epochs_224 >= needed / PARTIAL_SPEEDUP):
+        if stages and needed > fit_224 and (few or fit_224 >= needed / PARTIAL_SPEEDUP):
             pick(
                 "frozen_stages", stages,
-                f"at 224 px full fine-tuning fits ~{epochs_224:.1f} epochs in the budget on this "
+                f"at 224 px full fine-tuning fits ~{fit_224:.1f} epochs in the budget on this "
                 f"CPU; with the stem and first {stages - 1} stages frozen about twice as many, "
                 "at the resolution the weights know",
             )  # fmt: skip
-        elif epochs_224 < needed and few:
+        elif fit_224 < needed and few:
             # the head on cached full-size features is most of the accuracy (smaller images lost
             # it: benchmarks/results/time_to_accuracy_caltech101_5m_auto_160px_cpu2.json);
             # fine-tuning epochs that do not fit are not started
             why += "; with few images a class the head on cached features does most of the work"
-        elif epochs_224 < needed:
+        elif fit_224 < needed:
             size = 160
-            why = f"at 224 px only ~{epochs_224:.0f} epochs would fit the budget on this CPU"
+            why = f"at 224 px only ~{fit_224:.0f} epochs would fit the budget on this CPU"
     pick("image_size", size, why)
     batch = int(explicit.get("batch_size") or (64 if facts.gpu else 32))
     pick("batch_size", batch, "fits memory; small batches help few images")
@@ -227,18 +233,28 @@ def _fine_tune(
         )  # fmt: skip
         pick("lr", 1e-3, "the new head alone, on cached features")
         if maps:
-            pick("feature_passes", 2, "the maps of the centre crop and of its mirror image")
+            pick(
+                "feature_passes", MAP_PASSES, "the maps of the centre crop and of its mirror image"
+            )
             # 1e-3 for both did better than 3e-4/2e-4 (in benchmarks/results/,
             # time_to_accuracy_caltech101_15m_auto_stage_maps_1e-3_cpu2.json against
             # time_to_accuracy_caltech101_15m_auto_stage_maps_cpu2.json)
             pick("finetune_lr", 1e-3, "the head's rate once the last stage trains too")
             pick("backbone_lr", 1e-3, "one stage on fixed maps: it trains like a new layer")
         else:
+            one_pass = facts.images * facts.seconds_per_image
             if facts.images >= ONE_PASS_FROM_IMAGES:
                 pick(
                     "feature_passes", 1,
                     f"{facts.images} training images: the head learns as much from one cached "
                     "pass (the centre crop) as from three augmented ones, in a third of the time",
+                )  # fmt: skip
+            elif facts.time_budget and 3 * one_pass > PASSES_SHARE * facts.time_budget:
+                pick(
+                    "feature_passes", 1,
+                    f"measured here: one cached pass over the {facts.images} training images "
+                    f"takes ~{one_pass:.0f} s, three would take most of the "
+                    f"{facts.time_budget:.0f} s left",
                 )  # fmt: skip
             # gentle rates keep what the head learnt, 3e-4/1e-4 lost it (in benchmarks/results/,
             # transfer_hymenoptera_lite0_cpu2.json and transfer_caltech101_lite0_cpu2.json)
@@ -275,26 +291,12 @@ def _stage_maps(facts: Facts, pick: Any, arch: str) -> None:
     pick("cache_frozen_stages", True, "the frozen stages' outputs are cached: ~10 s an epoch")
 
 
-def _epochs_224(facts: Facts, arch: str) -> float:
-    """Epochs of full fine-tuning at 224 px that fit the budget on this CPU (rough rates)."""
-    from modelkit.models.registry import cpu_rate_224
-
-    rate = cpu_rate_224(arch)
-    # a quarter of the budget goes to decoding, the head's epochs and evaluation
-    return BUDGET_FOR_TRAINING * facts.time_budget * rate / max(facts.images, 1)
-
-
 def _head_first_on_cpu(facts: Facts, per_class: float) -> bool:
     """Few images a class on a CPU, with a budget too short for even the brief fine-tuning of
     the bundled Lite0: the head on cached features will be most of the run."""
     if facts.gpu or not facts.time_budget or per_class >= FEW_PER_CLASS:
         return False
-    return _epochs_224(facts, facts.pretrained) < FEW_FINETUNE_EPOCHS
-
-
-def scratch_epochs(steps: int) -> int:
-    """Epochs from random weights without a budget: ~2000 optimizer steps, 8 to 40 epochs."""
-    return min(max(math.ceil(2000 / max(steps, 1)), 8), 40)
+    return epochs_224(facts, facts.pretrained) < FEW_FINETUNE_EPOCHS
 
 
 def _from_scratch(facts: Facts, pick: Any, seen: str, explicit: dict[str, Any]) -> None:
@@ -340,24 +342,6 @@ def _from_scratch(facts: Facts, pick: Any, seen: str, explicit: dict[str, Any]) 
     pick("label_smoothing", 0.1, "softer targets generalise better")
     pick("crop_scale_min", 0.35, "random crops are the main augmentation from scratch")
     pick("hflip", True, "mirrored photos are still the same class")
-
-
-def expected_epochs(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> float:
-    """The epochs the run will train: those asked for, or under a budget on a CPU about as many
-    as fit (a budget's 60 is an upper bound, not a plan)."""
-    epochs = float(out.settings.get("epochs") or explicit.get("epochs") or 0)
-    if facts.time_budget and facts.gpu:  # no rate known: what the run would plan without one
-        steps = math.ceil(facts.images / int(out.settings.get("batch_size") or 64))
-        epochs = min(epochs, scratch_epochs(steps))
-    elif facts.time_budget:
-        arch = out.settings.get("arch") or explicit.get("arch") or "resnet18"
-        size = out.settings.get("image_size") or explicit.get("image_size") or 224
-        from modelkit.models.registry import cpu_rate_224
-
-        rate = cpu_rate_224(arch) * (224 / size) ** 2
-        fit = BUDGET_FOR_TRAINING * facts.time_budget * rate / max(facts.images, 1)
-        epochs = min(epochs, fit)
-    return epochs
 
 
 def _techniques(out: AutoRecipe, facts: Facts, explicit: dict[str, Any]) -> None:

@@ -34,6 +34,29 @@ class Facts:
     probe: Any = None  # ProbeReport: the backbones measured on these images, when measured
 
     @property
+    def seconds_per_image(self) -> float:
+        """Seconds to decode and embed one training image with the chosen backbone, as the
+        probe measured them on this machine (its load included); 0 when not measured."""
+        probe = self.probe
+        won = [c for c in probe.candidates if c.arch == probe.winner] if probe else []
+        return won[0].seconds_per_image if won else 0.0
+
+    @property
+    def slowdown(self) -> float:
+        """How much slower this machine ran the backbone than the registry's CPU rates assume
+        (measured on a quiet 2-core CPU): the rule-of-thumb costs are scaled by it, so a busy
+        or slower machine plans cheaper paths. 1 when nothing was measured."""
+        if not self.seconds_per_image:
+            return 1.0
+        from modelkit.models.registry import architecture, cpu_rate_224
+        from modelkit.recipes.probe import INFERENCE_SPEEDUP
+
+        arch = self.probe.winner
+        size = architecture(arch).image_size
+        nominal = 1 / (INFERENCE_SPEEDUP * cpu_rate_224(arch) * (224 / size) ** 2)
+        return max(self.seconds_per_image / nominal, 0.25)
+
+    @property
     def imbalance(self) -> float:
         counts = [c for c in self.per_class.values() if c]
         return max(counts) / min(counts) if counts else 1.0

@@ -34,8 +34,9 @@ class Candidate:
     arch: str
     image_size: int
     heldout_accuracy: float | None = None  # None: not measured (see ``skipped``)
-    seconds: float = 0.0
+    seconds: float = 0.0  # all of it: loading the weights, decoding, embedding, the heads
     skipped: str = ""
+    seconds_per_image: float = 0.0  # decoding and embedding one image: what a cached pass costs
 
 
 @dataclass
@@ -135,8 +136,10 @@ def _fit_head(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int):
 
 def embed(
     paths: list[str], arch: str, size: int, device: str = "cpu"
-) -> tuple[np.ndarray, np.ndarray]:
-    """(features of the images that decode, which rows decoded) with ``arch``'s ImageNet weights."""
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(features of the images that decode, which rows decoded, seconds per image of decoding
+    and embedding: loading the weights is left out, a run pays for it once) with ``arch``'s
+    ImageNet weights."""
     from modelkit.data.cache import ImageCache
     from modelkit.data.imageio import resize_size_for
     from modelkit.device import pick_device, resolve_precision
@@ -147,11 +150,13 @@ def embed(
     model = registry.build_model(arch, 2)
     registry.load_starting_weights(model, arch, "imagenet")
     model.to(dev)
+    started = time.perf_counter()
     cache = ImageCache(paths, resize_size_for(size))
     rows = np.flatnonzero(cache.valid)
     feats = backbone_features(model, arch, cache, rows, size, dev, resolve_precision("auto", dev))
     assert feats is not None  # no should_stop given
-    return feats.cpu().numpy().astype(np.float32), cache.valid
+    per_image = (time.perf_counter() - started) / max(len(paths), 1)
+    return feats.cpu().numpy().astype(np.float32), cache.valid, per_image
 
 
 def probe_backbones(
@@ -178,7 +183,7 @@ def probe_backbones(
             candidates.append(Candidate(arch, size, skipped="over budget"))
             continue
         t0 = time.perf_counter()
-        feats, valid = embed(chosen, arch, size, device)
+        feats, valid, per_image = embed(chosen, arch, size, device)
         y = labels[sample][valid]
         keep = np.isin(y, np.flatnonzero(np.bincount(y) >= 2))
         if keep.sum() < 4 or len(np.unique(y[keep])) < 2:
@@ -186,7 +191,7 @@ def probe_backbones(
             continue
         _, y_dense = np.unique(y[keep], return_inverse=True)
         acc, folds = heldout_accuracy(feats[keep], y_dense, seed)
-        candidates.append(Candidate(arch, size, acc, time.perf_counter() - t0))
+        candidates.append(Candidate(arch, size, acc, time.perf_counter() - t0, "", per_image))
         if (~valid).any():
             notes.append(f"{int((~valid).sum())} sampled images did not decode (skipped)")
     winner, why = _winner(candidates)

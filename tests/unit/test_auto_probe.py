@@ -115,7 +115,7 @@ def test_a_run_keeps_what_auto_measured_beside_its_config(make_dataset, tmp_path
 
     data = make_dataset(per_class=8, size=(72, 72))
     runs = tmp_path / "runs"
-    argv = ["train", str(data), "--recipe", "auto", "--time-budget", "45", "--device", "cpu"]
+    argv = ["train", str(data), "--recipe", "auto", "--time-budget", "300", "--device", "cpu"]
     code = main([*argv, "--runs-dir", str(runs)])
     err = capsys.readouterr().err
     assert code == 0, err
@@ -126,3 +126,31 @@ def test_a_run_keeps_what_auto_measured_beside_its_config(make_dataset, tmp_path
     log = (run / "log.txt").read_text(encoding="utf-8")
     assert "measured backbones" in log and "held-out acc" in log
     assert err.count("measured backbones") == 1
+
+
+def measured(winner: str, seconds: float, images: int, budget: float, per_class: int = 20) -> Facts:
+    """Facts where the probe took ``seconds`` to embed ``images`` sampled images."""
+    won = Candidate(winner, 224, 0.9, seconds, "", seconds / images)
+    probe = ProbeReport([won], images, 4, winner, "best", seconds)
+    counts = {f"c{i}": per_class for i in range(10)}
+    return Facts(10 * per_class, 10, counts, 300, "efficientnet_lite0", False, budget, probe)
+
+
+def test_a_slow_machine_measured_by_the_probe_plans_the_cheaper_path():
+    # Lite1 near its nominal rate: 200 images embed in ~3 s, and the stage maps fit 60 s
+    quiet = choose(measured("efficientnet_lite1", 3.0, 200, 60.0))
+    assert quiet.settings.get("cache_frozen_stages") is True
+    # the same images took 30 s to embed (a busy machine): the maps no longer fit, and the
+    # three cached passes of the head would eat the budget, so one is made
+    busy = choose(measured("efficientnet_lite1", 30.0, 200, 60.0))
+    assert "cache_frozen_stages" not in busy.settings
+    assert busy.settings["feature_passes"] == 1
+    why = dict((name, why) for name, _, why in busy.reasons)["feature_passes"]
+    assert "measured here" in why and "~30 s" in why
+
+
+def test_a_budget_too_short_to_look_at_the_images_once_is_refused_with_the_least_that_works():
+    from modelkit.recipes.facts import AutoRecipeError
+
+    with pytest.raises(AutoRecipeError, match=r"too short here.*~80 s.*give at least \d+ s"):
+        choose(measured("efficientnet_lite0", 80.0, 200, 100.0))
