@@ -8,17 +8,17 @@ import json
 import sys
 from pathlib import Path
 
-from modelkit.cli.common import UsageError
+from modelkit.cli.common import UsageError, echo, echo_lines
 
 
 def _print_journal(journal) -> None:
     active = journal.active()
     for skipped in journal.skipped:  # malformed lines: named, the rest still listed
-        print(skipped, file=sys.stderr)
+        echo(skipped, sys.stderr)
     if not active:
-        print(f"{journal.path}: no changes to undo")
+        echo(f"{journal.path}: no changes to undo")
     for e in active:
-        print(f"#{e.id:<4} {e.action:<8} {e.src} -> {e.dst}")
+        echo(f"#{e.id:<4} {e.action:<8} {e.src} -> {e.dst}")
 
 
 def _undo(args: argparse.Namespace) -> int:
@@ -27,9 +27,9 @@ def _undo(args: argparse.Namespace) -> int:
     journal = Journal(args.data)
     undone = journal.undo_all() if args.undo_all else [journal.undo(args.undo)]
     for e in undone:
-        print(f"undid #{e.undoes} ({e.note}): {e.src} -> {e.dst}")
+        echo(f"undid #{e.undoes} ({e.note}): {e.src} -> {e.dst}")
     if not undone:
-        print(f"{journal.path}: nothing to undo")
+        echo(f"{journal.path}: nothing to undo")
     return 0
 
 
@@ -73,9 +73,9 @@ def _clean(args: argparse.Namespace) -> int:
         out["resplit"] = [e.to_dict() for e in moved]
         print(json.dumps(out, indent=2))
         return 0
-    print(format_report(report, args.top))
+    echo_lines(format_report(report, args.top))
     for e in moved:
-        print(f"re-split #{e.id}: {e.src} -> {e.dst}")
+        echo(f"re-split #{e.id}: {e.src} -> {e.dst}")
     return 0
 
 

@@ -7,11 +7,12 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from modelkit.config import ConfigError, Setting, TrainConfig, schema
 from modelkit.config.declare import PARSERS
 from modelkit.errors import ModelkitError
+from modelkit.names import printable
 
 EXIT_USAGE, EXIT_ERROR, EXIT_STOPPED = 2, 1, 130  # see modelkit/cli/__init__.py
 
@@ -25,11 +26,24 @@ class Parser(argparse.ArgumentParser):
     one flag per config field, would otherwise bury the message)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, printable(f"error: {message} (see {self.prog} --help)") + "\n")
+
+
+def echo(line: object = "", file: TextIO | None = None) -> None:
+    """Print one line that may hold a name someone else chose (a run, file, class or folder):
+    its control characters are shown as escapes, never acted on by the terminal. Every line
+    the commands print goes through here, except JSON (which escapes them itself)."""
+    print(printable(line), file=file)
+
+
+def echo_lines(text: str, file: TextIO | None = None) -> None:
+    """``echo`` each line of a report the command composed (its own line breaks kept)."""
+    for line in text.split("\n"):
+        echo(line, file)
 
 
 def fail(message: str, code: int) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    echo(f"error: {message}", sys.stderr)
     return code
 
 
@@ -157,7 +171,7 @@ def resolve_data(args: argparse.Namespace) -> None:
         raise UsageError("--per-class only applies to a built-in dataset (--dataset NAME)")
     if name:
         args.data = str(prepare_named_dataset(name, per_class=per_class))
-        print(f"note: built-in dataset {name.lower()} is in {args.data}", file=sys.stderr)
+        echo(f"note: built-in dataset {name.lower()} is in {args.data}", sys.stderr)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -188,5 +202,5 @@ def config_and_notes(
     notes = out.note.splitlines()
     probe = out.auto.facts.probe if out.auto and out.auto.facts else None
     for line in notes if say else ():  # a run says them in its log (and on the terminal)
-        print(f"note: {line}", file=sys.stderr)
+        echo(f"note: {line}", sys.stderr)
     return config, notes, probe.to_dict() if probe else None

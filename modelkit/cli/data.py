@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from modelkit.cli.common import UsageError, add_dataset_flags, resolve_data
+from modelkit.cli.common import UsageError, add_dataset_flags, echo_lines, resolve_data
 from modelkit.config import schema
 
 
@@ -23,7 +23,7 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps({**report.to_dict(), "layout_note": note}, indent=2))
     else:
         head, _, rest = format_report(report).partition("\n\n")
-        print(f"{head}\n{note}\n\n{rest}")
+        echo_lines(f"{head}\n{note}\n\n{rest}")
     return 0
 
 

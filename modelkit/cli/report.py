@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from modelkit.cli.common import echo
+
 
 def _report(args: argparse.Namespace) -> int:
     from modelkit.report import write_report  # late: the report needs torch for Grad-CAM
 
-    print(write_report(args.run_dir, args.out, args.device))
+    echo(write_report(args.run_dir, args.out, args.device))
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from modelkit.cli.common import echo
+
 
 def _runs(args: argparse.Namespace) -> int:
     from modelkit.runs.store import RunStore
@@ -30,13 +32,13 @@ def _runs(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     if not runs:
-        print(f"no runs in {args.runs_dir}")
+        echo(f"no runs in {args.runs_dir}")
         return 0
-    print(f"{'run':<40} {'state':<11} {'epochs':>7} {'best val_acc':>12}  config")
+    echo(f"{'run':<40} {'state':<11} {'epochs':>7} {'best val_acc':>12}  config")
     for r in runs:
         acc = f"{r.best_val_acc:.4f}" if isinstance(r.best_val_acc, (int, float)) else "-"
         about = r.problem or r.summary()  # an unreadable run says why
-        print(f"{r.id:<40} {r.state:<11} {r.epochs_done:>3}/{r.epochs:<3} {acc:>12}  {about}")
+        echo(f"{r.id:<40} {r.state:<11} {r.epochs_done:>3}/{r.epochs:<3} {acc:>12}  {about}")
     return 0
 
 

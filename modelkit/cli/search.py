@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from modelkit.cli.common import EXIT_ERROR, add_config_flags, config_from_args
+from modelkit.cli.common import EXIT_ERROR, add_config_flags, config_from_args, echo
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -21,19 +21,19 @@ def _tune(args: argparse.Namespace) -> int:
     def on_trial(t) -> None:
         value = f"{t.value:.4f}" if t.value is not None else "-"
         state = t.state.name.lower()
-        print(f"trial {t.number}: {state} val_acc={value} {t.params}", file=sys.stderr)
+        echo(f"trial {t.number}: {state} val_acc={value} {t.params}", sys.stderr)
 
     study = run_search(
         base, study_name, args.trials, args.timeout, args.storage, SearchSpace(extra=extra),
         on_trial=on_trial,
     )  # fmt: skip
     for row in trials_table(study):
-        print("  ".join(f"{k}={v}" for k, v in row.items() if v not in (None, "")))
+        echo("  ".join(f"{k}={v}" for k, v in row.items() if v not in (None, "")))
     best = best_config(study)
     if best is None:
-        print("no trial completed", file=sys.stderr)
+        echo("no trial completed", sys.stderr)
         return EXIT_ERROR
-    print(f"best: val_acc={study.best_value:.4f} {study.best_params}")
+    echo(f"best: val_acc={study.best_value:.4f} {study.best_params}")
     return 0
 
 
@@ -49,11 +49,11 @@ def _lr_find(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict()))
         return 0
     stop = "the loss diverged" if result.diverged else "reached the end rate"
-    print(f"{len(result.lrs)} steps from {args.start_lr:g}; {stop}", file=sys.stderr)
+    echo(f"{len(result.lrs)} steps from {args.start_lr:g}; {stop}", sys.stderr)
     if result.suggestion is None:
-        print("no suggestion: too few steps", file=sys.stderr)
+        echo("no suggestion: too few steps", sys.stderr)
         return EXIT_ERROR
-    print(f"steepest descent: {result.suggestion:.3g}; minimum / 10: {result.min_lr_div10:.3g}")
+    echo(f"steepest descent: {result.suggestion:.3g}; minimum / 10: {result.min_lr_div10:.3g}")
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 import sys
 
-from modelkit.cli.common import UsageError
+from modelkit.cli.common import UsageError, echo
 
 
 def _is_loopback(host: str) -> bool:
@@ -49,17 +49,17 @@ def _serve(args: argparse.Namespace) -> int:
         top_k=args.top_k,
     )
     if not _is_loopback(args.host):
-        print(
+        echo(
             f"note: listening on {args.host}: other machines can reach this server; it has no "
             f"authentication. It answers requests addressed to {', '.join(hosts)} "
             "(--allowed-host NAME adds the name clients use)",
-            file=sys.stderr,
+            sys.stderr,
         )
     run_id = predictor.checkpoint.parent.parent.name
-    print(
+    echo(
         f"serving {run_id} ({predictor.arch}, {len(predictor.classes)} classes) on "
         f"http://{args.host}:{args.port}  (POST /predict, GET /model, GET /health)",
-        file=sys.stderr,
+        sys.stderr,
     )
     uvicorn.run(
         create_app(service, hosts),

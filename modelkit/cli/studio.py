@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from modelkit.cli.common import echo
 from modelkit.errors import ModelkitError
 
 
@@ -71,7 +72,7 @@ def studio_env(cwd: Path | None = None) -> dict[str, str]:
 def _studio(args: argparse.Namespace) -> int:
     cmd = studio_command(args.port, args.address)
     env = studio_env()  # from the folder it was started in, before leaving it
-    print(f"starting the studio: {' '.join(cmd)}", file=sys.stderr)
+    echo(f"starting the studio: {' '.join(cmd)}", sys.stderr)
     sys.stderr.flush()
     os.chdir(app_folder())  # the app's own .streamlit/config.toml, not the start folder's
     if os.name == "posix":  # become Streamlit: Ctrl-C and signals reach it directly

@@ -14,6 +14,8 @@ from modelkit.cli.common import (
     add_config_flags,
     add_dataset_flags,
     config_and_notes,
+    echo,
+    echo_lines,
     given_settings,
 )
 
@@ -61,8 +63,8 @@ def _train(args: argparse.Namespace) -> int:
         if in_main:
             signal.signal(signal.SIGINT, previous)
     if is_main_process():  # under torchrun only rank 0 reports
-        print(_summary(result), file=sys.stderr)
-        print(result.run_dir)
+        echo_lines(_summary(result), sys.stderr)
+        echo(result.run_dir)
     return 0 if result.state == "finished" else EXIT_STOPPED
 
 

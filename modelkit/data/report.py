@@ -18,6 +18,7 @@ from PIL import Image
 
 from modelkit.data.imageio import ImageLoadError, load_image
 from modelkit.data.scan import DatasetIndex, Sample
+from modelkit.names import printable
 
 EXIF_ORIENTATION = 0x0112
 # (content hash, (width, height), reason unreadable) for one file.
@@ -215,8 +216,9 @@ def build_report(
 
 
 def _printable(text: str) -> str:
-    """File names that are not valid UTF-8 would crash print(); show them with a marker instead."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """File and class names as a terminal can show them: bytes that are not UTF-8 would crash
+    print(), and control characters would be acted on (``names.printable``)."""
+    return printable(text)
 
 
 def format_report(report: DatasetReport) -> str:

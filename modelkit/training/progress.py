@@ -16,6 +16,7 @@ from modelkit.events import (
     Message,
     RunStarted,
 )
+from modelkit.names import printable
 
 
 class ProgressPrinter:
@@ -38,6 +39,9 @@ class ProgressPrinter:
             self.bar, self.bar_key = None, None
 
     def write(self, text: str) -> None:
+        """Each line of ``text`` with the control characters of its names (files, classes, the
+        run folder) shown as escapes: messages name files anyone may have named."""
+        text = "\n".join(printable(line) for line in text.split("\n"))
         if self.bar is not None:
             self.bar.write(text, file=self.stream)
         else:

@@ -106,7 +106,7 @@ def test_scan_and_report_name_every_bad_file(hostile):
         assert reason in found[name], (name, found[name])
     text = format_report(report)  # prints, non-UTF-8 name included
     assert all(name in text for name in reasons if name.isascii())
-    assert "bro\ufffdken.jpg" in text
+    assert "bro\\xffken.jpg" in text  # the byte that is not UTF-8, shown as an escape
     json.dumps(report.to_dict())  # the --json output
 
 

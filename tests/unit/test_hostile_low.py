@@ -173,3 +173,70 @@ def test_a_run_is_running_exactly_while_a_process_holds_its_lock(trained_run, tm
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     assert RunStore(runs).get(run).state == "interrupted"
+
+
+# -- names that carry terminal escape codes -------------------------------------------------------
+OSC52 = "\x1b]52;c;ZWNobyBwd25lZA==\x07"  # "write 'echo pwned' to the clipboard"
+
+
+def _raw(text: str) -> bool:
+    """Whether ``text`` holds a control character a terminal would act on (newlines aside)."""
+    return any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) <= 0x9F for c in text)
+
+
+def test_printable_shows_control_characters_and_bad_bytes_as_escapes():
+    from modelkit.names import printable
+
+    assert printable(f"run{OSC52}") == "run\\x1b]52;c;ZWNobyBwd25lZA==\\x07"
+    assert printable("a\x9b2Jb") == "a\\x9b2Jb"  # the one-character CSI
+    assert printable("cat\u202egnp.exe") == "cat\\u202egnp.exe"  # shown right-to-left otherwise
+    assert printable("two\nlines\r") == "two\\x0alines\\x0d"  # no forged line either
+    assert printable("caf\udce9.png") == "caf\\xe9.png"  # a Latin-1 file name, not UTF-8
+    assert printable("chat été 猫") == "chat été 猫"
+
+
+def test_the_runs_listing_prints_a_run_name_with_escape_codes_as_text(trained_run, tmp_path,
+                                                                      capsys):  # fmt: skip
+    from modelkit.cli.main import main
+
+    runs = tmp_path / "runs"
+    shutil.copytree(trained_run, runs / f"evil{OSC52}")
+    (runs / f"bad{OSC52}").mkdir()
+    (runs / f"bad{OSC52}" / "config.json").write_text("{")  # an unreadable run names itself too
+    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert not _raw(out) and out.count("\\x1b]52;c;ZWNobyBwd25lZA==\\x07") >= 2
+
+
+def test_journal_and_error_lines_print_file_names_as_text(make_dataset, tmp_path, capsys):
+    from modelkit.cleaning.journal import Journal
+    from modelkit.cli.main import main
+
+    data = make_dataset(num_classes=2, per_class=2)
+    evil = data / "red" / f"x{OSC52}.png"
+    (data / "red" / "red_00.png").rename(evil)
+    Journal(data).remove(evil)
+    assert main(["clean", str(data), "--journal"]) == 0
+    out = capsys.readouterr().out
+    assert "x\\x1b]52" in out and not _raw(out)
+    assert main(["train", "--resume", str(tmp_path / f"gone{OSC52}")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "gone\\x1b]52" in err and not _raw(err)
+
+
+def test_training_messages_and_the_dataset_report_print_names_as_text(make_dataset, capsys):
+    from modelkit.cli.main import main
+    from modelkit.events import Message
+    from modelkit.training.progress import ProgressPrinter
+
+    stream = io.StringIO()
+    ProgressPrinter(stream)(Message(f"skipped {OSC52}.png: not an image\nsecond line"))
+    assert (
+        stream.getvalue()
+        == "skipped \\x1b]52;c;ZWNobyBwd25lZA==\\x07.png: not an image\nsecond line\n"
+    )
+    data = make_dataset(num_classes=2, per_class=3)
+    (data / "red").rename(data / f"red{OSC52}")
+    assert main(["check", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "red\\x1b]52" in out and not _raw(out)
