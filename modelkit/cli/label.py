@@ -93,6 +93,10 @@ def _suggest(lab, args, out: dict, accept: bool) -> None:
             print(f"{i:>4}  {_rel(a['path'], root)}  ({guess}{a['reason']})")
 
 
+def _progress(stage: str, fraction: float) -> None:
+    print(f"\r{stage:<10} {fraction:4.0%}", end="", file=sys.stderr, flush=True)
+
+
 def _label(args: argparse.Namespace) -> int:
     from modelkit.labelling.session import Labeller
 
@@ -117,6 +121,8 @@ def _label(args: argparse.Namespace) -> int:
     if args.skip:
         skipped = lab.skip([_path(p, args.data) for p in args.skip])
         _report(skipped, "skipped", lab.root, out, "skipped_now")
+    if out["_text"] and lab.table(_progress).embedded:
+        print(file=sys.stderr)  # end the progress line
     _state(lab, out)
     if args.suggest is not None or args.accept_above is not None:
         _suggest(lab, args, out, args.accept_above is not None)
