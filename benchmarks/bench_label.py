@@ -1,0 +1,303 @@
+"""Labelling: how many labels the tool saves, which map separates classes, and how fast it is.
+
+Three parts, each writing its own JSON (``--out-dir``, default benchmarks/results/):
+
+- ``efficiency`` (label_efficiency_cpu2.json): a labelled folder used as if unlabelled. A pool
+  and a held-out test set are drawn per class; a simulated person labels pool images in batches
+  of one per class, chosen either by the tool (``suggest``: lowest margin thinned by k-center,
+  k-center over typical images before the head exists) or at random (the naive reference), and
+  the head's test accuracy is recorded at 2, 5, 10, 20 and 50 labels a class (in total: the
+  number of classes times that), mean of ``--seeds`` seeds.
+- ``layout`` (label_layout_cpu2.json): PCA, t-SNE and UMAP (when installed) on each folder's
+  features: 5-NN accuracy in 2-D (leave-one-out), trustworthiness (10 neighbours) and seconds.
+- ``speed`` (label_speed_cpu2.json): embedding + map of ``--speed-images`` images from an empty
+  store (and the revisit), peak RSS, a suggestion round at 5,000 images (features tiled from
+  the folders' own), and "more like this" at 50,000.
+
+Data sets are ``NAME=PATH[,classes=N][,min=M][,cap=C]``: a folder with train/ and val/ uses them
+as pool and test; a class-folder set takes the first N classes (alphabetically) with at least M
+images, at most C each, split 70/30 per class (seed 0). Features are embedded once into
+``--cache-dir`` (never into the data folders).
+
+    python benchmarks/bench_label.py --parts efficiency,layout,speed \\
+        --set hymenoptera=../shared/datasets/hymenoptera_data \\
+        --set caltech10=../shared/datasets/caltech101,classes=10,min=80,cap=100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from modelkit.data.imageio import is_image_file  # noqa: E402
+from modelkit.labelling import layout as maps  # noqa: E402
+from modelkit.labelling.embed import embed_folder_images  # noqa: E402
+from modelkit.labelling.suggest import head_log_probs, nearest, reduce, suggest  # noqa: E402
+
+SKIP = {"BACKGROUND_Google", "Faces_easy"}  # clutter, and a second copy of Faces
+
+
+def _images(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+
+
+def load_set(spec: str) -> tuple[str, list[str], np.ndarray, list[str], np.ndarray, list[str]]:
+    """(name, pool paths, pool labels, test paths, test labels, classes)."""
+    name, rest = spec.split("=", 1)
+    path, *opts = rest.split(",")
+    o = dict(x.split("=") for x in opts)
+    root = Path(path)
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        classes = sorted(d.name for d in (root / "train").iterdir() if d.is_dir())
+        parts = []
+        for split in ("train", "val"):
+            rows = [(p, c) for c, cls in enumerate(classes) for p in _images(root / split / cls)]
+            parts.append(([p for p, _ in rows], np.array([c for _, c in rows])))
+        return name, parts[0][0], parts[0][1], parts[1][0], parts[1][1], classes
+    rng = np.random.default_rng(0)
+    found = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name not in SKIP)
+    sized = [(c, _images(root / c)) for c in found]
+    sized = [(c, ims) for c, ims in sized if len(ims) >= int(o.get("min", 0))]
+    sized = sized[: int(o.get("classes", len(sized)))]
+    pool, pool_y, test, test_y = [], [], [], []
+    for k, (_, ims) in enumerate(sized):
+        ims = list(rng.permutation(ims))[: int(o.get("cap", len(ims)))]
+        cut = int(round(0.7 * len(ims)))
+        pool += ims[:cut]
+        pool_y += [k] * cut
+        test += ims[cut:]
+        test_y += [k] * (len(ims) - cut)
+    return name, pool, np.array(pool_y), test, np.array(test_y), [c for c, _ in sized]
+
+
+def embed(paths: list[str], cache: Path) -> np.ndarray:
+    table = embed_folder_images(paths, cache, device="cpu")
+    if table.errors:
+        print(f"  {len(table.errors)} files skipped: {table.errors[:3]}", file=sys.stderr)
+    keep = {p: i for i, p in enumerate(table.paths)}
+    return table.features, np.array([p in keep for p in paths])
+
+
+def accuracy(x_pool, labels, x_test, y_test, k) -> float:
+    if len(np.unique(labels[labels >= 0])) < 2:
+        return float(np.mean(y_test == np.bincount(labels[labels >= 0]).argmax()))
+    both = np.r_[x_pool[labels >= 0], x_test]
+    y = np.r_[labels[labels >= 0], np.full(len(x_test), -1)]
+    guess = head_log_probs(both, y, k)[len(y) - len(x_test) :].argmax(1)
+    return float(np.mean(guess == y_test))
+
+
+def simulate(x_pool, y_pool, x_test, y_test, k, budgets, seed, active) -> dict[int, float]:
+    """Accuracy at each budget (labels in total) when the tool, or chance, picks the images."""
+    rng = np.random.default_rng(seed)
+    labels = np.full(len(x_pool), -1)
+    order = rng.permutation(len(x_pool))
+    out, given = {}, 0
+    for budget in sorted(budgets):
+        budget = min(budget, len(x_pool))
+        while given < budget:
+            batch = min(k, budget - given)
+            if active:
+                r = suggest(
+                    x_pool, labels, k, ask=batch, seed=seed, normalised=True, calibrate=False
+                )
+                picks = [a.row for a in r.asks]
+            else:
+                picks = list(order[given : given + batch])
+            labels[picks] = y_pool[picks]
+            given += len(picks)
+        out[budget] = accuracy(x_pool, labels, x_test, y_test, k)
+    return out
+
+
+def efficiency(sets, args, cache: Path) -> dict:
+    result = {}
+    per_class = [int(b) for b in args.budgets.split(",")]
+    for spec in sets:
+        name, pool, pool_y, test, test_y, classes = load_set(spec)
+        print(
+            f"{name}: {len(pool)} pool, {len(test)} test, {len(classes)} classes", file=sys.stderr
+        )
+        x, ok = embed(pool + test, cache / name)  # one store per set: a store keeps one folder
+        xp, xt = x[: ok[: len(pool)].sum()], x[ok[: len(pool)].sum() :]
+        okp, okt = ok[: len(pool)], ok[len(pool) :]
+        xr = reduce(np.r_[xp, xt])  # the head's features, as the Labeller makes them
+        xp, xt, yp, yt = xr[: len(xp)], xr[len(xp) :], pool_y[okp], test_y[okt]
+        k = len(classes)
+        budgets = {n: n * k for n in per_class if n * k <= len(xp)}
+        curves = {"active": {}, "random": {}}
+        started = time.perf_counter()
+        for side in curves:
+            runs = [
+                simulate(xp, yp, xt, yt, k, list(budgets.values()), s, side == "active")
+                for s in range(args.seeds)
+            ]
+            for n, b in budgets.items():
+                accs = [r[b] for r in runs]
+                mean, sd = round(float(np.mean(accs)), 4), round(float(np.std(accs)), 4)
+                curves[side][str(n)] = {"mean": mean, "sd": sd, "labels": b}
+        active10 = curves["active"].get("10", {}).get("mean")
+        random20 = curves["random"].get("20", {}).get("mean")
+        result[name] = {
+            "pool": len(xp), "test": len(xt), "classes": k, "curves": curves,
+            "active_10_vs_random_20": None if active10 is None or random20 is None
+            else round(active10 - random20, 4),
+            "seconds": round(time.perf_counter() - started, 1),
+        }  # fmt: skip
+        print(json.dumps({name: result[name]["curves"]}), file=sys.stderr)
+    met = [
+        v["active_10_vs_random_20"] >= 0
+        for v in result.values()
+        if v["active_10_vs_random_20"] is not None
+    ]
+    return {"sets": result, "target_met_on": f"{sum(met)} of {len(met)}", "seeds": args.seeds}
+
+
+def layout(sets, args, cache: Path) -> dict:
+    """Each map method on each set's features: separation in 2-D and seconds."""
+    from sklearn.manifold import trustworthiness
+    from sklearn.neighbors import NearestNeighbors
+
+    result = {}
+    for spec in sets:
+        name, pool, pool_y, test, test_y, _ = load_set(spec)
+        x, ok = embed(pool + test, cache / name)
+        y = np.r_[pool_y, test_y][ok]
+        rows = np.random.default_rng(0).permutation(len(x))[: args.layout_images]
+        x, y = x[rows], y[rows]
+        result[name] = {"images": len(x)}
+        for method in maps.METHODS:
+            started = time.perf_counter()
+            try:
+                coords = maps.project(x, method)
+            except maps.LayoutError as exc:
+                result[name][method] = {"skipped": str(exc)}
+                continue
+            seconds = time.perf_counter() - started
+            idx = NearestNeighbors(n_neighbors=6).fit(coords).kneighbors(coords)[1][:, 1:]
+            votes = np.array([np.bincount(y[i]).argmax() for i in idx])
+            trust = trustworthiness(x, coords, n_neighbors=10)
+            result[name][method] = {"knn5_accuracy_2d": round(float(np.mean(votes == y)), 4),
+                                    "trustworthiness": round(float(trust), 4),
+                                    "seconds": round(seconds, 2)}  # fmt: skip
+        print(json.dumps({name: result[name]}), file=sys.stderr)
+    return {"sets": result}
+
+
+def _child_embed(paths_file: str, store: str) -> None:
+    """In a fresh process: embed the listed images into an empty store and draw the map, then
+    the revisit; print seconds and peak RSS as JSON."""
+    paths = Path(paths_file).read_text().splitlines()
+    started = time.perf_counter()
+    table = embed_folder_images(paths, store, device="cpu")
+    embedded = time.perf_counter() - started
+    coords = maps.cached_map(table.features, table.keys, store)
+    first = time.perf_counter() - started
+    again = time.perf_counter()
+    table = embed_folder_images(paths, store, device="cpu")
+    maps.cached_map(table.features, table.keys, store)
+    revisit = time.perf_counter() - again
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"images": len(paths), "decoded": len(table.paths),
+                      "embed_seconds": round(embedded, 1), "embed_and_map_seconds": round(first, 1),
+                      "revisit_seconds": round(revisit, 2), "peak_rss_mb": round(rss),
+                      "map_points": len(coords)}))  # fmt: skip
+
+
+def speed(sets, args, cache: Path) -> dict:
+    """Embedding + map from an empty store in a fresh process (per --speed-images count), a
+    suggestion round at 5,000 images, and "more like this" at 50,000."""
+    import subprocess
+
+    root = Path(args.speed_data)
+    every = sorted(_images(root))
+    rng = np.random.default_rng(0)
+    out: dict = {"embed_and_map": []}
+    for n in [int(v) for v in args.speed_images.split(",")]:
+        chosen = sorted(rng.choice(every, size=min(n, len(every)), replace=False))
+        with tempfile.TemporaryDirectory(prefix="bench-label-") as tmp:
+            listing = Path(tmp) / "paths.txt"
+            listing.write_text("\n".join(chosen))
+            done = subprocess.run(
+                [sys.executable, __file__, "--child-embed", str(listing), str(Path(tmp) / "s")],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            out["embed_and_map"].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(out["embed_and_map"][-1]), file=sys.stderr)
+    paths = sorted(rng.choice(every, size=min(5000, len(every)), replace=False))
+    x_full, ok = embed(paths, cache / "speed5000")
+    names = sorted({Path(p).parent.name for p in paths})
+    y = np.array([names.index(Path(p).parent.name) for p in paths])[ok]
+    started = time.perf_counter()
+    x = reduce(x_full)
+    reduce_s = time.perf_counter() - started
+    labels = np.full(len(x), -1)
+    for c in range(len(names)):  # 5 labels a class, as after a few minutes of labelling
+        labels[np.flatnonzero(y == c)[:5]] = c
+    first = suggest(x, labels, len(names), ask=20, normalised=True)
+    labels[np.flatnonzero(labels < 0)[0]] = y[np.flatnonzero(labels < 0)[0]]  # one new label
+    second = suggest(x, labels, len(names), ask=20, normalised=True)
+    guess_ok = float(np.mean(second.guess[labels < 0] == y[labels < 0]))
+    out["suggest_round"] = {
+        "images": len(x), "classes": len(names), "labels": int((labels >= 0).sum()),
+        "reduce_seconds_once": round(reduce_s, 2), "first_round_seconds": round(first.seconds, 2),
+        "round_after_a_new_label_seconds": round(second.seconds, 2),
+        "head_accuracy_on_unlabelled": round(guess_ok, 4),
+        "accept_count": int(len(second.accept_rows(labels))),
+        "accept_accuracy": round(float(np.mean(second.guess[second.accept_rows(labels)]
+                                 == y[second.accept_rows(labels)])), 4)
+        if len(second.accept_rows(labels)) else None,
+    }  # fmt: skip
+    big = np.random.default_rng(0).normal(size=(50_000, 128)).astype(np.float32)
+    big /= np.linalg.norm(big, axis=1, keepdims=True)
+    started = time.perf_counter()
+    for q in range(20):
+        rows, _ = nearest(big, q, 12, normalised=True)
+    out["more_like_this_50k"] = {
+        "dims": 128,
+        "ms_per_query": round((time.perf_counter() - started) / 20 * 1000, 2),
+    }
+    print(json.dumps(out), file=sys.stderr)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", action="append", default=[], dest="sets", metavar="NAME=PATH,...")
+    ap.add_argument("--parts", default="efficiency,layout,speed")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--budgets", default="2,5,10,20,50", help="labels a class")
+    ap.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "bench-label"))
+    ap.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--suffix", default="cpu2", help="end of the JSON file names")
+    ap.add_argument("--layout-images", type=int, default=1000, help="per set, at most")
+    ap.add_argument("--speed-data", default="../shared/datasets/caltech101")
+    ap.add_argument("--speed-images", default="1000", help="counts to embed and map afresh")
+    ap.add_argument("--child-embed", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child_embed:
+        return _child_embed(*args.child_embed)
+    cache = Path(args.cache_dir)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = {"efficiency": efficiency, "layout": layout, "speed": speed}
+    for part in args.parts.split(","):
+        result = parts[part](args.sets, args, cache)
+        result.update(args={k: v for k, v in vars(args).items()}, cpu_threads=os.cpu_count())
+        path = out / f"label_{part}_{args.suffix}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
