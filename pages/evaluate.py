@@ -25,6 +25,7 @@ from pages._evaluate_calibration import calibration_tab
 from pages._evaluate_cam import cam_controls, cam_overlays
 from pages._evaluate_embeddings import embeddings_tab
 from pages._evaluate_export import render as export_tab
+from pages._evaluate_report import render as report_panel
 from studio import figures as plots
 from studio.dataset_view import thumbnail_jpeg
 from studio.run_picker import pick_run
@@ -325,6 +326,7 @@ elif right.button(
     ev = _evaluate_now(run, split) or ev
 
 _headline(ev)
+report_panel(run.path)
 
 tab_cm, tab_classes, tab_gallery, tab_cal, tab_curves, tab_embeddings, tab_export = st.tabs(
     [

@@ -153,15 +153,17 @@ def _delete(run: RunInfo) -> None:
 
 
 def _export(run: RunInfo) -> None:
-    """Export to TorchScript or ONNX (checked against PyTorch as it is written), then download."""
-    from modelkit.serving.export import FORMATS, ExportError, export_run
+    """Export to TorchScript or ONNX (checked against PyTorch as it is written), then download.
+    int8 and OpenVINO exports take longer and come with an accuracy table: Evaluate's Export tab
+    runs them in the background and shows it."""
+    from modelkit.serving.export import ExportError, export_run
 
     if run.folder.saved_checkpoint() is None:
         return
     st.caption("Serve this run over HTTP (POST images to /predict; see the README):")
     st.code(f"modelkit serve {shlex.quote(str(run.path))}", language="bash")
     fmt_col, go_col, get_col = st.columns([2, 1, 2], vertical_alignment="bottom")
-    fmt = fmt_col.selectbox("Export format", FORMATS, key="runs_export_format")
+    fmt = fmt_col.selectbox("Export format", ("torchscript", "onnx"), key="runs_export_format")
     if go_col.button("Export", key="runs_export", icon=":material/output:"):
         with st.spinner(f"Exporting to {fmt} and checking it against PyTorch…"):
             try:
@@ -181,6 +183,7 @@ def _export(run: RunInfo) -> None:
             key="runs_export_download",
         )
         st.caption(f"Largest logit difference from PyTorch on {source}: {diff:.2g}")
+    st.caption("int8 (ONNX Runtime, OpenVINO) with an accuracy table: Evaluate → Export.")
 
 
 def _manage(runs: list[RunInfo]) -> None:

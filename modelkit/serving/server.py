@@ -152,7 +152,7 @@ class PredictionService:
             "classes": list(p.classes),
             "input_size": p.image_size,
             "resize_size": p.resize_size,
-            "backend": "onnxruntime" if hasattr(p, "session") else "pytorch",
+            "backend": getattr(p, "backend", "pytorch"),
             "max_batch": self.batcher.max_batch,
             "top_k": self.top_k,
         }
