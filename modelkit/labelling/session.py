@@ -28,7 +28,14 @@ from modelkit.labelling import assign as moves
 from modelkit.labelling.embed import FeatureTable, Progress, embed_folder_images
 from modelkit.labelling.folder import LabelFolder, open_folder
 from modelkit.labelling.layout import DEFAULT, cached_map
-from modelkit.labelling.suggest import DEFAULT_TARGET, Round, nearest, reduce, suggest
+from modelkit.labelling.suggest import (
+    DEFAULT_TARGET,
+    SET_ASIDE,
+    Round,
+    nearest,
+    reduce,
+    suggest,
+)
 
 
 @dataclass
@@ -105,7 +112,7 @@ class Labeller:
         labels, classes = self.labels()
         skipped = set(self.folder.skipped)
         pool = labels.copy()
-        pool[[i for i, p in enumerate(table.paths) if p in skipped]] = -2  # never asked again
+        pool[[i for i, p in enumerate(table.paths) if p in skipped]] = SET_ASIDE
         r: Round = suggest(self._normalised(), pool, max(len(classes), 1), ask, target, seed=seed,
                            normalised=True)  # fmt: skip
 

@@ -1,7 +1,8 @@
 """The model asks: a head on the cached features proposes a label for every unlabelled image and
 picks the images whose labels would teach it most.
 
-Everything here works on arrays (features N x D, labels N with -1 for "not labelled yet"), so a
+Everything here works on arrays (features N x D, labels N: a class index, -1 for "not labelled
+yet", -2 for "set aside, never ask": the not-sure bin), so a
 page, the command and the benchmark drive it alike, and tests pass small made-up features.
 
 - The head is a logistic regression on L2-normalised backbone features, as the cleaner's k-fold
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+UNLABELLED, SET_ASIDE = -1, -2  # label values: still to label; never asked (the not-sure bin)
 MIN_PER_CLASS = 2  # labels a class needs before the head is trained and trusted
 EXPLORE_SHARE = 0.5  # half of each batch explores: see _hard_and_diverse
 POOL_PER_ASK = 8  # lowest-margin candidates per asked image that k-center chooses among
@@ -184,7 +186,7 @@ class Round:
         no threshold reaches the target)."""
         if not self.ready or not self.reached:
             return np.zeros(0, np.int64)
-        return np.flatnonzero((labels < 0) & (self.confidence >= self.threshold))
+        return np.flatnonzero((labels == UNLABELLED) & (self.confidence >= self.threshold))
 
 
 def suggest(
@@ -208,7 +210,7 @@ def suggest(
     x = features if normalised else normalise(features)
     labels = np.asarray(labels, dtype=np.int64)
     known = np.flatnonzero(labels >= 0)
-    unknown = np.flatnonzero(labels < 0)
+    unknown = np.flatnonzero(labels == UNLABELLED)
     sizes = np.bincount(labels[known], minlength=num_classes)
     if (sizes >= MIN_PER_CLASS).sum() < 2:
         asks = [Ask(r, "typical and far from every labelled image") for r in _cold(x, labels, ask)]
@@ -246,7 +248,7 @@ def _calibrated(log_probs: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray
 
 
 def _cold(x: np.ndarray, labels: np.ndarray, ask: int) -> list[int]:
-    pool = typical(x, np.flatnonzero(labels < 0))
+    pool = typical(x, np.flatnonzero(labels == UNLABELLED))
     return k_center(x, pool, np.flatnonzero(labels >= 0), ask)
 
 

@@ -104,3 +104,15 @@ def test_the_html_map_is_offline_and_escapes_every_name():
     assert html.escape(evil, quote=True) in page
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing fetched from elsewhere
     assert page.count("<circle") == 2 and "data:image/png;base64," in page
+
+
+def test_images_set_aside_are_never_asked_about_nor_accepted():
+    x, y = clusters(per=20)
+    labels = np.full(len(x), -1)
+    labels[20:40] = -2  # the whole second cluster is in the not-sure bin
+    r = suggest(x, labels, 3, ask=10)
+    assert not any(20 <= a.row < 40 for a in r.asks)
+    labels[[0, 1, 40, 41]] = y[[0, 1, 40, 41]]
+    r = suggest(x, labels, 3, ask=10, target=0.5)
+    assert not any(20 <= a.row < 40 for a in r.asks)
+    assert not any(20 <= row < 40 for row in r.accept_rows(labels))
