@@ -11,6 +11,7 @@ st.set_page_config(page_title="modelkit studio", page_icon=":material/neurology:
 
 PAGES = [
     st.Page("pages/dataset.py", title="Dataset", icon=":material/folder_open:", default=True),
+    st.Page("pages/label.py", title="Label", icon=":material/label:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/image_search:"),

@@ -29,31 +29,28 @@ def _visible_files(folder: str) -> int:
 
 def training_problems(folder: LabelFolder) -> list[str]:
     """One sentence per reason training on ``folder.root`` would not train on the labels
-    given; empty when it is ready."""
+    given, once ``tidy_for_training`` has removed the empty folders; empty when it is ready."""
     out: list[str] = []
     counts = folder.counts()
     if sum(n > 0 for n in counts.values()) < 2:
         out.append("label images of two classes or more first: a classifier needs two")
     for cls, n in counts.items():
-        if n == 0:
-            out.append(f"class {shown(cls)!r} has no images yet: label some, or leave it out")
-        elif n < MIN_IMAGES:
+        if n == 0 and _visible_files(folder.class_dir(cls)):
+            out.append(f"class folder {shown(cls)!r} holds no image but other files")
+        elif 0 < n < MIN_IMAGES:
             out.append(
                 f"class {shown(cls)!r} has {n} image: training needs {MIN_IMAGES} a class "
                 "(one is kept for validation)"
             )
     if folder.inbox != folder.root and os.path.isdir(folder.inbox):
-        left = _visible_files(folder.inbox)
         name = shown(os.path.basename(folder.inbox))
-        if left:
+        if left := _visible_files(folder.inbox):
             out.append(
                 f"{name}/ still holds {left} file(s) and training reads every sub-folder as a "
                 "class: label them, or put them in the not-sure bin"
             )
-        else:
-            out.append(
-                f"{name}/ is empty but holds hidden files: training would read it as a class"
-            )
+        elif any(True for _ in os.scandir(folder.inbox)):
+            out.append(f"{name}/ holds hidden files: training would read it as a class")
     return out
 
 
