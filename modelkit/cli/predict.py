@@ -59,7 +59,8 @@ def _predict_files(predictor: Any, args: argparse.Namespace) -> int:
             writer.writerows(
                 {k: safe_cell(v) for k, v in prediction_row(r).items()} for r in results
             )
-    return EXIT_ERROR if failed == len(results) else 0
+    # a named file that is not an image is the caller's mistake: say so in the exit status too
+    return EXIT_ERROR if failed else 0
 
 
 def _predict_folder(predictor: Any, args: argparse.Namespace) -> int:
