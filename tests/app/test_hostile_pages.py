@@ -142,3 +142,25 @@ def test_train_refuses_a_runs_folder_outside_the_allowed_roots(open_page, app_di
     shown = "\n".join(errors(at))
     assert "runs_dir" in shown and "outside the folders this app may open" in shown
     assert job_registry().current is None and not outside.exists()
+
+
+def test_evaluate_survives_a_damaged_calibration_report_and_calibrates_anew(open_page, run_dir):
+    """A run folder from elsewhere whose calibration.json has the wrong types (issue #29): the
+    page drew it and crashed; now it is no report, and Calibrate writes a good one."""
+    import json
+
+    from modelkit.evaluation.calibration_report import read_report
+    from modelkit.runs.folder import RunFolder
+
+    path = RunFolder(run_dir).calibration
+    report = json.loads(path.read_text())
+    path.unlink()  # a hard link to the session's run: replace it, never write through it
+    path.write_text(json.dumps({**report, "temperature": "hot"}))
+    assert "damaged calibration file" in read_report(run_dir).problem
+    at = open_page("pages/evaluate.py")
+    errors(at)
+    assert any("not calibrated" in i.value for i in at.info)
+    _button(at, "Calibrate").click().run()
+    errors(at)
+    assert read_report(run_dir).problem is None and read_report(run_dir).report is not None
+    assert "Temperature" in [m.label for m in at.metric]

@@ -175,6 +175,55 @@ def test_a_run_is_running_exactly_while_a_process_holds_its_lock(trained_run, tm
     assert RunStore(runs).get(run).state == "interrupted"
 
 
+# -- a damaged calibration report -----------------------------------------------------------------
+def _damage(report: dict, change: dict) -> dict:
+    """``report`` with ``change`` applied (a value of ``...`` removes the field)."""
+    return {k: v for k, v in {**report, **change}.items() if v is not ...}
+
+
+@pytest.mark.parametrize(
+    "change, what",
+    [
+        ({"temperature": "hot"}, "temperature is missing or not a number"),
+        ({"nll_after": ...}, "nll_after is missing"),
+        ({"samples": "many"}, "samples"),
+        ({"target_accuracy": 7}, "target_accuracy"),
+        ({"curve": {"threshold": [0.5], "coverage": [1.0, 0.5], "accuracy": [0.9]}}, "lengths"),
+        ({"curve": {"threshold": [40.0], "coverage": [1.0], "accuracy": [0.9]}}, "0 to 1"),
+        ({"bins_after": [{"low": 0, "high": 1, "confidence": 0.5, "accuracy": 0.5}]}, "count"),
+        ({"bins_before": "many"}, "bins_before"),
+    ],
+)
+def test_a_damaged_calibration_report_is_named_not_drawn(trained_run, tmp_path, change, what):
+    from modelkit.evaluation import calibration as cal
+    from modelkit.evaluation.calibration_report import read_report
+
+    run = Path(shutil.copytree(trained_run, tmp_path / "r"))
+    path = run / "calibration.json"
+    good = json.loads(path.read_text())
+    assert read_report(run).report == good and read_report(run).problem is None
+    path.write_text(json.dumps(_damage(good, change)))
+    outcome = read_report(run)
+    assert outcome.report is None and cal.load_report(run) is None
+    assert outcome.problem.startswith(f"{path}: damaged calibration file (")
+    assert what in outcome.problem and "calibrate the run again" in outcome.problem
+    cal.set_threshold(run, 0.5)  # saving a threshold leaves the damaged report alone
+    assert read_report(run).problem == outcome.problem
+
+
+def test_a_calibration_report_that_is_not_json_or_not_a_file_is_damaged(trained_run, tmp_path):
+    from modelkit.evaluation.calibration_report import read_report
+
+    run = Path(shutil.copytree(trained_run, tmp_path / "r"))
+    path = run / "calibration.json"
+    for make in (lambda: path.write_text("{"), lambda: os.mkfifo(path)):
+        path.unlink()
+        make()
+        assert "damaged calibration file (not a readable JSON file)" in read_report(run).problem
+    path.unlink()
+    assert read_report(run) == read_report(run).__class__(None)  # none at all: not calibrated
+
+
 # -- names that carry terminal escape codes -------------------------------------------------------
 OSC52 = "\x1b]52;c;ZWNobyBwd25lZA==\x07"  # "write 'echo pwned' to the clipboard"
 
