@@ -6,6 +6,8 @@ file, so the kernel releases it when the process ends in any way, ``kill -9`` in
 run is never left locked and still resumes. The file itself stays; only the lock on it counts.
 The lock file is opened without following links, and only a plain file of its own is written: a
 run folder from elsewhere whose lock is a link (or a hard link) to a user's file is refused.
+The lock is also the only thing that says a run is training (``RunStore`` asks ``is_locked``):
+a pid in status.json can name any live process.
 """
 
 from __future__ import annotations

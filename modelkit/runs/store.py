@@ -40,7 +40,8 @@ def _now() -> str:
 
 
 def _process_start(pid: int) -> str | None:
-    """Start time of a process, so a recycled pid is not mistaken for our training process."""
+    """Start time of a process, recorded beside its pid in status.json for a person reading it;
+    whether the run trains is its lock's to say (``_live_state``)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
