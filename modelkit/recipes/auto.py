@@ -107,6 +107,15 @@ def choose(facts: Facts, explicit: dict[str, Any] | None = None) -> AutoRecipe:
 
     per_class = facts.images / max(facts.classes, 1)
     seen = f"{facts.images} training images, {facts.classes} classes (~{per_class:.0f} a class)"
+    if facts.chosen_budget:
+        pick(
+            "time_budget", facts.time_budget,
+            f"none was given: {facts.chosen_budget / 60:.0f} min for {facts.images} training "
+            f"images on this {'GPU' if facts.gpu else 'CPU'}"
+            + (f", less the {facts.probe.seconds:.0f} s that measured the backbones"
+               if facts.probe else "")
+            + "; give a time budget to choose another",
+        )  # fmt: skip
     tiny = 0 < facts.median_side <= TINY_SIDE
     if facts.pretrained and not (tiny and not facts.gpu):
         _fine_tune(facts, pick, per_class, seen, explicit)

@@ -14,6 +14,10 @@ from modelkit.data.scan import scan_dataset
 from modelkit.errors import ModelkitError
 
 SIZE_SAMPLE = 300  # image headers read to learn the images' sizes
+# the budget auto gives itself when none is asked for (default_budget)
+CPU_SECONDS_PER_IMAGE = 0.05
+GPU_SECONDS_PER_IMAGE = 0.005
+MIN_BUDGET, MAX_BUDGET = 120.0, 3600.0
 
 
 class AutoRecipeError(ModelkitError, ValueError):
@@ -32,6 +36,7 @@ class Facts:
     gpu: bool
     time_budget: float = 0.0  # what is left for training (the probe's seconds are spent)
     probe: Any = None  # ProbeReport: the backbones measured on these images, when measured
+    chosen_budget: float = 0.0  # the budget auto gave itself when none was asked for (0: given)
 
     @property
     def seconds_per_image(self) -> float:
@@ -114,6 +119,8 @@ def gather_facts(
         median_side=int(median(sides)) if sides else 0, pretrained=pretrained, gpu=gpu,
         time_budget=float(explicit.get("time_budget", 0.0) or 0.0),
     )  # fmt: skip
+    if not facts.time_budget and "epochs" not in explicit:
+        facts.time_budget = facts.chosen_budget = default_budget(facts.images, gpu)
     if measure and _measurable(facts, explicit):
         from modelkit.recipes.probe import probe_backbones
 
@@ -124,6 +131,15 @@ def gather_facts(
         if facts.time_budget:
             facts.time_budget = max(facts.time_budget - facts.probe.seconds, 1.0)
     return facts
+
+
+def default_budget(images: int, gpu: bool) -> float:
+    """A budget for a run nobody gave one: about the time in which auto reached its best on the
+    data sets it was measured on (Caltech-101's 7,315 images: 0.950 in 5 minutes on a 2-core CPU,
+    benchmarks/results/time_to_accuracy_caltech101_5m_auto_stage_maps_cpu2.json), in whole
+    minutes, two at least (hymenoptera's 0.954 took 41 s), an hour at most."""
+    seconds = images * (GPU_SECONDS_PER_IMAGE if gpu else CPU_SECONDS_PER_IMAGE)
+    return float(min(max(60 * -(-seconds // 60), MIN_BUDGET), MAX_BUDGET))
 
 
 def _measurable(facts: Facts, explicit: dict[str, Any]) -> bool:
