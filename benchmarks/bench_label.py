@@ -293,7 +293,7 @@ def main() -> None:
     parts = {"efficiency": efficiency, "layout": layout, "speed": speed}
     for part in args.parts.split(","):
         result = parts[part](args.sets, args, cache)
-        result.update(args={k: v for k, v in vars(args).items()}, cpu_threads=os.cpu_count())
+        result.update(args=vars(args), cpu_threads=os.cpu_count(), load_average=os.getloadavg())
         path = out / f"label_{part}_{args.suffix}.json"
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {path}")
