@@ -154,3 +154,19 @@ def test_a_budget_too_short_to_look_at_the_images_once_is_refused_with_the_least
 
     with pytest.raises(AutoRecipeError, match=r"too short here.*~80 s.*give at least \d+ s"):
         choose(measured("efficientnet_lite0", 80.0, 200, 100.0))
+
+
+def test_without_a_budget_auto_gives_itself_one_and_says_so(make_dataset):
+    from modelkit.recipes.facts import default_budget
+
+    assert default_budget(245, gpu=False) == 120.0  # two minutes at least
+    assert default_budget(7315, gpu=False) == 420.0  # whole minutes
+    assert default_budget(10**6, gpu=False) == 3600.0 and default_budget(7315, gpu=True) == 120.0
+    data = make_dataset(per_class=8, size=(40, 40))
+    out = resolve("auto", {"weights": "none"}, dataset=str(data), probe_network=False)
+    assert out.settings["time_budget"] == 120.0 and out.sources["time_budget"] == "auto"
+    assert any("time_budget = 120" in n and "none was given" in n for n in out.notes)
+    asked = resolve(
+        "auto", {"weights": "none", "epochs": 3}, dataset=str(data), probe_network=False
+    )
+    assert "time_budget" not in asked.settings  # epochs asked for: no budget imposed
