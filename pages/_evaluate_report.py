@@ -42,7 +42,7 @@ def render(run_dir: str | Path) -> None:
     ):
         with st.spinner(f"Writing the report of {md(folder.path.name)}…", show_time=True):
             try:
-                write_report(folder.path, device=DEVICE)
+                write_report(folder.path, None, DEVICE)  # out: the run folder's report
             except (ModelkitError, OSError, RuntimeError) as exc:
                 st.error(f"Could not write the report of {md(folder.path.name)}: {md(exc)}")
                 return

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import write_dataset
 from streamlit.testing.v1 import AppTest
 
 from modelkit.cleaning.journal import Journal
@@ -18,7 +19,6 @@ from pages._label_grid import tile_key
 from studio.label_state import SOURCE_SAVED
 from studio.state import DATASET_KEY
 from tests.app.conftest import APP
-from tests.conftest import write_dataset
 
 PAGE = "pages/label.py"
 KEYS = {"red": "1", "green": "2", "blue": "3"}

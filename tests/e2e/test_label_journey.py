@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CHROMIUM, screenshot, settle
-
-from tests.conftest import write_dataset
+from helpers import write_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

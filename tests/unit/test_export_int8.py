@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import fast_config, write_dataset
+from helpers import fast_config, write_dataset
 
 pytest.importorskip("onnxruntime")
 

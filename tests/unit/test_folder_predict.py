@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_dataset
+from helpers import write_dataset
 
 from modelkit.cli.main import main
 from modelkit.serving.csv_sink import CsvSinkError, ResumableCsv

@@ -8,7 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
-from conftest import write_dataset
+from helpers import write_dataset
 
 from modelkit.cli.main import main
 

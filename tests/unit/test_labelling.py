@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_dataset
+from helpers import write_dataset
 
 from modelkit.cleaning.journal import JOURNAL_NAME, TRASH_NAME, Journal, JournalError
 from modelkit.data.layouts import DatasetError

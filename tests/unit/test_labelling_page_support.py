@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from helpers import write_dataset
 
 from modelkit.labelling import layout
 from modelkit.labelling.curve import accuracy_curve
 from modelkit.labelling.handoff import tidy_for_training, training_problems
 from modelkit.labelling.session import Labeller
-from tests.conftest import write_dataset
 
 
 def _blobs(per_class: int, classes: int = 3, dims: int = 16, seed: int = 0):
