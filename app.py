@@ -1,6 +1,6 @@
 """Entry point of the studio: ``streamlit run app.py``.
 
-Navigation over pages/, and a sidebar on every page with the device and the active job.
+Navigation over app_pages/, and a sidebar on every page with the device and the active job.
 """
 
 import streamlit as st
@@ -10,14 +10,14 @@ from studio.sidebar import render_sidebar
 st.set_page_config(page_title="modelkit studio", page_icon=":material/neurology:", layout="wide")
 
 PAGES = [
-    st.Page("pages/dataset.py", title="Dataset", icon=":material/folder_open:", default=True),
-    st.Page("pages/label.py", title="Label", icon=":material/label:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
-    st.Page("pages/classify.py", title="Classify", icon=":material/image_search:"),
-    st.Page("pages/clean.py", title="Clean", icon=":material/cleaning_services:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
-    st.Page("pages/tune.py", title="Tune", icon=":material/tune:"),
+    st.Page("app_pages/dataset.py", title="Dataset", icon=":material/folder_open:", default=True),
+    st.Page("app_pages/label.py", title="Label", icon=":material/label:"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("app_pages/classify.py", title="Classify", icon=":material/image_search:"),
+    st.Page("app_pages/clean.py", title="Clean", icon=":material/cleaning_services:"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
+    st.Page("app_pages/tune.py", title="Tune", icon=":material/tune:"),
 ]
 
 page = st.navigation(PAGES)

@@ -1,6 +1,6 @@
 """Packages that pyproject.toml alone cannot declare: the studio's app files.
 
-``streamlit run`` needs app.py, pages/, .streamlit/config.toml and assets/ as files next to each
+``streamlit run`` needs app.py, app_pages/, .streamlit/config.toml and assets/ as files next to each
 other; they live at the repository root, where people run ``streamlit run app.py``. Mapping the
 ``modelkit_studio`` package onto the root ships exactly those files (as package data) without
 moving them, so ``modelkit studio`` finds them in an installed copy too
@@ -27,6 +27,6 @@ setup(
     ],
     package_dir={"modelkit_studio": "."},
     package_data={
-        "modelkit_studio": ["pages/*.py", ".streamlit/config.toml", "assets/*"],
+        "modelkit_studio": ["app_pages/*.py", ".streamlit/config.toml", "assets/*"],
     },
 )

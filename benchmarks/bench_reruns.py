@@ -60,7 +60,7 @@ def _train_page():
     app_test.ScriptCache = lambda: shared
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
-    at.switch_page("pages/train.py")
+    at.switch_page("app_pages/train.py")
     at.run()
     return at
 

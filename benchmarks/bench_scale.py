@@ -215,10 +215,10 @@ def child(step: str, data: Path, work: Path, args: argparse.Namespace) -> dict:
     elif step == "dataset_page":
         from studio.state import DATASET_KEY
 
-        out.update(_open_page("pages/dataset.py", env, {DATASET_KEY: str(data)}))
+        out.update(_open_page("app_pages/dataset.py", env, {DATASET_KEY: str(data)}))
     elif step == "evaluate_page":
         _newest_run(runs_dir)  # an empty page would measure nothing
-        out.update(_open_page("pages/evaluate.py", env))
+        out.update(_open_page("app_pages/evaluate.py", env))
     elif step == "runs_list":
         from modelkit.runs.store import RunStore
 
@@ -229,7 +229,7 @@ def child(step: str, data: Path, work: Path, args: argparse.Namespace) -> dict:
         out["lines"] = len(done.stdout.splitlines())
         out["cli_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     elif step == "runs_page":
-        out.update(_open_page("pages/runs.py", env))
+        out.update(_open_page("app_pages/runs.py", env))
     out.setdefault("seconds", time.perf_counter() - start)
     out["seconds"] = round(out["seconds"], 3)
     out.update(peak_rss_mb=round(_peak_rss_mb(), 1), start_rss_mb=round(base, 1))

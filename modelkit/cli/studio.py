@@ -1,6 +1,6 @@
 """``studio``: start the Streamlit app from wherever the command runs.
 
-The app's files (app.py, pages/, .streamlit/config.toml, assets/) are found next to the
+The app's files (app.py, app_pages/, .streamlit/config.toml, assets/) are found next to the
 ``modelkit`` package in a clone or an editable install, and in the ``modelkit_studio`` package of
 an installed copy (setup.py ships them there). Streamlit starts inside that folder, with
 Python's safe path (``-P``): a folder a person starts it from may hold photos from anywhere, and
@@ -29,16 +29,16 @@ class StudioNotFoundError(ModelkitError, FileNotFoundError):
 
 
 def app_folder() -> Path:
-    """The folder holding app.py and pages/: the clone, or the installed ``modelkit_studio``."""
+    """The folder holding app.py and app_pages/: the clone, or the installed ``modelkit_studio``."""
     candidates = [Path(__file__).resolve().parents[2]]
     spec = importlib.util.find_spec("modelkit_studio")
     if spec is not None and spec.submodule_search_locations:
         candidates[:0] = [Path(p) for p in spec.submodule_search_locations]
     for folder in candidates:
-        if (folder / "app.py").is_file() and (folder / "pages").is_dir():
+        if (folder / "app.py").is_file() and (folder / "app_pages").is_dir():
             return folder
     raise StudioNotFoundError(
-        "the studio's files (app.py, pages/) are not installed next to modelkit; reinstall "
+        "the studio's files (app.py, app_pages/) are not installed next to modelkit; reinstall "
         "with `pip install .` from a clone of the repository"
     )
 

@@ -9,7 +9,7 @@ from modelkit.cleaning.journal import JOURNAL_NAME, TRASH_NAME
 from studio.state import DATASET_KEY
 from tests.app.conftest import APP, make_colour_dataset
 
-PAGE = "pages/clean.py"
+PAGE = "app_pages/clean.py"
 
 
 def _button(at, label):

@@ -11,10 +11,10 @@ from conftest import REPO, make_colour_dataset
 
 from modelkit.config import TrainConfig, schema
 
-# Strings in pages/ and studio/ that are a field's name by coincidence, not the field.
+# Strings in app_pages/ and studio/ that are a field's name by coincidence, not the field.
 NOT_THE_FIELD = {
-    ("pages/evaluate.py", "precision"): "per-class precision, a metric column",
-    ("pages/runs.py", "epochs"): "the Runs table's column header",
+    ("app_pages/evaluate.py", "precision"): "per-class precision, a metric column",
+    ("app_pages/runs.py", "epochs"): "the Runs table's column header",
     ("studio/figures.py", "lr"): "the learning rate logged in metrics.jsonl",
 }
 
@@ -22,7 +22,7 @@ NOT_THE_FIELD = {
 def test_no_config_field_name_is_written_in_pages_or_studio():
     names = {s.name for s in schema()}
     found = []
-    for path in sorted([*REPO.glob("pages/**/*.py"), *REPO.glob("studio/**/*.py")]):
+    for path in sorted([*REPO.glob("app_pages/**/*.py"), *REPO.glob("studio/**/*.py")]):
         where = path.relative_to(REPO).as_posix()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.keyword) and node.arg in names:
@@ -97,7 +97,7 @@ def test_every_field_is_reachable_from_the_train_form(
     open_page, app_dirs, tmp_path, launched, alone
 ):
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=2)
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset)).run()
     wanted = {}
     schema_names = [s.name for s in schema()]
@@ -119,12 +119,12 @@ def test_every_field_is_reachable_from_the_train_form(
 def test_the_tune_form_builds_the_trials_config_from_the_same_schema(
     open_page, app_dirs, monkeypatch
 ):
-    from pages._tune_state import TuneRegistry
+    from app_pages._tune_state import TuneRegistry
 
     started = []
     monkeypatch.setattr(TuneRegistry, "start", lambda self, job: started.append(job))
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=2)
-    at = open_page("pages/tune.py")
+    at = open_page("app_pages/tune.py")
     next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset))
     rotation = next(s for s in schema() if s.label == "Rotation ±°")
     _enter(at, rotation, 12.0)
@@ -137,7 +137,7 @@ def test_the_tune_form_builds_the_trials_config_from_the_same_schema(
 
 def test_a_bad_value_is_reported_by_its_label(open_page, app_dirs, launched):
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=2)
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset)).run()
     next(w for w in at.text_input if w.label == "Hidden sizes (mlp)").set_value("64,x")
     next(w for w in at.number_input if w.label == "Test share").set_value(1.0)

@@ -7,7 +7,7 @@ import io
 
 
 def test_embeddings_tab_map_downloads_and_rsa(open_page, run_dir):
-    at = open_page("pages/evaluate.py")
+    at = open_page("app_pages/evaluate.py")
     assert not at.exception
     next(t for t in at.toggle if t.key == "embeddings_on").set_value(True).run()
     assert not at.exception and not at.error, [e.value for e in at.error]

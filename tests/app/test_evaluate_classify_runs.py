@@ -14,7 +14,7 @@ from studio.state import RUN_KEY, job_registry
 
 pytestmark = pytest.mark.slow
 
-EVALUATE, CLASSIFY, RUNS = "pages/evaluate.py", "pages/classify.py", "pages/runs.py"
+EVALUATE, CLASSIFY, RUNS = "app_pages/evaluate.py", "app_pages/classify.py", "app_pages/runs.py"
 
 
 def no_exception(at) -> None:

@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.slow
 pytest.importorskip("onnxruntime")
 
-EVALUATE = "pages/evaluate.py"
+EVALUATE = "app_pages/evaluate.py"
 
 
 def _values(at) -> list[str]:

@@ -1,4 +1,4 @@
-"""The Evaluate page's report panel (pages/_evaluate_report.py) through AppTest: a click builds
+"""The Evaluate page's report panel (app_pages/_evaluate_report.py) through AppTest: a click builds
 the report under a spinner, then it downloads; a failure is one error naming the run."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from modelkit.runs.folder import RunFolder
 
 
 def _panel(run_dir: str) -> None:
-    from pages._evaluate_report import render
+    from app_pages._evaluate_report import render
 
     render(run_dir)
 

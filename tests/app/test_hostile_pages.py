@@ -11,7 +11,7 @@ from PIL import Image
 
 from studio.state import job_registry
 
-TRAIN, TUNE, RUNS = "pages/train.py", "pages/tune.py", "pages/runs.py"
+TRAIN, TUNE, RUNS = "app_pages/train.py", "app_pages/tune.py", "app_pages/runs.py"
 
 
 def errors(at) -> list[str]:
@@ -74,7 +74,7 @@ def test_tune_refuses_an_outside_folder_and_a_search_while_training(open_page, t
         _dataset_box(at).set_value(str(inside))
         _button(at, "Start search").click().run()
         assert any("training job busy is still running" in e for e in errors(at))
-        from pages._tune_state import tune_registry
+        from app_pages._tune_state import tune_registry
 
         assert tune_registry().current is None
     finally:
@@ -121,7 +121,7 @@ def test_evaluate_shows_no_image_from_outside_the_allowed_folders(open_page, run
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    at = open_page("pages/evaluate.py")
+    at = open_page("app_pages/evaluate.py")
     assert not at.exception
     shown = " ".join(c.value for c in at.caption)
     assert "secret.png (lies outside the folders this app may open)" in shown
@@ -157,7 +157,7 @@ def test_evaluate_survives_a_damaged_calibration_report_and_calibrates_anew(open
     path.unlink()  # a hard link to the session's run: replace it, never write through it
     path.write_text(json.dumps({**report, "temperature": "hot"}))
     assert "damaged calibration file" in read_report(run_dir).problem
-    at = open_page("pages/evaluate.py")
+    at = open_page("app_pages/evaluate.py")
     errors(at)
     assert any("not calibrated" in i.value for i in at.info)
     _button(at, "Calibrate").click().run()

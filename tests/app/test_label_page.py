@@ -14,13 +14,13 @@ import pytest
 from helpers import write_dataset
 from streamlit.testing.v1 import AppTest
 
+from app_pages._label_grid import tile_key
 from modelkit.cleaning.journal import Journal
-from pages._label_grid import tile_key
 from studio.label_state import SOURCE_SAVED
 from studio.state import DATASET_KEY
 from tests.app.conftest import APP
 
-PAGE = "pages/label.py"
+PAGE = "app_pages/label.py"
 KEYS = {"red": "1", "green": "2", "blue": "3"}
 
 

@@ -7,7 +7,7 @@ from conftest import make_colour_dataset
 
 def test_lr_finder_suggestion_goes_into_the_form(open_page, app_dirs):
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=4)
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset)).run()
     next(w for w in at.number_input if w.label == "Image size (px)").set_value(32)
     next(w for w in at.number_input if w.label == "Batch size").set_value(8)

@@ -16,11 +16,11 @@ from modelkit.runs.store import wait_until
 from studio.state import job_registry
 
 TRAIN, CLASSIFY, EVALUATE, RUNS, DATASET = (
-    "pages/train.py",
-    "pages/classify.py",
-    "pages/evaluate.py",
-    "pages/runs.py",
-    "pages/dataset.py",
+    "app_pages/train.py",
+    "app_pages/classify.py",
+    "app_pages/evaluate.py",
+    "app_pages/runs.py",
+    "app_pages/dataset.py",
 )
 
 

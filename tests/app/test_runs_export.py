@@ -7,7 +7,7 @@ import pytest
 pytestmark = pytest.mark.slow
 pytest.importorskip("onnxruntime")
 
-RUNS = "pages/runs.py"
+RUNS = "app_pages/runs.py"
 
 
 def test_runs_export_to_onnx_offers_the_checked_file(open_page, run_dir):

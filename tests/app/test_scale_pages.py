@@ -23,7 +23,7 @@ def test_evaluate_page_parses_splits_json_once_across_reruns(open_page, run_dir,
         return real(path, default)
 
     monkeypatch.setattr(folder, "read_json", counting)
-    at = open_page("pages/evaluate.py")
+    at = open_page("app_pages/evaluate.py")
     assert not at.exception
     for _ in range(3):
         at.run()
@@ -51,7 +51,7 @@ def test_runs_page_reads_a_run_again_only_when_it_changed(open_page, run_dir, mo
         return real(path, default)
 
     monkeypatch.setattr(store, "read_json", counting)
-    at = open_page("pages/runs.py")
+    at = open_page("app_pages/runs.py")
     assert not at.exception
     first = len(reads)
     assert first >= 1

@@ -29,7 +29,7 @@ def _launch(at):
 
 
 def test_train_page_renders_the_grouped_form(open_page):
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     assert not at.exception
     labels = {w.label for w in [*at.number_input, *at.selectbox, *at.slider, *at.checkbox]}
     for expected in ("Architecture", "Epochs", "Learning rate", "Schedule", "Optimizer", "Head"):
@@ -42,7 +42,7 @@ def test_launch_trains_and_shows_results(open_page, app_dirs):
     from studio.state import job_registry
 
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     _fill_fast_settings(at, dataset)
     _launch(at)
     assert not at.exception
@@ -59,7 +59,7 @@ def test_launch_trains_and_shows_results(open_page, app_dirs):
     config = json.loads((app_dirs["runs"] / run_dir.split("/")[-1] / "config.json").read_text())
     assert config["image_size"] == 32 and config["weights"] == "none"
     # A reloaded tab is a new session: it finds the job, and the form starts from its dataset.
-    fresh = open_page("pages/train.py")
+    fresh = open_page("app_pages/train.py")
     assert [m.value for m in fresh.metric if m.label == "State"] == ["finished"]
     folder = next(w for w in fresh.text_input if w.label == "Dataset folder")
     assert folder.value == str(dataset)
@@ -70,7 +70,7 @@ def test_second_launch_is_refused_naming_the_running_job(open_page, app_dirs):
     from studio.state import job_registry
 
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     _fill_fast_settings(at, dataset, epochs=50)
     _launch(at)
     job = job_registry().active()
@@ -95,7 +95,7 @@ def test_second_launch_is_refused_naming_the_running_job(open_page, app_dirs):
 def test_bad_dataset_path_shows_the_error_in_the_live_view(open_page, app_dirs):
     from studio.state import job_registry
 
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     _fill_fast_settings(at, app_dirs["data"] / "missing")
     _launch(at)
     job_registry().current.join(30)
@@ -113,7 +113,7 @@ def test_offline_the_form_starts_from_the_bundled_pretrained_backbone(open_page,
     from modelkit.models import weights
 
     monkeypatch.setattr(weights, "imagenet_available", lambda arch, probe=True: False)
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     assert not at.exception
     assert _architecture(at) == "efficientnet_lite0"
     starting = next(w for w in at.selectbox if w.label == "Starting weights").value
@@ -125,7 +125,7 @@ def test_online_the_form_starts_from_resnet18(open_page, monkeypatch):
     from modelkit.models import weights
 
     monkeypatch.setattr(weights, "imagenet_available", lambda arch, probe=True: True)
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     assert not at.exception
     assert _architecture(at) == "resnet18"
     assert not any("bundled with modelkit" in c.value for c in at.caption)

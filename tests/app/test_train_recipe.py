@@ -14,7 +14,7 @@ def _number(at, label):
 def test_few_images_recipe_fills_the_form_and_trains_in_two_phases(open_page, app_dirs):
     from studio.state import job_registry
 
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     assert _number(at, "Head-only epochs first (0 = off)").value == 0
     next(w for w in at.selectbox if w.label == "Recipe").set_value("few-images").run()
     assert not at.exception
@@ -40,7 +40,7 @@ def test_few_images_recipe_fills_the_form_and_trains_in_two_phases(open_page, ap
 
 
 def test_auto_is_offered_first_and_says_why_it_chose_each_setting(open_page, app_dirs):
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     recipe = next(w for w in at.selectbox if w.label == "Recipe")
     assert recipe.options[0] == "auto" and recipe.value == "auto"
     assert any("auto chooses once a dataset is picked" in c.value for c in at.caption)
@@ -59,7 +59,7 @@ def test_the_page_says_where_each_starting_value_came_from(open_page, monkeypatc
     from modelkit.models import weights
 
     monkeypatch.setattr(weights, "imagenet_available", lambda arch, probe=True: True)
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     next(w for w in at.selectbox if w.label == "Recipe").set_value("few-images").run()
     assert not at.exception
     table = next(df.value for df in at.dataframe if "from" in df.value.columns)

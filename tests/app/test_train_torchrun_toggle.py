@@ -13,7 +13,7 @@ TOGGLE = "train_torchrun"
 
 def test_no_toggle_without_several_gpus(open_page, monkeypatch):
     monkeypatch.setattr("modelkit.training.distributed.gpu_count", lambda: 1)
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     assert not at.exception
     assert not [t for t in at.toggle if t.key == TOGGLE]
 
@@ -29,7 +29,7 @@ def test_with_several_gpus_the_toggle_launches_torchrun(open_page, app_dirs, mon
     monkeypatch.setattr("modelkit.training.distributed.gpu_count", lambda: 4)
     monkeypatch.setattr(JobRegistry, "launch_subprocess", fake_launch)
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset)).run()
     toggle = at.toggle(key=TOGGLE)
     assert "4 GPUs" in toggle.label

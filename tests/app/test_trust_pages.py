@@ -10,7 +10,7 @@ from modelkit.runs.folder import RunFolder
 
 pytestmark = pytest.mark.slow
 
-EVALUATE, CLASSIFY = "pages/evaluate.py", "pages/classify.py"
+EVALUATE, CLASSIFY = "app_pages/evaluate.py", "app_pages/classify.py"
 
 
 def no_exception(at) -> None:

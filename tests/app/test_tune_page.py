@@ -10,18 +10,18 @@ pytest.importorskip("optuna")
 
 
 def test_tune_page_without_studies(open_page):
-    at = open_page("pages/tune.py")
+    at = open_page("app_pages/tune.py")
     assert not at.exception
     assert any("No search yet" in i.value for i in at.info)
     assert any("Start search" in b.label for b in at.button)
 
 
 def test_search_from_the_page_then_train_the_best(open_page, app_dirs):
-    from pages._tune_state import tune_registry
+    from app_pages._tune_state import tune_registry
     from studio.state import job_registry
 
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)
-    at = open_page("pages/tune.py")
+    at = open_page("app_pages/tune.py")
     next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset))
     next(w for w in at.text_input if w.label == "Study name").set_value("page")
     next(w for w in at.number_input if w.label == "Trials").set_value(2)

@@ -39,6 +39,12 @@ def test_newcomer_journey(page, studio_url, studio_dirs):
     # 1. Dataset: the bundled sample, generated on first use, with its report.
     page.goto(studio_url)
     page.wait_for_selector('h2:has-text("Dataset"), h1:has-text("Dataset")')
+    # the sidebar lists the app's pages, not every module of their folder (a folder named
+    # "pages" made Streamlit list its panels too on a server's first page load)
+    links = page.locator('[data-testid="stSidebarNav"] a')
+    titles = ("Dataset", "Label", "Train", "Evaluate", "Classify", "Clean", "Runs", "Tune")
+    assert links.count() == len(titles)
+    assert all(links.filter(has_text=title).count() == 1 for title in titles)
     page.get_by_role("tab", name=re.compile("Sample dataset")).click()
     page.get_by_role("button", name="Use the bundled sample dataset").click()
     page.get_by_text("Train a model on this dataset").wait_for(timeout=120_000)

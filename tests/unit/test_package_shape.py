@@ -1,4 +1,4 @@
-"""The package's shape: no import cycles, short modules (the studio's pages/ and studio/ too),
+"""The package's shape: no import cycles, short modules (the studio's app_pages/ and studio/ too),
 and an engine free of UI libraries.
 
 Imports are read from the source (every ``import`` statement, also those inside functions), so a
@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "modelkit"
-APP_FOLDERS = (ROOT / "pages", ROOT / "studio")  # the studio's pages and what they share
+APP_FOLDERS = (ROOT / "app_pages", ROOT / "studio")  # the studio's pages and what they share
 MAX_MODULE_LINES = 400
 
 

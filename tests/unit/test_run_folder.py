@@ -48,7 +48,7 @@ def test_an_empty_folder_has_nothing_to_evaluate(tmp_path):
 def test_no_front_end_spells_a_run_file_name():
     """Pages, studio and the CLI ask RunFolder; none knows where a run keeps its files."""
     spelt = []
-    for base in ("pages", "studio", "modelkit/cli"):
+    for base in ("app_pages", "studio", "modelkit/cli"):
         for path in sorted((ROOT / base).rglob("*.py")):
             for n, line in enumerate(path.read_text().splitlines(), 1):
                 if RUN_FILE_NAMES.search(line):

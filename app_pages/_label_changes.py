@@ -72,4 +72,4 @@ def train_panel(lab: Labeller) -> None:
         return
     lab.refresh()
     st.session_state[DATASET_KEY] = folder.root
-    st.switch_page("pages/train.py")
+    st.switch_page("app_pages/train.py")

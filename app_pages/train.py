@@ -7,13 +7,13 @@ from functools import partial
 
 import streamlit as st
 
+from app_pages._train_live import live_view
+from app_pages._train_lr_finder import lr_finder_panel, suggested_settings
+from app_pages._train_recipe import recipe_choice, settings_sources
 from modelkit.config import ConfigError
 from modelkit.device import pick_device
 from modelkit.jobs import JobBusyError
 from modelkit.training.distributed import gpu_count
-from pages._train_live import live_view
-from pages._train_lr_finder import lr_finder_panel, suggested_settings
-from pages._train_recipe import recipe_choice, settings_sources
 from studio.config_form import ConfigForm, dataset_input, dataset_of
 from studio.state import DATASET_KEY, job_registry, settings
 
@@ -35,7 +35,9 @@ with new_run:
     )
     if not dataset:
         st.info("Pick a dataset first.")
-        st.page_link("pages/dataset.py", label="Choose a dataset →", icon=":material/folder_open:")
+        st.page_link(
+            "app_pages/dataset.py", label="Choose a dataset →", icon=":material/folder_open:"
+        )
     chosen = recipe_choice(dataset, on_gpu, suggested_settings())
     auto = chosen.auto
     with st.form("train_form", enter_to_submit=False, border=False):

@@ -10,7 +10,7 @@ thumbnails, or with number keys one image at a time. Each label moves (or copies
 have a few labels the model proposes the rest, and one button accepts the sure ones. Then
 "Train on these labels" opens the Train page on the folder.
 
-This page draws; the panels are pages/_label_*.py, the shared state studio/label_state.py, and
+This page draws; the panels are app_pages/_label_*.py, the shared state studio/label_state.py, and
 every decision (what to ask, the accept bar, the moves) is the library's.
 """
 
@@ -20,15 +20,15 @@ import threading
 
 import streamlit as st
 
+from app_pages._dataset_sources import folder_tab
+from app_pages._label_changes import bad_files_panel, changes_panel, train_panel
+from app_pages._label_grid import grid_panel, like_panel, offers_panel
+from app_pages._label_keys import keys_panel
+from app_pages._label_map import map_panel
+from app_pages._label_model import model_panel
 from modelkit.errors import ModelkitError
 from modelkit.labelling.session import Labeller
 from modelkit.paths import confine_to
-from pages._dataset_sources import folder_tab
-from pages._label_changes import bad_files_panel, changes_panel, train_panel
-from pages._label_grid import grid_panel, like_panel, offers_panel
-from pages._label_keys import keys_panel
-from pages._label_map import map_panel
-from pages._label_model import model_panel
 from studio.label_state import (
     BRUSH_KEY,
     CLASSES_KEY,

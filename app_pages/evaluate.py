@@ -2,10 +2,10 @@
 
 Reads what training saved (runs/<id>/evaluation/) and can re-evaluate on demand; every number
 and figure comes from modelkit, this page only draws. The galleries can draw Grad-CAM overlays
-(pages/_evaluate_cam.py); the Calibration tab (pages/_evaluate_calibration.py) shows reliability
-before and after temperature scaling and sets the "unknown" threshold; the Embeddings tab is in
-pages/_evaluate_embeddings.py; the Export tab (pages/_evaluate_export.py) exports the model and
-shows how closely each export matches it.
+(app_pages/_evaluate_cam.py); the Calibration tab (app_pages/_evaluate_calibration.py) shows
+reliability before and after temperature scaling and sets the "unknown" threshold; the
+Embeddings tab is in app_pages/_evaluate_embeddings.py; the Export tab
+(app_pages/_evaluate_export.py) exports the model and shows how closely each export matches it.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages._evaluate_calibration import calibration_tab
+from app_pages._evaluate_cam import cam_controls, cam_overlays
+from app_pages._evaluate_embeddings import embeddings_tab
+from app_pages._evaluate_export import render as export_tab
+from app_pages._evaluate_report import render as report_panel
 from modelkit.data.imageio import ImageLoadError
 from modelkit.evaluation.evaluate import evaluate_run
 from modelkit.evaluation.metrics import Evaluation, load_evaluation
 from modelkit.runs.folder import RunFolder, stamp
 from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_metrics
-from pages._evaluate_calibration import calibration_tab
-from pages._evaluate_cam import cam_controls, cam_overlays
-from pages._evaluate_embeddings import embeddings_tab
-from pages._evaluate_export import render as export_tab
-from pages._evaluate_report import render as report_panel
 from studio import figures as plots
 from studio.dataset_view import thumbnail_jpeg
 from studio.run_picker import pick_run
@@ -285,7 +285,9 @@ st.header("Evaluate")
 runs = [r for r in RunStore(settings().runs_dir).list() if _evaluable(r)]
 if not runs:
     st.info("No finished run to evaluate yet. Train a model first; it shows up here when done.")
-    st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+    st.page_link(
+        "app_pages/train.py", label="Go to the Train page", icon=":material/model_training:"
+    )
     st.stop()
 
 left, middle, right = st.columns([3, 1.2, 1], vertical_alignment="bottom")

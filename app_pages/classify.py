@@ -139,7 +139,9 @@ runs = [
 ]
 if not runs:
     st.info("No trained model yet. Train one first; its best checkpoint is used here.")
-    st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+    st.page_link(
+        "app_pages/train.py", label="Go to the Train page", icon=":material/model_training:"
+    )
     st.stop()
 
 left, right = st.columns([3, 1], vertical_alignment="bottom")

@@ -12,6 +12,7 @@ import re
 import pandas as pd
 import streamlit as st
 
+from app_pages._tune_state import tune_registry
 from modelkit.config import EPOCHS_FIELD
 from modelkit.device import pick_device
 from modelkit.errors import ModelkitError
@@ -26,7 +27,6 @@ from modelkit.tune.search import (
     study_names,
     trials_table,
 )
-from pages._tune_state import tune_registry
 from studio.config_form import ConfigForm, dataset_input, field_input
 from studio.search_figures import history_figure, importance_figure
 from studio.state import DATASET_KEY, job_registry, settings

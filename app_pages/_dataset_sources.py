@@ -1,6 +1,6 @@
 """The Dataset page's four ways in: a folder on this machine (typed or browsed), an uploaded zip
 (with the earlier uploads and their quota), the bundled digits, CIFAR. Each puts the folder it
-chose in ``st.session_state[DATASET_KEY]``; pages/dataset.py draws the tabs and the check.
+chose in ``st.session_state[DATASET_KEY]``; app_pages/dataset.py draws the tabs and the check.
 
 Panels of that one page, kept next to it; the leading underscore says this file is no page
 (app.py's ``st.navigation`` lists the pages).

@@ -74,7 +74,9 @@ def _flash() -> None:
     elif kind == "resumed":
         st.success(message, icon=":material/play_arrow:")
         st.page_link(
-            "pages/train.py", label="Watch it on the Train page", icon=":material/model_training:"
+            "app_pages/train.py",
+            label="Watch it on the Train page",
+            icon=":material/model_training:",
         )
 
 
@@ -203,13 +205,15 @@ def _manage(runs: list[RunInfo]) -> None:
     if running:
         st.info("This run is training now.", icon=":material/play_circle:")
         st.page_link(
-            "pages/train.py", label="Watch it on the Train page", icon=":material/model_training:"
+            "app_pages/train.py",
+            label="Watch it on the Train page",
+            icon=":material/model_training:",
         )
 
     cols = st.columns(4, vertical_alignment="center")
     with cols[0]:
         st.page_link(
-            "pages/evaluate.py",
+            "app_pages/evaluate.py",
             label="Evaluate this run",
             icon=":material/analytics:",
             disabled=run.state not in ENDED_STATES,
@@ -273,7 +277,9 @@ _flash()
 runs = RunStore(settings().runs_dir).list()
 if not runs:
     st.info("No runs yet. Choose a dataset and train a model: every run is recorded here.")
-    st.page_link("pages/dataset.py", label="Go to the Dataset page", icon=":material/folder_open:")
+    st.page_link(
+        "app_pages/dataset.py", label="Go to the Dataset page", icon=":material/folder_open:"
+    )
     st.stop()
 
 st.dataframe(

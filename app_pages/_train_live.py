@@ -72,7 +72,7 @@ def live_view() -> None:
         st.dataframe(table[[c for c in cols if c in table]], hide_index=True)
         st.session_state[RUN_KEY] = v.run_dir
         st.page_link(
-            "pages/evaluate.py", label="Evaluate this model →", icon=":material/analytics:"
+            "app_pages/evaluate.py", label="Evaluate this model →", icon=":material/analytics:"
         )
     elif v.state == "stopped" and v.stop_reason == UNTRAINED:
         untrained = [line for line in v.log if "no epoch was trained" in line]

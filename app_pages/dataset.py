@@ -1,7 +1,7 @@
 """Dataset page: choose a folder of images and see what training would make of it.
 
 Four ways in (a folder on this machine, an uploaded zip, the bundled digits, CIFAR: their tabs
-are in pages/_dataset_sources.py); the chosen folder goes to ``st.session_state[DATASET_KEY]``
+are in app_pages/_dataset_sources.py); the chosen folder goes to ``st.session_state[DATASET_KEY]``
 and the check below is drawn from a cached ``DatasetView``. Everything beyond drawing lives in
 modelkit.
 """
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages._dataset_sources import cifar_tab, folder_tab, sample_tab, upload_tab
 from modelkit.data.browse import folder_fingerprint
 from modelkit.data.report import build_report
 from modelkit.data.scan import scan_dataset
 from modelkit.errors import ModelkitError
 from modelkit.paths import confine_to
-from pages._dataset_sources import cifar_tab, folder_tab, sample_tab, upload_tab
 from studio.dataset_view import DatasetView, contact_sheet, counts_bar, dataset_view
 from studio.state import DATASET_KEY, settings
 from studio.text import md
@@ -114,7 +114,9 @@ def _report_section(path: str) -> None:
     st.button("Check again", key="ds_recheck", on_click=_check.clear, help="Re-read every file.")
     st.divider()
     st.page_link(
-        "pages/train.py", label="Train a model on this dataset →", icon=":material/model_training:"
+        "app_pages/train.py",
+        label="Train a model on this dataset →",
+        icon=":material/model_training:",
     )
 
 
