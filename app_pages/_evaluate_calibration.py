@@ -11,6 +11,7 @@ import streamlit as st
 
 from modelkit.errors import ModelkitError
 from modelkit.evaluation import calibration as cal
+from modelkit.evaluation.calibration_report import read_report
 from modelkit.runs.store import RunInfo
 from studio.calibration_figures import coverage_figure, reliability_figure
 from studio.text import md
@@ -30,6 +31,9 @@ def _calibrate_now(run: RunInfo, target: float) -> None:
 def calibration_tab(run: RunInfo) -> None:
     report = cal.load_report(run.path)
     if report is None:
+        damaged = read_report(run.path).problem
+        if damaged:
+            st.warning(md(damaged))
         st.info(
             "This run is not calibrated yet: its confidences are the raw softmax, and it never "
             "answers 'unknown'. Calibration fits a temperature on the validation split."

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from modelkit.cli.common import UsageError
+from modelkit.cli.common import UsageError, echo
 
 
 def _pairs(items: list[str], data: str) -> list[tuple[str, str]]:
@@ -42,11 +42,11 @@ def _report(outcome, verb: str, root: str, out: dict, key: str) -> None:
     out.setdefault("failed", []).extend({"path": p, "why": w} for p, w in outcome.failed)
     if out["_text"]:
         for e in outcome.done:
-            print(f"{verb} #{e.id}: {_rel(os.path.join(root, e.src), root)} -> {e.dst}")
+            echo(f"{verb} #{e.id}: {_rel(os.path.join(root, e.src), root)} -> {e.dst}")
         for p, why in outcome.failed:
-            print(f"not {verb}: {_rel(p, root)}: {why}", file=sys.stderr)
+            echo(f"not {verb}: {_rel(p, root)}: {why}", file=sys.stderr)
         for p in getattr(outcome, "offers", []):
-            print(f"  near-duplicate, same label? {_rel(p, root)}")
+            echo(f"  near-duplicate, same label? {_rel(p, root)}")
 
 
 def _state(lab, out: dict) -> None:
@@ -60,10 +60,10 @@ def _state(lab, out: dict) -> None:
     if not out["_text"]:
         return
     counts = ", ".join(f"{c} {n}" for c, n in f.counts().items()) or "none yet"
-    print(f"{f.root}: {len(f.unlabelled)} unlabelled, {len(f.skipped)} not sure; classes: "
+    echo(f"{f.root}: {len(f.unlabelled)} unlabelled, {len(f.skipped)} not sure; classes: "
           f"{counts}")  # fmt: skip
     for p, why in table.errors + f.refused:
-        print(f"skipped {_rel(p, f.root)}: {why}", file=sys.stderr)
+        echo(f"skipped {_rel(p, f.root)}: {why}", file=sys.stderr)
 
 
 def _suggest(lab, args, out: dict, accept: bool) -> None:
@@ -78,19 +78,19 @@ def _suggest(lab, args, out: dict, accept: bool) -> None:
     root = lab.root
     if accept:
         verb = "would label" if args.dry_run else "left to label"
-        print(f"accept bar for {s.target:.0%}: calibrated confidence >= {s.threshold:.3f}; "
+        echo(f"accept bar for {s.target:.0%}: calibrated confidence >= {s.threshold:.3f}; "
               f"{verb} {len(s.accept)}" + ("" if s.reached else " (the target is not reached "
               "on the labels given yet: label more)"))  # fmt: skip
     if s.ready:
         est = f"{s.estimated_accuracy:.3f}" if s.estimated_accuracy is not None else "?"
-        print(f"head: estimated accuracy {est} (out of fold on {s.labelled} labels), "
+        echo(f"head: estimated accuracy {est} (out of fold on {s.labelled} labels), "
               f"{len(s.accept)} unlabelled above the {s.target:.0%} bar "
               f"(confidence >= {s.threshold:.3f})")  # fmt: skip
     if args.suggest:
-        print(f"next {len(s.asks)} to label, most useful first:")
+        echo(f"next {len(s.asks)} to label, most useful first:")
         for i, a in enumerate(s.asks, 1):
             guess = f"guess {a['guess']} {a['confidence']:.2f}; " if a["guess"] else ""
-            print(f"{i:>4}  {_rel(a['path'], root)}  ({guess}{a['reason']})")
+            echo(f"{i:>4}  {_rel(a['path'], root)}  ({guess}{a['reason']})")
 
 
 def _progress(stage: str, fraction: float) -> None:
@@ -111,7 +111,7 @@ def _label(args: argparse.Namespace) -> int:
         entry = lab.undo(None if args.undo == 0 else args.undo)
         out["undone"] = entry.to_dict() if entry else None
         if out["_text"]:
-            print(f"undid #{entry.undoes}: {entry.src} -> {entry.dst}" if entry else
+            echo(f"undid #{entry.undoes}: {entry.src} -> {entry.dst}" if entry else
                   "no labelling change to undo")  # fmt: skip
     by_class: dict[str, list[str]] = {}
     for path, cls in pairs:
@@ -122,7 +122,7 @@ def _label(args: argparse.Namespace) -> int:
         skipped = lab.skip([_path(p, args.data) for p in args.skip])
         _report(skipped, "skipped", lab.root, out, "skipped_now")
     if out["_text"] and lab.table(_progress).embedded:
-        print(file=sys.stderr)  # end the progress line
+        echo(file=sys.stderr)  # end the progress line
     _state(lab, out)
     if args.suggest is not None or args.accept_above is not None:
         _suggest(lab, args, out, args.accept_above is not None)
@@ -130,14 +130,14 @@ def _label(args: argparse.Namespace) -> int:
         like = lab.like(_path(args.like, args.data), args.suggest or 12)
         out["like"] = [{"path": p, "similarity": round(s, 4)} for p, s in like]
         for p, s in like if out["_text"] else []:
-            print(f"  {s:.3f}  {_rel(p, lab.root)}")
+            echo(f"  {s:.3f}  {_rel(p, lab.root)}")
     if args.map:
         from modelkit.labelling.html_map import write_map
 
         write_map(lab, args.map, args.map_method)
         out["map"] = os.path.abspath(args.map)
         if out["_text"]:
-            print(f"map: {out['map']}")
+            echo(f"map: {out['map']}")
     if args.json:
         del out["_text"]
         print(json.dumps(out, indent=2, default=str))

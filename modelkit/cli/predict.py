@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from modelkit.cli.common import EXIT_ERROR, UsageError
+from modelkit.cli.common import EXIT_ERROR, UsageError, echo
 from modelkit.csvcells import safe_cell
 from modelkit.serving import BACKENDS
 
@@ -42,13 +42,13 @@ def _predict_files(predictor: Any, args: argparse.Namespace) -> int:
     failed = 0
     for n, r in enumerate(results):
         if r.error:
-            print(f"error: {r.error}", file=sys.stderr)
+            echo(f"error: {r.error}", file=sys.stderr)
             failed += 1
             continue
         shown = ", ".join(f"{lab} {p:.3f}" for lab, p in zip(r.labels, r.probabilities))
-        print(f"{r.source}: {'unknown (' if r.unknown else ''}{shown}{')' if r.unknown else ''}")
+        echo(f"{r.source}: {'unknown (' if r.unknown else ''}{shown}{')' if r.unknown else ''}")
         if args.cam:
-            print(
+            echo(
                 f"  Grad-CAM: {_write_cam(r, Path(args.cam), n, args.cam_opacity)}", file=sys.stderr
             )
     if args.csv:
@@ -83,23 +83,21 @@ def _predict_folder(predictor: Any, args: argparse.Namespace) -> int:
     s = predict_folder(predictor, args.images, args.csv, args.top_k, shard, progress)
     bar.close()
     part = f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else ""
-    print(
+    echo(
         f"{s.csv}: {s.written} rows written at {s.rate:.1f} images/s{part}"
         + (f", {s.already_done} were there from an earlier run" if s.already_done else "")
         + (f", {s.not_images} files skipped that are not images by name" if s.not_images else ""),
         file=sys.stderr,
     )
     if s.recovered_torn_row:
-        print(
+        echo(
             "the last run stopped mid-row: that row was dropped and written again", file=sys.stderr
         )
     for reason in s.failures:
-        print(f"error: {reason}", file=sys.stderr)
+        echo(f"error: {reason}", file=sys.stderr)
     if s.failed > len(s.failures):
-        print(
-            f"... and {s.failed - len(s.failures)} more unreadable (see the CSV)", file=sys.stderr
-        )
-    print(s.csv)
+        echo(f"... and {s.failed - len(s.failures)} more unreadable (see the CSV)", file=sys.stderr)
+    echo(s.csv)
     return EXIT_ERROR if s.written and s.failed == s.written else 0
 
 

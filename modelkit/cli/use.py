@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from modelkit.cli.common import UsageError
+from modelkit.cli.common import UsageError, echo
 from modelkit.serving import EXPORT_FORMATS
 
 SPLITS = ("train", "val", "test")
@@ -19,24 +19,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(ev.to_dict(), indent=2))
         return 0
-    print(f"{args.split}: {ev.to_dict()['num_samples']} images")
-    print(f"accuracy  {ev.accuracy:.4f}")
+    echo(f"{args.split}: {ev.to_dict()['num_samples']} images")
+    echo(f"accuracy  {ev.accuracy:.4f}")
     if ev.top5 is not None:
-        print(f"top-5     {ev.top5:.4f}")
-    print(f"macro F1  {ev.macro['f1']:.4f}")
-    print()
+        echo(f"top-5     {ev.top5:.4f}")
+    echo(f"macro F1  {ev.macro['f1']:.4f}")
+    echo()
     width = max([len(r["class"]) for r in ev.per_class] + [12])
-    print(f"{'class':<{width}}  precision  recall     f1  support")
+    echo(f"{'class':<{width}}  precision  recall     f1  support")
     for r in ev.per_class:
-        print(
+        echo(
             f"{r['class']:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  "
             f"{r['f1']:5.3f}  {r['support']:7d}"
         )
     for name, avg in (("macro avg", ev.macro), ("weighted avg", ev.weighted)):
-        print(f"{name:<{width}}  {avg['precision']:9.3f}  {avg['recall']:6.3f}  {avg['f1']:5.3f}")
-    print("\nconfusion matrix (rows: true, columns: predicted)")
+        echo(f"{name:<{width}}  {avg['precision']:9.3f}  {avg['recall']:6.3f}  {avg['f1']:5.3f}")
+    echo()
+    echo("confusion matrix (rows: true, columns: predicted)")
     for cls, row in zip(ev.classes, ev.confusion_matrix):
-        print(f"{cls:<{width}}  " + " ".join(f"{v:5d}" for v in row))
+        echo(f"{cls:<{width}}  " + " ".join(f"{v:5d}" for v in row))
     return 0
 
 
@@ -44,11 +45,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     from modelkit.evaluation.calibration import calibrate_run
 
     c = calibrate_run(args.run_dir, args.target, device=args.device)
-    print(f"temperature {c.temperature:.3f} (fitted on {c.samples} {c.split} images)")
-    print(f"ECE  {c.ece_before:.4f} -> {c.ece_after:.4f}")
-    print(f"NLL  {c.nll_before:.4f} -> {c.nll_after:.4f}")
+    echo(f"temperature {c.temperature:.3f} (fitted on {c.samples} {c.split} images)")
+    echo(f"ECE  {c.ece_before:.4f} -> {c.ece_after:.4f}")
+    echo(f"NLL  {c.nll_before:.4f} -> {c.nll_after:.4f}")
     reached = "" if c.reached else f" (the {c.target_accuracy:.0%} target is not reachable)"
-    print(
+    echo(
         f"unknown below {c.threshold:.3f}: answers {c.coverage:.1%} of {c.split} "
         f"at {c.answered_accuracy:.1%} accuracy{reached}"
     )
@@ -68,15 +69,15 @@ def _export(args: argparse.Namespace) -> int:
             args.out,
             max_drop=args.max_drop,
             timing=not args.no_timing,
-            progress=lambda message: print(f"{message}…", file=sys.stderr),
+            progress=lambda message: echo(f"{message}…", file=sys.stderr),
         )
     except ExportRefused as exc:  # the table first, then the one error line
-        print(format_table(exc.format, exc.parity), file=sys.stderr)
+        echo(format_table(exc.format, exc.parity), file=sys.stderr)
         raise ExportError(str(exc).splitlines()[0]) from None
-    print(f"max abs diff {result.max_abs_diff:.3g} on {result.samples} {result.sample_source}")
-    print(format_table(args.format, result.parity))
-    print(f"model card: {result.card}", file=sys.stderr)
-    print(result.path)
+    echo(f"max abs diff {result.max_abs_diff:.3g} on {result.samples} {result.sample_source}")
+    echo(format_table(args.format, result.parity))
+    echo(f"model card: {result.card}", file=sys.stderr)
+    echo(result.path)
     return 0
 
 
@@ -89,8 +90,8 @@ def _embeddings(args: argparse.Namespace) -> int:
     except ValueError as exc:  # the --out name: neither .csv nor .npy
         raise UsageError(str(exc)) from None
     n, d = emb.features.shape
-    print(f"{n} images x {d} features of the {args.split} split", file=sys.stderr)
-    print(out)
+    echo(f"{n} images x {d} features of the {args.split} split", file=sys.stderr)
+    echo(out)
     return 0
 
 

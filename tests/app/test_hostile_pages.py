@@ -160,6 +160,7 @@ def test_evaluate_survives_a_damaged_calibration_report_and_calibrates_anew(open
     at = open_page("app_pages/evaluate.py")
     errors(at)
     assert any("not calibrated" in i.value for i in at.info)
+    assert any("damaged calibration file" in w.value for w in at.warning)  # says why
     _button(at, "Calibrate").click().run()
     errors(at)
     assert read_report(run_dir).problem is None and read_report(run_dir).report is not None
