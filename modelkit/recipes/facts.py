@@ -119,7 +119,8 @@ def gather_facts(
         median_side=int(median(sides)) if sides else 0, pretrained=pretrained, gpu=gpu,
         time_budget=float(explicit.get("time_budget", 0.0) or 0.0),
     )  # fmt: skip
-    if not facts.time_budget and "epochs" not in explicit:
+    if measure and not facts.time_budget and "epochs" not in explicit:
+        # a run being started with everything the person asked known: no budget, no epochs
         facts.time_budget = facts.chosen_budget = default_budget(facts.images, gpu)
     if measure and _measurable(facts, explicit):
         from modelkit.recipes.probe import probe_backbones

@@ -163,10 +163,12 @@ def test_without_a_budget_auto_gives_itself_one_and_says_so(make_dataset):
     assert default_budget(7315, gpu=False) == 420.0  # whole minutes
     assert default_budget(10**6, gpu=False) == 3600.0 and default_budget(7315, gpu=True) == 120.0
     data = make_dataset(per_class=8, size=(40, 40))
-    out = resolve("auto", {"weights": "none"}, dataset=str(data), probe_network=False)
+    run = dict(dataset=str(data), probe_network=False, measure=True)  # as a run starts
+    out = resolve("auto", {"weights": "none"}, **run)
     assert out.settings["time_budget"] == 120.0 and out.sources["time_budget"] == "auto"
     assert any("time_budget = 120" in n and "none was given" in n for n in out.notes)
-    asked = resolve(
-        "auto", {"weights": "none", "epochs": 3}, dataset=str(data), probe_network=False
-    )
+    asked = resolve("auto", {"weights": "none", "epochs": 3}, **run)
     assert "time_budget" not in asked.settings  # epochs asked for: no budget imposed
+    # the page's preview, whose form may still get epochs typed in, chooses none
+    preview = resolve("auto", {"weights": "none"}, dataset=str(data), probe_network=False)
+    assert "time_budget" not in preview.settings
