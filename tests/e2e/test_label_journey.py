@@ -4,8 +4,8 @@ clusters with a box drawn on the map, accepts the model's suggestions, undoes on
 the rest in the not-sure bin and clicks "Train on these labels": the Train page opens on the
 folder with auto, and every file is where the journal says.
 
-This test fails, never skips, when Chromium cannot run: it is the only proof that the page
-works in a browser (its own browser fixture, not the shared one that skips off CI).
+It uses the session's Chromium (tests/e2e/conftest.py), which fails the run under CI when
+Chromium cannot start, as every browser test does.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, screenshot, settle
+from conftest import screenshot, settle
 from helpers import write_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -36,32 +36,11 @@ POINTS_JS = """(prefix) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    """Chromium through Playwright; any failure to start it fails the test."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        pytest.fail(f"playwright is not installed: {exc}")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: the label journey needs Chromium")
-    pw = sync_playwright().start()
-    try:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
-        )  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - whatever stops Chromium fails the journey
-        pw.stop()
-        pytest.fail(f"Chromium could not be started: {exc}")
-    yield browser
-    browser.close()
-    pw.stop()
-
-
 @pytest.fixture
-def tab(chromium):
-    context = chromium.new_context(viewport={"width": 1400, "height": 2000})
+def tab(browser):
+    """A page of the session's Chromium (tests/e2e/conftest.py: under CI a browser that cannot
+    start fails the run); two sync Playwrights in one process cannot run at once."""
+    context = browser.new_context(viewport={"width": 1400, "height": 2000})
     page = context.new_page()
     page.set_default_timeout(60_000)
     yield page
