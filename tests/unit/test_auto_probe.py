@@ -172,3 +172,25 @@ def test_without_a_budget_auto_gives_itself_one_and_says_so(make_dataset):
     # the page's preview, whose form may still get epochs typed in, chooses none
     preview = resolve("auto", {"weights": "none"}, dataset=str(data), probe_network=False)
     assert "time_budget" not in preview.settings
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(installed_backbones()) < 2, reason="needs two bundled backbones")
+def test_the_probe_benchmark_checks_the_winner_against_validation(make_dataset, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = make_dataset(per_class=8, size=(72, 72))
+    out = tmp_path / "probe.json"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_probe.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(data), "--budget", "600", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(out.read_text())["sets"]
+    assert row["winner"] in row["val_accuracy"]
+    assert all(0 <= acc <= 1 for acc in row["val_accuracy"].values())
+    assert isinstance(row["winner_within_a_point_on_val"], bool)
