@@ -3,11 +3,15 @@
 Navigation over app_pages/, and a sidebar on every page with the device and the active job.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from studio.sidebar import render_sidebar
 
-st.set_page_config(page_title="modelkit studio", page_icon=":material/neurology:", layout="wide")
+# the icon ships with the app: a Material icon is fetched from the web, which fails offline
+ICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
+st.set_page_config(page_title="modelkit studio", page_icon=str(ICON), layout="wide")
 
 PAGES = [
     st.Page("app_pages/dataset.py", title="Dataset", icon=":material/folder_open:", default=True),
