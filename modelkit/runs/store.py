@@ -114,6 +114,7 @@ class RunInfo:
     classes: list[str] = field(default_factory=list)
     error: str = ""
     problem: str = ""  # why the run is unreadable (state "unreadable"), naming the file
+    _images: int | None = field(default=None, repr=False, compare=False)
 
     @property
     def best_val_acc(self) -> float | None:
@@ -123,6 +124,29 @@ class RunInfo:
     def folder(self) -> RunFolder:
         """Where the run's files are, and what they say (checkpoints, splits, evaluations)."""
         return RunFolder(self.path)
+
+    @property
+    def dataset_path(self) -> str:
+        """The folder the run trained on, as its config names it ("" when it names none)."""
+        value = self.config.get("data_dir")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def dataset_name(self) -> str:
+        return Path(self.dataset_path).name or "unknown data set"
+
+    @property
+    def dataset_images(self) -> int:
+        """Images the run split into train/val/test (0 when its splits.json is unreadable)."""
+        if self._images is None:
+            self._images = sum(self.folder.split_sizes().values())
+        return self._images
+
+    def dataset_label(self) -> str:
+        """How a page names the run's data set where runs are picked: runs of two data sets
+        must not look the same (the newcomer's walk, issue #29)."""
+        images = self.dataset_images
+        return f"{self.dataset_name} · {images:,} images" if images else self.dataset_name
 
     @property
     def resumable(self) -> bool:

@@ -35,6 +35,14 @@ def test_a_trained_run_answers_what_the_pages_ask(trained_run):
     assert load_run(trained_run).folder.path == folder.path
 
 
+def test_a_run_names_the_data_set_it_trained_on(trained_run):
+    run = load_run(trained_run)
+    data_dir = Path(run.config["data_dir"])
+    assert run.dataset_path == str(data_dir) and run.dataset_name == data_dir.name
+    assert run.dataset_images == 30
+    assert run.dataset_label() == f"{data_dir.name} · 30 images"
+
+
 def test_an_empty_folder_has_nothing_to_evaluate(tmp_path):
     folder = RunFolder(tmp_path)
     assert not folder.is_run() and not folder.has_checkpoint() and not folder.can_evaluate()
