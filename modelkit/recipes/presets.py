@@ -73,6 +73,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         saturation=0.2,
     ),
 }
+# What each recipe does, in a line: auto's notes and the Train page's recipe help say it.
+ABOUT: dict[str, str] = {
+    "few-images": "the new head first, then everything fine-tuned gently with AdamW, label "
+    "smoothing and hard crops",
+    "from-scratch-small-images": "ResNet-18 at 112 px from random weights, one-cycle SGD, label "
+    "smoothing and weight decay",
+    "fine-tune-large": "everything fine-tuned from the first step with AdamW and a cosine "
+    "schedule, the backbone at a fifth of the head's rate",
+}
 AUTO = "auto"  # looks at the dataset first (recipes.auto); the Train page's first choice
 NAMES = (AUTO, *PRESETS)  # every recipe a person can pick, ``auto`` first
 

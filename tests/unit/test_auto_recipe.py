@@ -247,7 +247,9 @@ def test_imbalanced_classes_are_noticed_and_said():
     chosen = choose(facts(per_class={"a": 190, "b": 10}))
     assert chosen.settings["monitor"] == "val_loss"
     assert any("19.0x the smallest" in line for line in chosen.lines())
-    assert "monitor" not in choose(facts()).settings
+    balanced = choose(facts())
+    assert balanced.settings.get("monitor", "val_loss") == "val_loss"
+    assert not any("smallest" in line for line in balanced.lines())
 
 
 def test_a_tight_budget_on_a_cpu_trains_smaller_images_and_says_why():
@@ -377,3 +379,43 @@ def test_an_architecture_without_a_cpu_rate_gets_a_clear_error_not_a_guess(monke
         auto.expected_epochs(planned, facts(time_budget=60.0), {})
     with pytest.raises(registry.ArchitectureError, match="'nonet' is not one of"):
         registry.cpu_rate_224("nonet")
+
+
+# -- auto starts from a fixed recipe and changes what it has a reason to change -------------------
+@pytest.mark.parametrize(
+    "situation, start",
+    [
+        (dict(), "few-images"),
+        (dict(images=20000, per_class={"a": 10000, "b": 10000}), "fine-tune-large"),
+        (dict(pretrained=""), "from-scratch-small-images"),
+        (dict(median_side=32), "from-scratch-small-images"),  # tiny images on a CPU
+    ],
+)
+def test_auto_starts_from_the_preset_for_the_situation(situation, start):
+    chosen = choose(facts(**situation))
+    assert chosen.start == start
+    assert chosen.lines()[0].startswith(f"auto: started from the {start} recipe")
+    changed = {name for name, _, _ in chosen.reasons if name}
+    kept = {k: v for k, v in PRESETS[start].items() if k not in changed}
+    assert kept and all(chosen.settings[k] == v for k, v in kept.items())
+
+
+def test_preset_values_auto_drops_go_back_to_the_defaults_with_a_reason():
+    chosen = choose(facts())  # few-images: its rotation, zoom and early stopping are not kept
+    defaults = {s.name: s.default for s in schema()}
+    for name in ("rotation", "zoom", "head_dropout", "early_stopping_patience"):
+        assert chosen.settings[name] == defaults[name]
+        assert any(line.startswith(f"auto: {name} = ") for line in chosen.lines())
+
+
+def test_every_picker_of_auto_is_short():
+    import ast
+    import inspect
+
+    from modelkit.recipes import choice, fine_tune, scratch
+
+    for module in (auto, choice, fine_tune, scratch):
+        tree = ast.parse(inspect.getsource(module))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                assert node.end_lineno - node.lineno < 42, f"{module.__name__}.{node.name}"
