@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from modelkit import scan_dataset  # noqa: E402
 from modelkit.cleaning.features import PRETRAINED  # noqa: E402
 from modelkit.cleaning.finder import find_issues  # noqa: E402
-from modelkit.data.scan import scan_dataset  # noqa: E402
 
 
 def flip_labels(root: Path, fraction: float, seed: int) -> set[str]:

@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from modelkit import Predictor  # noqa: E402
 from modelkit.data.imageio import is_image_file  # noqa: E402
 from modelkit.serving.folder_predict import predict_folder  # noqa: E402
-from modelkit.serving.predictor import Predictor  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
-from modelkit.serving.predictor import Predictor  # noqa: E402
+from modelkit import Predictor  # noqa: E402
 
 
 def _timeit(fn, repeat: int) -> float:
@@ -40,8 +40,7 @@ def _timeit(fn, repeat: int) -> float:
 
 
 def _make_run(workdir: Path, image_size: int) -> Path:
-    from modelkit.config import TrainConfig
-    from modelkit.training.loop import Trainer
+    from modelkit import TrainConfig, Trainer
 
     rng = np.random.default_rng(0)
     for c in range(3):

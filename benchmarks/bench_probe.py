@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from modelkit.data.scan import scan_dataset  # noqa: E402
+from modelkit import scan_dataset  # noqa: E402
 from modelkit.recipes import probe  # noqa: E402
 
 VAL_IMAGES = 600  # validation images embedded per set for the check

@@ -75,7 +75,7 @@ def _apptest_loop(job, stop: threading.Event, interval: float, counter: list[int
 
 
 def measure(data: Path, runs: Path, args, interval: float, watcher=None, page=None) -> dict:
-    from modelkit.config import TrainConfig
+    from modelkit import TrainConfig
     from studio.state import job_registry
 
     cfg = TrainConfig(

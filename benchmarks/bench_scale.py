@@ -111,7 +111,7 @@ def make_images(folder: Path, n: int, classes: int, workers: int) -> dict:
 def make_runs(folder: Path, n: int, epochs: int = 20, classes: int = 300) -> Path:
     """``n`` finished runs as training writes them (config, classes, splits, status, metrics),
     without checkpoints: what the Runs page and ``modelkit runs`` read."""
-    from modelkit.config import TrainConfig
+    from modelkit import TrainConfig
     from modelkit.runs.folder import RunFolder
 
     done = folder / ".complete"
@@ -177,7 +177,7 @@ def _open_page(page: str, env: dict[str, str], state: dict | None = None) -> dic
 
 def child(step: str, data: Path, work: Path, args: argparse.Namespace) -> dict:
     """Run one step and return its numbers (``seconds`` is the step's own wall time)."""
-    from modelkit.data.scan import scan_dataset
+    from modelkit import scan_dataset
 
     env = {"MODELKIT_ALLOWED_ROOTS": str(work.parent), "MODELKIT_DATA_DIR": str(data.parent)}
     runs_dir = work / "runs"
@@ -238,9 +238,8 @@ def child(step: str, data: Path, work: Path, args: argparse.Namespace) -> dict:
 
 def _train(data: Path, runs_dir: Path, args: argparse.Namespace) -> dict:
     """One epoch as the product trains (bf16 where the CPU has it); times from its events."""
-    from modelkit.config import TrainConfig
+    from modelkit import TrainConfig, Trainer
     from modelkit.events import CacheProgress, EpochEnd, RunStarted
-    from modelkit.training.loop import Trainer
 
     marks: dict[str, float] = {}
 

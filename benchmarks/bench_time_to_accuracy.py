@@ -45,10 +45,9 @@ def _peak_rss_mb() -> float:
 
 
 def run_auto(args, q) -> None:
-    from modelkit.config import TrainConfig
+    from modelkit import TrainConfig, Trainer
     from modelkit.events import EpochEnd, Message
     from modelkit.recipes import resolve_settings
-    from modelkit.training.loop import Trainer
 
     t0 = time.perf_counter()
     curve: list[tuple[float, float]] = []
@@ -95,7 +94,7 @@ def run_naive(args, q) -> None:
     from torch import nn
     from torch.utils.data import DataLoader
 
-    from modelkit.data.scan import scan_dataset
+    from modelkit import scan_dataset
     from modelkit.models.registry import build_model, load_starting_weights, normalisation
 
     t0 = time.perf_counter()

@@ -47,7 +47,7 @@ def run_naive(args, q) -> None:
     from torch import nn
     from torch.utils.data import DataLoader
 
-    from modelkit.data.scan import scan_dataset
+    from modelkit import scan_dataset
     from modelkit.models.registry import build_model, load_starting_weights, normalisation
     from modelkit.models.stages import set_backbone_trainable
 
@@ -95,9 +95,8 @@ def run_naive(args, q) -> None:
 
 
 def run_modelkit(args, q) -> None:
-    from modelkit.config import TrainConfig
+    from modelkit import TrainConfig, Trainer
     from modelkit.events import EpochEnd
-    from modelkit.training.loop import Trainer
 
     t0 = time.perf_counter()
     epochs: list[dict] = []
@@ -142,10 +141,10 @@ def run_minimal(args, q) -> None:
     rate loses against it is the price of its augmentation and bookkeeping."""
     import torch
 
+    from modelkit import scan_dataset
     from modelkit.data.augment import normalise, to_float
     from modelkit.data.cache import ImageCache
     from modelkit.data.imageio import resize_size_for
-    from modelkit.data.scan import scan_dataset
     from modelkit.models.registry import load_starting_weights, normalisation
 
     torch.manual_seed(args.seed)

@@ -62,9 +62,8 @@ def path_settings(name: str, args) -> dict:
 
 
 def run_modelkit(name: str, args, q) -> None:
-    from modelkit.config import TrainConfig
+    from modelkit import TrainConfig, Trainer
     from modelkit.events import EpochEnd
-    from modelkit.training.loop import Trainer
 
     t0 = time.perf_counter()
     curve: list[tuple[float, float]] = []
@@ -104,7 +103,7 @@ def run_tutorial(args, q) -> None:
     from torch import nn
     from torch.utils.data import DataLoader
 
-    from modelkit.data.scan import scan_dataset
+    from modelkit import scan_dataset
     from modelkit.models.registry import build_model, load_starting_weights, normalisation
 
     t0 = time.perf_counter()

@@ -85,8 +85,8 @@ def untrained_run(folder, arch: str, image_size: int):
     benchmarks time (speed does not depend on the weights) when no trained run is given."""
     import torch
 
+    from modelkit import TrainConfig
     from modelkit.atomic import atomic_write_json
-    from modelkit.config import TrainConfig
     from modelkit.models.checkpoint import save_checkpoint
     from modelkit.models.registry import build_model, preprocessing
     from modelkit.runs.folder import RunFolder

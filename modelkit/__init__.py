@@ -14,6 +14,7 @@ _EXPORTS = {
     "TrainConfig": "modelkit.config",
     "ConfigError": "modelkit.config",
     "recipe": "modelkit.recipes",
+    "resolve": "modelkit.recipes",
     "scan_dataset": "modelkit.data.scan",
     "DatasetError": "modelkit.data.scan",
     "build_report": "modelkit.data.report",
@@ -24,6 +25,8 @@ _EXPORTS = {
     "export_run": "modelkit.serving.export",
     "evaluate_run": "modelkit.evaluation.evaluate",
     "RunStore": "modelkit.runs.store",
+    "RunFolder": "modelkit.runs.folder",
+    "predict_folder": "modelkit.serving.folder_predict",
     "load_run": "modelkit.runs.store",
     "JobRegistry": "modelkit.jobs",
 }
@@ -35,6 +38,7 @@ __all__ = [
     "JobRegistry",
     "ModelkitError",
     "Predictor",
+    "RunFolder",
     "RunStore",
     "TrainConfig",
     "Trainer",
@@ -43,7 +47,9 @@ __all__ = [
     "evaluate_run",
     "export_run",
     "load_run",
+    "predict_folder",
     "recipe",
+    "resolve",
     "scan_dataset",
 ]
 
@@ -54,9 +60,11 @@ if TYPE_CHECKING:
     from modelkit.errors import ModelkitError
     from modelkit.evaluation.evaluate import evaluate_run
     from modelkit.jobs import JobRegistry
-    from modelkit.recipes import recipe
+    from modelkit.recipes import recipe, resolve
+    from modelkit.runs.folder import RunFolder
     from modelkit.runs.store import RunStore, load_run
     from modelkit.serving.export import export_run
+    from modelkit.serving.folder_predict import predict_folder
     from modelkit.serving.predictor import Predictor
     from modelkit.training.callbacks import Callback
     from modelkit.training.loop import Trainer, TrainingError
