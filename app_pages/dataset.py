@@ -13,6 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages._dataset_duplicates import duplicates_section
 from app_pages._dataset_sources import cifar_tab, folder_tab, sample_tab, upload_tab
 from modelkit.data.browse import folder_fingerprint
 from modelkit.data.report import build_report
@@ -61,24 +62,16 @@ def _report_section(path: str) -> None:
         return
     report = view.report
 
-    problems = report.problems
-    leaks = sum(1 for g in report.duplicates if g["cross_class"] or g["cross_split"])
     c = st.columns(4)
     c[0].metric("Classes", len(report.classes))
     c[1].metric("Images", f"{view.images:,}")
-    c[2].metric("Problems", len(problems))
-    c[3].metric("Identical across class/split", leaks)
-
-    if problems:
-        st.warning(
-            f"{len(problems)} thing(s) to fix before training; they are listed below. "
-            "Fixing them first gives a model and a validation score you can trust."
-        )
-    else:
-        st.success(
-            "No problems found: every file decodes and no file appears twice across "
-            "classes or splits."
-        )
+    c[2].metric("Problems", len(view.problems), help="Listed under Problems below.")
+    c[3].metric(
+        "Identical files",
+        len(view.duplicates),
+        help="Groups of byte-identical files, listed under Identical files below.",
+    )
+    _verdict(view)
 
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -102,7 +95,7 @@ def _report_section(path: str) -> None:
     )
 
     _problems(view)
-    _duplicates(view)
+    duplicates_section(view)
     _samples(view, fingerprint)
 
     if view.skipped:
@@ -120,8 +113,31 @@ def _report_section(path: str) -> None:
     )
 
 
+def _verdict(view: DatasetView) -> None:
+    """One sentence over the check, counting what the sections below list, under their names."""
+    leaks = len(view.report.leaks)
+    parts = []
+    if view.problems:
+        parts.append(f"{len(view.problems)} problem(s) (listed under Problems)")
+    if leaks:
+        parts.append(
+            f"{leaks} group(s) of identical files across classes or splits (listed under "
+            "Identical files, with a button that removes the extra copies)"
+        )
+    if parts:
+        st.warning(
+            f"{' and '.join(parts)} to fix before training. Fixing them first gives a model and "
+            "a validation score you can trust."
+        )
+    else:
+        st.success(
+            "No problems found: every file decodes and no file appears twice across "
+            "classes or splits."
+        )
+
+
 def _problems(view: DatasetView) -> None:
-    st.markdown("##### Problems")
+    st.markdown(f"##### Problems ({len(view.problems)})")
     if not view.problems:
         st.caption("Every file decodes and every class has images in every split.")
         return
@@ -131,29 +147,6 @@ def _problems(view: DatasetView) -> None:
         width="stretch",
         key="ds_problems",
         column_config={"file": st.column_config.TextColumn("file", width="large")},
-    )
-
-
-def _duplicates(view: DatasetView) -> None:
-    st.markdown("##### Identical files")
-    if not view.duplicates:
-        st.caption("No two files are identical.")
-        return
-    st.caption(
-        "Identical files with different labels confuse the model; the same file in train and val "
-        "makes the validation score look better than it is. Keep one copy."
-    )
-    st.dataframe(
-        view.duplicates,
-        hide_index=True,
-        width="stretch",
-        key="ds_duplicates",
-        column_config={
-            "cross_class": st.column_config.CheckboxColumn("different classes"),
-            "cross_split": st.column_config.CheckboxColumn("different splits"),
-            "paths": st.column_config.TextColumn("files", width="large"),
-            "files": st.column_config.NumberColumn("copies"),
-        },
     )
 
 

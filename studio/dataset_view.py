@@ -83,72 +83,26 @@ def _rel(path: str, root: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def _where(index: DatasetIndex) -> dict[str, tuple[str, str]]:
-    """path -> (split, class) for every indexed file."""
-    return {s.path: (split, index.classes[s.label]) for split, s in index.all_samples()}
-
-
 def problem_rows(report: DatasetReport, index: DatasetIndex | None = None) -> list[dict]:
     """What to fix before training, one row each: ``file``, ``class``, ``split``, ``problem``.
 
-    Files that cannot be decoded and folders that cannot be read come first, then class-level
-    problems (no images, too few to split, nothing readable in a split). Identical files are
-    listed by ``duplicate_rows``.
-    """
-    where = _where(index) if index is not None else {}
+    The rows are the report's issues, the list its problem count comes from, so a headline and
+    this table always agree; identical files are listed by ``duplicate_rows``. The report keeps
+    no class or split per unreadable file; ``index`` knows them."""
+    where = (
+        {
+            _rel(s.path, report.root): (split, index.classes[s.label])
+            for split, s in index.all_samples()
+        }
+        if index is not None
+        else {}
+    )
     rows = []
-    for item in report.unreadable:
-        split, cls = where.get(item["path"], ("", ""))
-        rows.append(
-            {
-                "file": _rel(item["path"], report.root),
-                "class": cls,
-                "split": split,
-                "problem": item["reason"],
-            }
-        )
-    for folder in report.unreadable_dirs:
-        path, _, reason = folder.partition(": ")
-        rows.append(
-            {
-                "file": _rel(path, report.root),
-                "class": "",
-                "split": "",
-                "problem": f"cannot read folder ({reason or 'unknown reason'})",
-            }
-        )
-    for path in report.outside_roots:
-        rows.append(
-            {
-                "file": _rel(path, report.root),
-                "class": "",
-                "split": "",
-                "problem": "skipped: links outside the folders this app may open",
-            }
-        )
-    flagged: set[str] = set()
-    for entry in report.empty_classes:
-        cls, _, split = entry.partition(" (")
-        flagged.add(entry)
-        flagged.add(cls)
-        rows.append({"file": "", "class": cls, "split": split.rstrip(")"), "problem": "no images"})
-    for cls in report.too_small:
-        flagged.add(cls)
-        n = sum(c.get(cls, 0) for c in report.counts.values())
-        rows.append(
-            {
-                "file": "",
-                "class": cls,
-                "split": "",
-                "problem": f"only {n} image(s): too few to put one in every split",
-            }
-        )
-    for split, row in report.counts.items():
-        for cls, n in row.items():
-            if n == 0 and cls not in flagged and f"{cls} ({split})" not in flagged:
-                rows.append(
-                    {"file": "", "class": cls, "split": split, "problem": "no readable images"}
-                )
+    for issue in report.issues:
+        row = issue.row()
+        if issue.file and not issue.cls and issue.file in where:
+            row["split"], row["class"] = where[issue.file]
+        rows.append(row)
     return rows
 
 

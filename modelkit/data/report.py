@@ -27,6 +27,21 @@ CheckResult = tuple[str | None, tuple[int, int] | None, str | None]
 CHECK_MIN_SIZE = 64
 
 
+@dataclass(frozen=True)
+class Issue:
+    """One thing to fix: a short ``problem`` for a table cell beside its file, class and split,
+    and the whole ``sentence`` for a terminal."""
+
+    problem: str
+    sentence: str
+    file: str = ""
+    cls: str = ""
+    split: str = ""
+
+    def row(self) -> dict[str, str]:
+        return {"file": self.file, "class": self.cls, "split": self.split, "problem": self.problem}
+
+
 @dataclass
 class DatasetReport:
     root: str
@@ -49,31 +64,56 @@ class DatasetReport:
         return d
 
     @property
-    def problems(self) -> list[str]:
-        """One sentence per thing a person should fix before training, naming the file."""
-        out: list[str] = []
+    def issues(self) -> list[Issue]:
+        """What to fix before training in the files, folders and classes, one each: the single
+        list that a problem count, a problems table and the sentences all come from, so they
+        cannot disagree. Identical files are not here: ``leaks`` holds those that matter."""
+        out: list[Issue] = []
         for item in self.unreadable:
-            out.append(f"Cannot use {self._rel(item['path'])}: {item['reason']}")
+            rel = self._rel(item["path"])
+            out.append(Issue(item["reason"], f"Cannot use {rel}: {item['reason']}", rel))
         for folder in self.unreadable_dirs:
-            out.append(f"Cannot read folder {self._rel(folder)}")
+            path, _, reason = folder.partition(": ")
+            problem = f"cannot read folder ({reason or 'unknown reason'})"
+            out.append(Issue(problem, f"Cannot read folder {self._rel(folder)}", self._rel(path)))
         for path in self.outside_roots:
-            out.append(f"Skipped {self._rel(path)}: it links outside the folders this app may open")
-        for cls in self.empty_classes:
-            out.append(f"No images for class {cls}")
+            rel = self._rel(path)
+            why = "links outside the folders this app may open"
+            out.append(Issue(f"skipped: {why}", f"Skipped {rel}: it {why}", rel))
+        flagged = set(self.empty_classes) | set(self.too_small)
+        for entry in self.empty_classes:
+            cls, _, split = entry.partition(" (")
+            flagged.add(cls)
+            sentence = f"No images for class {entry}"
+            out.append(Issue("no images", sentence, cls=cls, split=split.rstrip(")")))
         for cls in self.too_small:
             n = sum(c.get(cls, 0) for c in self.counts.values())
-            out.append(
+            sentence = (
                 f"Class {cls} has only {n} image(s): too few to put one in each of "
                 f"{', '.join(self.counts)}"
             )
-        empty = set(self.empty_classes) | set(self.too_small)
+            problem = f"only {n} image(s): too few to put one in every split"
+            out.append(Issue(problem, sentence, cls=cls))
         for split, row in self.counts.items():
             for cls, n in row.items():
-                if n == 0 and cls not in empty and f"{cls} ({split})" not in empty:
-                    out.append(f"Class {cls} has no readable images in {split}")
-        for group in self.duplicates:
-            if not (group["cross_class"] or group["cross_split"]):
-                continue
+                if n == 0 and cls not in flagged and f"{cls} ({split})" not in flagged:
+                    sentence = f"Class {cls} has no readable images in {split}"
+                    out.append(Issue("no readable images", sentence, cls=cls, split=split))
+        return out
+
+    @property
+    def leaks(self) -> list[dict]:
+        """Groups of identical files that span classes (a label conflict) or splits (a
+        validation score that is too good); copies within one class and split only weigh an
+        image twice, so they are not counted here."""
+        return [g for g in self.duplicates if g["cross_class"] or g["cross_split"]]
+
+    @property
+    def problems(self) -> list[str]:
+        """One sentence per thing a person should fix before training, naming the file: the
+        issues, then the leaking groups of identical files."""
+        out = [issue.sentence for issue in self.issues]
+        for group in self.leaks:
             where = ", ".join(
                 f"{self._rel(p)} ({c}, {s})"
                 for p, c, s in zip(group["paths"], group["classes"], group["splits"], strict=True)
