@@ -201,14 +201,14 @@ def test_old_saved_configs_load(tmp_path):
     assert cfg.epochs == 3 and cfg.head_epochs == 0 and cfg.tensorboard is True
 
 
-def test_the_readme_lists_every_setting():
+def test_the_settings_page_lists_every_setting():
     from pathlib import Path
 
     from modelkit.config import schema
     from modelkit.config.declare import settings_table
     from modelkit.models.registry import documented_architectures
 
-    readme = Path(__file__).resolve().parents[2] / "README.md"
+    readme = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
     table = settings_table(schema(), {"arch": documented_architectures()})
     assert table in readme.read_text(encoding="utf-8")
     assert "efficientnet_lite2 (with its optional wheel)" in table  # installed here or not
