@@ -28,6 +28,7 @@ from modelkit.runs.folder import RunFolder, stamp
 from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_metrics
 from studio import figures as plots
 from studio.dataset_view import thumbnail_jpeg
+from studio.formatting import F1_HELP, LOSS_HELP, TOP5_HELP, accuracy_help, accuracy_label
 from studio.run_picker import pick_run
 from studio.state import settings
 from studio.text import md
@@ -71,9 +72,8 @@ def _evaluable(run: RunInfo) -> bool:
 
 # -- widgets --------------------------------------------------------------------------------------
 def _run_label(run: RunInfo) -> str:
-    acc = run.best_val_acc
-    score = f" · val acc {acc:.1%}" if isinstance(acc, (int, float)) else ""
-    return f"{run.id} · {run.state}{score}"
+    """No accuracy here: the headline below gives the run's one figure, saying what it is."""
+    return f"{run.id} · {run.state} · {run.dataset_label()}"
 
 
 def _caption(p: dict) -> str:
@@ -116,17 +116,18 @@ def _evaluate_now(run: RunInfo, split: str) -> Evaluation | None:
 
 
 # -- sections -------------------------------------------------------------------------------------
-def _headline(ev: Evaluation) -> None:
-    numbers = [("Accuracy", f"{ev.accuracy:.1%}")]
+def _headline(run: RunInfo, ev: Evaluation) -> None:
+    tta = str(run.config.get("tta", "none"))
+    numbers = [(accuracy_label(ev.split, tta), f"{ev.accuracy:.1%}", accuracy_help(ev.split, tta))]
     if ev.top5 is not None:  # recorded from 5 classes up
-        numbers.append(("Top-5 accuracy", f"{ev.top5:.1%}"))
+        numbers.append(("Top-5 accuracy", f"{ev.top5:.1%}", TOP5_HELP))
     numbers += [
-        ("Macro F1", f"{ev.macro['f1']:.3f}"),
-        ("Loss", f"{ev.loss:.3f}"),
-        ("Images", f"{sum(map(sum, ev.confusion_matrix)):,}"),
+        ("Macro F1", f"{ev.macro['f1']:.3f}", F1_HELP),
+        ("Loss", f"{ev.loss:.3f}", LOSS_HELP),
+        ("Images", f"{sum(map(sum, ev.confusion_matrix)):,}", None),
     ]
-    for col, (label, value) in zip(st.columns(len(numbers)), numbers):
-        col.metric(label, value, border=True)
+    for col, (label, value, about) in zip(st.columns(len(numbers)), numbers):
+        col.metric(label, value, border=True, help=about)
 
 
 def _default_cell(ev: Evaluation) -> tuple[str, str]:
@@ -327,7 +328,7 @@ elif right.button(
 ):
     ev = _evaluate_now(run, split) or ev
 
-_headline(ev)
+_headline(run, ev)
 report_panel(run.path)
 
 tab_cm, tab_classes, tab_gallery, tab_cal, tab_curves, tab_embeddings, tab_export = st.tabs(

@@ -16,8 +16,8 @@ import streamlit as st
 from modelkit.errors import ModelkitError
 from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_metrics, run_state, wait_until
 from studio import figures as plots
-from studio.formatting import duration_text
-from studio.run_picker import pick_run
+from studio.formatting import TRAINING_ACCURACY, TRAINING_ACCURACY_HELP, duration_text
+from studio.run_picker import dataset_filter, pick_run
 from studio.state import RUN_KEY, job_registry, settings
 from studio.text import md
 
@@ -48,8 +48,10 @@ def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
             {
                 "run": r.id,
                 "status": STATE_LABELS.get(r.state, r.state),
+                "data set": r.dataset_name,
+                "images": r.dataset_images or None,
                 "architecture": r.arch,
-                "best val acc": r.best_val_acc,
+                TRAINING_ACCURACY: r.best_val_acc,
                 "created": _created(r.created),
                 "duration": duration_text(r.duration_s),
                 "epochs": f"{r.epochs_done}/{r.epochs}",
@@ -80,6 +82,43 @@ def _flash() -> None:
         )
 
 
+def _dataset_line(run: RunInfo) -> str:
+    where = run.dataset_path or "its folder is not recorded"
+    return f"Data set: {run.dataset_label()} · {where}"
+
+
+def _compare_datasets(runs: list[RunInfo]) -> None:
+    """Which data set each compared run trained on: curves of two data sets side by side do not
+    say which model is better."""
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "run": r.id,
+                    "data set": r.dataset_name,
+                    "images": r.dataset_images or None,
+                    TRAINING_ACCURACY: r.best_val_acc,
+                    "folder": r.dataset_path,
+                }
+                for r in runs
+            ]
+        ),
+        hide_index=True,
+        column_config={
+            "images": st.column_config.NumberColumn(format="%d"),
+            TRAINING_ACCURACY: st.column_config.NumberColumn(
+                format="percent", help=TRAINING_ACCURACY_HELP
+            ),
+        },
+    )
+    if len({r.dataset_path for r in runs}) > 1:
+        st.warning(
+            "These runs trained on different data sets: their accuracies measure different "
+            "images and do not say which model is better.",
+            icon=":material/compare_arrows:",
+        )
+
+
 # -- sections -------------------------------------------------------------------------------------
 def _compare(runs: list[RunInfo]) -> None:
     st.subheader("Compare")
@@ -93,12 +132,14 @@ def _compare(runs: list[RunInfo]) -> None:
         list(with_metrics),
         default=list(with_metrics)[:COMPARE_DEFAULT],
         key="runs_compare",
+        format_func=lambda rid: f"{rid} · {with_metrics[rid].dataset_name}",
     )
     loss = which.selectbox("Loss", ["val_loss", "train_loss"], key="runs_compare_loss")
     log_y = scale.checkbox("Log-scale loss", key="runs_compare_log")
     if not chosen:
         st.caption("Pick runs to draw their curves side by side.")
         return
+    _compare_datasets([with_metrics[rid] for rid in chosen])
     curves = {rid: read_metrics(with_metrics[rid].path) for rid in chosen}
     left, right = st.columns(2)
     left.plotly_chart(plots.compare_runs_figure(curves, "val_acc"), key="runs_compare_acc")
@@ -191,11 +232,16 @@ def _export(run: RunInfo) -> None:
 def _manage(runs: list[RunInfo]) -> None:
     st.subheader("Manage a run")
     run = pick_run(
-        runs, "runs_manage", on_change=lambda: st.session_state.pop(PENDING_DELETE, None)
+        runs,
+        "runs_manage",
+        on_change=lambda: st.session_state.pop(PENDING_DELETE, None),
+        by_dataset=False,  # the filter above the table narrows these runs already
     )
     running = run.state == "running"
     about = run.path if run.state == "unreadable" else f"{run.summary()} · {run.path}"
     st.caption(md(about))
+    if run.state != "unreadable":
+        st.caption(md(_dataset_line(run)))
     if run.state == "unreadable":
         st.error(f"This run cannot be read: {md(run.problem)}. You can delete it.")
     if run.state == "failed" and run.error:
@@ -282,11 +328,21 @@ if not runs:
     )
     st.stop()
 
+runs = dataset_filter(
+    runs, "runs_dataset", on_change=lambda: st.session_state.pop(PENDING_DELETE, None)
+)
 st.dataframe(
     runs_table(runs),
     hide_index=True,
     column_config={
-        "best val acc": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
+        "data set": st.column_config.TextColumn(help="The folder the run trained on (its name)."),
+        "images": st.column_config.NumberColumn(
+            format="%d",
+            help="Images of the data set the run split into train, validation and test.",
+        ),
+        TRAINING_ACCURACY: st.column_config.ProgressColumn(
+            format="percent", min_value=0, max_value=1, help=TRAINING_ACCURACY_HELP
+        ),
         "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         "summary": st.column_config.TextColumn(width="large"),
     },
