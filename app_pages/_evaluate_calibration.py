@@ -1,4 +1,5 @@
-"""The Evaluate page's Calibration tab: reliability before/after, ECE, and the "unknown" threshold.
+"""The Evaluate page's Calibration tab: reliability before/after, the confidence gap (ECE), and
+the "unknown" threshold.
 
 Reads ``runs/<id>/calibration.json`` (modelkit.evaluation.calibration); calibrates an old run on
 demand; the user sets a target accuracy (the threshold that reaches it on validation is proposed)
@@ -16,6 +17,23 @@ from modelkit.runs.store import RunInfo
 from studio.calibration_figures import coverage_figure, reliability_figure
 from studio.text import md
 
+SAVED = "_calibration_saved"  # (kind, message) of the last save, shown once after it
+TEMPERATURE_HELP = (
+    "How much the model's confidences are softened (above 1) or sharpened (below 1) so that "
+    "they match how often it is right on the validation images (temperature scaling)."
+)
+ECE_LABEL, ECE_HELP = (
+    "Confidence gap (ECE)",
+    "Expected calibration error: the average gap between how sure the model says it is and "
+    "how often it is right, on the validation images. Lower is better: at 0, answers given "
+    "with 80% confidence are right 80% of the time.",
+)
+NLL_LABEL, NLL_HELP = (
+    "Log loss (NLL)",
+    "Negative log-likelihood: the average penalty for the probability given to the right "
+    "class, on the validation images. Lower is better; confident mistakes cost most.",
+)
+
 
 def _calibrate_now(run: RunInfo, target: float) -> None:
     with st.spinner(f"Calibrating {run.id} on its validation split…", show_time=True):
@@ -26,6 +44,19 @@ def _calibrate_now(run: RunInfo, target: float) -> None:
             return
     st.session_state.pop(f"calibration_threshold_{run.id}", None)
     st.rerun()
+
+
+def _save_threshold(run: RunInfo, threshold_key: str, target_key: str) -> None:
+    threshold = float(st.session_state[threshold_key])
+    try:
+        cal.set_threshold(run.path, threshold, st.session_state.get(target_key))
+    except (ModelkitError, RuntimeError, OSError, ValueError) as exc:
+        st.session_state[SAVED] = ("error", f"Could not save the threshold: {md(exc)}")
+        return
+    st.session_state[SAVED] = (
+        "success",
+        f"Saved: {md(run.id)} answers 'unknown' below {threshold:.3f}.",
+    )
 
 
 def calibration_tab(run: RunInfo) -> None:
@@ -45,22 +76,26 @@ def calibration_tab(run: RunInfo) -> None:
             _calibrate_now(run, target)
         return
     c = st.columns(4)
-    c[0].metric("Temperature", f"{report['temperature']:.2f}", border=True)
+    c[0].metric("Temperature", f"{report['temperature']:.2f}", border=True, help=TEMPERATURE_HELP)
     c[1].metric(
-        "ECE (val)",
+        ECE_LABEL,
         f"{report['ece_after']:.3f}",
         f"{report['ece_after'] - report['ece_before']:+.3f} (was {report['ece_before']:.3f})",
         delta_color="inverse",
         border=True,
+        help=ECE_HELP,
     )
     c[2].metric(
-        "NLL (val)",
+        NLL_LABEL,
         f"{report['nll_after']:.3f}",
-        f"{report['nll_after'] - report['nll_before']:+.3f}",
+        f"{report['nll_after'] - report['nll_before']:+.3f} (was {report['nll_before']:.3f})",
         delta_color="inverse",
         border=True,
+        help=NLL_HELP,
     )
-    c[3].metric("Images", f"{report.get('samples', 0):,}", border=True)
+    c[3].metric(
+        "Images", f"{report.get('samples', 0):,}", border=True, help="Validation images measured."
+    )
     left, right = st.columns(2)
     left.plotly_chart(
         reliability_figure(report.get("bins_before", []), report.get("bins_after", [])),
@@ -93,14 +128,24 @@ def calibration_tab(run: RunInfo) -> None:
             if t >= threshold
         ]
         cov, acc = answered[-1] if answered else (0.0, 0.0)
+        saved = float(report["threshold"])
+        unsaved = "" if round(saved, 3) == round(threshold, 3) else " (not this one: save it)"
         st.caption(
             f"At {threshold:.3f} the model answers {cov:.0%} of validation images, "
             f"{acc:.1%} of them correctly; the rest are 'unknown'. "
-            f"Saved: {report['threshold']:.3f}."
+            f"Saved threshold: {saved:.3f}{unsaved}."
         )
         b1, b2 = st.columns(2)
-        if b1.button("Save threshold", type="primary", key="calibration_save"):
-            cal.set_threshold(run.path, threshold, target)
-            st.success(f"Saved: {md(run.id)} answers 'unknown' below {threshold:.3f}.")
+        # saved in the button's callback, before this tab reads the report again: the caption
+        # above then names the value just saved, not the one before it
+        b1.button(
+            "Save threshold", type="primary", key="calibration_save",
+            on_click=_save_threshold, args=(run, key, f"calibration_target_{run.id}"),
+        )  # fmt: skip
+        kind, message = st.session_state.pop(SAVED, (None, None))
+        if kind == "success":
+            st.success(message)
+        elif kind == "error":
+            st.error(message)
         if b2.button("Calibrate again", key="calibration_again"):
             _calibrate_now(run, target)

@@ -42,7 +42,11 @@ def _projection(run_dir: str, split: str, stamp: int, method: str) -> np.ndarray
 def embeddings_tab(run: RunInfo, split: str) -> None:
     # computed on request: tabs all render on every run, and this one decodes a whole split
     if not st.toggle("Compute the features of this split", key="embeddings_on"):
-        st.caption("Penultimate-layer features: a 2-D map, CSV/NPY export and RSA.")
+        st.caption(
+            "What the model sees in each image (the features of its last layer but one): a 2-D "
+            "map, CSV/NPY export, and a comparison with similarities you measured yourself "
+            "(representational similarity analysis, RSA)."
+        )
         return
     stamp = _checkpoint_stamp(run.path)
     with st.spinner("Computing the features of every image…"):
@@ -73,12 +77,16 @@ def embeddings_tab(run: RunInfo, split: str) -> None:
     title = f"{n} images, {d} features each, by {'PCA' if method == 'pca' else 't-SNE'}"
     st.plotly_chart(projection_figure(coords, emb, title), key="embeddings_plot")
 
-    st.markdown("##### Compare with your own similarities (RSA)")
+    st.markdown(
+        "##### Compare with your own similarities",
+        help="Representational similarity analysis (RSA): do the images (or classes) the model "
+        "finds alike match the ones your own measurements find alike?",
+    )
     st.caption(
         "A CSV whose first column names an image (file name) or a class, followed by either a "
         "square similarity matrix (header: the same names) or coordinates (any number of "
-        "columns). Reported: Spearman correlation of the pairwise similarities and the "
-        "Procrustes disparity of the two configurations (0 = same shape)."
+        "columns). Reported: how well the two agree on which pairs are alike, and how different "
+        "the two maps' shapes are (0 = the same shape)."
     )
     c1, c2 = st.columns([3, 1])
     upload = c1.file_uploader("Similarity or coordinates CSV", type=["csv"], key="rsa_csv")
@@ -91,7 +99,15 @@ def embeddings_tab(run: RunInfo, split: str) -> None:
         st.error(md(exc))
         return
     m1, m2, m3 = st.columns(3)
-    m1.metric("Spearman ρ", f"{result['spearman_rho']:.3f}", help=f"p = {result['spearman_p']:.3g}")
-    m2.metric("Procrustes disparity", f"{result['procrustes_disparity']:.3f}")
+    m1.metric(
+        "Spearman ρ", f"{result['spearman_rho']:.3f}",
+        help="Agreement on which pairs are alike (rank correlation of the pairwise "
+        f"similarities): 1 = the same order, 0 = unrelated. p = {result['spearman_p']:.3g}",
+    )  # fmt: skip
+    m2.metric(
+        "Procrustes disparity", f"{result['procrustes_disparity']:.3f}",
+        help="How different the two maps' shapes are once one is shifted, scaled and rotated "
+        "onto the other: 0 = the same shape, 1 = nothing in common.",
+    )  # fmt: skip
     m3.metric("Items compared", result["items"], help=f"{result['unmatched']} names not found")
     st.caption(f"The CSV was read as {result['kind']}.")

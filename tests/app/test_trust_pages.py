@@ -58,7 +58,7 @@ def test_evaluate_calibration_tab_and_threshold(open_page, run_dir):
     no_exception(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Temperature"] == f"{report['temperature']:.2f}"
-    assert metrics["ECE (val)"] == f"{report['ece_after']:.3f}"
+    assert metrics["Confidence gap (ECE)"] == f"{report['ece_after']:.3f}"
     slider = at.slider(key=f"calibration_threshold_{run_dir.name}")
     slider.set_value(0.42).run()
     at.button(key="calibration_save").click().run()
