@@ -9,13 +9,35 @@ import pandas as pd
 import streamlit as st
 
 from modelkit.events import UNTRAINED
-from modelkit.jobs import TrainingJob
+from modelkit.jobs import LiveView, TrainingJob
 from studio.figures import accuracy_figure, batch_loss_figure, curves_figure
 from studio.formatting import duration_text
 from studio.state import RUN_KEY, job_registry
 from studio.text import md
 
 WATCHED_KEY = "live_view_watching"  # str: the job this session saw running
+
+
+def progress(v: LiveView) -> None:
+    """What the run is doing now, with a bar and the time left: the long step under way
+    (decoding, caching features, validating, evaluating) by its name, else the epoch's batches;
+    below it, the whole run's time left where it is known."""
+    if v.step and v.active:
+        eta = duration_text(v.step_eta_seconds) or "estimating…"
+        counts = f"{v.step_done}/{v.step_total} {v.step_unit}" if v.step_total else ""
+        text = " · ".join(x for x in (v.step, counts, f"ETA {eta}") if x)
+        st.progress(v.step_fraction, text=md(text))
+    elif v.state in ("starting", "decoding"):
+        st.progress(0.0, text="Starting…")
+    else:
+        where = f"epoch {min(v.epoch + 1, v.epochs)}/{v.epochs} · batch {v.batch}/{v.batches}"
+        eta = duration_text(v.eta_seconds) or "estimating…"
+        text = where + (f" · ETA {eta}" if v.active else f" · {v.state}")
+        st.progress(1.0 if v.state == "finished" else v.fraction, text=text)
+    run_eta = duration_text(v.eta_seconds) if v.step and v.active else ""
+    if run_eta:
+        where = f"epoch {min(v.epoch + 1, v.epochs)}/{v.epochs}"
+        st.caption(f"Whole run: {where}, about {run_eta} left")
 
 
 @st.fragment(run_every=1.5)
@@ -29,19 +51,7 @@ def live_view() -> None:
     elif st.session_state.pop(WATCHED_KEY, None) == job.name:
         st.rerun()  # it just ended: the whole page again, so the Train form unfolds for a new run
     st.subheader(f"Run {md(job.name)}")
-    if v.state in ("starting", "decoding"):
-        total = max(v.cache_total, 1)
-        text = (
-            f"decoding images once: {v.cache_done}/{v.cache_total}"
-            if v.cache_total
-            else "starting…"
-        )
-        st.progress(v.cache_done / total if v.cache_total else 0.0, text=text)
-    else:
-        where = f"epoch {min(v.epoch + 1, v.epochs)}/{v.epochs} · batch {v.batch}/{v.batches}"
-        eta = duration_text(v.eta_seconds) or "estimating…"
-        text = where + (f" · ETA {eta}" if v.active else f" · {v.state}")
-        st.progress(1.0 if v.state == "finished" else v.fraction, text=text)
+    progress(v)
     if v.plan:
         st.caption(md(v.plan.capitalize()))
     c1, c2, c3, c4 = st.columns(4)

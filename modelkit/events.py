@@ -40,10 +40,30 @@ class Message(Event):
 
 
 @dataclass(frozen=True)
-class CacheProgress(Event):
+class StepProgress(Event):
+    """A long step outside the training batches (decoding, caching, validating, evaluating,
+    calibrating): said at its start, as it advances and at its end, so a watcher can name what
+    the run is doing, draw its bar and estimate what is left (``modelkit.progress.eta_seconds``)
+    instead of showing the last batch while minutes go by."""
+
+    step: str  # which kind of step: decode | features | frozen stages | validate | evaluate | ...
+    name: str  # what a person reads: "Computing features for the head (pass 2 of 3)"
     done: int
     total: int
-    stage: str = "decode"  # decode | features | frozen stages
+    status: str = "progress"  # start | progress | end
+    elapsed: float = 0.0  # seconds since the step started
+    unit: str = "images"  # what done and total count
+
+
+@dataclass(frozen=True)
+class CacheProgress(StepProgress):
+    """A step that fills a cache from the images before (or between) epochs: decoding, the
+    frozen backbone's features, the frozen stages' maps. Its own type, so a listener can wait
+    for the data to be ready without reading step names."""
+
+    @property
+    def stage(self) -> str:
+        return self.step
 
 
 @dataclass(frozen=True)

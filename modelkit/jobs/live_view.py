@@ -7,6 +7,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelkit.progress import eta_seconds
+
 
 @dataclass
 class LiveView:
@@ -21,6 +23,14 @@ class LiveView:
     batches: int = 0
     cache_done: int = 0
     cache_total: int = 0
+    # the long step under way outside the batches (decoding, a features pass, validating, the
+    # final evaluation), by its name; empty while batches train or when nothing runs
+    step: str = ""
+    step_done: int = 0
+    step_total: int = 0
+    step_unit: str = "images"
+    step_elapsed: float = 0.0  # seconds into the step at its last event
+    step_heard: float = 0.0  # when that event came (time.time())
     images_per_second: float = 0.0
     lr: float = 0.0
     batch_losses: list[tuple[int, float]] = field(default_factory=list)  # (global step, loss)
@@ -49,11 +59,25 @@ class LiveView:
 
     @property
     def eta_seconds(self) -> float | None:
+        """The whole run's time left, from its share of batches done; None until 1% is done
+        (too little to tell a rate) and once no epoch is left to train."""
         f = self.fraction
-        if self.state != "running" or f <= 0.01:
+        if self.state != "running" or f <= 0.01 or f >= 1.0:
             return None
-        elapsed = time.time() - self.started
-        return elapsed * (1 - f) / f
+        return eta_seconds(time.time() - self.started, f, 1.0)
+
+    @property
+    def step_fraction(self) -> float:
+        return min(1.0, self.step_done / self.step_total) if self.step_total else 0.0
+
+    @property
+    def step_eta_seconds(self) -> float | None:
+        """The step's time left; the time since its last event counts, so a step that stops
+        advancing shows its estimate growing instead of standing still."""
+        if not self.step:
+            return None
+        elapsed = self.step_elapsed + max(0.0, time.time() - self.step_heard)
+        return eta_seconds(elapsed, self.step_done, self.step_total)
 
     @property
     def active(self) -> bool:

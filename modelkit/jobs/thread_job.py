@@ -23,11 +23,20 @@ from modelkit.events import (
     Message,
     Planned,
     RunStarted,
+    StepProgress,
     Stopped,
 )
 from modelkit.jobs.live_view import LiveView
 from modelkit.recipes.notes import notes_callback
 from modelkit.training.loop import Trainer
+
+
+def show_step(view: LiveView, event: StepProgress) -> None:
+    """The step the view names: the event's, or none once it ended."""
+    ended = event.status == "end"
+    view.step = "" if ended else event.name
+    view.step_done, view.step_total, view.step_unit = event.done, event.total, event.unit
+    view.step_elapsed, view.step_heard = event.elapsed, time.time()
 
 
 class TrainingJob:
@@ -106,8 +115,12 @@ class TrainingJob:
                 v.log.append(
                     f"run {Path(event.run_dir).name} on {event.device} ({event.precision})"
                 )
-            elif isinstance(event, CacheProgress):
-                v.state, v.cache_done, v.cache_total = "decoding", event.done, event.total
+            elif isinstance(event, StepProgress):
+                if v.state == "starting":
+                    v.state = "decoding"  # before the first batch: getting the data ready
+                if isinstance(event, CacheProgress):
+                    v.cache_done, v.cache_total = event.done, event.total
+                show_step(v, event)
             elif isinstance(event, BatchEnd):
                 if v.state == "decoding":
                     v.state, v.started = "running", time.time()
@@ -134,9 +147,11 @@ class TrainingJob:
                 prefix = "warning: " if event.level == "warning" else ""
                 v.log.append(prefix + event.text)
             elif isinstance(event, Finished):
+                v.step = ""
                 v.state, v.best, v.last, v.ended = "finished", event.best, event.last, time.time()
                 v.log.append(f"finished ({event.reason})")
             elif isinstance(event, Stopped):
+                v.step = ""
                 v.state, v.stop_reason, v.ended = "stopped", event.reason, time.time()
                 if event.reason == UNTRAINED:
                     v.log.append("ended before the first epoch: no model was trained")
@@ -144,5 +159,6 @@ class TrainingJob:
                     what = "pruned after" if event.reason == "pruned" else "stopped in"
                     v.log.append(f"{what} epoch {event.epoch + 1}")
             elif isinstance(event, Failed):
+                v.step = ""
                 v.state, v.error, v.ended = "failed", event.error, time.time()
                 v.log.append(f"error: {event.error}")

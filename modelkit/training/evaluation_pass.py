@@ -7,6 +7,8 @@ its cost for a curve and a best-epoch choice that the plain view tells as well."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from modelkit.data.augment import eval_views
@@ -19,10 +21,15 @@ from modelkit.training.callbacks.base import Trainer
 
 @torch.no_grad()
 def split_logits(
-    trainer: Trainer, split: str, tta: bool = True
+    trainer: Trainer,
+    split: str,
+    tta: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, labels) of a split; with the run's TTA (``tta``) the logits are the mean over
-    the views, else those of the centre view."""
+    the views, else those of the centre view. ``progress(n)`` hears of each batch of ``n``
+    images done (the watcher's bar for a validation or an evaluation)."""
+    tell = progress or (lambda n: None)
     cfg, data = trainer.config, trainer.data
     model = trainer.eval_model
     model.eval()
@@ -31,6 +38,7 @@ def split_logits(
         views = trainer.features.splits[split]  # V x N x D: the logits of the views averaged
         views = views if tta else views[:1]  # the centre view comes first
         logits = torch.stack([head(v).float() for v in views]).mean(0)
+        tell(len(logits))
         return logits.cpu(), data.labels[split]
     maps = trainer.stage_cache.splits.get(split) if trainer.stage_cache is not None else None
     if maps is not None:  # the frozen stages' outputs of the views: the rest of the network
@@ -41,6 +49,7 @@ def split_logits(
             with autocast(trainer.device, trainer.precision):
                 views = maps[: (len(maps) if tta else 1), start : start + bs]
                 outs.append(torch.stack([rest(v).float().cpu() for v in views]).mean(0))
+            tell(len(outs[-1]))
         logits = torch.cat(outs) if outs else torch.zeros(0, len(trainer.classes))
         return logits, data.labels[split]
     forward = trainer.forward if model is trainer.model else model
@@ -54,5 +63,6 @@ def split_logits(
         views = eval_views(x, size, cfg.channels_last, norm, cfg.tta if tta else "none")
         with autocast(trainer.device, trainer.precision):
             outs.append(torch.stack([forward(v).float().cpu() for v in views]).mean(0))
+        tell(len(x))
     logits = torch.cat(outs) if outs else torch.zeros(0, len(trainer.classes))
     return logits, data.labels[split]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,6 +28,7 @@ from modelkit.evaluation.metrics import topk_accuracy
 from modelkit.events import UNTRAINED, Event, ListenerFn, Message, Planned
 from modelkit.models import stages
 from modelkit.models.checkpoint import load_checkpoint
+from modelkit.progress import Step
 from modelkit.runs.folder import RunFolder
 from modelkit.runs.lock import lock_run
 from modelkit.training import balance, distributed, optim, setup
@@ -251,7 +252,7 @@ class Trainer:
             if metrics is None:  # stopped within the epoch
                 break
             if len(self.data.rows.get("val", [])) and self.dist.is_main:
-                metrics.update(val_metrics(*self.predict("val", tta=False), len(self.classes)))
+                metrics.update(self._validate(epoch))
             metrics = self.dist.broadcast(metrics)  # every rank decides on rank 0's numbers
             metrics["lr"] = self.lr
             if self.phase:
@@ -351,7 +352,18 @@ class Trainer:
             "images_per_second": seen / seconds if seconds > 0 else 0.0,
         }
 
-    def predict(self, split: str, tta: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def _validate(self, epoch: int) -> dict[str, Any]:
+        """The epoch's validation metrics, as a step of its own: watchers see it run instead of
+        the epoch's last batch standing still."""
+        name = f"Validating epoch {epoch + 1}"
+        with Step(self.emit, "validate", name, len(self.data.rows["val"])) as step:
+            logits, labels = self.predict("val", tta=False, progress=step.advance)
+        return val_metrics(logits, labels, len(self.classes))
+
+    def predict(
+        self, split: str, tta: bool = True, progress: Callable[[int], None] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, labels) of a split with the weights being judged (evaluation_pass.py);
-        ``tta=False``: the centre view only (each epoch's validation)."""
-        return split_logits(self, split, tta)
+        ``tta=False``: the centre view only (each epoch's validation); ``progress(n)``: told
+        of each batch of ``n`` images done."""
+        return split_logits(self, split, tta, progress)

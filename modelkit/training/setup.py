@@ -22,6 +22,7 @@ from modelkit.data.scan import DatasetError, Sample, scan_dataset
 from modelkit.events import CacheProgress, Event, Message
 from modelkit.models import registry as models
 from modelkit.models import stages
+from modelkit.progress import Step, pass_name
 from modelkit.runs.folder import RunFolder, read_json
 from modelkit.runs.store import RunStore
 from modelkit.training import stage_cache
@@ -95,13 +96,14 @@ def decode(
 ) -> Decoded:
     """Decode every image once; unreadable files are skipped with a warning."""
     order = [(s, i) for s in splits for i in range(len(splits[s]))]
-    cache = ImageCache(
-        [splits[s][i].path for s, i in order],
-        resize_size_for(max(cfg.image_size, cfg.eval_size)),  # smaller sizes: resized batches
-        cfg.cache_ram_mb,
-        progress=lambda done, total: emit(CacheProgress(done, total)),
-        should_stop=should_stop,
-    )
+    with Step(emit, "decode", "Decoding images", len(order), kind=CacheProgress) as step:
+        cache = ImageCache(
+            [splits[s][i].path for s, i in order],
+            resize_size_for(max(cfg.image_size, cfg.eval_size)),  # smaller: resized batches
+            cfg.cache_ram_mb,
+            progress=lambda done, total: step.advance(done - step.done),
+            should_stop=should_stop,
+        )
     if should_stop():
         raise StopTraining(0, 0)
     for path, reason in cache.errors:
@@ -141,19 +143,15 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
     start = trainer.state.epoch
-    # progress covers what comes before the first epoch: the eval splits and the passes up to
-    # the one it trains on (one pass, unless resuming a later epoch)
+    # the opening step covers what comes before the first epoch: the eval splits and the passes
+    # up to the one it trains on (one pass, unless resuming a later epoch); a later pass is a
+    # step of its own, when the epoch that first needs it starts
     first = start % passes + 1
     total = first * len(data.rows["train"]) + sum(len(data.rows[s]) for s in eval_splits)
-    done = 0
+    what = "Computing features for the head"
+    opening = Step(trainer.emit, "features", pass_name(what, 0, passes), total, kind=CacheProgress)
 
-    def progress(n: int) -> None:
-        nonlocal done
-        done += n
-        trainer.emit(CacheProgress(done, total, "features"))
-
-    def compute(split: str, view, epoch: int, tta: str = "") -> torch.Tensor:
-        report = progress if epoch == start else None
+    def compute(split: str, view, epoch: int, report, tta: str = "") -> torch.Tensor:
         size = (cfg.eval_size or cfg.image_size) if tta else cfg.image_size
         feats = backbone_features(
             trainer.model, cfg.arch, data.cache, data.rows[split], size,
@@ -170,15 +168,22 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
         def view(x: torch.Tensor) -> torch.Tensor:
             return pass_view(x, k, cfg.image_size, settings, generator, cfg.channels_last, norm)
 
-        return compute("train", view, epoch)
+        if opening.open:
+            opening.rename(pass_name(what, k, passes))
+            return compute("train", view, epoch, opening.advance)
+        n = len(data.rows["train"])
+        name = pass_name(what, k, passes)
+        with Step(trainer.emit, "features", name, n, kind=CacheProgress) as step:
+            return compute("train", view, epoch, step.advance)
 
     # the evaluation splits through the run's own evaluation views (TTA, FixRes size): what
     # split_logits would feed the backbone, computed once
-    features = CachedFeatures(
-        {split: compute(split, None, start, cfg.tta) for split in eval_splits},
-        passes, train_pass, spent=trainer.spent_once,
-    )  # fmt: skip
-    features.train(start)  # before the first epoch, with progress
+    with opening:
+        features = CachedFeatures(
+            {split: compute(split, None, start, opening.advance, cfg.tta) for split in eval_splits},
+            passes, train_pass, spent=trainer.spent_once,
+        )  # fmt: skip
+        features.train(start)  # before the first epoch, as the opening step
     trainer.emit(
         Message(
             f"frozen backbone: features cached for {passes} augmentation pass"

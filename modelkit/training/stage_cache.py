@@ -24,9 +24,10 @@ from modelkit.events import CacheProgress, Message
 from modelkit.models import registry as models
 from modelkit.models.folding import folded_copy
 from modelkit.models.split import check_split, split_model
-from modelkit.training.callbacks.base import Trainer
+from modelkit.progress import Step, pass_name
 from modelkit.training.errors import StopTraining, TrainingError
 from modelkit.training.features import CachedFeatures, pass_view
+from modelkit.training.view import TrainerView as Trainer  # not callbacks: they import inputs
 
 # the maps are kept at the precision the network computes in: bf16 or fp16 halves the memory
 MAPS_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -84,34 +85,38 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
     settings = AugmentSettings.from_config(cfg)
     generator = torch.Generator().manual_seed(cfg.seed + 2)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
+    passes = max(1, cfg.feature_passes) if settings.augments else 1
+    # the opening step: the evaluation splits and the first training pass; each later pass is a
+    # step of its own, when the epoch that first needs it starts
     total = sum(len(data.rows[s]) for s in [*eval_splits, "train"])
-    done = 0
-
-    def progress(n: int) -> None:
-        nonlocal done
-        done += n
-        trainer.emit(CacheProgress(done, total, "frozen stages"))
-
+    what = "Computing stage maps"
+    opening = Step(trainer.emit, "frozen stages", pass_name(what, 0, passes), total,
+                   kind=CacheProgress)  # fmt: skip
     size = cfg.eval_size or cfg.image_size
 
     def evaluation(split: str) -> torch.Tensor:
         return _maps(
-            trainer, prefix, split, lambda x: eval_views(x, size, cl, norm, cfg.tta), progress
-        )
+            trainer, prefix, split, lambda x: eval_views(x, size, cl, norm, cfg.tta),
+            opening.advance,
+        )  # fmt: skip
 
     def train_pass(k: int, epoch: int) -> torch.Tensor:  # centre, mirror, then random views
         def view(x: torch.Tensor) -> list[torch.Tensor]:
             return [pass_view(x, k, cfg.image_size, settings, generator, cl, norm)]
 
-        return _maps(trainer, prefix, "train", view, progress if k == 0 else None)[0]
+        if opening.open:
+            return _maps(trainer, prefix, "train", view, opening.advance)[0]
+        n, name = len(data.rows["train"]), pass_name(what, k, passes)
+        with Step(trainer.emit, "frozen stages", name, n, kind=CacheProgress) as step:
+            return _maps(trainer, prefix, "train", view, step.advance)[0]
 
-    passes = max(1, cfg.feature_passes) if settings.augments else 1
     first_epoch = cfg.head_epochs if trainer.phase else 0  # built for fine-tuning
-    cache = CachedFeatures(
-        {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch,
-        trainer.spent_once,
-    )  # fmt: skip
-    first = cache.train_pass(0, trainer.state.epoch)  # the rest when an epoch first needs them
+    with opening:
+        cache = CachedFeatures(
+            {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch,
+            trainer.spent_once,
+        )  # fmt: skip
+        first = cache.train_pass(0, trainer.state.epoch)  # the rest when an epoch needs them
     mb = (first.numel() * first.element_size() * passes) / 2**20
     trainer.emit(
         Message(
@@ -136,9 +141,15 @@ def head_features(trainer: Trainer) -> CachedFeatures:
     body = folded_copy(rest_of(trainer.model, cfg.arch, cfg.frozen_stages).body).eval()
     step = inference_batch(trainer.device, max(cfg.batch_size, 64))
 
+    # a step for what comes before the head's first epoch (the evaluation splits' features and
+    # the first training pass's); it counts each split's images once, whatever its views
+    total = sum(views.shape[1] for views in maps.splits.values()) + len(trainer.data.rows["train"])
+    name = "Computing features for the head from the stage maps"
+    opening = Step(trainer.emit, "head features", name, total, kind=CacheProgress)
+
     def pooled(views: torch.Tensor) -> torch.Tensor:  # V x N x C x H x W -> V x N x D, float
         out = []
-        for v in views:
+        for i, v in enumerate(views):
             parts = []
             for start in range(0, len(v), step):
                 batch = v[start : start + step]
@@ -146,15 +157,18 @@ def head_features(trainer: Trainer) -> CachedFeatures:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 with autocast(trainer.device, trainer.precision):
                     parts.append(torch.flatten(body(batch), 1).float())
+                if opening.open and i == len(views) - 1:
+                    opening.advance(len(batch))
             out.append(torch.cat(parts))
         return torch.stack(out)
 
-    features = CachedFeatures(
-        {split: pooled(views) for split, views in maps.splits.items()},
-        min(maps.passes, cfg.head_epochs),
-        lambda k, epoch: pooled(maps.train_pass(k, epoch)[None])[0],
-    )  # the maps' passes time themselves: computing one counts once
-    features.train(trainer.state.epoch)
+    with opening:
+        features = CachedFeatures(
+            {split: pooled(views) for split, views in maps.splits.items()},
+            min(maps.passes, cfg.head_epochs),
+            lambda k, epoch: pooled(maps.train_pass(k, epoch)[None])[0],
+        )  # the maps' passes time themselves: computing one counts once
+        features.train(trainer.state.epoch)
     trainer.emit(Message("the head trains on features computed from the cached maps"))
     return features
 
