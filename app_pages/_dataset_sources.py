@@ -29,10 +29,11 @@ from modelkit.data.builtin import (
     is_exported,
     prepare_builtin_dataset,
 )
+from modelkit.data.dataset_folders import InnerDataset, datasets_inside
 from modelkit.data.samples import default_digits_dir, make_digits_dataset
 from modelkit.data.uploads import delete_upload, list_uploads, unpack_upload, upload_quota
 from modelkit.errors import ModelkitError
-from studio.state import DATASET_KEY
+from studio.state import DATASET_KEY, choose_dataset, forget_dataset
 from studio.text import md
 
 BROWSE_KEY = "ds_browse_dir"  # folder shown in the browser; None = list of allowed roots
@@ -43,7 +44,7 @@ MAX_BUTTONS = 48
 
 
 def _choose(path: str | os.PathLike) -> None:
-    st.session_state[DATASET_KEY] = str(path)
+    choose_dataset(path)
 
 
 def _browse_to(path: str | None) -> None:
@@ -92,11 +93,18 @@ def folder_tab(roots: tuple[Path, ...]) -> None:
         st.button("Back to the top", key="ds_browse_reset", on_click=_browse_to, args=(None,))
         return
 
-    hint = looks_like_dataset(here)
-    st.markdown(
-        f":material/folder_open: {md(here)}"
-        + (f" — looks like a dataset: *{hint}*" if hint else "")
-    )
+    inner = _datasets_inside(here, tuple(p.name for p in subfolders))
+    hint = None if inner else looks_like_dataset(here)
+    if inner:
+        st.markdown(
+            f":material/folder_open: {md(here)} — a folder of **{len(inner)} datasets**: "
+            "open the one to check and train on"
+        )
+    else:
+        st.markdown(
+            f":material/folder_open: {md(here)}"
+            + (f" — looks like a dataset: *{hint}*" if hint else "")
+        )
     c1, c2, _ = st.columns([1, 2, 3])
     at_top = up is None and len(roots) == 1
     c1.button(
@@ -115,10 +123,43 @@ def folder_tab(roots: tuple[Path, ...]) -> None:
         args=(here,),
         width="stretch",
     )
+    if inner:
+        _dataset_buttons(inner)
+        names = {d.path.name for d in inner}
+        subfolders = [p for p in subfolders if p.name not in names]
+        if subfolders:
+            st.caption("Other folders here:")
     if subfolders:
         _folder_buttons([str(p) for p in subfolders])
-    else:
+    elif not inner:
         st.caption("No sub-folders here.")
+
+
+@st.cache_data(ttl=20, max_entries=64, show_spinner=False)
+def _datasets_inside(here: str, children: tuple[str, ...]) -> list[InnerDataset]:
+    """Cached briefly: it peeks two folder levels down, and every click reruns the page."""
+    return datasets_inside(here, list(children))
+
+
+def _open_dataset(path: str) -> None:
+    """Button callback: check and use one data set of a folder of data sets."""
+    _use_folder(path)
+    st.session_state[BROWSE_KEY] = path
+
+
+def _dataset_buttons(inner: list[InnerDataset]) -> None:
+    cols = st.columns(3)
+    for n, found in enumerate(inner[:MAX_BUTTONS]):
+        cols[n % 3].button(
+            f":material/dataset: Open {md(found.path.name)} · {found.hint}",
+            key=f"ds_inner_{n}",
+            type="primary",
+            on_click=_open_dataset,
+            args=(str(found.path),),
+            width="stretch",
+        )
+    if len(inner) > MAX_BUTTONS:
+        st.caption(f"…and {len(inner) - MAX_BUTTONS} more: type the path above to open one.")
 
 
 def _folder_buttons(paths: list[str], full_names: bool = False) -> None:
@@ -195,7 +236,7 @@ def _uploads_list(uploads_dir: Path) -> None:
                     st.error(f"Could not delete {md(name)}: {md(exc)}")
                 else:
                     if st.session_state.get(DATASET_KEY, "").startswith(str(uploads_dir / name)):
-                        st.session_state.pop(DATASET_KEY, None)
+                        forget_dataset()
                     st.session_state.pop(UPLOADS_KEY, None)
                     st.rerun()
             if no.button("Cancel", key="ds_upload_delete_cancel"):

@@ -21,7 +21,7 @@ from modelkit.data.scan import scan_dataset
 from modelkit.errors import ModelkitError
 from modelkit.paths import confine_to
 from studio.dataset_view import DatasetView, contact_sheet, counts_bar, dataset_view
-from studio.state import DATASET_KEY, settings
+from studio.state import DATASET_KEY, remember_dataset, settings
 from studio.text import md
 
 THUMB_CLASSES = 12
@@ -172,7 +172,10 @@ def _samples(view: DatasetView, fingerprint: str) -> None:
 
 def main() -> None:
     cfg = settings()
+    refused = remember_dataset()
     st.header("Dataset")
+    if refused:
+        st.warning(md(refused))
     st.caption(
         "Pick a folder of images: one sub-folder per class (cats/, dogs/, ...), or train/ with "
         "val/ and/or test/ folders that each hold the class folders (without val/, validation "

@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from modelkit.data.browse import BrowseError, open_folder
 from modelkit.jobs import JobRegistry
 from modelkit.paths import confine_from_now, roots_from_env, within
 from modelkit.serving.predictor import Predictor
@@ -22,6 +23,7 @@ APP_ROOT = Path(__file__).resolve().parent.parent
 
 # st.session_state keys shared between pages
 DATASET_KEY = "dataset_path"  # str: the dataset folder chosen on the Dataset page
+DATASET_QUERY = "dataset"  # the address's ?dataset=: a reload starts a new session, not a new pick
 RUN_KEY = "selected_run"  # str: run folder chosen on Evaluate / Classify / Runs
 
 
@@ -64,3 +66,39 @@ def job_registry() -> JobRegistry:
     It reads the app's allowed roots at each launch, so whatever page launches a job, its dataset
     and weights are checked against them once more before training starts."""
     return JobRegistry(roots=lambda: settings().allowed_roots)
+
+
+def choose_dataset(path: str | os.PathLike) -> None:
+    """Make ``path`` the chosen data set, in the session and in the address, so a reload or a
+    shared link opens the same one."""
+    st.session_state[DATASET_KEY] = str(path)
+    st.query_params[DATASET_QUERY] = str(path)
+
+
+def forget_dataset() -> None:
+    """No data set chosen any more (its folder was deleted): the address forgets it too."""
+    st.session_state.pop(DATASET_KEY, None)
+    st.query_params.pop(DATASET_QUERY, None)
+
+
+def remember_dataset() -> str | None:
+    """Keep the session's data set and the address's ``?dataset=`` in step.
+
+    A session without one (a reload is a new session) takes the address's, after the same check
+    a typed path gets: it must be an existing folder inside the allowed roots. A refused one is
+    dropped from the address, and the reason returned for the page to show."""
+    chosen = st.session_state.get(DATASET_KEY)
+    if chosen:
+        if st.query_params.get(DATASET_QUERY) != chosen:
+            st.query_params[DATASET_QUERY] = chosen
+        return None
+    asked = st.query_params.get(DATASET_QUERY)
+    if not asked:
+        return None
+    try:
+        real = open_folder(asked, settings().allowed_roots)
+    except BrowseError as exc:
+        st.query_params.pop(DATASET_QUERY, None)
+        return f"The dataset in the address cannot be opened: {exc}"
+    choose_dataset(real)
+    return None
