@@ -85,3 +85,52 @@ def test_compare_two_runs(open_page, run_dir, another_copy):
     assert any("bootstrap interval" in c.value for c in at.caption)
     rows = at.dataframe[0].value
     assert list(rows["delta"]) == [0.0] * len(rows)
+
+
+def test_each_change_says_which_file_went_where_with_an_undo(open_page, app_dirs):
+    data = make_colour_dataset(app_dirs["data"] / "colours")
+    os.replace(data / "red" / "red_03.png", data / "blue" / "red_03.png")  # a wrong label
+    at = _score(open_page(PAGE), data)
+
+    at.button(key="clean_relabel_1").click().run()
+    said = "Moved blue/red_03.png to red"
+    assert any(said in t.value for t in at.toast), [t.value for t in at.toast]
+    assert any(said in s.value and "red/red_03.png" in s.value for s in at.success)
+
+    at.button(key="clean_feedback_undo").click().run()  # the Undo next to the line
+    assert not at.exception
+    assert (data / "blue" / "red_03.png").is_file() and not (data / "red" / "red_03.png").exists()
+    assert any("Undid #1" in s.value and "blue/red_03.png is back" in s.value for s in at.success)
+    assert not [b for b in at.button if b.key == "clean_feedback_undo"]  # nothing left to undo
+
+    kept = at.button(key="clean_keep_1")
+    kept.click().run()
+    assert any(s.value.startswith("Kept blue/red_03.png in blue") for s in at.success)
+    at.button(key="clean_remove_2").click().run()
+    removed = json.loads((data / JOURNAL_NAME).read_text().splitlines()[-1])
+    assert any(
+        f"to the trash ({TRASH_NAME}/" in s.value and "nothing is deleted" in s.value
+        for s in at.success
+    )
+    assert (data / removed["dst"]).is_file()
+
+
+def test_a_change_that_fails_says_why(open_page, app_dirs):
+    data = make_colour_dataset(app_dirs["data"] / "colours")
+    at = _score(open_page(PAGE), data)
+    first = next(m.value for m in at.markdown if m.value.startswith("**#1**"))
+    name = first.split("** ", 1)[1].split("  \n")[0]
+    (data / name).unlink()  # gone behind the page's back
+    at.button(key="clean_remove_1").click().run()
+    assert not at.exception
+    assert any("no such file" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("no such file" in t.value for t in at.toast)
+
+
+def test_run_pickers_name_the_data_set(open_page, run_dir):
+    at = open_page(PAGE)
+    shown = f"{run_dir.name} · colours · 40 images"
+    sources = next(s for s in at.selectbox if s.label == "Features from")
+    assert f"Run {shown}" in sources.options
+    before = next(s for s in at.selectbox if s.label == "Run before cleaning")
+    assert shown in before.options

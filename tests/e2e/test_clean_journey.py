@@ -1,5 +1,6 @@
 """Cleaning a folder in a real browser: open Clean -> score -> relabel one image -> remove one
--> undo the removal; the files end up where they should and the journal says so."""
+-> undo the removal; the files end up where they should, the journal says so, and each change
+says on the page which file went where."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ def _dataset(root):
     return root
 
 
+def _action(word: str) -> re.Pattern:
+    """A button's accessible name: its icon's name (a ligature) may come before the word."""
+    return re.compile(rf"^(\w+ )?{word}$")
+
+
 def test_relabel_remove_and_undo_in_the_browser(page, studio_url, studio_dirs):
     from playwright.sync_api import expect  # installed where the browser fixture ran
 
@@ -50,13 +56,17 @@ def test_relabel_remove_and_undo_in_the_browser(page, studio_url, studio_dirs):
     settle(page)
     assert page.get_by_text("blue/red_03.png").count() >= 1
 
-    page.get_by_role("button", name="Relabel", exact=True).first.click()  # #1: suggested red
+    page.get_by_role("button", name=_action("Relabel")).first.click()  # #1: suggested red
     settle(page)
     assert (data / "red" / "red_03.png").is_file()
     assert not (data / "blue" / "red_03.png").exists()
+    said = "Moved blue/red_03.png to red"
+    expect(page.get_by_test_id("stToast").filter(has_text=said)).to_be_visible()
+    expect(page.get_by_test_id("stAlert").filter(has_text=said)).to_be_visible()
 
-    page.get_by_role("button", name="Remove", exact=True).first.click()
+    page.get_by_role("button", name=_action("Remove")).first.click()
     settle(page)
+    expect(page.get_by_test_id("stAlert").filter(has_text="to the trash")).to_be_visible()
     entries = [json.loads(x) for x in (data / ".modelkit-journal.jsonl").read_text().splitlines()]
     assert [e["action"] for e in entries] == ["relabel", "remove"]
     removed = entries[1]["src"]
@@ -65,8 +75,10 @@ def test_relabel_remove_and_undo_in_the_browser(page, studio_url, studio_dirs):
     page.get_by_role("tab", name="Changes").click()
     page.get_by_text(re.compile(r"#2 remove")).wait_for()
     screenshot(page, "clean-1-changes")
-    page.get_by_role("button", name="Undo", exact=True).first.click()  # newest first: #2
+    changes = page.get_by_role("tabpanel", name="Changes")
+    changes.get_by_role("button", name=_action("Undo")).first.click()  # newest first: #2
     settle(page)
+    expect(page.get_by_test_id("stAlert").filter(has_text="Undid #2")).to_be_visible()
 
     assert (data / removed).is_file()
     assert not any((data / ".modelkit-trash").rglob("*.png"))
