@@ -1,38 +1,47 @@
 """The Train page's recipe choice: ``auto`` first (it looks at the chosen dataset and says why
-it picked each setting), then the fixed recipes, then none (the settings' own defaults). The
-form's starting values come from ``modelkit.recipes.resolve``, as for the command line."""
+it picked each setting), then the fixed recipes, then none (the settings' own defaults); beside
+it the time budget, which ``auto`` plans for (the epochs, the backbone, what fits on this
+machine), so it re-plans when the budget changes. The form's starting values come from
+``modelkit.recipes.resolve``, as for the command line, the budget given as the person's own."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from modelkit.config import schema
 from modelkit.errors import ModelkitError
 from modelkit.recipes import AUTO, CPU_START, NAMES, Resolved, resolve
+from studio.auto_reasons import plain_reasons, value_text
+from studio.budget_input import Budget, budget_input, given_budget
 from studio.text import md
 
 CHOICES = (*NAMES, "none")  # auto first: the default for a new run
 CPU_START_SOURCE = "a first run on this CPU"
 
 
-def _resolve(name: str, dataset: str, on_gpu: bool, suggested: dict) -> Resolved:
+def _resolve(name: str, dataset: str, on_gpu: bool, suggested: dict, given: dict) -> Resolved:
     return resolve(
-        name, {}, start={} if on_gpu else CPU_START, start_source=CPU_START_SOURCE,
+        name, given, start={} if on_gpu else CPU_START, start_source=CPU_START_SOURCE,
         suggested=suggested, suggested_source="learning-rate finder", dataset=dataset,
         check_weights=False,  # checked at launch: the form can still change the weights
     )  # fmt: skip
 
 
 @st.cache_data(max_entries=16, show_spinner="Looking at the dataset…")
-def _auto(dataset: str, on_gpu: bool, suggested: tuple) -> Resolved:
-    """auto reads the folder (a scan, a few hundred image headers): once per dataset."""
-    return _resolve(AUTO, dataset, on_gpu, dict(suggested))
+def _auto(dataset: str, on_gpu: bool, suggested: tuple, given: tuple) -> Resolved:
+    """auto reads the folder (a scan, a few hundred image headers): once per dataset and
+    budget (``given``), since the budget changes what it chooses."""
+    return _resolve(AUTO, dataset, on_gpu, dict(suggested), dict(given))
 
 
-def recipe_choice(dataset: str, on_gpu: bool, suggested: dict) -> Resolved:
-    """The recipe selectbox; returns the form's starting values and where each came from
-    (``auto``'s reasons go to the run's log at launch)."""
-    name = st.selectbox(
+def recipe_choice(dataset: str, on_gpu: bool, suggested: dict) -> tuple[Resolved, Budget]:
+    """The recipe selectbox and the time budget beside it; returns the form's starting values,
+    where each came from (``auto``'s reasons go to the run's log at launch) and the budget."""
+    left, right = st.columns([3, 2], vertical_alignment="top")
+    budget = budget_input(right)
+    given = given_budget(budget)
+    name = left.selectbox(
         "Recipe",
         CHOICES,
         help="Fills the form with settings for a situation; change any of them before "
@@ -46,25 +55,28 @@ def recipe_choice(dataset: str, on_gpu: bool, suggested: dict) -> Resolved:
         name = "none"
     try:
         if name == AUTO:
-            chosen = _auto(dataset, on_gpu, tuple(sorted(suggested.items())))
+            chosen = _auto(
+                dataset, on_gpu, tuple(sorted(suggested.items())), tuple(sorted(given.items()))
+            )
         else:
-            chosen = _resolve(name, dataset, on_gpu, suggested)
+            chosen = _resolve(name, dataset, on_gpu, suggested, given)
     except ModelkitError as exc:
-        st.warning(f"auto could not look at the dataset: {md(str(exc))}")
-        chosen = _resolve("none", "", on_gpu, suggested)
+        st.warning(f"auto could not choose: {md(str(exc))}")
+        chosen = _resolve("none", "", on_gpu, suggested, given)
     if chosen.auto is not None:
         with st.expander("Why these settings (auto)", expanded=False):
-            lines = chosen.auto.lines()
-            st.markdown("\n".join(f"- {md(line.removeprefix('auto: '))}" for line in lines))
+            for reason in plain_reasons(chosen.auto.reasons):
+                st.markdown(reason.text, help=reason.tooltip)
     elif chosen.note:
         st.caption(md(chosen.note))
-    return chosen
+    return chosen, budget
 
 
 def settings_sources(chosen: Resolved) -> None:
     """Where each starting value of the form came from (the recipe, auto, the machine...)."""
+    by_name = {s.name: s for s in schema()}
     rows = [
-        {"setting": name, "value": str(value), "from": source}
+        {"setting": name, "value": value_text(by_name.get(name), value), "from": source}
         for name, value, source in chosen.where()
     ]
     if not rows:

@@ -14,6 +14,7 @@ from modelkit.config import ConfigError
 from modelkit.device import pick_device
 from modelkit.jobs import JobBusyError
 from modelkit.training.distributed import gpu_count
+from studio.budget_input import budget_setting
 from studio.config_form import ConfigForm, dataset_input, dataset_of
 from studio.state import DATASET_KEY, job_registry, settings
 
@@ -38,10 +39,13 @@ with new_run:
         st.page_link(
             "app_pages/dataset.py", label="Choose a dataset →", icon=":material/folder_open:"
         )
-    chosen = recipe_choice(dataset, on_gpu, suggested_settings())
+    chosen, budget = recipe_choice(dataset, on_gpu, suggested_settings())
     auto = chosen.auto
     with st.form("train_form", enter_to_submit=False, border=False):
-        form = ConfigForm(chosen.settings, settings().runs_dir)
+        # the budget has its box beside the recipe: the form does not draw it again
+        form = ConfigForm(
+            chosen.settings, settings().runs_dir, {budget_setting().name: budget.seconds}
+        )
         form.essentials()
         gpus = gpu_count()
         multi_gpu = gpus > 1 and st.toggle(
@@ -52,10 +56,11 @@ with new_run:
         c1, c2 = st.columns(2)
         launch = c1.form_submit_button(
             "Launch training", icon=":material/rocket_launch:", type="primary",
-            disabled=not dataset, width="stretch",
+            disabled=not dataset or bool(budget.problem), width="stretch",
         )  # fmt: skip
         find_lr = c2.form_submit_button(  # a submit button: the finder sees the form as it is
-            "Find a learning rate", icon=":material/query_stats:", disabled=not dataset,
+            "Find a learning rate", icon=":material/query_stats:",
+            disabled=not dataset or bool(budget.problem),
             width="stretch",
         )  # fmt: skip
         st.caption("Every other setting, by group (the defaults suit a first run):")

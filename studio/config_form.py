@@ -10,6 +10,7 @@ learning-rate finder's suggestion) make a new widget when they change, so the fo
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import streamlit as st
 
 from modelkit.config import GROUPS, ConfigError, Setting, TrainConfig, schema
 from modelkit.models.registry import imagenet_weights_cached
+from studio.budget_input import EXAMPLES, budget_text, is_duration, parse_budget
 
 WEIGHT_CHOICES = {"ImageNet": "imagenet", "Random (from scratch)": "none"}
 FROM_FILE = "File or run folder"
@@ -47,14 +49,21 @@ class ConfigForm:
     per group). ``build`` turns what they returned into a TrainConfig.
 
     ``defaults``: values that replace the schema's (a recipe, a suggestion); the runs folder
-    defaults to the app's ``runs_dir``."""
+    defaults to the app's ``runs_dir``. ``drawn_elsewhere``: settings the page gives a control
+    of its own (the Train page's time budget, next to the recipe): not drawn again, so there is
+    one place to set each, and built with the values given."""
 
-    def __init__(self, defaults: Mapping[str, Any], runs_dir: Path) -> None:
+    def __init__(
+        self,
+        defaults: Mapping[str, Any],
+        runs_dir: Path,
+        drawn_elsewhere: Mapping[str, Any] | None = None,
+    ) -> None:
         self.start = {s.name: s.default for s in schema()}
         self.start.update({s.name: str(runs_dir) for s in schema() if s.widget == "runs_folder"})
         self.start.update(defaults)
-        self.raw: dict[str, Any] = {}
-        self.fields = [s for s in schema() if s.widget != "dataset"]
+        self.raw: dict[str, Any] = dict(drawn_elsewhere or {})
+        self.fields = [s for s in schema() if s.widget != "dataset" and s.name not in self.raw]
 
     def essentials(self) -> None:
         _grid([s for s in self.fields if s.essential], self.start, self.raw, columns=4)
@@ -104,6 +113,8 @@ def _value(s: Setting, raw: Any) -> Any:
         if not path.strip():
             raise ValueError("give a file or run folder, or choose ImageNet or Random")
         return path.strip()
+    if is_duration(s) and isinstance(raw, str):
+        return parse_budget(raw)
     if s.base is list:
         try:
             return [int(x) for x in raw.split(",") if x.strip()] or list(s.default)
@@ -139,6 +150,9 @@ def _widget(s: Setting, start: Mapping[str, Any], cells: Iterator) -> Any:
     cell, value = next(cells), start[s.name]
     if s.widget == "starting_weights":
         return _weights(s, start, cell, next(cells))
+    if is_duration(s):  # typed as on the command line: 10m, 90s
+        label = re.sub(r"\s*\(seconds\b[^)]*\)", "", s.label)  # the text says its own unit
+        return cell.text_input(label, budget_text(value), help=f"{s.help} Typed as {EXAMPLES}.")
     if s.choices_from is not None:
         options = list(s.choices)
         index = options.index(value) if value in options else 0

@@ -50,7 +50,7 @@ def test_auto_is_offered_first_and_says_why_it_chose_each_setting(open_page, app
     (why,) = [e for e in at.expander if e.label == "Why these settings (auto)"]
     text = "\n".join(m.value for m in why.markdown)
     # 40 px squares: a small network from scratch, and the reason for it
-    assert "arch = smallresnet" in text and "tiny" in text
+    assert "**Architecture**: smallresnet" in text and "40 px" in text
     assert next(w for w in at.selectbox if w.label == "Architecture").value == "smallresnet"
     assert next(w for w in at.selectbox if w.label == "Schedule").value == "onecycle"
 
