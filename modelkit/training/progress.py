@@ -52,7 +52,7 @@ class ProgressPrinter:
         self.line_open = False  # a line updated in place is on the screen
         self.keep_line = False  # it stays when the next line comes (a step's end), or goes
         self.epoch_began = time.perf_counter()  # when the batches of the current epoch began
-        self.logged: tuple[str, int, float] = ("", -1, 0.0)  # (step, tenth, time) last logged
+        self.logged: tuple[str, int, float] = ("", -1, 0.0)  # (step, tenth, elapsed) last logged
 
     def _show(self, text: str, keep: bool = False) -> None:
         """Draw ``text`` over the line in place (a terminal), cut to the terminal's width;
@@ -85,22 +85,21 @@ class ProgressPrinter:
                 self.close()
             self.epoch_began = time.perf_counter()
             return
-        now = time.perf_counter()
-        step, last_tenth, last_time = self.logged
+        step, last_tenth, last_at = self.logged  # last_at: the step's elapsed at its last line
         if step != event.name:  # a new step: nothing of it printed yet
-            step, last_tenth, last_time = event.name, -1, now - event.elapsed
+            step, last_tenth, last_at = event.name, -1, 0.0
         if event.status == "end":
             # a short validation's line would only repeat the epoch line that follows it
             if last_tenth >= 0 or event.step != "validate":
                 self.write(step_line(event))
             self.logged = ("", -1, 0.0)
-            self.epoch_began = now
+            self.epoch_began = time.perf_counter()
             return
         tenth = event.done * 10 // event.total if event.total else 0
-        if tenth > last_tenth and now - last_time >= LOG_EVERY_SECONDS:
-            step, last_tenth, last_time = event.name, tenth, now
+        if tenth > last_tenth and event.elapsed - last_at >= LOG_EVERY_SECONDS:
+            last_tenth, last_at = tenth, event.elapsed
             self.write(step_line(event))
-        self.logged = (step, last_tenth, last_time)
+        self.logged = (step, last_tenth, last_at)
 
     def _batch(self, event: BatchEnd) -> None:
         """The epoch's batches in place on a terminal; a log gets the epoch's summary only."""
