@@ -137,10 +137,14 @@ def test_the_tune_form_builds_the_trials_config_from_the_same_schema(
     next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset))
     rotation = next(s for s in schema() if s.label == "Rotation ±°")
     _enter(at, rotation, 12.0)
+    # each trial's budget, in the Stopping section, is typed like the Train page's: 5m
+    (trial_budget,) = [w for w in at.text_input if w.label == "Time budget"]
+    trial_budget.set_value("5m")
     next(b for b in at.button if "Start search" in b.label).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     (job,) = started
     assert job.base.rotation == 12.0 and job.base.data_dir == str(dataset)
+    assert job.base.time_budget == 300
     assert job.base.weights == "none"  # trials start from random weights unless told otherwise
 
 

@@ -14,6 +14,13 @@ BUDGET = "Time budget"
 WHY = "Why these settings (auto)"
 
 
+def test_a_budget_is_shown_the_way_it_is_typed():
+    from studio.budget_input import budget_text, parse_budget
+
+    assert [budget_text(s) for s in (0, 45, 90, 600, 5400)] == ["", "45s", "1m30s", "10m", "1h30m"]
+    assert all(parse_budget(budget_text(s)) == s for s in (45, 90, 600, 3605, 5400))
+
+
 def _with_dataset(open_page, app_dirs):
     at = open_page("app_pages/train.py")
     dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)
