@@ -14,57 +14,22 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 from modelkit.atomic import atomic_write_json
-from modelkit.config import OPTIMIZERS, TrainConfig
+from modelkit.config import TrainConfig
 from modelkit.models.weights import check_starting_weights
 from modelkit.training.loop import Trainer, TrainingError
 from modelkit.tune.pruning import TrialPruner
+from modelkit.tune.space import AUGMENTATION_FIELDS, OPTIONAL, SearchSpace
 
-OPTIONAL = ("optimizer", "dropout", "augmentation")  # searched only when asked for
-
-
-@dataclass
-class SearchSpace:
-    lr: tuple[float, float] = (1e-4, 1e-1)  # log-uniform
-    weight_decay: tuple[float, float] = (1e-6, 1e-2)  # log-uniform
-    batch_sizes: tuple[int, ...] = (8, 16, 32)
-    extra: tuple[str, ...] = ()  # any of OPTIONAL
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.extra) - set(OPTIONAL))
-        if unknown:
-            from modelkit.config import ConfigError
-
-            raise ConfigError(f"search: unknown {unknown}; choose from {list(OPTIONAL)}")
-
-    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        """TrainConfig settings for one trial."""
-        s: dict[str, Any] = {
-            "lr": trial.suggest_float("lr", *self.lr, log=True),
-            "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True),
-            "batch_size": trial.suggest_categorical("batch_size", list(self.batch_sizes)),
-        }
-        if "optimizer" in self.extra:
-            s["optimizer"] = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
-        if "dropout" in self.extra:
-            s["head_dropout"] = trial.suggest_float("head_dropout", 0.0, 0.5)
-        if "augmentation" in self.extra:
-            # one strength knob drives the usual augmentations together
-            k = trial.suggest_float("augmentation", 0.0, 1.0)
-            s.update(
-                crop_scale_min=round(1.0 - 0.75 * k, 3),
-                rotation=round(20.0 * k, 2),
-                brightness=round(0.4 * k, 3),
-                contrast=round(0.4 * k, 3),
-                saturation=round(0.4 * k, 3),
-            )
-        return s
+__all__ = [
+    "AUGMENTATION_FIELDS", "OPTIONAL", "SearchSpace", "TuneJob", "best_config", "completed",
+    "default_storage", "load_study", "open_study", "run_search", "study_names", "trials_table",
+]  # fmt: skip
 
 
 def default_storage(runs_dir: str | Path, study: str) -> str:
@@ -159,13 +124,12 @@ def _record_end(trial: optuna.Trial, study: str, pruner: TrialPruner, state: str
 
 
 def best_config(st: optuna.Study, **changes: Any) -> TrainConfig | None:
-    """The best completed trial's config (with ``changes``), ready for a full training run."""
-    done = [t for t in st.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not done:
-        return None
-    best = max(done, key=lambda t: t.value if t.value is not None else float("-inf"))
-    cfg = TrainConfig.from_dict(best.user_attrs["config"])
-    return cfg.replace(run_name=f"best-{st.study_name}", **changes)
+    """The best completed trial's config (with ``changes``), ready for a full training run;
+    composed by ``modelkit.tune.results.best_run`` (the search's settings, the best values)."""
+    from modelkit.tune.results import best_run
+
+    resolved = best_run(st, changes)
+    return None if resolved is None else TrainConfig.from_dict(resolved.settings)
 
 
 def trials_table(st: optuna.Study) -> list[dict[str, Any]]:
