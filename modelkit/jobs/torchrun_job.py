@@ -88,6 +88,23 @@ def _children(pid: int) -> set[int]:
         return set()
 
 
+def show_recorded_step(view: LiveView, step: object) -> None:
+    """The step the run's recorder wrote in its status (``RunRecorder``), or none: what rank 0
+    is doing between batches, read from another process."""
+    fields = ("name", "done", "total", "elapsed")
+    if not isinstance(step, dict) or not all(k in step for k in fields):
+        view.step = ""
+        return
+    try:
+        done, total, elapsed = int(step["done"]), int(step["total"]), float(step["elapsed"])
+    except (TypeError, ValueError):  # a status written by something else: no step to show
+        view.step = ""
+        return
+    view.step, view.step_done, view.step_total = str(step["name"]), done, total
+    view.step_unit, view.step_elapsed = str(step.get("unit", "images")), elapsed
+    view.step_heard = time.time()
+
+
 class TorchrunJob:
     POLL_SECONDS = 0.5
 
@@ -204,6 +221,7 @@ class TorchrunJob:
                 v.images_per_second = float(rows[-1].get("images_per_second", 0.0) or 0.0)
             if isinstance(status.get("best"), dict):
                 v.best = status["best"]
+            show_recorded_step(v, status.get("step"))
             v.log = deque(v.log, maxlen=500)
             v.log.extend(line.split(" ", 1)[-1] for line in log[self._log_seen :])
             self._log_seen = len(log)

@@ -23,6 +23,7 @@ from modelkit.events import (
     Finished,
     Message,
     RunStarted,
+    StepProgress,
     Stopped,
 )
 from modelkit.runs.folder import RunFolder, read_json
@@ -40,6 +41,7 @@ class RunRecorder:
         # before it was resumed does not count.
         self._active_before = float(self.status.get("active_s") or 0.0)
         self._session_start = time.monotonic()
+        self._step_written = -1.0  # the step's elapsed seconds when its status was last written
 
     def _write_status(self, **changes: Any) -> None:
         active = self._active_before + time.monotonic() - self._session_start
@@ -74,14 +76,16 @@ class RunRecorder:
             if event.is_best:
                 changes["best"] = row
             self._write_status(**changes)
+        elif isinstance(event, StepProgress):
+            self._step(event)
         elif isinstance(event, Message):
             self._append_log(event.text, event.level)
         elif isinstance(event, Finished):
-            self._write_status(state="finished", ended_at=_now(), reason=event.reason)
+            self._write_status(step=None, state="finished", ended_at=_now(), reason=event.reason)
             self._append_log(f"finished ({event.reason})")
         elif isinstance(event, Stopped):
             state = "pruned" if event.reason == "pruned" else "stopped"
-            self._write_status(state=state, ended_at=_now(), reason=event.reason)
+            self._write_status(step=None, state=state, ended_at=_now(), reason=event.reason)
             if event.reason == "pruned":
                 self._append_log(f"pruned after epoch {event.epoch + 1}")
             elif event.reason == UNTRAINED:
@@ -89,5 +93,21 @@ class RunRecorder:
             else:
                 self._append_log(f"stopped by request in epoch {event.epoch + 1}")
         elif isinstance(event, Failed):
-            self._write_status(state="failed", ended_at=_now(), error=event.error)
+            self._write_status(step=None, state="failed", ended_at=_now(), error=event.error)
             self._append_log(event.error, "error")
+
+    def _step(self, event: StepProgress) -> None:
+        """The step under way in the status (at most once a second), for a watcher in another
+        process (a torchrun job); its end in the log, where the time each step took is read
+        later, but for the epochs' validations: a line each epoch would crowd the log."""
+        if event.status == "end":
+            self._step_written = -1.0
+            self._write_status(step=None)
+            if event.step != "validate":
+                took = f"{event.elapsed:.1f} s"
+                self._append_log(f"{event.name}: {event.done}/{event.total} {event.unit} in {took}")
+            return
+        if event.status == "start" or event.elapsed - self._step_written >= 1.0:
+            self._step_written = event.elapsed
+            step = {k: getattr(event, k) for k in ("name", "done", "total", "unit", "elapsed")}
+            self._write_status(step=step)

@@ -9,8 +9,11 @@ import io
 import pytest
 
 from modelkit.events import BatchEnd, EpochEnd, RunStarted, StepProgress
-from modelkit.jobs import TrainingJob
+from modelkit.jobs import LiveView, TrainingJob
+from modelkit.jobs.torchrun_job import show_recorded_step
 from modelkit.progress import eta_seconds
+from modelkit.runs.folder import RunFolder, read_json
+from modelkit.runs.recorder import RunRecorder
 from modelkit.training.loop import Trainer
 from modelkit.training.progress import ProgressPrinter
 
@@ -137,3 +140,19 @@ def test_the_command_line_logs_a_step_in_a_few_lines():
     assert lines[0].startswith("Computing features for the head (pass 2 of 3): 0% 1/1000 images")
     assert "ETA" in lines[0]
     assert lines[-1].endswith("(pass 2 of 3): 1000/1000 images in 18 min 20 s")
+
+
+def test_the_run_folder_tells_another_process_the_step_and_logs_its_time(tmp_path):
+    folder = RunFolder(tmp_path)
+    recorder = RunRecorder(tmp_path)
+    recorder(step("start", 0))
+    recorder(step("progress", 5, elapsed=10.0))
+    view = LiveView(state="running")  # what a torchrun job's watcher reads from the folder
+    show_recorded_step(view, read_json(folder.status)["step"])
+    assert view.step == "Computing features for the head (pass 2 of 3)"
+    assert (view.step_done, view.step_total) == (5, 20) and view.step_eta_seconds >= 30.0
+    recorder(step("end", 20, elapsed=40.0))
+    show_recorded_step(view, read_json(folder.status)["step"])
+    assert view.step == ""
+    log = folder.log.read_text()
+    assert "Computing features for the head (pass 2 of 3): 20/20 images in 40.0 s" in log
