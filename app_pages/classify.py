@@ -1,9 +1,11 @@
 """Classify: drop images (or take a webcam photo) on a trained model and read its top-k answers.
 
 The Predictor (modelkit.serving.predictor) is loaded once per checkpoint file and kept warm;
-predictions for a set of uploads are computed once (with their Grad-CAM maps) and reused while only
-the top-k or the opacity slider moves. A calibrated run answers "unknown" below its threshold. The
-webcam sits behind a toggle, so the browser asks for the camera only when the user wants it.
+each image is classified once (with its Grad-CAM map) and its answer reused while only the top-k
+or the opacity slider moves. The images and answers are kept in the session (``KeptImages``,
+bounded), since the upload box forgets its files when the person opens another page: coming back
+shows them again until "Clear results". A calibrated run answers "unknown" below its threshold.
+The webcam sits behind a toggle, so the browser asks for the camera only when the user wants it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from modelkit.serving.predictor import Prediction, Predictor
 from studio import figures as plots
 from studio.dataset_view import thumbnail_jpeg
 from studio.run_picker import pick_run
-from studio.state import cached_predictor, settings
+from studio.state import KeptImages, cached_predictor, settings
 from studio.text import md
 
 PAGE_SIZE = 12  # image cards per page
@@ -29,6 +31,9 @@ CARD_COLUMNS = 3
 THUMB_PX = 224
 MAX_TOP_K = 20
 MAX_IMAGE_BYTES = 50 * 1024 * 1024  # per image: a bigger upload is named and left out
+KEPT_KEY = "classify_kept"  # KeptImages: the images and answers, kept across pages
+BOX_KEY = "classify_box_ids"  # upload ids in the box at the last run, to see which were taken out
+UPLOADS_WIDGET = "classify_files"
 CAM_HELP = (
     "Where the model looked: red areas raised the top class's score most (Grad-CAM on the last "
     "convolutional stage), drawn on the centre crop the model saw."
@@ -42,25 +47,39 @@ def _thumbnail(data: bytes) -> bytes | None:
         return None
 
 
-def classify(
-    predictor: Predictor, model_key: tuple, files: list
-) -> tuple[list[Prediction], list[bytes | None]]:
-    """Predictions over every class (sliced to top-k when drawn) and thumbnails, per upload.
+def _kept() -> KeptImages:
+    kept = st.session_state.get(KEPT_KEY)
+    if not isinstance(kept, KeptImages):
+        kept = st.session_state[KEPT_KEY] = KeptImages()
+    return kept
 
-    Kept in session state per (checkpoint, uploads) so moving the top-k slider costs nothing.
-    """
-    key = (model_key, tuple(f.file_id for f in files))
-    memo = st.session_state.get("_classify_memo")
-    if memo and memo[0] == key:
-        return memo[1], memo[2]
-    data = [f.getvalue() for f in files]
-    with st.spinner(f"Classifying {len(files)} file(s)…"):
+
+def _box_changed() -> None:
+    """Upload box callback: a file the person takes out of the box leaves the results too.
+    Only a person's change calls it; leaving the page empties the box without a call, so the
+    kept results stay."""
+    now = {f.file_id for f in st.session_state.get(UPLOADS_WIDGET) or []}
+    _kept().forget(set(st.session_state.get(BOX_KEY, ())) - now)
+
+
+def classify(predictor: Predictor, model_key: tuple, kept: KeptImages) -> None:
+    """Answer every kept image the model has not answered yet (all of them after a change of
+    model), over every class (sliced to top-k when drawn) with its Grad-CAM map and thumbnail,
+    so moving the top-k slider or coming back to the page costs nothing."""
+    pending = kept.pending(model_key)
+    if not pending:
+        return
+    with st.spinner(f"Classifying {len(pending)} file(s)…"):
         preds = predictor.predict_many(
-            data, len(predictor.classes), names=[f.name for f in files], explain=True
+            [k.data for k in pending],
+            len(predictor.classes),
+            names=[k.name for k in pending],
+            explain=True,
         )
-        thumbs = [None if p.error else _thumbnail(d) for p, d in zip(preds, data)]
-    st.session_state["_classify_memo"] = (key, preds, thumbs)
-    return preds, thumbs
+        for k, p in zip(pending, preds):
+            k.prediction = p
+            if k.thumb is None and not p.error:
+                k.thumb = _thumbnail(k.data)
 
 
 def results_table(preds: list[Prediction], k: int) -> pd.DataFrame:
@@ -173,17 +192,16 @@ files = st.file_uploader(
     "Drop images here",
     type=None,  # let anything through, so a wrong file gets a clear message instead of a refusal
     accept_multiple_files=True,
-    key="classify_files",
+    key=UPLOADS_WIDGET,
+    on_change=_box_changed,
     help="JPEG, PNG, WebP, BMP, GIF or TIFF; several at once is fine.",
 )
 files = list(files or [])
+st.session_state[BOX_KEY] = [f.file_id for f in files]
 if st.toggle("Use the webcam", key="classify_webcam", help="The browser asks for the camera."):
     photo = st.camera_input("Take a photo to classify", key="classify_camera")
     if photo is not None:
         files.append(photo)
-if not files:
-    st.caption("Drag and drop one or more images to classify them, or turn on the webcam.")
-    st.stop()
 
 for f in [f for f in files if f.size > MAX_IMAGE_BYTES]:
     st.error(
@@ -191,10 +209,32 @@ for f in [f for f in files if f.size > MAX_IMAGE_BYTES]:
         f"{MAX_IMAGE_BYTES // 2**20} MB limit for one image",
         icon=":material/block:",
     )
-files = [f for f in files if f.size <= MAX_IMAGE_BYTES]
+kept = _kept()
 if not files:
+    kept.known.clear()  # an empty box holds nothing to take twice
+kept.add(f for f in files if f.size <= MAX_IMAGE_BYTES)
+if not kept.items:
+    st.caption("Drag and drop one or more images to classify them, or turn on the webcam.")
     st.stop()
-preds, thumbs = classify(predictor, model_key, files)
+classify(predictor, model_key, kept)
+preds = [k.prediction for k in kept.items if k.prediction is not None]
+thumbs = [k.thumb for k in kept.items if k.prediction is not None]
+
+note, clear = st.columns([4, 1], vertical_alignment="center")
+held = len(kept.items)
+if not files:
+    note.caption(
+        f"{held} image(s) kept from before: the upload box empties when you open another page, "
+        "the results stay until you clear them."
+    )
+if kept.dropped:
+    note.caption(
+        f"Only the newest {kept.max_images} images ({kept.max_bytes // 2**20} MB) are kept; "
+        f"{kept.dropped} older one(s) were let go."
+    )
+clear.button(
+    "Clear results", key="classify_clear", icon=":material/clear_all:", on_click=kept.clear
+)
 for p in preds:
     if p.error:
         st.error(f"Not classified: {md(p.error)}", icon=":material/block:")

@@ -8,7 +8,8 @@ and ``MODELKIT_ALLOWED_ROOTS`` (``os.pathsep``-separated folders the browser may
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
@@ -17,7 +18,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from modelkit.data.browse import BrowseError, open_folder
 from modelkit.jobs import JobRegistry
 from modelkit.paths import confine_from_now, roots_from_env, within
-from modelkit.serving.predictor import Predictor
+from modelkit.serving.predictor import Prediction, Predictor
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,3 +103,61 @@ def remember_dataset() -> str | None:
         return f"The dataset in the address cannot be opened: {exc}"
     choose_dataset(real)
     return None
+
+
+@dataclass
+class KeptImage:
+    """One image given to Classify, its bytes and, once classified, its answer and thumbnail."""
+
+    file_id: str
+    name: str
+    data: bytes
+    prediction: Prediction | None = None
+    thumb: bytes | None = None
+
+
+@dataclass
+class KeptImages:
+    """Classify's images and answers, kept in ``st.session_state``: the upload box forgets its
+    files when the person opens another page, these stay until cleared. The newest are kept
+    within ``max_images`` and ``max_bytes``, so a session's memory stays bounded."""
+
+    max_images: int = 200
+    max_bytes: int = 128 * 2**20
+    items: list[KeptImage] = field(default_factory=list)
+    model: tuple | None = None  # the model the predictions are of
+    known: set[str] = field(default_factory=set)  # upload ids taken (kept, let go or cleared)
+    dropped: int = 0  # images let go to stay within the bounds
+
+    def add(self, files: Iterable) -> None:
+        """Take each upload (``file_id``, ``name``, ``getvalue()``) not taken before; an upload
+        still in the box after a Clear or after being let go is not taken again."""
+        for f in files:
+            if f.file_id in self.known:
+                continue
+            self.known.add(f.file_id)
+            self.items.append(KeptImage(f.file_id, f.name, f.getvalue()))
+        while len(self.items) > self.max_images or (
+            len(self.items) > 1 and sum(len(k.data) for k in self.items) > self.max_bytes
+        ):
+            self.items.pop(0)
+            self.dropped += 1
+
+    def forget(self, file_ids: Iterable[str]) -> None:
+        """Drop the images of uploads taken out of the box."""
+        gone = set(file_ids)
+        self.items = [k for k in self.items if k.file_id not in gone]
+        self.known -= gone
+
+    def clear(self) -> None:
+        """No images kept; the uploads still in the box stay known, so they are not re-taken."""
+        self.items = []
+        self.dropped = 0
+
+    def pending(self, model: tuple) -> list[KeptImage]:
+        """The images without an answer from ``model``: all of them after a change of model."""
+        if model != self.model:
+            for k in self.items:
+                k.prediction = None
+            self.model = model
+        return [k for k in self.items if k.prediction is None]
