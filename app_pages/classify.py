@@ -2,10 +2,11 @@
 
 The Predictor (modelkit.serving.predictor) is loaded once per checkpoint file and kept warm;
 each image is classified once (with its Grad-CAM map) and its answer reused while only the top-k
-or the opacity slider moves. The images and answers are kept in the session (``KeptImages``,
-bounded), since the upload box forgets its files when the person opens another page: coming back
-shows them again until "Clear results". A calibrated run answers "unknown" below its threshold.
-The webcam sits behind a toggle, so the browser asks for the camera only when the user wants it.
+or the opacity slider moves. The images and answers are kept in ``st.session_state``
+(``KeptImages``, bounded), since the upload box forgets its files when the person opens another
+page: coming back shows them again until "Clear results". A calibrated run answers "unknown"
+below its threshold. The webcam sits behind a toggle, so the browser asks for the camera only
+when the user wants it.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ APP_ROOT = Path(__file__).resolve().parent.parent
 
 # st.session_state keys shared between pages
 DATASET_KEY = "dataset_path"  # str: the dataset folder chosen on the Dataset page
-DATASET_QUERY = "dataset"  # the address's ?dataset=: a reload starts a new session, not a new pick
+DATASET_QUERY = "dataset"  # the address's ?dataset=: a reload forgets st.session_state
 RUN_KEY = "selected_run"  # str: run folder chosen on Evaluate / Classify / Runs
 
 
@@ -70,8 +70,8 @@ def job_registry() -> JobRegistry:
 
 
 def choose_dataset(path: str | os.PathLike) -> None:
-    """Make ``path`` the chosen data set, in the session and in the address, so a reload or a
-    shared link opens the same one."""
+    """Make ``path`` the chosen data set, in ``st.session_state`` and in the address, so a
+    reload or a shared link opens the same one."""
     st.session_state[DATASET_KEY] = str(path)
     st.query_params[DATASET_QUERY] = str(path)
 
@@ -83,9 +83,9 @@ def forget_dataset() -> None:
 
 
 def remember_dataset() -> str | None:
-    """Keep the session's data set and the address's ``?dataset=`` in step.
+    """Keep ``st.session_state``'s data set and the address's ``?dataset=`` in step.
 
-    A session without one (a reload is a new session) takes the address's, after the same check
+    A browser tab without one (a reload starts afresh) takes the address's, after the same check
     a typed path gets: it must be an existing folder inside the allowed roots. A refused one is
     dropped from the address, and the reason returned for the page to show."""
     chosen = st.session_state.get(DATASET_KEY)
@@ -120,7 +120,7 @@ class KeptImage:
 class KeptImages:
     """Classify's images and answers, kept in ``st.session_state``: the upload box forgets its
     files when the person opens another page, these stay until cleared. The newest are kept
-    within ``max_images`` and ``max_bytes``, so a session's memory stays bounded."""
+    within ``max_images`` and ``max_bytes``, so the memory each browser tab holds stays bounded."""
 
     max_images: int = 200
     max_bytes: int = 128 * 2**20

@@ -80,6 +80,10 @@ def test_kept_images_are_bounded_newest_first_and_never_taken_twice():
     assert [k.file_id for k in kept.items] == ["2", "3", "4"] and kept.dropped == 2
     kept.add([upload_like("big", 9_500)])
     assert [k.file_id for k in kept.items] == ["big"]  # within max_bytes again
+    assert [k.file_id for k in kept.pending(("model a",))] == ["big"]
+    kept.items[0].prediction = object()
+    assert kept.pending(("model a",)) == []  # answered once
+    assert len(kept.pending(("model b",))) == 1  # another model answers again
     kept.clear()
     kept.add(box)
     assert kept.items == []  # still in the box after a Clear: not taken back

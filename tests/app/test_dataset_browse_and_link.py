@@ -86,7 +86,7 @@ def test_the_chosen_data_set_is_in_the_address_and_a_reload_opens_it(env):
     at.button(key="ds_open_path").click().run()
     assert at.query_params["dataset"] == str(root)
 
-    again = start({"dataset": at.query_params["dataset"]})  # the reload: a new session
+    again = start({"dataset": at.query_params["dataset"]})  # the reload: a fresh tab
     assert again.session_state[DATASET_KEY] == str(root)
     assert metrics(again)["Classes"] == "2"
     assert again.query_params["dataset"] == str(root)
