@@ -1,5 +1,6 @@
 """Figures of the search tools (LR finder, Optuna study, embeddings): plain data in, a plotly
 Figure out, so the pages and ``modelkit lr-find --plot`` draw them and the engine needs no plotly.
+The study's figures speak as its results table does (modelkit.tune.results), not as Optuna.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import plotly.graph_objects as go
 
 from modelkit.evaluation.embeddings import Embeddings
 from modelkit.training.lr_finder import LRFinderResult
+from modelkit.tune.results import setting_label
 from modelkit.tune.search import completed
 from studio.figures import plotly_label
 
@@ -45,23 +47,40 @@ def lr_figure(result: LRFinderResult) -> go.Figure:
 
 
 def history_figure(st: optuna.Study) -> go.Figure:
-    """Optimisation history (optuna.visualization); an empty figure before any completed trial."""
+    """Each finished trial's validation accuracy and the best so far (Optuna's optimisation
+    history, in the table's words); an empty figure before any finished trial."""
     if not completed(st):
-        return go.Figure(layout={"title": "Optimisation history (no completed trial yet)"})
-    return optuna.visualization.plot_optimization_history(st)
+        return go.Figure(layout={"title": "Validation accuracy by trial (none finished yet)"})
+    fig = optuna.visualization.plot_optimization_history(st)
+    names = {"Objective Value": "finished trial", "Best Value": "best so far"}
+    for trace in fig.data:
+        trace.name = names.get(trace.name, trace.name)
+    fig.update_layout(title="Validation accuracy by trial")
+    fig.update_xaxes(title="trial")
+    fig.update_yaxes(title="validation accuracy")
+    return fig
 
 
 def importance_figure(st: optuna.Study) -> go.Figure | None:
-    """Parameter importances; None with fewer than 2 completed trials (or when they cannot be
-    told apart, e.g. every trial drew the same values)."""
+    """How much each searched setting explains the differences in validation accuracy, by the
+    Train form's labels; None with fewer than 2 finished trials (or when they cannot be told
+    apart, e.g. every trial drew the same values)."""
     if completed(st) < 2:
         return None
     try:
         with warnings.catch_warnings():  # few trials: "importances will be equal" is expected
             warnings.simplefilter("ignore", UserWarning)
-            return optuna.visualization.plot_param_importances(st)
+            fig = optuna.visualization.plot_param_importances(st)
     except (RuntimeError, ValueError, ZeroDivisionError):
         return None
+    for trace in fig.data:
+        trace.y = [setting_label(name) for name in trace.y]
+        trace.hovertemplate = "%{y}: %{x:.2f}<extra></extra>"
+        trace.name = "importance"
+    fig.update_layout(title="Which setting mattered most")
+    fig.update_xaxes(title="share of the differences in validation accuracy")
+    fig.update_yaxes(title="")
+    return fig
 
 
 def projection_figure(coords: np.ndarray, emb: Embeddings, title: str = "") -> go.Figure:

@@ -1,4 +1,8 @@
-"""The sidebar every page shows: which device trains, and how the active job is doing."""
+"""The sidebar every page shows: which device trains, and how the active job is doing.
+
+The job's status polls only while a job trains: an idle app then costs no CPU. When the job it
+watched ends, it redraws the page once, which declares it again without polling.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +18,22 @@ def _device_label() -> str:
     return describe_device()
 
 
+POLL_SECONDS = 2.0
+POLLING_KEY = "sidebar_polling"  # bool: the last full run drew the status polling a running job
+
+
 def render_sidebar() -> None:
     with st.sidebar:
         st.caption(f"Device: {_device_label()}")
-        _job_status()
+        running = job_registry().active() is not None
+        st.session_state[POLLING_KEY] = running
+        st.fragment(_job_status, run_every=POLL_SECONDS if running else None)()
 
 
-@st.fragment(run_every=2.0)
 def _job_status() -> None:
+    if st.session_state.get(POLLING_KEY) and job_registry().active() is None:
+        st.session_state[POLLING_KEY] = False
+        st.rerun()  # the job just ended: the whole page again, its status no longer polling
     job = job_registry().current
     if job is None:
         st.caption("No training job yet.")

@@ -1,5 +1,6 @@
 """AppTest for the Tune page: empty state, a search started from the page in the background,
-the trials table and figures, and training with the best parameters."""
+the trials table in plain words and figures, and training with the best settings, which takes
+the person to the Train page's live view."""
 
 from __future__ import annotations
 
@@ -35,11 +36,24 @@ def test_search_from_the_page_then_train_the_best(open_page, app_dirs):
     at.run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["trial"]) == [0, 1] and set(table["state"]) == {"complete"}
+    assert sorted(table["Trial"]) == [0, 1] and set(table["State"]) == {"finished"}
+    # best first, marked, each searched setting under the form's label; no Optuna dict
+    assert list(table["Validation accuracy"]) == sorted(table["Validation accuracy"])[::-1]
+    assert list(table["Best"]) == ["★ best", ""]
+    assert {"Learning rate", "Weight decay", "Batch size"} <= set(table.columns)
+    assert not any("{" in m.value for m in at.markdown)
+    assert any("Best: trial" in m.value and "Learning rate" in m.value for m in at.markdown)
     assert len(at.get("plotly_chart")) >= 1
     next(w for w in at.number_input if w.label == "Epochs for the full run").set_value(1)
     next(b for b in at.button if "Train with the best" in b.label).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     train_job = job_registry().current
     assert train_job is not None and train_job.config.run_name == "best-page"
+    best = table.iloc[0]
+    assert train_job.config.lr == best["Learning rate"] and train_job.config.epochs == 1
+    assert train_job.config.image_size == 32  # the search's own settings under the best ones
+    # the person is taken to the Train page, where the run shows live
+    assert at.header[0].value == "Train"
+    assert any(h.value.startswith("Run ") for h in at.subheader)  # its live view
+    assert any(m.label == "State" for m in at.metric)
     train_job.join(120)

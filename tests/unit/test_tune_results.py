@@ -97,3 +97,16 @@ def test_nothing_to_train_before_a_trial_finishes():
     s.add_trial(_trial(0, State.PRUNED, reached=(0.3,), attrs={"state": "pruned"}))
     assert best_run(s) is None and best_config(s) is None and best_summary(s) == []
     assert [r["Best"] for r in results_rows(s)] == [""]
+
+
+def test_the_figures_speak_as_the_table_does(study):
+    from studio.search_figures import history_figure, importance_figure
+
+    history = history_figure(study)
+    assert history.layout.title.text == "Validation accuracy by trial"
+    assert history.layout.yaxis.title.text == "validation accuracy"
+    assert {"finished trial", "best so far"} <= {t.name for t in history.data}
+    importance = importance_figure(study)
+    assert importance is not None and importance.layout.title.text == "Which setting mattered most"
+    (bars,) = importance.data
+    assert set(bars.y) == {"Learning rate", "Batch size", "Augmentation strength (0–1)"}
