@@ -1,7 +1,8 @@
 """Every page at the two widths people use (a laptop at 1280 px, a desktop at 1920 px), in a real
 browser: no exception box, and no button whose words are cut to "K…" (a newcomer could not tell
 Clean's Relabel from Remove at 1400 px, issue #29). The pages have a tiny data set chosen and a
-tiny trained run to show, and Clean has scored the data set, so its row actions are drawn."""
+tiny trained run to show, and Clean has scored the data set and kept one image, so its row
+actions and the line saying what a change did (with its Undo) are drawn."""
 
 from __future__ import annotations
 
@@ -85,6 +86,9 @@ def test_every_page_fits_its_buttons(browser, width_server, width):
                     shown = button.inner_text().strip()
                     assert shown.endswith(word), f"Clean at {width} px shows {shown!r}"
                     assert button.evaluate(FITS), f"Clean at {width} px cuts {word} short"
+                page.get_by_role("button", name=re.compile(r"^(\w+ )?Keep$")).first.click()
+                settle(page)  # the change's line, with its Undo, is checked with the rest
+                page.get_by_test_id("stAlert").filter(has_text="Kept ").wait_for()
             screenshot(page, f"width-{width}-{title.lower()}")
             if page.locator('[data-testid="stException"]').count():
                 problems.append(f"{title}: an exception is shown")
