@@ -8,6 +8,8 @@ or moves the threshold along the coverage-vs-accuracy curve, and saves it into t
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from modelkit.errors import ModelkitError
@@ -117,7 +119,9 @@ def calibration_tab(run: RunInfo) -> None:
         proposed = cal.threshold_on_curve(curve, target, int(report.get("samples", 0)))
         key = f"calibration_threshold_{run.id}"
         if st.session_state.get(f"{key}_for") != target:  # a new target proposes a new threshold
-            st.session_state[key] = round(proposed, 3)
+            # down to the slider's step, never up: rounded up past the curve's threshold it would
+            # answer none of the images the proposal was chosen to answer
+            st.session_state[key] = math.floor(proposed * 1000) / 1000
             st.session_state[f"{key}_for"] = target
         threshold = t2.slider("Unknown below", 0.0, 1.0, step=0.001, format="%.3f", key=key)
         chart = st.empty()
@@ -129,7 +133,11 @@ def calibration_tab(run: RunInfo) -> None:
         ]
         cov, acc = answered[-1] if answered else (0.0, 0.0)
         saved = float(report["threshold"])
-        unsaved = "" if round(saved, 3) == round(threshold, 3) else " (not this one: save it)"
+        unsaved = (
+            ""
+            if f"{saved:.3f}" == f"{threshold:.3f}"
+            else f" (press Save threshold to keep {threshold:.3f})"
+        )
         st.caption(
             f"At {threshold:.3f} the model answers {cov:.0%} of validation images, "
             f"{acc:.1%} of them correctly; the rest are 'unknown'. "

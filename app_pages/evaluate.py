@@ -126,7 +126,8 @@ def _headline(run: RunInfo, ev: Evaluation) -> None:
         ("Loss", f"{ev.loss:.3f}", LOSS_HELP),
         ("Images", f"{sum(map(sum, ev.confusion_matrix)):,}", None),
     ]
-    for col, (label, value, about) in zip(st.columns(len(numbers)), numbers):
+    widths = [1.5] + [1] * (len(numbers) - 1)  # the accuracy's label names how it was measured
+    for col, (label, value, about) in zip(st.columns(widths), numbers):
         col.metric(label, value, border=True, help=about)
 
 

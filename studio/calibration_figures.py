@@ -72,9 +72,9 @@ def coverage_figure(
             "<extra></extra>",
         )
     )
-    if thresholds:
-        answered = [i for i, t in enumerate(thresholds) if t >= threshold]
-        i = answered[-1] if answered else 0
+    answered = [i for i, t in enumerate(thresholds) if t >= threshold]
+    if answered:  # above every confidence nothing is answered: no point of the curve to mark
+        i = answered[-1]
         fig.add_trace(
             go.Scatter(
                 x=[coverage[i]],

@@ -27,7 +27,7 @@ TRAINING_ACCURACY_HELP = (
 )
 TTA_WORDS = {
     "flip": "flip TTA",
-    "flip_crops": "flip + crops TTA",
+    "flip_crops": "flip+crop TTA",
 }
 TTA_HELP = {
     "flip": "each image is also seen mirrored and the two answers are averaged (test-time "
@@ -46,9 +46,10 @@ SPLIT_WORDS = {"val": "validation", "test": "test"}
 
 
 def accuracy_label(split: str, tta: str) -> str:
-    """The Evaluate headline's accuracy, named with what it was measured on: ``Validation
-    accuracy · flip TTA``, so it does not read as the training figure disagreeing."""
-    words = f"{SPLIT_WORDS.get(split, split).capitalize()} accuracy"
+    """The Evaluate headline's accuracy, named with what it was measured on (``Val accuracy ·
+    flip TTA``), so it does not read as the training figure disagreeing; short enough for a
+    metric card, the tooltip (accuracy_help) says the rest."""
+    words = f"{'Val' if split == 'val' else SPLIT_WORDS.get(split, split).capitalize()} accuracy"
     return f"{words} · {tta_text(tta)}" if tta_text(tta) else words
 
 

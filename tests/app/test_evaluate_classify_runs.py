@@ -50,7 +50,7 @@ def test_evaluate_shows_metrics_tables_cell_images_and_curves(open_page, run_dir
     assert at.selectbox(key="evaluate_run").value == str(run_dir)
     assert at.session_state[RUN_KEY] == str(run_dir)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Validation accuracy"] == f"{ev.accuracy:.1%}"  # the run has no TTA
+    assert metrics["Val accuracy"] == f"{ev.accuracy:.1%}"  # the run has no TTA
     assert metrics["Top-5 accuracy"] == f"{ev.top5:.1%}"  # five classes
     assert metrics["Macro F1"] == f"{ev.macro['f1']:.3f}"
 
@@ -105,7 +105,7 @@ def test_evaluate_now_when_no_saved_evaluation(open_page, run_dir):
     at.button(key="evaluate_now").click().run()
     no_exception(at)
     assert (run_dir / "evaluation" / "val.json").is_file()
-    assert "Validation accuracy" in [m.label for m in at.metric]
+    assert "Val accuracy" in [m.label for m in at.metric]
 
 
 # -- Classify -------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_evaluate_accuracy_says_it_was_measured_with_the_runs_tta(open_page, run
     ev = load_evaluation(run_dir, "val")
     at = open_page(EVALUATE)
     no_exception(at)
-    value, about = metrics(at)["Validation accuracy · flip TTA"]
+    value, about = metrics(at)["Val accuracy · flip TTA"]
     assert value == f"{ev.accuracy:.1%}"
     assert "mirrored" in about and "val accuracy (best epoch)" in about
     # one accuracy per run on the page: the run picker shows none beside the headline's
@@ -90,3 +90,17 @@ def test_embeddings_tab_names_rsa_in_plain_words(open_page, run_dir):
     at = open_page(EVALUATE)
     no_exception(at)
     assert any("representational similarity analysis, RSA" in c.value for c in at.caption)
+
+
+def test_the_proposed_threshold_answers_the_images_it_was_chosen_for(open_page, run_dir):
+    """A proposal on the curve at 0.4296 shown as 0.430 answered nothing: the caption said 0% of
+    the images while the chart marked the proposal at half of them."""
+    path = run_dir / "calibration.json"
+    report = json.loads(path.read_text())
+    report["curve"] = {"threshold": [0.4296, 0.3], "coverage": [0.5, 1.0], "accuracy": [1.0, 0.6]}
+    report["samples"], report["target_accuracy"] = 0, 0.95
+    path.write_text(json.dumps(report))
+    at = open_page(EVALUATE)
+    no_exception(at)
+    assert at.slider(key=f"calibration_threshold_{run_dir.name}").value <= 0.4296
+    assert any("answers 50% of validation images, 100.0% of them" in c.value for c in at.caption)
