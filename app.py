@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio.sidebar import render_sidebar
+from studio.state import remember_dataset
 
 # the icon ships with the app: a Material icon is fetched from the web, which fails offline
 ICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
@@ -26,4 +27,7 @@ PAGES = [
 
 page = st.navigation(PAGES)
 render_sidebar()
+# every page keeps the chosen data set in the address, so a reload of any page reopens it
+if refused := remember_dataset():
+    st.warning(refused)
 page.run()
