@@ -40,9 +40,9 @@ def check_on_val(train, val, report: probe.ProbeReport, seed: int) -> dict[str, 
             continue
         x, ok, _ = probe.embed([train[i].path for i in sample], c.arch, c.image_size)
         v, vok, _ = probe.embed([s.path for s in val], c.arch, c.image_size)
-        head = probe._fit_head(x, labels[sample][ok], int(labels.max()) + 1, seed)
+        head = probe.fit_linear_head(x, labels[sample][ok], int(labels.max()) + 1, seed)
         truth = np.array([s.label for s in val])[vok]
-        out[c.arch] = round(float((head(v) == truth).mean()), 4)
+        out[c.arch] = round(float((head(v).argmax(1) == truth).mean()), 4)
     return out
 
 

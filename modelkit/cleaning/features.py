@@ -70,6 +70,21 @@ def embed_images(
         feats = _pixels(cache)[cache.valid]
         return feats, cache.valid, "colour thumbnails"
     model, arch, size, what = _model_for(source, 2)
+    feats, valid = embed_with_model(model, arch, size, paths, device, tell)
+    return feats, valid, what
+
+
+def embed_with_model(
+    model: torch.nn.Module,
+    arch: str,
+    size: int,
+    paths: Sequence[str],
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(features of the images that decode, which rows decoded) from ``model``'s backbone: the
+    cleaner's, the labeller's and ``auto``'s probe's one way to embed a list of images."""
+    tell = progress or (lambda _msg, _frac: None)
     dev = pick_device(device)
     model.to(dev)
     cache = ImageCache(
@@ -86,4 +101,4 @@ def embed_images(
         model, arch, cache, rows, size, dev, resolve_precision("auto", dev), progress=step
     )
     assert feats is not None  # no should_stop given
-    return feats.cpu().numpy().astype(np.float32), cache.valid, what
+    return feats.cpu().numpy().astype(np.float32), cache.valid

@@ -11,12 +11,12 @@ library is AGPL and not a dependency.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from modelkit.errors import ModelkitError
+from modelkit.evaluation.folds import out_of_fold
 
 
 class ScoringError(ModelkitError, ValueError):
@@ -27,9 +27,6 @@ def out_of_fold_probs(
     features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int = 5, seed: int = 0
 ) -> np.ndarray:
     """N x K probabilities, each row from a head that never saw that image."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
-
     labels = np.asarray(labels)
     present = np.unique(labels)
     if len(present) < 2:
@@ -44,20 +41,14 @@ def out_of_fold_probs(
             "images, one per class"
         )
     x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    probs = np.zeros((len(labels), num_classes), dtype=np.float64)
-    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():  # a class smaller than the fold count is fine here
-        warnings.simplefilter("ignore", UserWarning)
-        parts = list(splitter.split(x, labels))
-    for train, held in parts:
-        seen = np.unique(labels[train])
-        if len(seen) < 2:  # a fold that trains on one class can only answer that class
-            probs[held, seen[0]] = 1.0
-            continue
-        head = LogisticRegression(C=1.0, max_iter=2000)
-        head.fit(x[train], labels[train])
-        probs[np.ix_(held, head.classes_)] = head.predict_proba(x[held])
-    return probs
+    return out_of_fold(x, labels, num_classes, n_splits, _logistic_head, seed)
+
+
+def _logistic_head(x: np.ndarray, y: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+
+    head = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
+    return head.classes_, head.predict_proba
 
 
 @dataclass

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from modelkit.evaluation.folds import out_of_fold
+
 UNLABELLED, SET_ASIDE = -1, -2  # label values: still to label; never asked (the not-sure bin)
 MIN_PER_CLASS = 2  # labels a class needs before the head is trained and trusted
 EXPLORE_SHARE = 0.5  # half of each batch explores: see _hard_and_diverse
@@ -95,23 +97,14 @@ def out_of_fold_log_probs(
     x: np.ndarray, y: np.ndarray, num_classes: int, folds: int = 5, seed: int = 0
 ) -> np.ndarray:
     """Log-probabilities of the labelled rows ``x, y``, each from a head that never saw it."""
-    from sklearn.model_selection import StratifiedKFold
-
     sizes = np.bincount(y, minlength=num_classes)
     n_splits = int(min(folds, max(2, sizes[sizes > 0].min())))
-    out = np.full((len(y), num_classes), -np.inf)
-    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():  # classes smaller than the fold count are fine here
-        warnings.simplefilter("ignore", UserWarning)
-        parts = list(splitter.split(x, y))
-    for train, held in parts:
-        seen = np.unique(y[train])
-        if len(seen) < 2:
-            out[np.ix_(held, seen)] = 0.0
-            continue
-        head = _fit(x[train], y[train])
-        out[np.ix_(held, head.classes_)] = head.predict_log_proba(x[held])
-    return out
+
+    def fit(xs: np.ndarray, ys: np.ndarray):
+        head = _fit(xs, ys)
+        return head.classes_, head.predict_log_proba
+
+    return out_of_fold(x, y, num_classes, n_splits, fit, seed, fill=-np.inf, certain=0.0)
 
 
 def margins(log_probs: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from modelkit.evaluation.folds import out_of_fold
+
 MAX_IMAGES = 1000  # training images the probe embeds at most: a sample, not a pass
 MIN_IMAGES = 120
 # inference runs about this many times faster than a training step (registry.cpu_rate_224)
@@ -100,21 +102,20 @@ def probe_sample(labels: np.ndarray, seed: int, images: int = MAX_IMAGES) -> np.
 def heldout_accuracy(features: np.ndarray, labels: np.ndarray, seed: int) -> tuple[float, int]:
     """(accuracy of a linear head on the held-out folds, folds): every image is scored once by
     a head that never saw it."""
-    from sklearn.model_selection import StratifiedKFold
-
     folds = int(min(MAX_FOLDS, np.bincount(labels).astype(float)[np.unique(labels)].min()))
     folds = max(folds, 2)
-    right = 0
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    for train, held in splitter.split(features, labels):
-        head = _fit_head(features[train], labels[train], int(labels.max()) + 1, seed)
-        right += int((head(features[held]) == labels[held]).sum())
-    return right / len(labels), folds
+    n_classes = int(labels.max()) + 1
+
+    def fit(x: np.ndarray, y: np.ndarray):
+        return np.arange(n_classes), fit_linear_head(x, y, n_classes, seed)
+
+    scores = out_of_fold(features, labels, n_classes, folds, fit, seed)
+    return float((scores.argmax(1) == labels).mean()), folds
 
 
-def _fit_head(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int):
+def fit_linear_head(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int):
     """A softmax regression on standardised features, fitted full-batch: seconds, not minutes,
-    for a thousand images and a hundred classes."""
+    for a thousand images and a hundred classes. Returns a function giving the logits."""
     mean, std = x.mean(0), x.std(0) + 1e-6
     gen = torch.Generator().manual_seed(seed)
     xt, yt = torch.from_numpy((x - mean) / std).float(), torch.from_numpy(y).long()
@@ -129,7 +130,7 @@ def _fit_head(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int):
 
     def predict(z: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return layer(torch.from_numpy((z - mean) / std).float()).argmax(1).numpy()
+            return layer(torch.from_numpy((z - mean) / std).float()).numpy()
 
     return predict
 
@@ -140,23 +141,15 @@ def embed(
     """(features of the images that decode, which rows decoded, seconds per image of decoding
     and embedding: loading the weights is left out, a run pays for it once) with ``arch``'s
     ImageNet weights."""
-    from modelkit.data.cache import ImageCache
-    from modelkit.data.imageio import resize_size_for
-    from modelkit.device import pick_device, resolve_precision
+    from modelkit.cleaning.features import embed_with_model
     from modelkit.models import registry
-    from modelkit.training.features import backbone_features
 
-    dev = pick_device(device)
     model = registry.build_model(arch, 2)
     registry.load_starting_weights(model, arch, "imagenet")
-    model.to(dev)
     started = time.perf_counter()
-    cache = ImageCache(paths, resize_size_for(size))
-    rows = np.flatnonzero(cache.valid)
-    feats = backbone_features(model, arch, cache, rows, size, dev, resolve_precision("auto", dev))
-    assert feats is not None  # no should_stop given
+    feats, valid = embed_with_model(model, arch, size, paths, device)
     per_image = (time.perf_counter() - started) / max(len(paths), 1)
-    return feats.cpu().numpy().astype(np.float32), cache.valid, per_image
+    return feats, valid, per_image
 
 
 def probe_backbones(
