@@ -27,6 +27,7 @@ from modelkit.tune.results import (
     setting_label,
 )
 from modelkit.tune.search import TuneJob, load_study, study_names
+from modelkit.tune.space import LOG_SCALE
 from studio.config_form import field_input
 from studio.search_figures import history_figure, importance_figure
 from studio.state import job_registry
@@ -35,7 +36,6 @@ from studio.text import md
 POLL_SECONDS = 2.0
 POLLING_KEY = "tune_polling"  # bool: the last full run drew the view polling a running search
 TRAIN_PAGE = "app_pages/train.py"
-FLOAT_FORMATS = {"lr": "%.2e", "weight_decay": "%.2e"}  # rates span decades: 1e-4 … 1e-1
 
 
 def search_view(runs_dir: Path, registry: TuneRegistry) -> None:
@@ -91,7 +91,7 @@ def _studies(runs_dir: Path, job: TuneJob | None) -> None:
         st.info("The first trial is training." if live else "This study has no trials yet.")
         return
     rows = pd.DataFrame(results_rows(study))
-    formats = {setting_label(k): v for k, v in FLOAT_FORMATS.items()}
+    formats = {setting_label(k): "%.2e" for k in LOG_SCALE}  # rates span decades: 1e-4 … 1e-1
     config = {
         ACCURACY: st.column_config.NumberColumn(format="%.3f"),
         **{k: st.column_config.NumberColumn(format=v) for k, v in formats.items()},

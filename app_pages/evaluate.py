@@ -117,7 +117,7 @@ def _evaluate_now(run: RunInfo, split: str) -> Evaluation | None:
 
 # -- sections -------------------------------------------------------------------------------------
 def _headline(run: RunInfo, ev: Evaluation) -> None:
-    tta = str(run.config.get("tta", "none"))
+    tta = run.test_time_augmentation
     numbers = [(accuracy_label(ev.split, tta), f"{ev.accuracy:.1%}", accuracy_help(ev.split, tta))]
     if ev.top5 is not None:  # recorded from 5 classes up
         numbers.append(("Top-5 accuracy", f"{ev.top5:.1%}", TOP5_HELP))

@@ -142,6 +142,12 @@ class RunInfo:
             self._images = sum(self.folder.split_sizes().values())
         return self._images
 
+    @property
+    def test_time_augmentation(self) -> str:
+        """The TTA its evaluations use ("none", "flip"...): what an accuracy figure is labelled
+        with, so the training and the evaluation figures are not read as one (issue #29)."""
+        return str(self.config.get("tta", "none"))
+
     def dataset_label(self) -> str:
         """How a page names the run's data set where runs are picked: runs of two data sets
         must not look the same (the newcomer's walk, issue #29)."""

@@ -14,6 +14,7 @@ from modelkit.config import OPTIMIZERS
 OPTIONAL = ("optimizer", "dropout", "augmentation")  # searched only when asked for
 # The settings the one "augmentation" strength drives together.
 AUGMENTATION_FIELDS = ("crop_scale_min", "rotation", "brightness", "contrast", "saturation")
+LOG_SCALE = ("lr", "weight_decay")  # drawn log-uniform: their values span decades
 
 
 @dataclass
@@ -33,10 +34,8 @@ class SearchSpace:
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """TrainConfig settings for one trial."""
         s: dict[str, Any] = {
-            "lr": trial.suggest_float("lr", *self.lr, log=True),
-            "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True),
-            "batch_size": trial.suggest_categorical("batch_size", list(self.batch_sizes)),
-        }
+            name: trial.suggest_float(name, *getattr(self, name), log=True) for name in LOG_SCALE
+        } | {"batch_size": trial.suggest_categorical("batch_size", list(self.batch_sizes))}
         if "optimizer" in self.extra:
             s["optimizer"] = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
         if "dropout" in self.extra:
