@@ -12,28 +12,29 @@ from modelkit.cli.common import EXIT_ERROR, add_config_flags, config_from_args, 
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from modelkit.tune.search import SearchSpace, best_config, run_search, trials_table
+    from modelkit.tune.results import best_summary, results_text, trial_state
+    from modelkit.tune.search import SearchSpace, run_search
 
     base = config_from_args(args)
     extra = tuple(x.strip() for x in args.search.split(",") if x.strip())
     study_name = args.study or Path(args.data).resolve().name
 
     def on_trial(t) -> None:
-        value = f"{t.value:.4f}" if t.value is not None else "-"
-        state = t.state.name.lower()
-        echo(f"trial {t.number}: {state} val_acc={value} {t.params}", sys.stderr)
+        value = f"{t.value:.3f}" if t.value is not None else "-"
+        echo(f"trial {t.number}: {trial_state(t)}, validation accuracy {value}", sys.stderr)
 
     study = run_search(
         base, study_name, args.trials, args.timeout, args.storage, SearchSpace(extra=extra),
         on_trial=on_trial,
     )  # fmt: skip
-    for row in trials_table(study):
-        echo("  ".join(f"{k}={v}" for k, v in row.items() if v not in (None, "")))
-    best = best_config(study)
-    if best is None:
-        echo("no trial completed", sys.stderr)
+    for line in results_text(study):
+        echo(line)
+    summary = best_summary(study)
+    if not summary:
+        echo("no trial finished", sys.stderr)
         return EXIT_ERROR
-    echo(f"best: val_acc={study.best_value:.4f} {study.best_params}")
+    for line in summary:
+        echo(line)
     return 0
 
 

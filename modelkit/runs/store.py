@@ -144,13 +144,11 @@ class RunInfo:
 
     @property
     def test_time_augmentation(self) -> str:
-        """The TTA its evaluations use ("none", "flip"...): what an accuracy figure is labelled
-        with, so the training and the evaluation figures are not read as one (issue #29)."""
+        """The TTA its evaluations use: it labels their accuracy apart from training's."""
         return str(self.config.get("tta", "none"))
 
     def dataset_label(self) -> str:
-        """How a page names the run's data set where runs are picked: runs of two data sets
-        must not look the same (the newcomer's walk, issue #29)."""
+        """The run's data set where runs are picked: runs of two data sets must differ."""
         images = self.dataset_images
         return f"{self.dataset_name} · {images:,} images" if images else self.dataset_name
 

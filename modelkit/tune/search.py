@@ -28,7 +28,7 @@ from modelkit.tune.space import AUGMENTATION_FIELDS, OPTIONAL, SearchSpace
 
 __all__ = [
     "AUGMENTATION_FIELDS", "OPTIONAL", "SearchSpace", "TuneJob", "best_config", "completed",
-    "default_storage", "load_study", "open_study", "run_search", "study_names", "trials_table",
+    "default_storage", "load_study", "open_study", "run_search", "study_names",
 ]  # fmt: skip
 
 
@@ -130,28 +130,6 @@ def best_config(st: optuna.Study, **changes: Any) -> TrainConfig | None:
 
     resolved = best_run(st, changes)
     return None if resolved is None else TrainConfig.from_dict(resolved.settings)
-
-
-def trials_table(st: optuna.Study) -> list[dict[str, Any]]:
-    rows = []
-    for t in st.trials:
-        seconds = (
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start
-            else None
-        )
-        rows.append(
-            {
-                "trial": t.number,
-                "state": t.state.name.lower(),
-                "val_acc": t.value,
-                **t.params,
-                "epochs": len(t.intermediate_values),
-                "seconds": seconds,
-                "run": Path(t.user_attrs.get("run_dir", "")).name,
-            }
-        )
-    return rows
 
 
 def completed(st: optuna.Study) -> int:

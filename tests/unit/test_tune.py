@@ -12,12 +12,12 @@ optuna = pytest.importorskip("optuna")
 from modelkit.cli.main import main  # noqa: E402
 from modelkit.runs.store import RunStore, load_run, read_json, read_metrics  # noqa: E402
 from modelkit.tune.pruning import TrialPruner  # noqa: E402
+from modelkit.tune.results import results_rows  # noqa: E402
 from modelkit.tune.search import (  # noqa: E402
     SearchSpace,
     best_config,
     load_study,
     study_names,
-    trials_table,
 )
 from studio.search_figures import history_figure, importance_figure  # noqa: E402
 
@@ -49,8 +49,8 @@ def test_search_runs_trials_as_runs_and_stores_the_study(searched, capsys):
         assert set(t.params) == {"lr", "weight_decay", "batch_size"}
         assert t.intermediate_values  # val_acc reported per epoch
     assert {r.state for r in RunStore(runs).list()} == {"finished"}
-    rows = trials_table(study)
-    assert [r["trial"] for r in rows] == [0, 1] and rows[0]["run"]
+    rows = results_rows(study)
+    assert sorted(r["Trial"] for r in rows) == [0, 1] and rows[0]["Run"]
     cfg = best_config(study, epochs=5)
     assert cfg.epochs == 5 and cfg.run_name == "best-tiny" and cfg.lr == study.best_params["lr"]
     assert history_figure(study).data
