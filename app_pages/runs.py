@@ -269,13 +269,15 @@ def _manage(runs: list[RunInfo]) -> None:
         if ckpt is not None:
             size_mb = ckpt.stat().st_size / 2**20
             st.download_button(
-                f"Download {ckpt.name} ({size_mb:.0f} MB)",
+                # the size goes in the tooltip: with it the label was cut short at 1280 px
+                f"Download {ckpt.name}",
                 _read_bytes(ckpt),
                 file_name=f"{run.id}-{ckpt.name}",
                 mime="application/octet-stream",
                 on_click="ignore",
                 icon=":material/download:",
                 key="runs_download",
+                help=f"The model's weights, {size_mb:.0f} MB",
             )
         else:
             st.caption("No checkpoint saved.")
