@@ -19,6 +19,7 @@ from modelkit.errors import ModelkitError
 from modelkit.paths import confine_to
 from modelkit.recipes import CPU_START, TRIAL_START, resolve
 from modelkit.tune.search import OPTIONAL, SearchSpace, TuneJob
+from studio.budget_input import EXAMPLES, parse_budget
 from studio.config_form import ConfigForm, dataset_input
 from studio.state import DATASET_KEY, job_registry, settings
 from studio.text import md
@@ -34,7 +35,10 @@ with st.form("tune_form", enter_to_submit=False):
     c1, c2, c3 = st.columns(3)
     study_name = c1.text_input("Study name", value="search", help="Same name: continue it.")
     trials = c2.number_input("Trials", 1, 1000, 10)
-    minutes = c3.number_input("Time budget (minutes, 0 = none)", 0, 10000, 0)
+    search_budget = c3.text_input(
+        "Search time budget", "", help=f"For the whole search, typed as {EXAMPLES}; empty: none. "
+        "Each trial's own budget is under Stopping below.",
+    )  # fmt: skip
     extra = st.multiselect("Also search", list(OPTIONAL))
     st.caption(
         "Each trial is a run with the settings below (epochs: per trial); the search picks the "
@@ -55,12 +59,13 @@ if start:
         trainings.check_config(base)  # dataset and weights inside the allowed roots
         with confine_to(settings().allowed_roots):  # its thread keeps this: trials stay inside
             space = SearchSpace(extra=tuple(extra))
-            job = TuneJob(base, name, int(trials), float(minutes) * 60 or None, space)
+            seconds = parse_budget(search_budget)  # typed as on the Train page: 10m, 1h30m
+            job = TuneJob(base, name, int(trials), seconds or None, space)
         # One training at a time per app: a search counts, whatever else trains.
         start = functools.partial(registry.start, job)
         trainings.start_other(f"search {name}", start, lambda: job.active)
         st.toast(f"Search {md(name)} started")
-    except (ModelkitError, RuntimeError) as exc:
+    except (ModelkitError, RuntimeError, ValueError) as exc:
         st.error(md(exc))
 
 

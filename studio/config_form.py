@@ -10,7 +10,6 @@ learning-rate finder's suggestion) make a new widget when they change, so the fo
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -151,8 +150,7 @@ def _widget(s: Setting, start: Mapping[str, Any], cells: Iterator) -> Any:
     if s.widget == "starting_weights":
         return _weights(s, start, cell, next(cells))
     if is_duration(s):  # typed as on the command line: 10m, 90s
-        label = re.sub(r"\s*\(seconds\b[^)]*\)", "", s.label)  # the text says its own unit
-        return cell.text_input(label, budget_text(value), help=f"{s.help} Typed as {EXAMPLES}.")
+        return cell.text_input(s.label, budget_text(value), help=f"{s.help} Typed as {EXAMPLES}.")
     if s.choices_from is not None:
         options = list(s.choices)
         index = options.index(value) if value in options else 0

@@ -233,9 +233,9 @@ class TrainConfig:
         help="What early stopping, the plateau schedule and the best checkpoint watch.",
     )
     time_budget: float = setting(
-        0.0, "stopping", "Time budget (seconds, 0 = none)", bounds="[0, inf)", step=60.0,
-        parse="duration",
-        help="Wall-clock time the whole run may take, decoding included (CLI: 90s, 10m, 1h): "
+        0.0, "stopping", "Time budget", bounds="[0, inf)", step=60.0, parse="duration",
+        help="Wall-clock time the whole run may take, decoding included, typed as 90s, 10m or "
+        "1h30m (in Python, seconds; 0 or empty: none): "
         "the first batches are timed, then the epochs (at most those asked for) and the schedule "
         "are fitted to end on time.",
     )

@@ -31,6 +31,20 @@ def test_tune_page_without_studies(open_page):
     assert any("Start search" in b.label for b in at.button)
 
 
+def test_the_search_budget_is_typed_as_on_the_train_page(open_page, app_dirs):
+    from app_pages._tune_state import tune_registry
+
+    dataset = make_colour_dataset(app_dirs["data"] / "colours", per_class=6)
+    at = open_page("app_pages/tune.py")
+    next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset))
+    budget = next(w for w in at.text_input if w.label == "Search time budget")
+    assert not [w for w in at.number_input if "minutes" in w.label]  # one unit style: 10m
+    budget.set_value("ten minutes")
+    next(b for b in at.button if "Start search" in b.label).click().run()
+    assert any("'ten minutes' is not a time budget" in e.value for e in at.error)
+    assert tune_registry().current is None  # nothing started
+
+
 def test_search_from_the_page_then_train_the_best(open_page, app_dirs):
     from app_pages._tune_state import tune_registry
     from studio.state import job_registry
