@@ -66,6 +66,29 @@ class Trainer:
     continues one from its ``last.pt`` exactly as if it had never stopped. ``callbacks`` run
     after the built-in ones; ``record=False`` trains without a run folder (the LR finder)."""
 
+    # Set when ``fit`` sets the run up (not in ``__init__``: they need the device, the splits
+    # and the weights, which a Trainer built only to be resumed or inspected never loads).
+    # Declared here so the whole state is in one place; a test keeps it so.
+    dist: distributed.Distributed
+    device: torch.device
+    precision: str
+    classes: list[str]
+    splits: dict[str, list[Any]]
+    data: setup.Decoded
+    generator: torch.Generator
+    model: nn.Module
+    weights_source: str
+    forward: Callable[..., torch.Tensor]
+    train_forward: Callable[..., torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    criterion: nn.Module
+    steps_per_epoch: int
+    fit_started: float  # a time budget counts from here
+    epoch_started: float
+    epoch_seen: int  # training images seen in the epoch under way
+
     def __init__(
         self,
         config: TrainConfig,

@@ -200,3 +200,33 @@ def test_a_trainer_has_everything_its_typed_view_promises_the_callbacks(make_con
 
     Trainer(make_config(epochs=1), callbacks=[Look()]).fit()
     assert seen["missing"] == []
+
+
+def test_every_attribute_a_trainer_or_callback_sets_is_declared_in_one_place():
+    """The Trainer's state is read in one place: what ``__init__`` sets, and what ``fit`` sets up
+    (declared on the class). A new attribute set anywhere else, by the loop or by a callback
+    writing ``trainer.x = ...``, fails here until it is declared there."""
+    import ast
+    import inspect
+    from pathlib import Path
+
+    import modelkit.training as training
+    from modelkit.training import loop
+
+    declared = set(Trainer.__annotations__)
+    init = inspect.getsource(Trainer.__init__)
+    declared |= {
+        n.attr
+        for n in ast.walk(ast.parse(inspect.cleandoc("\n" + init)))
+        if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)
+    }
+    set_anywhere: dict[str, str] = {}
+    for path in Path(training.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                owner = node.value
+                is_self = path == Path(loop.__file__) and getattr(owner, "id", "") == "self"
+                if is_self or getattr(owner, "id", "") == "trainer":
+                    set_anywhere.setdefault(node.attr, path.name)
+    undeclared = {a: where for a, where in set_anywhere.items() if a not in declared}
+    assert not undeclared, f"declare these on Trainer: {undeclared}"
