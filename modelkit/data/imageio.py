@@ -216,10 +216,3 @@ def square_resize(img: Image.Image, size: int) -> np.ndarray:
     left, top = (nw - size) // 2, (nh - size) // 2
     img = img.crop((left, top, left + size, top + size))
     return np.asarray(img, dtype=np.uint8).copy()
-
-
-def center_crop(square: np.ndarray, size: int) -> np.ndarray:
-    """Centre crop of an HxWxC array, the evaluation view of a cached square."""
-    h, w = square.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
-    return square[top : top + size, left : left + size]

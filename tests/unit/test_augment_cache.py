@@ -20,7 +20,7 @@ from modelkit.data.augment import (
     train_batch,
 )
 from modelkit.data.cache import ImageCache
-from modelkit.data.imageio import center_crop, load_image, resize_size_for, square_resize
+from modelkit.data.imageio import load_image, resize_size_for, square_resize
 from modelkit.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 IMAGE_SIZE = 32
@@ -41,6 +41,13 @@ def image_paths(image_dataset, tmp_path, draw_image) -> list[str]:
 
 def slow_square(path: str, side: int = SIDE) -> np.ndarray:
     return square_resize(load_image(path, min_size=side), side)
+
+
+def center_crop(square: np.ndarray, size: int) -> np.ndarray:
+    """The evaluation view of a cached square, written out by hand as the reference."""
+    h, w = square.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return square[top : top + size, left : left + size]
 
 
 def manual_normalise(crop_u8: np.ndarray) -> torch.Tensor:
