@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
+from modelkit.progress import duration_text  # the CLI's wording, the same as the app's
 
-def duration_text(seconds: float | None) -> str:
-    """``42 s``, ``3 min 07 s``, ``2 h 05 min``; empty when unknown."""
-    if seconds is None or seconds < 0:
-        return ""
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
+__all__ = ["duration_text"]
 
 # A run has two validation accuracies that can differ by a point: the one training measured at
 # its best epoch (centre view only) and the one Evaluate measures on the saved weights (with the

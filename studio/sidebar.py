@@ -41,9 +41,9 @@ def _job_status() -> None:
     view = job.snapshot()
     if view.active:
         st.markdown(f"**Training** {md(job.name)}")
-        if view.state == "decoding":
-            total = max(view.cache_total, 1)
-            st.progress(view.cache_done / total, text=f"decoding images {view.cache_done}/{total}")
+        if view.step:  # a long step outside the batches: named as the live view names it
+            text = f"{view.step} {view.step_done}/{view.step_total}"
+            st.progress(view.step_fraction, text=text)
         else:
             st.progress(
                 view.fraction,
