@@ -26,7 +26,9 @@ def run_name(run: RunInfo) -> str:
     return f"{run.id} · {run.dataset_label()}"
 
 
-def changes(report: CleanReport, journal: Journal) -> None:
+def changes(root: str, journal: Journal) -> None:
+    """The journal's changes with an undo each: also before any scoring, since the Dataset
+    page's removals of identical copies go through the same journal."""
     st.subheader("Changes")
     active = journal.active()
     for skipped in journal.skipped:  # a malformed line is named, the rest still read
@@ -39,7 +41,7 @@ def changes(report: CleanReport, journal: Journal) -> None:
         st.write("No changes yet.")
         return
     st.button(
-        "Undo all", key="clean_undo_all", on_click=act, args=("undo_all", report.root, ""),
+        "Undo all", key="clean_undo_all", on_click=act, args=("undo_all", root, ""),
         icon=":material/undo:",
     )  # fmt: skip
     for e in reversed(active):
@@ -48,7 +50,7 @@ def changes(report: CleanReport, journal: Journal) -> None:
         c1.markdown(f"#{e.id} **{e.action}** {md(e.src)}{arrow}")
         c2.button(
             "Undo", key=f"clean_undo_{e.id}", on_click=act,
-            args=("undo", report.root, "", str(e.id)), icon=":material/undo:", width="stretch",
+            args=("undo", root, "", str(e.id)), icon=":material/undo:", width="stretch",
         )  # fmt: skip
 
 
@@ -89,9 +91,10 @@ def compare() -> None:
     if st.button("Retrain with the same settings and seed", icon=":material/replay:"):
         try:
             job_registry().launch(TrainConfig.load(RunFolder(before).config))
-            st.success("Training launched; follow it on the Train page.")
         except ModelkitError as exc:
             st.error(str(exc))
+        else:  # the Train page's live view follows it (this page would not redraw)
+            st.switch_page("app_pages/train.py")
     after = st.selectbox("Run after cleaning", list(names), index=0, format_func=names.get)
     if st.button("Compare", disabled=after == before):
         try:

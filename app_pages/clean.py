@@ -19,7 +19,7 @@ from app_pages._clean_panels import changes, compare, duplicates, run_name
 from app_pages._clean_review import REPORT_KEY, feedback, review
 from modelkit.cleaning.features import PIXELS, PRETRAINED
 from modelkit.cleaning.finder import CleanReport, find_issues
-from modelkit.cleaning.journal import Journal
+from modelkit.cleaning.journal import JOURNAL_NAME, Journal
 from modelkit.errors import ModelkitError
 from modelkit.paths import confine_to, resolve_allowed
 from modelkit.runs.store import ENDED_STATES, RunStore
@@ -99,7 +99,15 @@ if report is not None:
     with tabs[0]:
         review(report, journal)
     with tabs[1]:
-        changes(report, journal)
+        changes(report.root, journal)
     with tabs[2]:
         duplicates(report)
+elif root and (Path(root) / JOURNAL_NAME).is_file():  # changes made before any scoring here
+    try:
+        journal = _journal(root)
+    except ModelkitError as exc:
+        st.error(str(exc))
+        st.stop()
+    feedback(root, journal)
+    changes(root, journal)
 compare()

@@ -134,3 +134,36 @@ def test_run_pickers_name_the_data_set(open_page, run_dir):
     assert f"Run {shown}" in sources.options
     before = next(s for s in at.selectbox if s.label == "Run before cleaning")
     assert shown in before.options
+
+
+def test_changes_made_elsewhere_are_listed_with_their_undo_before_any_scoring(open_page, app_dirs):
+    """The Dataset page removes identical copies through the same journal: the Clean page lists
+    them, with an undo, without having to score the folder first."""
+    from modelkit.cleaning.journal import Journal
+
+    folder = make_colour_dataset(app_dirs["data"] / "copies", per_class=3)
+    victim = sorted((folder / "red").iterdir())[0]
+    Journal(folder).remove(victim)
+    assert not victim.exists()
+    at = open_page(PAGE)
+    at.text_input(key="clean_path").set_value(str(folder)).run()
+    assert not at.exception, at.exception
+    assert any(f"red/{victim.name}" in m.value for m in at.markdown)
+    next(b for b in at.button if b.label == "Undo").click().run()
+    assert not at.exception, at.exception
+    assert victim.is_file()
+
+
+def test_retrain_takes_the_person_to_the_train_page(open_page, run_dir):
+    from studio.state import job_registry
+
+    at = open_page(PAGE)
+    next(s for s in at.selectbox if s.label == "Run before cleaning").set_value(str(run_dir))
+    at.run()
+    _button(at, "Retrain with the same settings and seed").click().run()
+    assert not at.exception, at.exception
+    job = job_registry().current
+    assert job is not None
+    assert at.header[0].value == "Train"  # where the run shows live
+    assert any(h.value.startswith("Run ") for h in at.subheader)
+    job.join(120)
