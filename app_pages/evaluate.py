@@ -123,7 +123,7 @@ def _headline(run: RunInfo, ev: Evaluation) -> None:
         numbers.append(("Top-5 accuracy", f"{ev.top5:.1%}", TOP5_HELP))
     numbers += [
         ("Macro F1", f"{ev.macro['f1']:.3f}", F1_HELP),
-        ("Loss", f"{ev.loss:.3f}", LOSS_HELP),
+        ("Loss", f"{ev.loss:.4g}", LOSS_HELP),  # a diverged run's 4290690.1 was cut short
         ("Images", f"{sum(map(sum, ev.confusion_matrix)):,}", None),
     ]
     widths = [1.5] + [1] * (len(numbers) - 1)  # the accuracy's label names how it was measured
