@@ -89,8 +89,9 @@ def _options(lab: Labeller) -> tuple[list[str], str]:
     )
     st.session_state[CLASSES_KEY] = st.session_state[CLASSES_INPUT]
     copy = c2.toggle(
-        "Copy (keep the originals)", value=bool(st.session_state.get(COPY_KEY, False)),
-        key=MODE_INPUT, help="Off: each label moves the file into DATA/<class>/. On: copies it.",
+        # short: "Copy (keep the originals)" was cut short at 1280 px
+        "Keep originals", value=bool(st.session_state.get(COPY_KEY, False)), key=MODE_INPUT,
+        help="Off: each label moves the file into DATA/<class>/. On: copies it there.",
     )  # fmt: skip
     st.session_state[COPY_KEY] = copy
     for problem in typed_classes()[1]:
