@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from modelkit.atomic import atomic_write_json, atomic_write_text
 from modelkit.csvcells import read_cell, safe_cell
@@ -72,6 +71,10 @@ def evaluate_logits(
     paths: Sequence[str] = (),
     split: str = "val",
 ) -> Evaluation:
+    # scikit-learn loads here, not with the module: the training loop imports this module, and
+    # with it the app's first page paid ~3 s for a library only evaluation uses
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
     logits, labels = logits.float().cpu(), labels.long().cpu()
     n_cls = len(classes)
     probs = F.softmax(logits, dim=1)
