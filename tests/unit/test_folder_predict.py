@@ -120,6 +120,47 @@ def test_walk_keeps_to_the_folder_and_a_stable_order(photos, tmp_path):
     assert not any(".DS_Store" in p or p.endswith(".txt") for p in first)
 
 
+def test_the_progress_total_is_what_gets_written_as_photos_arrive(trained_run, photos, tmp_path):
+    """One walk lists the work: a photo that lands mid-run waits for the next run, so the bar
+    never runs past 100% (with a counting walk and a second working walk it did)."""
+    out = tmp_path / "out.csv"
+    predictor = Predictor(trained_run, device="cpu", batch_size=4)
+    seen: list[tuple[int, int]] = []
+
+    def progress(s):
+        if not seen:
+            late = (photos / "red" / "red_00.png").read_bytes()
+            (photos / "red" / "zz_late.png").write_bytes(late)
+        seen.append((s.written, s.total))
+
+    summary = predict_folder(predictor, [photos], out, top_k=1, on_progress=progress)
+    assert all(written <= total for written, total in seen)
+    assert summary.written == summary.total == 25
+    again = predict_folder(predictor, [photos], out, top_k=1)
+    assert again.written == 1 and again.already_done == 25
+    assert rows_of(out)[-1]["path"].endswith("zz_late.png")
+
+
+def test_an_unlistable_folder_gets_a_row_that_says_why(trained_run, photos, tmp_path, monkeypatch):
+    import modelkit.data.walk as walk_module
+
+    real = os.scandir
+
+    def scandir(path):  # as root, chmod cannot refuse a listing: refuse it here
+        if os.path.basename(path) == "green":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(walk_module.os, "scandir", scandir)
+    out = tmp_path / "out.csv"
+    summary = predict_folder(Predictor(trained_run, device="cpu"), [photos], out, top_k=1)
+    rows = rows_of(out)
+    refused = [r for r in rows if r["path"] == str(photos / "green")]
+    assert refused and "cannot list the folder: Permission denied" in refused[0]["error"]
+    assert not any("/green/" in r["path"] for r in rows)
+    assert summary.written == len(rows) == 1 + 8 + 9
+
+
 def test_cli_names_what_a_folder_needs(trained_run, photos, capsys):
     code = main(["predict", str(trained_run), str(photos)])
     assert code == 2 and "add --csv" in capsys.readouterr().err
