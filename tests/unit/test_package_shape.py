@@ -114,3 +114,18 @@ def test_public_api_imports_from_the_top():
         assert getattr(modelkit, name) is not None
     assert issubclass(modelkit.TrainingError, modelkit.ModelkitError)
     assert issubclass(modelkit.DatasetError, modelkit.ModelkitError)
+
+
+def test_the_app_sidebar_loads_no_evaluation_or_search_libraries():
+    """Every page's first load imports the sidebar (device, job registry, training loop):
+    scikit-learn, scipy and optuna load when a page needs them, not before (scikit-learn alone
+    cost ~3 s of the first load)."""
+    code = (
+        "import sys, studio.sidebar\n"
+        "heavy = ('sklearn', 'optuna', 'scipy')\n"
+        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
