@@ -125,3 +125,19 @@ def fast_config(data_dir: str | Path, runs_dir: str | Path, **overrides):
     return TrainConfig(
         **{**FAST_SETTINGS, "data_dir": str(data_dir), "runs_dir": str(runs_dir), **overrides}
     )
+
+
+class FakeJob:
+    """What the live view and the sidebar read of a training job: its name and a snapshot
+    (a ``modelkit.jobs.LiveView``); nothing trains."""
+
+    name = "20260101-000000-resnet18-abcd"
+
+    def __init__(self, view) -> None:
+        self.view = view
+
+    def snapshot(self):
+        return self.view
+
+    def stop(self) -> None:
+        pass

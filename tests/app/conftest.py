@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -159,6 +160,13 @@ def _no_job_left_running():
         job.stop()
         job.join(60)
     job_registry.clear()
+    tune_state = sys.modules.get("app_pages._tune_state")  # loaded once a test opened Tune
+    if tune_state is not None:  # its search registry is one per process too
+        search = tune_state.tune_registry().current
+        if search is not None:
+            search.stop()
+            search.join(60)
+        tune_state.tune_registry.clear()
 
 
 @pytest.fixture

@@ -7,24 +7,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from helpers import FakeJob
 from streamlit.testing.v1 import AppTest
 
 from modelkit.jobs import LiveView
-
-
-class FakeJob:
-    """What the live view reads of a job: its name and a snapshot; nothing trains."""
-
-    name = "20260101-000000-resnet18-abcd"
-
-    def __init__(self, view: LiveView) -> None:
-        self.view = view
-
-    def snapshot(self) -> LiveView:
-        return self.view
-
-    def stop(self) -> None:
-        pass
 
 
 def draw_live_view() -> None:

@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import time
 
+from helpers import FakeJob
 from streamlit.testing.v1 import AppTest
 
 from modelkit.jobs import LiveView
-
-
-class FakeJob:
-    name = "20260101-000000-resnet18-abcd"
-
-    def __init__(self, view: LiveView) -> None:
-        self.view = view
-
-    def snapshot(self) -> LiveView:
-        return self.view
 
 
 def draw_sidebar() -> None:

@@ -15,20 +15,6 @@ from helpers import fast_config
 pytest.importorskip("optuna")
 
 
-@pytest.fixture(autouse=True)
-def _no_search_left():
-    """The search registry is one per process, like the job registry: leave no search behind
-    for the next test's Tune page to show."""
-    yield
-    from app_pages._tune_state import tune_registry
-
-    job = tune_registry().current
-    if job is not None:
-        job.stop()
-        job.join(60)
-    tune_registry.clear()
-
-
 class Browser:
     """Records each run's auto-rerun requests; ``tick`` reruns the polled fragments only."""
 

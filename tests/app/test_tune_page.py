@@ -10,20 +10,6 @@ from conftest import make_colour_dataset
 pytest.importorskip("optuna")
 
 
-@pytest.fixture(autouse=True)
-def _no_search_left():
-    """The search registry is one per process, like the job registry: leave no search behind
-    for the next test's Tune page to show."""
-    yield
-    from app_pages._tune_state import tune_registry
-
-    job = tune_registry().current
-    if job is not None:
-        job.stop()
-        job.join(60)
-    tune_registry.clear()
-
-
 def test_tune_page_without_studies(open_page):
     at = open_page("app_pages/tune.py")
     assert not at.exception
