@@ -1,0 +1,92 @@
+"""The backbone's forward pass for embedding a folder, run by OpenVINO on a CPU where it is
+installed, and by PyTorch otherwise.
+
+Why a second engine: embedding is nearly all of the time a new folder takes before its map can
+be drawn, and PyTorch's eager CPU kernels run EfficientNet-Lite0's depthwise convolutions slowly.
+On the 2-core CPU the bundled backbone embedded about 20 images/s in PyTorch (bf16 autocast,
+BatchNorm folded) against about 230 images/s compiled by OpenVINO (bf16 where the CPU has it),
+for features with a cosine similarity above 0.999 to PyTorch's fp32 ones
+(benchmarks/results/label_speed_cpu2.json). OpenVINO is already a requirement (the export
+backends); converting the model costs a few seconds once per process, which a folder of a few
+dozen photos already repays. Any failure to convert falls back to PyTorch, so the fast path can
+never stop a folder from being embedded.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from modelkit.data.augment import eval_views
+from modelkit.data.cache import ImageCache
+from modelkit.models.registry import normalisation
+
+BATCH = 8  # images a call: a batch's activations stay in the caches (as inference_batch says)
+Forward = Callable[[np.ndarray], np.ndarray]  # normalised N x 3 x S x S float32 to N x D
+
+
+def _convert(body: torch.nn.Module, size: int, precision: str) -> Forward:
+    """``body`` compiled by OpenVINO for the CPU; raises whatever the conversion raises."""
+    import openvino as ov
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing warns that torch.jit is deprecated
+        # traced, not torch.export-ed: on the 2-core CPU its conversion took 5 s, not 7-10 s
+        model = ov.convert_model(body, example_input=torch.zeros(1, 3, size, size))
+    model.reshape([-1, 3, size, size])  # fixed image size: the CPU plugin plans for it
+    config = {"PERFORMANCE_HINT": "LATENCY"}
+    config["INFERENCE_PRECISION_HINT"] = "bf16" if precision == "bf16" else "f32"
+    compiled = ov.Core().compile_model(model, "CPU", config)
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return np.asarray(compiled(x)[0], dtype=np.float32)
+
+    return forward
+
+
+@functools.lru_cache(maxsize=2)
+def bundled(arch: str, size: int, precision: str) -> Forward | None:
+    """The bundled backbone converted once per process (its weights never change)."""
+    from modelkit.cleaning.features import PRETRAINED, _model_for
+
+    model, _, _, _ = _model_for(PRETRAINED, 2)
+    return openvino_forward(model, arch, size, precision)
+
+
+def openvino_forward(
+    model: torch.nn.Module, arch: str, size: int, precision: str
+) -> Forward | None:
+    """``model``'s penultimate features as an OpenVINO forward, or None where OpenVINO is not
+    installed or cannot take this model (the caller then runs PyTorch)."""
+    from modelkit.models.folding import folded_copy
+    from modelkit.training.features import headless
+
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return None
+    was_training = model.training
+    model.eval()
+    try:
+        with headless(model, arch) as body:
+            return _convert(folded_copy(body), size, precision)
+    except Exception:  # noqa: BLE001 - an optional fast path: any failure means PyTorch runs
+        return None
+    finally:
+        model.train(was_training)
+
+
+def features(forward: Forward, arch: str, cache: ImageCache, rows: np.ndarray, size: int):
+    """N x D float32 features of the cached squares at ``rows``, seen as evaluation sees them
+    (the centre crop at ``size``, the architecture's mean and std)."""
+    norm = normalisation(arch)
+    outs = []
+    for start in range(0, len(rows), BATCH):
+        x = cache.batch(rows[start : start + BATCH])
+        view = eval_views(x, size, channels_last=False, norm=norm)[0]
+        outs.append(forward(np.ascontiguousarray(view.numpy(), dtype=np.float32)))
+    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
