@@ -170,6 +170,19 @@ def _no_job_left_running():
 
 
 @pytest.fixture
+def app(tmp_path, monkeypatch) -> AppTest:
+    """The app on its first page, its folders and allowed root inside this test's tmp_path
+    (where the test writes its data sets)."""
+    monkeypatch.setenv("MODELKIT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MODELKIT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MODELKIT_ALLOWED_ROOTS", str(tmp_path))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+@pytest.fixture
 def open_page() -> Callable[[str], AppTest]:
     """Run the real app (st.navigation and sidebar included) and switch to one page."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -32,17 +31,6 @@ def split_dataset(root: Path) -> Path:
     dog = (root / "train" / "dogs" / "dog2.png").read_bytes()
     (root / "train" / "dogs" / "dog2_again.png").write_bytes(dog)
     return root
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv("MODELKIT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("MODELKIT_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("MODELKIT_ALLOWED_ROOTS", str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    assert not at.exception
-    return at
 
 
 def open_path(at: AppTest, path) -> AppTest:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from helpers import make_zip, png_bytes
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -26,17 +25,6 @@ def tiny_dataset(root: Path) -> Path:
         png(root / "dogs" / f"dog{i}.png", (0, 10 * i, 200))
     (root / "cats" / "corrupt_cat.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
     return root
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv("MODELKIT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("MODELKIT_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("MODELKIT_ALLOWED_ROOTS", str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    assert not at.exception
-    return at
 
 
 def metrics(at: AppTest) -> dict[str, str]:
