@@ -49,6 +49,18 @@ def make_colour_dataset(root: Path, per_class: int = IMAGES_PER_CLASS, size: int
     return root
 
 
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def frame(at: AppTest, column: str):
+    """The first st.dataframe holding ``column`` (plain dataframes carry no key in AppTest)."""
+    for df in at.dataframe:
+        if column in df.value.columns:
+            return df.value
+    raise AssertionError(f"no dataframe with a {column!r} column")
+
+
 def _link_or_copy(src: str, dst: str) -> None:
     """Checkpoints are only ever replaced (written to a temp file, then renamed), so a hard link
     is a safe, instant copy of them; everything else is copied, since logs are appended to."""

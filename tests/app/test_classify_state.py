@@ -8,14 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from studio.state import KeptImages
+from tests.app.conftest import no_exception
 
 pytestmark = pytest.mark.slow
 
 CLASSIFY, DATASET = "app_pages/classify.py", "app_pages/dataset.py"
-
-
-def no_exception(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def files_in_results(at) -> list[str]:

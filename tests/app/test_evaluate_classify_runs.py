@@ -11,22 +11,11 @@ from conftest import make_colour_dataset
 from modelkit.evaluation.metrics import load_evaluation
 from modelkit.runs.store import RunStore, run_state
 from studio.state import RUN_KEY, job_registry
+from tests.app.conftest import frame, no_exception
 
 pytestmark = pytest.mark.slow
 
 EVALUATE, CLASSIFY, RUNS = "app_pages/evaluate.py", "app_pages/classify.py", "app_pages/runs.py"
-
-
-def no_exception(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def frame(at, column: str):
-    """The first st.dataframe holding ``column`` (plain dataframes carry no key in AppTest)."""
-    for df in at.dataframe:
-        if column in df.value.columns:
-            return df.value
-    raise AssertionError(f"no dataframe with a {column!r} column")
 
 
 def image_captions(at) -> list[str]:

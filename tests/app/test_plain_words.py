@@ -12,14 +12,11 @@ import pytest
 from modelkit.evaluation import calibration as cal
 from modelkit.evaluation.metrics import load_evaluation
 from modelkit.runs.store import load_run
+from tests.app.conftest import no_exception
 
 pytestmark = pytest.mark.slow
 
 EVALUATE, RUNS = "app_pages/evaluate.py", "app_pages/runs.py"
-
-
-def no_exception(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def metrics(at) -> dict[str, tuple[str, str]]:

@@ -9,21 +9,11 @@ from pathlib import Path
 import pytest
 
 from studio.state import RUN_KEY
+from tests.app.conftest import frame, no_exception
 
 pytestmark = pytest.mark.slow
 
 EVALUATE, CLASSIFY, RUNS = "app_pages/evaluate.py", "app_pages/classify.py", "app_pages/runs.py"
-
-
-def no_exception(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def frame(at, column: str):
-    for df in at.dataframe:
-        if column in df.value.columns:
-            return df.value
-    raise AssertionError(f"no dataframe with a {column!r} column")
 
 
 def data_dir(run: Path) -> str:

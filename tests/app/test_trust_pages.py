@@ -7,14 +7,11 @@ import pytest
 from modelkit.evaluation import calibration as cal
 from modelkit.models.checkpoint import load_checkpoint
 from modelkit.runs.folder import RunFolder
+from tests.app.conftest import no_exception
 
 pytestmark = pytest.mark.slow
 
 EVALUATE, CLASSIFY = "app_pages/evaluate.py", "app_pages/classify.py"
-
-
-def no_exception(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def captions(at) -> list[str]:
