@@ -81,7 +81,7 @@ def parent_within(path: str | os.PathLike, roots: Iterable[str | os.PathLike]) -
     return parent
 
 
-def _peek(path: str, limit: int) -> tuple[list[str], list[str]]:
+def peek(path: str, limit: int) -> tuple[list[str], list[str]]:
     """Up to ``limit`` visible entries of ``path``, split into folder names and file names."""
     dirs: list[str] = []
     files: list[str] = []
@@ -106,13 +106,13 @@ def looks_like_dataset(path: str | os.PathLike) -> str | None:
     when nothing here looks like image data.
     """
     path = os.fspath(path)
-    dirs, files = _peek(path, HINT_MAX_ENTRIES * 4)
+    dirs, files = peek(path, HINT_MAX_ENTRIES * 4)
     lower = {d.lower() for d in dirs}
     if "train" in lower and lower & set(VAL_NAMES + TEST_NAMES):
         return "train/val splits"
     with_images = 0
     for name in sorted(dirs)[:HINT_MAX_DIRS]:
-        sub_dirs, sub_files = _peek(os.path.join(path, name), HINT_MAX_ENTRIES)
+        sub_dirs, sub_files = peek(os.path.join(path, name), HINT_MAX_ENTRIES)
         if any(is_image_file(f) for f in sub_files) or sub_dirs:
             with_images += 1
     if with_images >= 2:

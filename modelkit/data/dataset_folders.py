@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelkit.data.imageio import SYSTEM_FILES, is_image_file
+from modelkit.data.browse import peek
+from modelkit.data.imageio import is_image_file
 from modelkit.data.layouts import TEST_NAMES, TRAIN_NAMES, VAL_NAMES
 
 # Bounds on what one look reads, so a huge folder answers quickly.
@@ -31,27 +32,8 @@ class InnerDataset:
 
 def _peek(path: str) -> tuple[list[str], int]:
     """Up to MAX_ENTRIES visible entries of ``path``: the folder names and the image count."""
-    dirs: list[str] = []
-    images = 0
-    try:
-        with os.scandir(path) as it:
-            for n, entry in enumerate(it):
-                if n >= MAX_ENTRIES:
-                    break
-                name = entry.name
-                if name.startswith(".") or name.lower() in SYSTEM_FILES:
-                    continue
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:
-                    continue
-                if is_dir:
-                    dirs.append(name)
-                elif is_image_file(name):
-                    images += 1
-    except OSError:
-        pass
-    return sorted(dirs), images
+    dirs, files = peek(path, MAX_ENTRIES)
+    return sorted(dirs), sum(1 for name in files if is_image_file(name))
 
 
 def _holds_images(path: str) -> bool:
