@@ -199,7 +199,19 @@ def suggest(
     """One round: the head's guess and calibrated confidence for every row, the accept bar for
     ``target`` accuracy, and the ``ask`` unlabelled rows most worth labelling next.
     ``calibrate=False`` skips the k-fold heads (temperature 1, no accept bar): what a
-    simulation that only needs the picks asks for."""
+    simulation that only needs the picks asks for.
+
+    Runs on one BLAS/OpenMP thread throughout: every step is small, and on a busy 2-core machine
+    a thread pool waited on descheduled threads at each operation (fitting the temperature took
+    0.8-9 s instead of 0.1 s: benchmarks/results/label_speed_cpu2.json)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _suggest(features, labels, num_classes, ask, target, folds, seed, normalised,
+                        calibrate)  # fmt: skip
+
+
+def _suggest(features, labels, num_classes, ask, target, folds, seed, normalised, calibrate):
     from modelkit.evaluation.calibration import fit_temperature, threshold_for_accuracy
 
     start = time.perf_counter()

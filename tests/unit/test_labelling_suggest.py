@@ -116,3 +116,26 @@ def test_images_set_aside_are_never_asked_about_nor_accepted():
     r = suggest(x, labels, 3, ask=10, target=0.5)
     assert not any(20 <= a.row < 40 for a in r.asks)
     assert not any(20 <= row < 40 for row in r.accept_rows(labels))
+
+
+def test_a_round_fits_its_temperature_on_one_thread(monkeypatch):
+    """On a busy 2-core machine a thread pool made each small step of a round wait on
+    descheduled threads (the temperature fit took seconds): the whole round runs on one."""
+    from threadpoolctl import threadpool_info
+
+    from modelkit.evaluation import calibration
+
+    seen = []
+    fit = calibration.fit_temperature
+
+    def spy(logits, labels):
+        seen.append({lib["user_api"]: lib["num_threads"] for lib in threadpool_info()})
+        return fit(logits, labels)
+
+    monkeypatch.setattr(calibration, "fit_temperature", spy)
+    x, y = clusters()
+    labels = np.full(len(x), -1)
+    labels[[0, 1, 2, 40, 41, 42, 80, 81, 82]] = y[[0, 1, 2, 40, 41, 42, 80, 81, 82]]
+    r = suggest(x, labels, 3, ask=4)
+    assert r.ready and len(r.asks) == 4
+    assert seen and all(n == 1 for threads in seen for n in threads.values())
