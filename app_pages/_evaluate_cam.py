@@ -23,18 +23,26 @@ HELP = (
 )
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
+@st.cache_data(max_entries=128, show_spinner=False)
 def _explained(
-    checkpoint: str, mtime_ns: int, path: str, file_mtime_ns: int, target: str
-) -> tuple[np.ndarray, np.ndarray] | str:
-    """(crop the model saw, map) for one image and class, or why it cannot be shown."""
+    checkpoint: str, mtime_ns: int, files: tuple[tuple[str, int], ...], target: str
+) -> list[tuple[np.ndarray, np.ndarray] | str]:
+    """(crop the model saw, map) of each (path, mtime) for one class, or why it cannot be
+    shown: in batches, one forward and backward pass for a gallery's images of one class
+    instead of one per image (a confusion cell's images share their predicted class)."""
     try:
-        p = cached_predictor(checkpoint, mtime_ns).predict(path, explain=True, target=target)
+        answers = cached_predictor(checkpoint, mtime_ns).predict_many(
+            [path for path, _ in files], explain=True, target=target
+        )
     except (ModelkitError, ImageLoadError, OSError) as exc:
-        return str(exc)
-    if p.error or p.cam is None or p.view is None:
-        return p.error or "no map"
-    return p.view, p.cam
+        return [str(exc)] * len(files)
+    out: list[tuple[np.ndarray, np.ndarray] | str] = []
+    for p in answers:  # one answer per file, in order (an unreadable one carries its error)
+        if p.error or p.cam is None or p.view is None:
+            out.append(p.error or "no map")
+        else:
+            out.append((p.view, p.cam))
+    return out
 
 
 def cam_controls(key: str) -> float | None:
@@ -61,18 +69,22 @@ def cam_overlays(
     except OSError:
         return [], [], [f"{checkpoint.name}: checkpoint not found"]
     images, shown, missing = [], [], []
+    by_class: dict[str, list[tuple[dict, tuple[str, int]]]] = {}
+    for p in rows:
+        path = Path(p["path"])
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            missing.append(f"{path.name} (file not found)")
+            continue
+        by_class.setdefault(p["predicted"], []).append((p, (str(path), stamp)))
     with st.spinner("Computing Grad-CAM…"):
-        for p in rows:
-            path = Path(p["path"])
-            try:
-                stamp = path.stat().st_mtime_ns
-            except OSError:
-                missing.append(f"{path.name} (file not found)")
-                continue
-            got = _explained(str(checkpoint), mtime, str(path), stamp, p["predicted"])
-            if isinstance(got, str):
-                missing.append(f"{path.name} ({got})")
-                continue
-            images.append(overlay(got[0], got[1], opacity))
-            shown.append(p)
+        for target, items in by_class.items():
+            got = _explained(str(checkpoint), mtime, tuple(f for _, f in items), target)
+            for (p, (path, _)), one in zip(items, got):
+                if isinstance(one, str):
+                    missing.append(f"{Path(path).name} ({one})")
+                    continue
+                images.append(overlay(one[0], one[1], opacity))
+                shown.append(p)
     return images, shown, missing
