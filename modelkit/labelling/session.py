@@ -88,11 +88,21 @@ class Labeller:
         """Features of every image of the folder, embedded where the store lacks them."""
         paths = self.folder.all_images()
         if self._table is None or paths != self._asked:  # moves are store hits: no decoding
+            before = self._table
             self._table = embed_folder_images(
                 paths, self.folder.cache_dir, self.source, self.device, progress
             )
-            self._asked, self._x = paths, None
+            self._asked, self._x = paths, self._reordered(before, self._table)
         return self._table
+
+    def _reordered(self, before: FeatureTable | None, after: FeatureTable) -> np.ndarray | None:
+        """The head's features of ``before`` in the rows of ``after`` when both hold the same
+        images (a label moved a file): no new projection, which took half of a round at 5,000
+        images (benchmarks/results/label_speed_cpu2.json); None when the images changed."""
+        if self._x is None or before is None or sorted(before.keys) != sorted(after.keys):
+            return None
+        row = {k: i for i, k in enumerate(before.keys)}
+        return self._x[[row[k] for k in after.keys]]
 
     def _normalised(self) -> np.ndarray:
         if self._x is None:
