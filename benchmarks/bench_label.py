@@ -11,8 +11,10 @@ Three parts, each writing its own JSON (``--out-dir``, default benchmarks/result
 - ``layout`` (label_layout_cpu2.json): PCA, t-SNE and UMAP (when installed) on each folder's
   features: 5-NN accuracy in 2-D (leave-one-out), trustworthiness (10 neighbours) and seconds.
 - ``speed`` (label_speed_cpu2.json): embedding + map of ``--speed-images`` images from an empty
-  store (and the revisit), peak RSS, a suggestion round at 5,000 images (features tiled from
-  the folders' own), and "more like this" at 50,000.
+  store (and the revisit), peak RSS, each with the default engine (OpenVINO on a CPU) and, up
+  to ``--reference-images``, PyTorch eager as the naive reference; a suggestion round at 5,000
+  images (``suggest`` alone, and the Labeller's whole round after one label), and "more like
+  this" at 50,000.
 
 Data sets are ``NAME=PATH[,classes=N][,min=M][,cap=C]``: a folder with train/ and val/ uses them
 as pool and test; a class-folder set takes the first N classes (alphabetically) with at least M
@@ -176,39 +178,50 @@ def layout(sets, args, cache: Path) -> dict:
         rows = np.random.default_rng(0).permutation(len(x))[: args.layout_images]
         x, y = x[rows], y[rows]
         result[name] = {"images": len(x)}
-        for method in maps.METHODS:
+        iterations = maps.TSNE_ITERATIONS
+        # "tsne_1000": scikit-learn's default iteration count, the reference for TSNE_ITERATIONS
+        for method, label, its in [(m, m, iterations) for m in maps.METHODS] + [
+            ("tsne", "tsne_1000", 1000)
+        ]:
+            maps.TSNE_ITERATIONS = its
             started = time.perf_counter()
             try:
                 coords = maps.project(x, method)
             except maps.LayoutError as exc:
-                result[name][method] = {"skipped": str(exc)}
+                result[name][label] = {"skipped": str(exc)}
                 continue
+            finally:
+                maps.TSNE_ITERATIONS = iterations
             seconds = time.perf_counter() - started
             idx = NearestNeighbors(n_neighbors=6).fit(coords).kneighbors(coords)[1][:, 1:]
             votes = np.array([np.bincount(y[i]).argmax() for i in idx])
             trust = trustworthiness(x, coords, n_neighbors=10)
-            result[name][method] = {"knn5_accuracy_2d": round(float(np.mean(votes == y)), 4),
+            result[name][label] = {"knn5_accuracy_2d": round(float(np.mean(votes == y)), 4),
                                     "trustworthiness": round(float(trust), 4),
                                     "seconds": round(seconds, 2)}  # fmt: skip
         print(json.dumps({name: result[name]}), file=sys.stderr)
     return {"sets": result}
 
 
-def _child_embed(paths_file: str, store: str) -> None:
+def _child_embed(paths_file: str, store: str, engine: str) -> None:
     """In a fresh process: embed the listed images into an empty store and draw the map, then
-    the revisit; print seconds and peak RSS as JSON."""
+    the revisit; print seconds, peak RSS and the load average as JSON."""
     paths = Path(paths_file).read_text().splitlines()
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    table = embed_folder_images(paths, store, device="cpu")
+    table = embed_folder_images(paths, store, device="cpu", engine=engine)
     embedded = time.perf_counter() - started
     coords = maps.cached_map(table.features, table.keys, store)
     first = time.perf_counter() - started
     again = time.perf_counter()
-    table = embed_folder_images(paths, store, device="cpu")
+    table = embed_folder_images(paths, store, device="cpu", engine=engine)
     maps.cached_map(table.features, table.keys, store)
     revisit = time.perf_counter() - again
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"images": len(paths), "decoded": len(table.paths),
+    print(json.dumps({"engine": engine, "images": len(paths), "decoded": len(table.paths),
+                      "map_seconds": round(first - embedded, 1),
+                      "load_average_before_after": [round(load_before, 2),
+                                                    round(os.getloadavg()[0], 2)],
                       "embed_seconds": round(embedded, 1), "embed_and_map_seconds": round(first, 1),
                       "revisit_seconds": round(revisit, 2), "peak_rss_mb": round(rss),
                       "map_points": len(coords)}))  # fmt: skip
@@ -225,15 +238,25 @@ def speed(sets, args, cache: Path) -> dict:
     out: dict = {"embed_and_map": []}
     for n in [int(v) for v in args.speed_images.split(",")]:
         chosen = sorted(rng.choice(every, size=min(n, len(every)), replace=False))
-        with tempfile.TemporaryDirectory(prefix="bench-label-") as tmp:
-            listing = Path(tmp) / "paths.txt"
-            listing.write_text("\n".join(chosen))
-            done = subprocess.run(
-                [sys.executable, __file__, "--child-embed", str(listing), str(Path(tmp) / "s")],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            out["embed_and_map"].append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(json.dumps(out["embed_and_map"][-1]), file=sys.stderr)
+        # the naive reference (PyTorch eager) in the same invocation, where asked for
+        engines = ["auto", "pytorch"] if n <= args.reference_images else ["auto"]
+        runs = {}
+        for engine in engines:
+            with tempfile.TemporaryDirectory(prefix="bench-label-") as tmp:
+                listing = Path(tmp) / "paths.txt"
+                listing.write_text("\n".join(chosen))
+                done = subprocess.run(
+                    [sys.executable, __file__, "--child-embed", str(listing),
+                     str(Path(tmp) / "s"), engine],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                runs[engine] = json.loads(done.stdout.strip().splitlines()[-1])
+                out["embed_and_map"].append(runs[engine])
+            print(json.dumps(runs[engine]), file=sys.stderr)
+        if "pytorch" in runs:
+            out["embed_and_map"][-1]["speedup_of_auto"] = round(
+                runs["pytorch"]["embed_and_map_seconds"] / runs["auto"]["embed_and_map_seconds"], 2
+            )
     paths = sorted(rng.choice(every, size=min(5000, len(every)), replace=False))
     x_full, ok = embed(paths, cache / "speed5000")
     names = sorted({Path(p).parent.name for p in paths})
@@ -246,6 +269,7 @@ def speed(sets, args, cache: Path) -> dict:
         labels[np.flatnonzero(y == c)[:5]] = c
     first = suggest(x, labels, len(names), ask=20, normalised=True)
     labels[np.flatnonzero(labels < 0)[0]] = y[np.flatnonzero(labels < 0)[0]]  # one new label
+    load_before = os.getloadavg()[0]
     second = suggest(x, labels, len(names), ask=20, normalised=True)
     guess_ok = float(np.mean(second.guess[labels < 0] == y[labels < 0]))
     out["suggest_round"] = {
@@ -257,7 +281,9 @@ def speed(sets, args, cache: Path) -> dict:
         "accept_accuracy": round(float(np.mean(second.guess[second.accept_rows(labels)]
                                  == y[second.accept_rows(labels)])), 4)
         if len(second.accept_rows(labels)) else None,
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }  # fmt: skip
+    out["labeller_round"] = labeller_round(paths, ok, cache / "speed5000")
     big = np.random.default_rng(0).normal(size=(50_000, 128)).astype(np.float32)
     big /= np.linalg.norm(big, axis=1, keepdims=True)
     started = time.perf_counter()
@@ -269,6 +295,49 @@ def speed(sets, args, cache: Path) -> dict:
     }
     print(json.dumps(out), file=sys.stderr)
     return out
+
+
+def labeller_round(paths: list[str], ok: np.ndarray, store: Path) -> dict:
+    """What a person waits for after labelling one image in a folder of ``paths``: the
+    Labeller's round (folder scan, store lookup, head, suggestions), 5 labels a class given.
+    The folder holds hard links to the photos (same file identity) and a copy of their store,
+    so nothing is embedded again; where links cannot be made it is skipped."""
+    import shutil
+
+    from modelkit.labelling.folder import CACHE_NAME
+    from modelkit.labelling.session import Labeller
+
+    with tempfile.TemporaryDirectory(prefix="bench-label-folder-") as tmp:
+        root = Path(tmp)
+        given: dict[str, int] = {}
+        truth = {}
+        try:
+            for p in (p for p, good in zip(paths, ok) if good):
+                cls = Path(p).parent.name
+                given[cls] = given.get(cls, 0) + 1
+                dest = root / (cls if given[cls] <= 5 else "unlabelled")
+                dest.mkdir(exist_ok=True)
+                os.link(p, dest / f"{cls}-{Path(p).name}")
+                truth[f"{cls}-{Path(p).name}"] = cls
+        except OSError as exc:
+            return {"skipped": f"cannot link the photos: {exc}"}
+        shutil.copytree(store, root / CACHE_NAME, ignore=shutil.ignore_patterns(".lock"))
+        lab = Labeller(root, "pretrained", "cpu")
+        started = time.perf_counter()
+        first = lab.suggest(20)
+        first_s = time.perf_counter() - started
+        path = first.asks[0]["path"]
+        lab.assign([path], truth[Path(path).name])
+        load_before = os.getloadavg()[0]
+        started = time.perf_counter()
+        after = lab.suggest(20)
+        return {
+            "images": len(lab.table().paths), "embedded_again": lab.table().embedded,
+            "first_round_seconds": round(first_s, 2),
+            "round_after_a_new_label_seconds": round(time.perf_counter() - started, 2),
+            "of_which_suggest_seconds": round(after.seconds, 2),
+            "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        }  # fmt: skip
 
 
 def main() -> None:
@@ -283,7 +352,13 @@ def main() -> None:
     ap.add_argument("--layout-images", type=int, default=1000, help="per set, at most")
     ap.add_argument("--speed-data", default="../shared/datasets/caltech101")
     ap.add_argument("--speed-images", default="1000", help="counts to embed and map afresh")
-    ap.add_argument("--child-embed", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--reference-images",
+        type=int,
+        default=1000,
+        help="also embed with PyTorch eager (the naive reference) up to this count",
+    )
+    ap.add_argument("--child-embed", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_embed:
         return _child_embed(*args.child_embed)

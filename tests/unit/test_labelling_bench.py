@@ -35,4 +35,11 @@ def test_bench_label_writes_efficiency_layout_and_speed(tmp_path, helpers):
     speed = json.loads((tmp_path / "out" / "label_speed_cpu2.json").read_text())
     assert speed["embed_and_map"][0]["images"] == 10 and speed["embed_and_map"][0]["peak_rss_mb"]
     assert speed["suggest_round"]["round_after_a_new_label_seconds"] > 0
+    # the default engine beside the naive PyTorch reference, on the same images
+    assert [r["engine"] for r in speed["embed_and_map"]] == ["auto", "pytorch"]
+    assert speed["embed_and_map"][-1]["speedup_of_auto"] > 0
+    assert "tsne_1000" in lay and 0 <= lay["tsne_1000"]["trustworthiness"] <= 1
+    labeller = speed["labeller_round"]  # the whole round a person waits for, nothing re-embedded
+    assert labeller["images"] == 24 and labeller["embedded_again"] == 0
+    assert labeller["round_after_a_new_label_seconds"] > 0
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before  # nothing written there
