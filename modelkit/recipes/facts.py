@@ -37,6 +37,8 @@ class Facts:
     time_budget: float = 0.0  # what is left for training (the probe's seconds are spent)
     probe: Any = None  # ProbeReport: the backbones measured on these images, when measured
     chosen_budget: float = 0.0  # the budget auto gave itself when none was asked for (0: given)
+    grayscale: bool = False  # most sampled images are single-channel (X-rays, scans)
+    race: Any = None  # RaceReport: the paths raced on held-out training images, when raced
 
     @property
     def seconds_per_image(self) -> float:
@@ -83,6 +85,21 @@ def image_sides(paths: list[str], limit: int = SIZE_SAMPLE, seed: int = 0) -> li
     return sides
 
 
+def mostly_grayscale(paths: list[str], limit: int = 60, seed: int = 0) -> bool:
+    """Whether most of up to ``limit`` images picked at random are single-channel, from their
+    headers: such data is unlike ImageNet, so training from scratch is worth racing."""
+    from PIL import Image
+
+    modes = []
+    for path in random.Random(seed).sample(paths, min(limit, len(paths))):
+        try:
+            with Image.open(path) as im:
+                modes.append(im.mode in ("1", "L", "LA", "I", "I;16", "F"))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return bool(modes) and sum(modes) > len(modes) / 2
+
+
 def gather_facts(
     data_dir: str,
     explicit: dict[str, Any],
@@ -118,6 +135,7 @@ def gather_facts(
         images=len(train), classes=len(index.classes), per_class=per_class,
         median_side=int(median(sides)) if sides else 0, pretrained=pretrained, gpu=gpu,
         time_budget=float(explicit.get("time_budget", 0.0) or 0.0),
+        grayscale=measure and mostly_grayscale([s.path for s in train]),
     )  # fmt: skip
     if measure and not facts.time_budget and "epochs" not in explicit:
         # a run being started with everything the person asked known: no budget, no epochs

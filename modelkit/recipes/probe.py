@@ -52,6 +52,7 @@ class ProbeReport:
     why: str
     seconds: float
     notes: list[str] = field(default_factory=list)
+    race: dict[str, Any] | None = None  # auto's race after the probe (recipes.race), when run
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "candidates": [asdict(c) for c in self.candidates]}

@@ -9,6 +9,7 @@ run on a CPU, the Tune page's trials). Anything left is TrainConfig's own defaul
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,13 +52,16 @@ def resolve(
     probe_network: bool = True,
     check_weights: bool = True,
     measure: bool = False,
+    race: bool | None = None,
 ) -> Resolved:
     """The settings of a new run with recipe ``name`` ("" or "none": no recipe; ``auto`` looks
     at the ``dataset`` folder). ``check_weights``: ImageNet weights that cannot be had stop
     here, with a message offering the bundled backbone, not in the middle of a run (the pages
     check at launch instead, so the form can still be changed). ``measure``: ``auto`` scores
     the bundled backbones on the training images first (as a run starts, not for a preview);
-    the seconds that takes come off the time budget."""
+    the seconds that takes come off the time budget. ``race``: then the paths open to it race
+    on training images held out from the rest (``modelkit.recipes.race``) where the budget
+    allows; None: as the environment's MODELKIT_AUTO_RACE says (on unless "0")."""
     from modelkit.models.weights import check_starting_weights, with_default_arch
 
     given = dict(given or {})
@@ -67,20 +71,12 @@ def resolve(
         from modelkit.recipes.auto import auto_recipe
 
         out.auto = auto_recipe(dataset, given, probe_network=probe_network, measure=measure)
+        if measure and _race_on(race):
+            from modelkit.recipes.race import race_auto
+
+            out.auto = race_auto(out.auto, dataset, given)
         _layer(out, out.auto.settings, AUTO)
-        probe = out.auto.facts.probe if out.auto.facts else None
-        if probe is not None:
-            out.notes += [
-                f"auto: measured backbones ({probe.folds}-fold, held out from the "
-                f"{probe.images} training images sampled; val untouched):"
-            ]
-            out.notes += [f"auto:   {line}" for line in probe.table()]
-            if given.get("time_budget"):
-                given["time_budget"] = out.auto.facts.time_budget  # the probe's time is spent
-                out.notes.append(
-                    f"auto: {probe.seconds:.0f} s of the budget measured them; "
-                    f"{given['time_budget']:.0f} s are left to train"
-                )
+        out.notes += _measured(out.auto.facts, given, measure and _race_on(race))
         out.notes += out.auto.lines()
     else:
         _layer(out, recipe(name), f"recipe {name}")
@@ -95,6 +91,45 @@ def resolve(
             out.settings["arch"], out.settings.get("weights", "imagenet"), probe_network
         )
     return out
+
+
+def _race_on(race: bool | None) -> bool:
+    """``race`` as given, else MODELKIT_AUTO_RACE (on unless "0"): the switch a benchmark
+    turns off to compare auto with and without its race."""
+    return race if race is not None else os.environ.get("MODELKIT_AUTO_RACE", "1") != "0"
+
+
+def _measured(facts: Any, given: dict[str, Any], raced: bool) -> list[str]:
+    """What auto measured as notes: the probe's table, the race's (or why none ran) and the
+    seconds they took from a given budget (``given``'s budget becomes what is left)."""
+    probe = facts.probe if facts else None
+    if probe is None:
+        return []
+    notes = [
+        f"auto: measured backbones ({probe.folds}-fold, held out from the "
+        f"{probe.images} training images sampled; val untouched):"
+    ]
+    notes += [f"auto:   {line}" for line in probe.table()]
+    race = facts.race
+    if race is not None and race.winner:
+        notes.append(
+            f"auto: raced {len(race.paths)} paths by successive halving, trained on "
+            f"{race.images} training images and judged on {race.heldout} others held out "
+            f"from them (val untouched), {race.seconds:.0f} s:"
+        )
+        notes += [f"auto:   {line}" for line in race.table()]
+        notes += [f"auto:   {line}" for line in race.notes]
+        notes.append(f"auto: the race's winner: {race.winner} ({race.why})")
+    elif raced and race is not None:
+        notes.append(f"auto: no race ({race.skipped}): auto's choice stands, unmeasured")
+    if given.get("time_budget"):
+        given["time_budget"] = facts.time_budget  # the probe's (and race's) time is spent
+        spent = f" and {race.seconds:.0f} s raced the paths" if race and race.winner else ""
+        notes.append(
+            f"auto: {probe.seconds:.0f} s of the budget measured them{spent}; "
+            f"{given['time_budget']:.0f} s are left to train"
+        )
+    return notes
 
 
 def _layer(out: Resolved, values: dict[str, Any], source: str) -> None:

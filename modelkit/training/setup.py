@@ -52,6 +52,8 @@ def load_splits(
             names = f"{folder.classes.name} or {folder.splits.name}"
             raise TrainingError(f"{run_dir}: {names} is unreadable")
         return classes, {s: [Sample(p, int(y)) for p, y in v] for s, v in raw.items()}
+    if cfg.data_dir.endswith(".json") and Path(cfg.data_dir).is_file():
+        return read_file_list(cfg.data_dir)
     index = scan_dataset(cfg.data_dir, cfg.val_ratio, cfg.test_ratio, cfg.seed)
     splits = {s: v for s, v in index.splits.items() if v}
     if len(index.classes) < 2:
@@ -59,6 +61,19 @@ def load_splits(
     if not splits.get("train"):
         raise DatasetError(f"{cfg.data_dir}: no training images found")
     return index.classes, splits
+
+
+def read_file_list(path: str) -> tuple[list[str], dict[str, list[Sample]]]:
+    """(classes, splits) of a list-of-files data set: ``{"classes": [...], "splits": {split:
+    [[path, label], ...]}}``, the shape of a run's splits.json. Lets ``auto``'s race train on
+    chosen training images with others held out, without copying a single image."""
+    raw = read_json(Path(path))
+    if not isinstance(raw, dict) or not isinstance(raw.get("splits"), dict):
+        raise DatasetError(f"{path}: not a list of files (classes and splits)")
+    splits = {s: [Sample(p, int(y)) for p, y in v] for s, v in raw["splits"].items() if v}
+    if not splits.get("train"):
+        raise DatasetError(f"{path}: no training images listed")
+    return list(raw["classes"]), splits
 
 
 def create_run_folder(
