@@ -164,7 +164,15 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2", help="thread counts to time, e.g. 1,2")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per figure and model")
     parser.add_argument("--json", default="benchmarks/results/export_cpu.json")
+    parser.add_argument(
+        "--max-images",
+        type=int,
+        default=parity.MAX_IMAGES,
+        help="validation images each export is checked on, spread over the split (a 100-class "
+        "run's whole split takes most of an hour per format on a busy 2-core machine)",
+    )
     args = parser.parse_args()
+    parity.MAX_IMAGES = args.max_images  # read by export_run and _other_layout at call time
     formats = [f for f in args.formats.split(",") if f]
     threads = [int(t) for t in args.threads.split(",")]
     import onnxruntime
@@ -181,7 +189,7 @@ def main() -> None:
             "nncf": _version("nncf"),
         },
         "note": "speedups are against PyTorch fp32 eager in the same process at the same thread "
-        "count; accuracy is on each run's whole validation split",
+        f"count; accuracy is on up to {args.max_images} images of each run's validation split",
         "runs": [bench_run(run, formats, threads, args.seconds) for run in args.runs],
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

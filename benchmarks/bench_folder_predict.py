@@ -87,14 +87,15 @@ def accuracy(rows: list[dict[str, str]]) -> float:
     return right / max(1, len(answered))
 
 
-def backend_ceiling(predictor: Predictor, photos: list[Path], repeat: int) -> float:
-    """Images/s of the model alone at batch 32 on squares decoded beforehand."""
+def backend_ceiling(predictor: Predictor, photos: list[Path], repeat: int) -> tuple[float, float]:
+    """Images per second and per CPU-second of the model alone at batch 32 on squares decoded
+    beforehand."""
     squares = [predictor.preprocess(p) for p in photos[:32]]
     predictor.logits(squares)  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeat):
         predictor.logits(squares)
-    return 32 * repeat / (time.perf_counter() - start)
+    return 32 * repeat / (time.perf_counter() - start), 32 * repeat / (time.process_time() - cpu)
 
 
 def naive_rate(predictor: Predictor, photos: list[Path]) -> tuple[float, float]:
@@ -144,17 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         photos = sorted(p for p in folder.rglob("*") if p.is_file())
         predictor = Predictor(args.run, device="cpu")
         load_at_start = os.getloadavg()
-        ceiling = backend_ceiling(predictor, photos, repeat=10)
+        ceiling, ceiling_cpu = backend_ceiling(predictor, photos, repeat=10)
         naive, naive_acc = naive_rate(predictor, photos[: args.naive_images])
         sampler = RssSampler()
         sampler.start()
         out = Path(tmp) / "streamed.csv"
+        cpu = time.process_time()  # every thread of this process: the decoders' work included
         summary = predict_folder(predictor, [folder], out, top_k=1)
+        streamed_cpu = summary.written / (time.process_time() - cpu)
         sampler.stop.set()
         sampler.join()
         # again after the long run: on a machine whose load changes, the ceiling measured once,
         # minutes apart from the streamed run, can be off by several times
-        ceiling = (ceiling + backend_ceiling(predictor, photos, repeat=10)) / 2
+        again, again_cpu = backend_ceiling(predictor, photos, repeat=10)
+        ceiling, ceiling_cpu = (ceiling + again) / 2, (ceiling_cpu + again_cpu) / 2
         rows = csv_rows(out)
         result = {
             "run": str(args.run),
@@ -172,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             "streamed_accuracy": round(accuracy(rows), 4),
             "streamed_over_backend": round(summary.rate / ceiling, 3),
             "streamed_over_naive": round(summary.rate / naive, 3),
+            # per CPU-second: what the streamed run costs beyond the model, which a machine
+            # shared with other work (load average well above the cores) cannot blur as it
+            # blurs wall-clock rates
+            "backend_batch32_images_per_cpu_s": round(ceiling_cpu, 2),
+            "streamed_images_per_cpu_s": round(streamed_cpu, 2),
+            "streamed_over_backend_per_cpu_s": round(streamed_cpu / ceiling_cpu, 3),
             "rows": len(rows),
             "unreadable": summary.failed,
             "rss_mb": {
