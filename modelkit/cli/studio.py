@@ -2,19 +2,19 @@
 
 The app's files (app.py, app_pages/, .streamlit/config.toml, assets/) are found next to the
 ``modelkit`` package in a clone or an editable install, and in the ``modelkit_studio`` package of
-an installed copy (setup.py ships them there). Streamlit starts inside that folder, with
-Python's safe path (``-P``): a folder a person starts it from may hold photos from anywhere, and
-its own ``.streamlit/config.toml`` or Python files must not turn off the app's safe defaults
-(127.0.0.1, allowed hosts, CORS and XSRF protection) or run as part of the app. Datasets the app
-makes and its runs go to ``./data`` and ``./runs`` of the current folder unless
-``MODELKIT_DATA_DIR`` / ``MODELKIT_RUNS_DIR`` say otherwise, as ``modelkit train`` writes to
-``./runs``; never into the installed package.
+an installed copy (setup.py ships them there, beside ``modelkit``), found from modelkit's own
+location and never through ``sys.path``, which starts with the current folder. Streamlit starts
+inside that folder, with Python's safe path (``-P``): a folder a person starts it from may hold
+photos from anywhere, and its own ``.streamlit/config.toml`` or Python files must not turn off
+the app's safe defaults (127.0.0.1, allowed hosts, CORS and XSRF protection) or run as part of
+the app. Datasets the app makes and its runs go to ``./data`` and ``./runs`` of the current
+folder unless ``MODELKIT_DATA_DIR`` / ``MODELKIT_RUNS_DIR`` say otherwise, as ``modelkit train``
+writes to ``./runs``; never into the installed package.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
@@ -29,11 +29,15 @@ class StudioNotFoundError(ModelkitError, FileNotFoundError):
 
 
 def app_folder() -> Path:
-    """The folder holding app.py and app_pages/: the clone, or the installed ``modelkit_studio``."""
-    candidates = [Path(__file__).resolve().parents[2]]
-    spec = importlib.util.find_spec("modelkit_studio")
-    if spec is not None and spec.submodule_search_locations:
-        candidates[:0] = [Path(p) for p in spec.submodule_search_locations]
+    """The folder holding app.py and app_pages/: the installed ``modelkit_studio`` beside the
+    ``modelkit`` package that is running, or the clone ``modelkit`` sits in.
+
+    Only places found from modelkit's own files count. ``importlib.util.find_spec`` searched
+    ``sys.path``, which ``python -m modelkit`` starts with the current folder: a
+    ``modelkit_studio/`` in a folder of photos from elsewhere was picked, and Streamlit ran its
+    app.py with none of the app's settings (listening on every address)."""
+    root = Path(__file__).resolve().parents[2]  # site-packages, or the clone's folder
+    candidates = [root / "modelkit_studio", root]
     for folder in candidates:
         if (folder / "app.py").is_file() and (folder / "app_pages").is_dir():
             return folder
