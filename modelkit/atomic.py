@@ -8,8 +8,10 @@ O_NOFOLLOW for the same reason: a run or dataset folder from elsewhere is untrus
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,9 @@ def append_text(path: str | Path, text: str, *, sync: bool = False) -> None:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags, 0o644)
     try:
+        info = os.fstat(fd)  # a hard link is another name of a file elsewhere: never append
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            raise OSError(errno.EPERM, "not a plain file of its own (a hard link?)", str(path))
         # backslashreplace: a line naming a file whose name is not UTF-8 is still written
         data = text.encode("utf-8", "backslashreplace")
         while data:

@@ -13,7 +13,9 @@ class folders and files whose real location leaves the roots and lists them in i
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -117,3 +119,56 @@ def confine_from_now(roots: Iterable[str | os.PathLike]) -> None:
 def confined_roots() -> tuple[Path, ...] | None:
     """The roots set by the innermost ``confine_to``, or None when nothing is confined."""
     return _CONFINED.get()
+
+
+class UntrustedFileError(ModelkitError, OSError):
+    """A file that must not be read as asked: not a regular file, too large, or outside the
+    allowed roots. An OSError, so every caller that reports unreadable files reports it too."""
+
+
+MB = 2**20
+# An image file larger than this is refused unread: a 179-Mpx photo (imageio.MAX_PIXELS) is far
+# smaller compressed, and a sparse or endless file would otherwise be read whole.
+MAX_IMAGE_FILE_BYTES = 512 * MB
+MAX_RUN_FILE_BYTES = 512 * MB  # a run's JSON files: splits.json of a million images fits
+
+
+def read_untrusted(
+    path: str | os.PathLike, limit: int, roots: Iterable[Path] | None | bool = True
+) -> bytes:
+    """The bytes of ``path``, read only when it is a regular file of at most ``limit`` bytes
+    and, under confinement, inside the allowed roots (``roots``: True for the current
+    confinement, which worker threads do not inherit, so a pool passes the caller's).
+
+    Data sets and run folders from elsewhere name files: a FIFO never ends, /dev/zero or a
+    sparse 8 GB file fills the memory, and a path outside the roots would be shown or scored;
+    every read of such a file goes through here (the second attacker probe, issue #29)."""
+    confined = confined_roots() if roots is True else roots
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, pipe or socket"
+            raise UntrustedFileError(errno.EINVAL, f"is {kind}, not a file", str(path))
+        if info.st_size > limit:
+            raise UntrustedFileError(
+                errno.EFBIG,
+                f"is {info.st_size / MB:,.0f} MB, more than the {limit / MB:,.0f} MB allowed",
+                str(path),
+            )
+        if confined is not None and not real_within(path, confined):
+            raise UntrustedFileError(
+                errno.EACCES, "lies outside the folders this app may open", str(path)
+            )
+        chunks, size = [], 0
+        while size <= limit:  # a file that grows while read stops at the limit too
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise UntrustedFileError(errno.EFBIG, f"grew past {limit / MB:,.0f} MB", str(path))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -244,9 +244,13 @@ class Journal:
             if exc.errno in (errno.EISDIR, errno.ENXIO):
                 raise JournalError(f"{self.path}: not a regular file; refusing to use it") from None
             raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             os.close(fd)
             raise JournalError(f"{self.path}: not a regular file; refusing to use it")
+        if info.st_nlink > 1:  # another name of a file elsewhere: appending would change it
+            os.close(fd)
+            raise JournalError(f"{self.path}: is a hard link to another file; refusing to use it")
         return fd
 
     def entries(self) -> list[Entry]:

@@ -21,6 +21,7 @@ import torch
 
 from modelkit.data.imageio import ImageLoadError, load_image, square_resize
 from modelkit.errors import ModelkitError
+from modelkit.paths import MAX_IMAGE_FILE_BYTES, UntrustedFileError, confined_roots, read_untrusted
 
 
 class CacheBudgetError(ModelkitError, MemoryError):
@@ -128,6 +129,8 @@ class ImageCache:
     ):
         self.paths = list(paths)
         self.store = store
+        # the confinement of whoever built the cache: its decoding threads do not inherit it
+        self.roots = confined_roots()
         self.decoded = 0  # files decoded by this cache (the rest came from the store)
         self.size = size
         n = len(self.paths)
@@ -196,8 +199,7 @@ class ImageCache:
         """One file's square and store key: read once, hashed, decoded only when the store
         lacks it."""
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = read_untrusted(path, MAX_IMAGE_FILE_BYTES, self.roots)
         except OSError as exc:
             raise ImageLoadError(path, _os_reason(exc)) from None
         key = file_key(path, data, self.size) if self.store is not None else None
@@ -223,6 +225,8 @@ class ImageCache:
 
 
 def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, UntrustedFileError):
+        return str(exc.strerror)
     if isinstance(exc, FileNotFoundError):
         return "file not found"
     if isinstance(exc, PermissionError):

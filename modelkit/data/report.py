@@ -19,6 +19,7 @@ from PIL import Image
 from modelkit.data.imageio import ImageLoadError, load_image
 from modelkit.data.scan import DatasetIndex, Sample
 from modelkit.names import printable
+from modelkit.paths import MAX_IMAGE_FILE_BYTES, UntrustedFileError, read_untrusted
 
 EXIF_ORIENTATION = 0x0112
 # (content hash, (width, height), reason unreadable) for one file.
@@ -145,13 +146,12 @@ def _image_size(data: bytes) -> tuple[int, int]:
 
 def _check_file(path: str) -> CheckResult:
     """Hash, size and reason-if-unreadable of one file; never raises."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
+    try:  # the scan already kept files outside the allowed roots out; size and kind here
+        data = read_untrusted(path, MAX_IMAGE_FILE_BYTES, roots=None)
     except OSError as exc:
         reason = {FileNotFoundError: "file not found", PermissionError: "permission denied"}.get(
-            type(exc), f"cannot read: {exc.strerror or exc}"
-        )
+            type(exc), exc.strerror if isinstance(exc, UntrustedFileError) else None
+        ) or f"cannot read: {exc.strerror or exc}"
         return None, None, reason
     if not data:
         return None, None, "empty file (0 bytes)"

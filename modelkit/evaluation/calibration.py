@@ -231,6 +231,7 @@ def calibrate_logits(
 # -- storing it with the run ----------------------------------------------------------------------
 def store_calibration(checkpoint: str | Path, cal: Calibration, run_dir: str | Path) -> None:
     """Write ``cal``'s record into the checkpoint (atomic rewrite) and its report beside the run."""
+    RunFolder(run_dir).check_writable()
     payload = load_checkpoint(checkpoint)
     payload["calibration"] = cal.record()
     save_checkpoint(checkpoint, payload)
@@ -243,6 +244,7 @@ def set_threshold(run_dir: str | Path, threshold: float, target: float | None = 
 
     if not 0.0 <= threshold <= 1.0:
         raise CalibrationError(f"threshold {threshold} is not between 0 and 1")
+    RunFolder(run_dir).check_writable()
     checkpoint = resolve_checkpoint(run_dir)
     payload = load_checkpoint(checkpoint)
     record = dict(payload.get("calibration") or {"temperature": 1.0})

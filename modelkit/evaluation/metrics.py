@@ -143,6 +143,7 @@ PREDICTION_FIELDS = [
 
 def save_evaluation(run_dir: str | Path, ev: Evaluation) -> Path:
     folder = RunFolder(run_dir)
+    folder.check_writable()  # a foreign run's linked evaluation/ would take the files elsewhere
     atomic_write_json(folder.evaluation_report(ev.split), ev.to_dict())
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=PREDICTION_FIELDS, lineterminator="\n")

@@ -24,6 +24,8 @@ def write_report(run: str | Path, out: str | Path | None = None, device: str = "
     """Write the report of the run in folder ``run`` to ``out`` (default: the run's own
     report.html) and return its path. A run with no saved evaluation is evaluated first on
     ``device`` (the CPU by default, so a report never competes with training for a GPU)."""
+    if out is None:
+        RunFolder(run).check_writable()
     path = Path(out) if out is not None else RunFolder(run).report
     atomic_write_text(path, render(collect(run, device)))
     return path

@@ -7,20 +7,36 @@ many images has each split?" instead of knowing where the answer lies.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from modelkit.paths import MAX_RUN_FILE_BYTES, UntrustedFileError, read_untrusted
+
 SPLITS = ("train", "val", "test")
+
+
+class RunFolderLinkError(UntrustedFileError):
+    """A run folder from elsewhere with links in it: writing would land outside it."""
+
+
 CHECKPOINTS = ("best", "last")
 
 
 def read_json(path: Path, default: Any = None) -> Any:
-    """A JSON file's contents, or ``default`` when it is missing, unreadable or not JSON."""
+    """A JSON file's contents, or ``default`` when it is missing, unreadable, not a regular
+    file of sane size (a FIFO would hang every page that lists runs) or not JSON."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_run_file(path).decode("utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return default
+
+
+def read_run_file(path: Path) -> bytes:
+    """A run file's bytes, through the bounded reader: run folders come from elsewhere too."""
+    return read_untrusted(path, MAX_RUN_FILE_BYTES, roots=None)
 
 
 def stamp(*files: Path) -> tuple[int, ...]:
@@ -136,13 +152,28 @@ class RunFolder:
         return self.config.exists()
 
     def link_problem(self) -> str | None:
-        """Why the run cannot be trusted with writes: one of its own files is a symlink, so
-        appending to it or resuming would write into whatever file the link points at."""
-        own = (self.config, self.classes, self.splits, self.status, self.metrics, self.log)
-        for path in (*own, self.lock, self.checkpoints, self.best, self.last, self.calibration):
-            if path.is_symlink():
-                return f"{path.relative_to(self.path)} is a link to another file"
+        """Why the run cannot be trusted with writes: an entry anywhere in it is a symlink (a
+        write under ``evaluation/`` or ``tensorboard/`` would land wherever it points), or a
+        file the run appends to is a hard link (another name of a file elsewhere)."""
+        for folder, dirs, files in os.walk(self.path, followlinks=False):
+            for name in (*dirs, *files):
+                entry = Path(folder, name)
+                if entry.is_symlink():
+                    return f"{entry.relative_to(self.path)} is a link to another file"
+        for path in (self.log, self.metrics):
+            try:
+                if os.lstat(path).st_nlink > 1:
+                    return f"{path.relative_to(self.path)} is a hard link to another file"
+            except OSError:
+                continue
         return None
+
+    def check_writable(self) -> None:
+        """Refuse, naming the entry, to write into a run whose folder has links in it."""
+        if problem := self.link_problem():
+            raise RunFolderLinkError(
+                errno.ELOOP, f"refused to write into it: {problem}", str(self.path)
+            )
 
     def saved_checkpoint(self) -> Path | None:
         """The checkpoint to predict with: ``best``, else ``last``, else none."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.errors import ModelkitError
-from modelkit.runs.folder import RunFolder, read_json
+from modelkit.runs.folder import RunFolder, read_json, read_run_file
 from modelkit.runs.lock import is_locked
 from modelkit.runs.validate import (
     classes_problem,
@@ -54,7 +54,7 @@ def _metric_rows(run_dir: str | Path) -> tuple[list[dict[str, Any]], str | None]
     rows: list[dict[str, Any]] = []
     problem = None
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = read_run_file(path).decode("utf-8", errors="replace").splitlines()
     except OSError:
         return rows, None
     for n, line in enumerate(lines, 1):

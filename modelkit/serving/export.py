@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from modelkit.errors import ModelkitError
+from modelkit.runs.folder import RunFolder
 from modelkit.serving import EXPORT_FORMATS, export_inputs, model_card, parity
 from modelkit.serving.export_inputs import LoadedRun, load_run_model
 from modelkit.serving.model_card import CARD, calibration_record, export_dir
@@ -245,6 +246,8 @@ def export_run(
         raise ExportError(f"format {fmt!r} is not one of {FORMATS}")
     note = progress or (lambda _message: None)
     loaded = load_run_model(run)
+    if not out_dir:  # into the run folder: not through a link a foreign run put there
+        RunFolder(loaded.run_dir).check_writable()
     out = Path(out_dir) if out_dir else export_dir(loaded.run_dir)
     example, _source = sample_inputs(loaded, 1)  # traced at batch 1: the batch axis is free
     images = export_inputs.split_images(loaded.run_dir, "val", limit=parity.MAX_IMAGES)

@@ -45,7 +45,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelkit.data.imageio import ImageLoadError
+from modelkit.data.imageio import DECODE_ERRORS, FORMATS, ImageLoadError
 from modelkit.serving.batching import DynamicBatcher, QueueFullError
 from modelkit.serving.http_limits import LOCAL_HOSTS, server_options
 from modelkit.serving.predictor import Predictor
@@ -126,11 +126,13 @@ class PredictionService:
         try:
             with warnings.catch_warnings():  # the size is checked below, with a clear message
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data)) as probe:
+                # only the photo formats load_image reads: a DDS of unknown kind raised
+                # NotImplementedError from its header and was answered 500
+                with Image.open(io.BytesIO(data), formats=FORMATS) as probe:
                     width, height = probe.size
         except Image.DecompressionBombError:
             raise BadRequest(400, f"{name}: image is too large (pixel count)") from None
-        except (OSError, ValueError, SyntaxError):  # PIL raises SyntaxError for some headers
+        except (OSError, *DECODE_ERRORS):  # PIL raises SyntaxError for some headers
             raise BadRequest(400, f"{name}: not an image this server can read") from None
         if width * height > self.max_pixels:
             raise BadRequest(
