@@ -43,10 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modelkit.data.imageio import is_image_file  # noqa: E402
 from modelkit.labelling import layout as maps  # noqa: E402
+from modelkit.labelling import suggest as suggest_module  # noqa: E402
 from modelkit.labelling.embed import embed_folder_images  # noqa: E402
 from modelkit.labelling.suggest import head_log_probs, nearest, reduce, suggest  # noqa: E402
 
 SKIP = {"BACKGROUND_Google", "Faces_easy"}  # clutter, and a second copy of Faces
+STRATEGY = ("EXPLORE_SHARE", "POOL_PER_ASK")  # how the tool asks: --strategy can change them
 
 
 def _images(folder: Path) -> list[str]:
@@ -162,7 +164,9 @@ def efficiency(sets, args, cache: Path) -> dict:
         for v in result.values()
         if v["active_10_vs_random_20"] is not None
     ]
-    return {"sets": result, "target_met_on": f"{sum(met)} of {len(met)}", "seeds": args.seeds}
+    strategy = {k: getattr(suggest_module, k) for k in STRATEGY}
+    return {"sets": result, "target_met_on": f"{sum(met)} of {len(met)}", "seeds": args.seeds,
+            "strategy": strategy}  # fmt: skip
 
 
 def layout(sets, args, cache: Path) -> dict:
@@ -349,6 +353,12 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "bench-label"))
     ap.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
     ap.add_argument("--suffix", default="cpu2", help="end of the JSON file names")
+    ap.add_argument(
+        "--strategy",
+        default="",
+        metavar="NAME=VALUE,...",
+        help="the asking strategy to try, e.g. POOL_PER_ASK=4 (recorded in the JSON)",
+    )
     ap.add_argument("--layout-images", type=int, default=1000, help="per set, at most")
     ap.add_argument("--speed-data", default="../shared/datasets/caltech101")
     ap.add_argument("--speed-images", default="1000", help="counts to embed and map afresh")
@@ -362,6 +372,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.child_embed:
         return _child_embed(*args.child_embed)
+    for item in filter(None, args.strategy.split(",")):
+        key, value = item.split("=")
+        if key not in STRATEGY:
+            ap.error(f"--strategy: {key} is not one of {', '.join(STRATEGY)}")
+        setattr(suggest_module, key, type(getattr(suggest_module, key))(value))
     cache = Path(args.cache_dir)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ DEFAULT = "tsne"
 PRE_DIMS = 50
 # t-SNE's iterations (250 of them early exaggeration): 500 instead of scikit-learn's 1,000 halves
 # its time and kept 5-NN accuracy in 2-D and trustworthiness within half a point on four folders
-# (benchmarks/results/label_layout_cpu2.json, "tsne" against "tsne_1000")
+# (benchmarks/results/label_layout_cpu2_openvino.json, "tsne" against "tsne_1000")
 TSNE_ITERATIONS = 500
 
 

@@ -97,8 +97,9 @@ class Labeller:
 
     def _reordered(self, before: FeatureTable | None, after: FeatureTable) -> np.ndarray | None:
         """The head's features of ``before`` in the rows of ``after`` when both hold the same
-        images (a label moved a file): no new projection, which took half of a round at 5,000
-        images (benchmarks/results/label_speed_cpu2.json); None when the images changed."""
+        images (a label moved a file): no new projection, which at 5,000 images took as long as
+        the rest of the round or longer (reduce_seconds_once in
+        benchmarks/results/label_speed_cpu2_openvino.json); None when the images changed."""
         if self._x is None or before is None or sorted(before.keys) != sorted(after.keys):
             return None
         row = {k: i for i, k in enumerate(before.keys)}

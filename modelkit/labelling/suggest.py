@@ -25,7 +25,7 @@ page, the command and the benchmark drive it alike, and tests pass small made-up
 - ``nearest``: "more like this" by exact cosine search, one matrix-vector product (50,000 images
   take milliseconds: benchmarks/results/label_speed_cpu2.json), so no approximate index.
 
-Measured label efficiency and round times: benchmarks/results/label_efficiency_cpu2.json.
+Measured label efficiency: benchmarks/results/label_efficiency_cpu2_pool8.json.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ from modelkit.evaluation.folds import out_of_fold
 UNLABELLED, SET_ASIDE = -1, -2  # label values: still to label; never asked (the not-sure bin)
 MIN_PER_CLASS = 2  # labels a class needs before the head is trained and trusted
 EXPLORE_SHARE = 0.5  # half of each batch explores: see _hard_and_diverse
-POOL_PER_ASK = 8  # lowest-margin candidates per asked image that k-center chooses among
+# lowest-margin candidates per asked image that k-center chooses among. 4 was tried: 0.4-0.9
+# points more at 10 labels a class on three folders, but 1-3 points less at 5 a class on two
+# (benchmarks/results/label_efficiency_cpu2_pool4.json against ..._pool8.json), so 8 stays
+POOL_PER_ASK = 8
 DEFAULT_TARGET = 0.95
 HEAD_C = 10.0  # inverse regularisation: 1 (the cleaner's) left a head on 10 labels guessing
 # the larger class for every image (hymenoptera); 10 and 100 both learn from the first labels
@@ -202,8 +205,9 @@ def suggest(
     simulation that only needs the picks asks for.
 
     Runs on one BLAS/OpenMP thread throughout: every step is small, and on a busy 2-core machine
-    a thread pool waited on descheduled threads at each operation (fitting the temperature took
-    0.8-9 s instead of 0.1 s: benchmarks/results/label_speed_cpu2.json)."""
+    a thread pool waited on descheduled threads at each operation (the temperature fit alone
+    took 0.8-9 s instead of 0.1 s); a round after a new label at 5,000 images went from 2.8 s
+    to 0.7 s under a heavier load (benchmarks/results/label_speed_cpu2_openvino.json)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):

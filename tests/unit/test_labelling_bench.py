@@ -27,6 +27,7 @@ def test_bench_label_writes_efficiency_layout_and_speed(tmp_path, helpers):
     assert done.returncode == 0, done.stderr[-3000:]
     eff = json.loads((tmp_path / "out" / "label_efficiency_cpu2.json").read_text())
     tiny = eff["sets"]["tiny"]
+    assert set(eff["strategy"]) == {"EXPLORE_SHARE", "POOL_PER_ASK"}  # how the tool asked
     for side in ("active", "random"):
         assert set(tiny["curves"][side]) == {"2", "5"}
         assert all(0 <= v["mean"] <= 1 for v in tiny["curves"][side].values())
