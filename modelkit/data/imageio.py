@@ -88,13 +88,39 @@ def _check_file(path: str | os.PathLike) -> None:
         raise ImageLoadError(str(path), "lies outside the folders this app may open")
 
 
-def check_shape(name: str, w: int, h: int) -> None:
-    """Raise ImageLoadError naming ``name`` for an image with no pixels, too many, or sides
-    more than MAX_ASPECT apart; checked before anything is decoded or resized."""
+# Bytes a decoded pixel takes in each mode a file may decode to: what decoding allocates grows
+# with them, not with the pixel count alone (a 400 KB 16-bit or RGBA PNG of 179 Mpx asked for
+# gigabytes). Modes not listed count as 4.
+MODE_BYTES = {
+    "1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16L": 2, "I;16B": 2,
+    "I;16N": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4,
+    "CMYK": 4, "I": 4, "F": 4,
+}  # fmt: skip
+# The decoded bytes an image may take: what the pixel budget allows an RGB photo, so 8-bit RGB
+# keeps its limit and a mode with wider pixels gets proportionally fewer of them.
+MAX_DECODED_BYTES = MAX_PIXELS * MODE_BYTES["RGB"]
+# Pixels converted at a time from 16-bit, 32-bit, float and transparent modes (about 1 Mpx, a
+# few MB): converting costs the RGB result plus one strip, not full-size float64 copies (25
+# bytes a pixel for 16-bit grey, 15 for RGBA before).
+STRIP_PIXELS = 1 << 20
+WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def check_shape(name: str, w: int, h: int, mode: str = "RGB") -> None:
+    """Raise ImageLoadError naming ``name`` for an image with no pixels, too many, more decoded
+    bytes (in its ``mode``) than MAX_DECODED_BYTES, or sides more than MAX_ASPECT apart;
+    checked from the header, before anything is decoded or resized."""
     if w <= 0 or h <= 0:
         raise ImageLoadError(name, "image has no pixels")
     if w * h > MAX_PIXELS:
         raise ImageLoadError(name, f"image is too large ({w}x{h} pixels, limit {MAX_PIXELS:,})")
+    decoded = w * h * MODE_BYTES.get(mode, 4)
+    if decoded > MAX_DECODED_BYTES:
+        raise ImageLoadError(
+            name,
+            f"image is too large to decode ({w}x{h} pixels of mode {mode} take "
+            f"{decoded / 2**20:,.0f} MB decoded, limit {MAX_DECODED_BYTES / 2**20:,.0f} MB)",
+        )
     if max(w, h) > MAX_ASPECT * min(w, h):
         raise ImageLoadError(
             name,
@@ -107,31 +133,58 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> I
     """Convert any PIL mode to RGB, compositing transparency onto ``background``.
 
     A bare ``convert("RGB")`` on RGBA keeps whatever colour sits under transparent pixels, which is
-    often garbage the model would learn from.
+    often garbage the model would learn from. Wide and transparent modes are converted a strip of
+    rows at a time (``_by_strips``), with the scale taken from the whole image's extremes first,
+    so the pixels are those a whole-image conversion gives at a fraction of its memory.
     """
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    if img.mode in WIDE_GREY:
         # 16/32-bit greyscale: scale the used range down to 8 bits instead of clipping at 255.
-        arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max() if arr.size else 0.0
-        scale = 255.0 / 65535.0 if hi > 255 else 1.0
-        arr8 = np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, "L").convert("RGB")
+        scale = 255.0 / 65535.0 if _extremes(img)[1] > 255 else 1.0
+        return _by_strips(img, lambda a: np.clip(a * scale + 0.5, 0, 255).astype(np.uint8))
     if img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 1.0)
-        arr8 = ((arr - lo) / (hi - lo or 1.0) * 255 + 0.5).astype(np.uint8)
-        return Image.fromarray(arr8, "L").convert("RGB")
+        lo, hi = _extremes(img)
+        return _by_strips(img, lambda a: ((a - lo) / (hi - lo or 1.0) * 255 + 0.5).astype(np.uint8))
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         img.mode == "P" and "transparency" in img.info
     )
     if has_alpha:
-        rgba = img.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, background + (255,))
-        canvas.alpha_composite(rgba)
-        return canvas.convert("RGB")
+        return _by_strips(img, None, background)
     return img.convert("RGB")
+
+
+def _rows(img: Image.Image):
+    """(top, the rows from ``top`` as a copy) for strips of about STRIP_PIXELS."""
+    w, h = img.size
+    step = max(1, STRIP_PIXELS // w)
+    for top in range(0, h, step):
+        yield top, img.crop((0, top, w, min(h, top + step)))
+
+
+def _extremes(img: Image.Image) -> tuple[float, float]:
+    """The least and greatest pixel value, a strip at a time (``getextrema`` refuses I;16B)."""
+    lows, highs = [], []
+    for _, part in _rows(img):
+        arr = np.asarray(part)
+        lows.append(float(arr.min()))
+        highs.append(float(arr.max()))
+    return min(lows), max(highs)
+
+
+def _by_strips(img: Image.Image, to_u8, background: tuple[int, int, int] = BACKGROUND):
+    """``img`` in RGB, converted STRIP_PIXELS at a time: grey through ``to_u8`` (a float64
+    array of one strip to uint8), or, when it is None, composited onto ``background``."""
+    out = Image.new("RGB", img.size)
+    for top, part in _rows(img):
+        if to_u8 is not None:
+            grey = Image.fromarray(to_u8(np.asarray(part, dtype=np.float64)), "L")
+            out.paste(grey.convert("RGB"), (0, top))
+            continue
+        canvas = Image.new("RGBA", part.size, background + (255,))
+        canvas.alpha_composite(part.convert("RGBA"))
+        out.paste(canvas.convert("RGB"), (0, top))
+    return out
 
 
 def load_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
@@ -147,7 +200,7 @@ def load_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
         # "error" filter. PIL may still print its bomb warning; the explicit check below refuses
         # the image either way.
         img = _open(source)
-        check_shape(name, *img.size)
+        check_shape(name, *img.size, img.mode)
         if min_size and img.format == "JPEG":
             img.draft("RGB", (min_size, min_size))
         img.load()
@@ -205,7 +258,7 @@ def square_resize(img: Image.Image, size: int) -> np.ndarray:
     """
     name = getattr(img, "filename", None) or "<image>"
     w, h = img.size
-    check_shape(name, w, h)  # load_image checked already; this bounds the resize for any caller
+    check_shape(name, w, h, img.mode)  # load_image checked already; this bounds any caller's resize
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     if (nw, nh) != (w, h):
