@@ -131,23 +131,22 @@ def test_a_hostile_dataset_trains_and_skips_the_bad_files_by_name(hostile, tmp_p
 
 
 def test_unreadable_file_is_named_in_report_and_cache(tmp_path, helpers, monkeypatch):
-    """chmod 000 does not stop root, so the refusal comes from a patched open()."""
-    import builtins
+    """chmod 000 does not stop root, so the refusal comes from a patched os.open (the one
+    bounded reader, modelkit.paths.read_untrusted, opens every image file)."""
+    import os
 
-    from modelkit.data import cache, report
     from modelkit.data.cache import ImageCache
 
     root = helpers.write_dataset(tmp_path / "data", num_classes=2, per_class=3)
     locked = str(root / "red" / "red_01.png")
-    real_open = builtins.open
+    real_open = os.open
 
     def guarded_open(file, *args, **kwargs):
         if str(file) == locked:
             raise PermissionError(13, "Permission denied", file)
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(report, "open", guarded_open, raising=False)
-    monkeypatch.setattr(cache, "open", guarded_open, raising=False)
+    monkeypatch.setattr(os, "open", guarded_open)
     index = scan_dataset(root, val_ratio=0)
     rep = build_report(index)
     assert rep.unreadable == [{"path": locked, "reason": "permission denied"}]
