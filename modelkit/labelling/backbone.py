@@ -33,10 +33,13 @@ def _convert(body: torch.nn.Module, size: int, precision: str) -> Forward:
     """``body`` compiled by OpenVINO for the CPU; raises whatever the conversion raises."""
     import openvino as ov
 
+    example = torch.zeros(1, 3, size, size)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracing warns that torch.jit is deprecated
-        # traced, not torch.export-ed: on the 2-core CPU its conversion took 5 s, not 7-10 s
-        model = ov.convert_model(body, example_input=torch.zeros(1, 3, size, size))
+        # traced here without the trace check (a second forward pass): the conversion took
+        # 3-8 s instead of 9-10 s on the busy 2-core CPU, and torch.export's 7-10 s
+        traced = torch.jit.trace(body, example, check_trace=False)
+        model = ov.convert_model(traced, example_input=example)
     model.reshape([-1, 3, size, size])  # fixed image size: the CPU plugin plans for it
     config = {"PERFORMANCE_HINT": "LATENCY"}
     config["INFERENCE_PRECISION_HINT"] = "bf16" if precision == "bf16" else "f32"
