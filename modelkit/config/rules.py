@@ -5,8 +5,9 @@ not fail deep inside the loop), then each field's range or choices from the sche
 rules that tie fields together. A field already named is not checked further, so each problem
 is said once. A new rule between fields is one ``RULES`` line.
 
-Settings that size memory are bounded together as well as one by one: the head's hidden layers
-(``head_problem``, which a checkpoint's metadata is checked with too) and the pixels of a batch.
+Settings that size memory are bounded together as well as one by one: the head's weights
+(``head_problem``: between its hidden layers, and in all from the backbone's features to the
+classes, which a checkpoint's metadata is checked with too) and the pixels of a batch.
 """
 
 from __future__ import annotations
@@ -20,14 +21,31 @@ MAX_HEAD_LAYERS = 8
 # Weights between hidden layers: 8192,8192 at most (256 MiB in fp32); each width is bounded by
 # the schema. Without these a few bytes of settings asked for any number of 8192x8192 layers.
 MAX_HEAD_WEIGHTS = 8192 * 8192
+# Every weight of the head: features -> hidden layers -> classes (features -> classes for a
+# linear head). The widest linear head there is, 2048 features (ResNet-50) x 100,000 classes
+# (``names.MAX_CLASSES``), fits; a 1.6 MB checkpoint asking 100,000 classes after a hidden
+# layer of 8192 (820 million weights) peaked at 3.9 GB before it failed to load.
+MAX_HEAD_TOTAL = 2048 * 100_000
 # Images of a batch times their pixels (the larger of image_size and eval_size): 64 at 1024 px,
 # 256 at 512 px, 1337 at 224 px. Above it the batch tensor alone is gigabytes and the allocator's
 # raw error came instead of a setting's name.
 MAX_BATCH_PIXELS = 64 * 1024 * 1024
 
 
-def head_problem(hidden: list[int]) -> str | None:
-    """What makes the head's hidden layer sizes (widths already in range) too costly, or None."""
+def head_widths(hidden: list[int], kind: str = "mlp", features: int = 0, classes: int = 0):
+    """The widths the head's Linear layers join, in order, as ``registry.make_head`` builds
+    them: a linear head ignores ``hidden``; an unknown ``features`` or ``classes`` (0) is left
+    out, so the count is what is known of the head."""
+    inner = [] if kind == "linear" else list(hidden)
+    return [w for w in (features, *inner, classes) if w]
+
+
+def head_problem(
+    hidden: list[int], kind: str = "mlp", features: int = 0, classes: int = 0
+) -> str | None:
+    """What makes the head (hidden widths already in range) too costly, or None: too many hidden
+    layers, too many weights between them, or too many in all once the backbone's ``features``
+    and the ``classes`` are known (a checkpoint's metadata knows both; a config its arch)."""
     if len(hidden) > MAX_HEAD_LAYERS:
         return f"head_hidden: {len(hidden)} hidden layers, at most {MAX_HEAD_LAYERS}"
     weights = sum(a * b for a, b in zip(hidden, hidden[1:]))
@@ -36,7 +54,25 @@ def head_problem(hidden: list[int]) -> str | None:
             f"head_hidden: {weights:,} weights between the hidden layers, at most "
             f"{MAX_HEAD_WEIGHTS:,} (e.g. 8192,8192)"
         )
+    widths = head_widths(hidden, kind, features, classes)
+    total = sum(a * b for a, b in zip(widths, widths[1:]))
+    if total > MAX_HEAD_TOTAL:
+        parts = [f"{features:,} features"] if features else []
+        parts += [f"{w:,}" for w in widths[bool(features) : len(widths) - bool(classes)]]
+        parts += [f"{classes:,} classes"] if classes else []
+        return (
+            f"{'head' if kind == 'linear' else 'head_hidden'}: a head of "
+            f"{' -> '.join(parts)} has {total:,} weights ({total * 4 / 2**20:,.0f} MB in fp32), "
+            f"at most {MAX_HEAD_TOTAL:,} (2,048 features x 100,000 classes)"
+        )
     return None
+
+
+def _config_head_problem(c: Any) -> str | None:
+    """``head_problem`` of a config: its arch's feature width is known, its classes are not."""
+    from modelkit.models.metadata import feature_width  # late: models imports torch
+
+    return head_problem(c.head_hidden, c.head, feature_width(c.arch))
 
 
 def _batch_problem(c: Any) -> str:
@@ -92,9 +128,9 @@ RULES: list[tuple[str, Callable[[Any], bool], str | Callable[[Any], str]]] = [
         "cache_frozen_stages: mixup and cutmix mix images, not cached maps; turn them off",
     ),
     (
-        "head_hidden",
-        lambda c: not head_problem(c.head_hidden),
-        lambda c: head_problem(c.head_hidden),
+        "head_hidden head arch",
+        lambda c: not _config_head_problem(c),
+        _config_head_problem,
     ),
     (
         "image_size eval_size batch_size",
