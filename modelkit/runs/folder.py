@@ -87,6 +87,12 @@ class RunFolder:
         return self.path / "splits.json"
 
     @property
+    def dataset(self) -> Path:
+        """How many images each split has: what a run list shows without parsing splits.json
+        (megabytes at 100,000 images, for every run listed)."""
+        return self.path / "dataset.json"
+
+    @property
     def status(self) -> Path:
         return self.path / "status.json"
 

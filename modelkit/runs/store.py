@@ -114,7 +114,7 @@ class RunInfo:
     classes: list[str] = field(default_factory=list)
     error: str = ""
     problem: str = ""  # why the run is unreadable (state "unreadable"), naming the file
-    _images: int | None = field(default=None, repr=False, compare=False)
+    images: int = 0  # in the run's splits, from dataset.json (0: a run made before it)
 
     @property
     def best_val_acc(self) -> float | None:
@@ -137,10 +137,8 @@ class RunInfo:
 
     @property
     def dataset_images(self) -> int:
-        """Images the run split into train/val/test (0 when its splits.json is unreadable)."""
-        if self._images is None:
-            self._images = sum(self.folder.split_sizes().values())
-        return self._images
+        """Images the run split into train/val/test (0 when unknown)."""
+        return self.images
 
     @property
     def test_time_augmentation(self) -> str:
@@ -221,6 +219,7 @@ def _read_run(path: Path) -> tuple[RunInfo, dict[str, Any]]:
         config=config,
         classes=classes if isinstance(classes, list) else [],
         error=str(status.get("error", "")),
+        images=_int(d.get("images") if isinstance(d := read_json(folder.dataset), dict) else 0),
     )
     return info, raw
 

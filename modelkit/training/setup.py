@@ -88,6 +88,8 @@ def create_run_folder(
         atomic_write_json(
             folder.splits, {s: [[x.path, x.label] for x in v] for s, v in splits.items()}
         )
+        sizes = {s: len(v) for s, v in splits.items()}
+        atomic_write_json(folder.dataset, {"images": sum(sizes.values()), "splits": sizes})
     except OSError as exc:
         raise TrainingError(explain_error(exc)) from exc
     return run_dir
