@@ -3,7 +3,7 @@ installed, and by PyTorch otherwise.
 
 Why a second engine: embedding is nearly all of the time a new folder takes before its map can
 be drawn, and PyTorch's eager CPU kernels run EfficientNet-Lite0's depthwise convolutions slowly.
-On the 2-core CPU under load (load average 9-13) 1,000 photos embedded in 35 s against 171 s in
+On the 2-core CPU under load (load average 9-10) 1,000 photos embedded in 38 s against 158 s in
 PyTorch (bf16 autocast, BatchNorm folded), counting the seconds OpenVINO takes to convert the
 model (benchmarks/results/label_speed_cpu2_openvino.json); the forward pass alone ran at about
 230 images/s against 20. The features agree with PyTorch's (cosine above 0.999; bf16 where the
@@ -15,6 +15,7 @@ the fast path can never stop a folder from being embedded.
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from collections.abc import Callable
 
@@ -45,8 +46,11 @@ def _convert(body: torch.nn.Module, size: int, precision: str) -> Forward:
     config["INFERENCE_PRECISION_HINT"] = "bf16" if precision == "bf16" else "f32"
     compiled = ov.Core().compile_model(model, "CPU", config)
 
+    lock = threading.Lock()  # one compiled model per process: its inference request is shared
+
     def forward(x: np.ndarray) -> np.ndarray:
-        return np.asarray(compiled(x)[0], dtype=np.float32)
+        with lock:
+            return np.array(compiled(x)[0], dtype=np.float32)  # a copy: never the request's buffer
 
     return forward
 
