@@ -9,10 +9,16 @@ of the network trains on the maps. Fresh augmentation every epoch is what this g
 is why it is a choice: on a CPU budget too short for whole fine-tuning epochs it is the
 fine-tuning that fits (``models/split.py`` has the numbers). A two-phase run computes the maps
 before its head-only phase, whose features then come from them (``head_features``).
+
+All passes are kept in memory, so their size is worked out from one image's maps before any is
+computed and held to a budget (``map_budget``): a run asking 100 passes of 72 images at 512 px
+said "~28800 MB" after computing the first and went on to gigabytes. The passes are lowered to
+what fits, with a message; a run whose one pass does not fit is refused with what to change.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -31,6 +37,9 @@ from modelkit.training.view import TrainerView as Trainer  # not callbacks: they
 
 # the maps are kept at the precision the network computes in: bf16 or fp16 halves the memory
 MAPS_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Share of the memory available when the maps are planned (RAM, or the GPU's when the run keeps
+# them there) that they may take: the model, its batches and the decode cache need the rest.
+MEMORY_SHARE = 0.5
 
 
 def wanted(trainer: Trainer) -> bool:
@@ -86,6 +95,7 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
     generator = torch.Generator().manual_seed(cfg.seed + 2)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
     passes = max(1, cfg.feature_passes) if settings.augments else 1
+    passes = passes_that_fit(trainer, prefix, eval_splits, passes)
     # the opening step: the evaluation splits and the first training pass; each later pass is a
     # step of its own, when the epoch that first needs it starts
     total = sum(len(data.rows[s]) for s in [*eval_splits, "train"])
@@ -126,6 +136,104 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
         )
     )
     return cache
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new allocations where the maps are kept: the GPU's free memory, else RAM
+    within this cgroup's limit when it sets one; None when neither can be read."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    found = [n for n in (_ram_available(), _cgroup_left()) if n is not None]
+    return min(found) if found else None
+
+
+def _ram_available() -> int | None:
+    """RAM available: psutil's figure, /proc/meminfo's MemAvailable, or the free pages."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except (ImportError, OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            return int(next(x for x in f if x.startswith("MemAvailable:")).split()[1]) * 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _cgroup_left() -> int | None:
+    """What a container's memory limit (cgroup v2) leaves, which machine-wide figures hide."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
+            limit, used = f.read().strip(), g.read().strip()
+        return None if limit == "max" else max(0, int(limit) - int(used))
+    except (OSError, ValueError):
+        return None
+
+
+def map_budget(trainer: Trainer) -> tuple[int | None, str]:
+    """(bytes the maps may take, where that bound comes from): MEMORY_SHARE of the available
+    memory, and on the CPU also ``cache_ram_mb`` less what the decode cache holds in RAM (the
+    setting is the RAM a run's caches may take; 0, decoded images on disk, leaves the share)."""
+    cfg, found = trainer.config, []
+    available = available_memory(trainer.device)
+    if available is not None:
+        share = int(available * MEMORY_SHARE)
+        found.append((share, f"half the {available / 2**20:,.0f} MB of memory available"))
+    if cfg.cache_ram_mb and trainer.device.type != "cuda":
+        cache = trainer.data.cache
+        decoded = 0 if getattr(cache, "on_disk", True) else int(cache.nbytes)
+        left = max(0, cfg.cache_ram_mb * 2**20 - decoded)
+        found.append((left, f"cache_ram_mb {cfg.cache_ram_mb} less {decoded / 2**20:,.0f} MB of "
+                            "decoded images"))  # fmt: skip
+    return min(found) if found else (None, "")
+
+
+@torch.no_grad()
+def passes_that_fit(
+    trainer: Trainer, prefix: torch.nn.Module, eval_splits: list[str], passes: int
+) -> int:
+    """``passes``, or fewer when the maps of that many do not fit ``map_budget`` (said in a
+    Message); TrainingError when the evaluation views and one pass do not. One blank image
+    through the frozen stages gives the maps' size an image, before any pass is computed."""
+    cfg, data, device = trainer.config, trainer.data, trainer.device
+    dtype = MAPS_DTYPE.get(trainer.precision, torch.float32)
+    width = torch.empty((), dtype=dtype).element_size()
+    norm, cl = models.normalisation(cfg.arch), cfg.channels_last
+    blank = torch.zeros(1, 8, 8, 3, dtype=torch.uint8, device=device)  # as the cache gives
+
+    def per_image(views: list[torch.Tensor]) -> int:
+        return sum(prefix(v).numel() for v in views) * width
+
+    views = eval_views(blank, cfg.eval_size or cfg.image_size, cl, norm, cfg.tta)
+    evaluation = per_image(views) * sum(len(data.rows[s]) for s in eval_splits)
+    one_pass = per_image(eval_views(blank, cfg.image_size, cl, norm)[:1]) * len(data.rows["train"])
+    budget, why = map_budget(trainer)
+    if budget is None or evaluation + passes * one_pass <= budget:
+        return passes
+    fit = (budget - evaluation) // one_pass if one_pass else passes
+    mb = 2**20
+    if fit < 1:
+        raise TrainingError(
+            f"cache_frozen_stages: the frozen stages' maps of {len(data.rows['train'])} training "
+            f"images at {cfg.image_size} px take ~{one_pass / mb:,.0f} MB a pass, plus "
+            f"~{evaluation / mb:,.0f} MB for the evaluation views: more than the "
+            f"{budget / mb:,.0f} MB they may use ({why}). Lower image_size, freeze more stages "
+            "(frozen_stages), raise cache_ram_mb, or turn cache_frozen_stages off"
+        )
+    trainer.emit(
+        Message(
+            f"cache_frozen_stages: {passes} passes of the frozen stages' maps would take "
+            f"~{(evaluation + passes * one_pass) / mb:,.0f} MB, more than the {budget / mb:,.0f} "
+            f"MB they may use ({why}); caching {fit} pass{'es' if fit > 1 else ''} instead"
+        )
+    )
+    return int(fit)
 
 
 @torch.no_grad()
