@@ -1,6 +1,9 @@
-"""The live view of a training job, redrawn every 1.5 s by a fragment that reads the registry.
+"""The live view of a training job: a fragment that reads the registry's snapshot.
 
 The training thread never calls streamlit; this fragment only reads ``TrainingJob.snapshot()``.
+It polls only while a job runs (an idle Train page costs no CPU), and when the job it watched
+ends it redraws the whole page once: the Train form unfolds for a new run, and the view is
+declared again without polling.
 """
 
 from __future__ import annotations
@@ -10,12 +13,24 @@ import streamlit as st
 
 from modelkit.events import UNTRAINED
 from modelkit.jobs import LiveView, TrainingJob
+from modelkit.jobs.live_view import budget_note, candidate_tables
 from studio.figures import accuracy_figure, batch_loss_figure, curves_figure
 from studio.formatting import duration_text
 from studio.state import RUN_KEY, job_registry
 from studio.text import md
 
-WATCHED_KEY = "live_view_watching"  # str: the job this session saw running
+POLL_SECONDS = 1.5
+POLLING_KEY = "live_view_polling"  # bool: the last full run drew the view polling a running job
+
+
+def candidates(v: LiveView) -> None:
+    """What auto measured before choosing (auto_search.json), as small tables under the plan:
+    the candidates, their held-out accuracy and seconds, and why the winner won."""
+    for table in candidate_tables(v.run_dir):
+        st.caption(md(table.title))
+        st.dataframe(pd.DataFrame(table.rows), hide_index=True)
+        if table.winner:
+            st.caption(md(f"Chosen: {table.winner}: {table.why}"))
 
 
 def progress(v: LiveView) -> None:
@@ -40,20 +55,30 @@ def progress(v: LiveView) -> None:
         st.caption(f"Whole run: {where}, about {run_eta} left")
 
 
-@st.fragment(run_every=1.5)
 def live_view() -> None:
+    """Declare the view for this full run of the page: polling while the job runs, else not."""
     job: TrainingJob | None = job_registry().current
-    if job is None:
-        return
-    v = job.snapshot()
-    if v.active:
-        st.session_state[WATCHED_KEY] = job.name
-    elif st.session_state.pop(WATCHED_KEY, None) == job.name:
+    running = job is not None and job.snapshot().active
+    st.session_state[POLLING_KEY] = running
+    st.fragment(_live_view, run_every=POLL_SECONDS if running else None)()
+
+
+def _live_view() -> None:
+    job: TrainingJob | None = job_registry().current
+    v = job.snapshot() if job is not None else None
+    if st.session_state.get(POLLING_KEY) and (v is None or not v.active):
+        st.session_state[POLLING_KEY] = False
         st.rerun()  # it just ended: the whole page again, so the Train form unfolds for a new run
+    if job is None or v is None:
+        return
     st.subheader(f"Run {md(job.name)}")
     progress(v)
     if v.plan:
         st.caption(md(v.plan.capitalize()))
+    candidates(v)
+    note = "" if v.active else budget_note(v.run_dir)
+    if note:  # the run ended well before its budget: why, in one sentence
+        st.info(md(note[0].upper() + note[1:]), icon=":material/timer:")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("State", v.state)
     c2.metric("Learning rate", f"{v.lr:.2e}" if v.lr else "–")

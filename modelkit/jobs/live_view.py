@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelkit.progress import eta_seconds
+from modelkit.runs.folder import RunFolder, read_json
 
 
 @dataclass
@@ -93,3 +94,75 @@ class LiveView:
                 "log": deque(self.log, maxlen=500),
             }
         )
+
+
+def budget_note(run_dir: str) -> str:
+    """Why a budgeted run ended well before its budget, in the one sentence its recorder kept in
+    status.json (``budget_note``); empty when it used its budget or had none. Read from the run
+    folder, so a torchrun job (whose events never reach this process) shows it too."""
+    status = read_json(RunFolder(run_dir).status, {}) if run_dir else {}
+    note = status.get("budget_note") if isinstance(status, dict) else None
+    return note if isinstance(note, str) else ""
+
+
+@dataclass
+class CandidateTable:
+    """What ``auto`` measured before choosing, one row a candidate, and which won and why."""
+
+    title: str
+    rows: list[dict[str, Any]]
+    winner: str
+    why: str
+
+
+def candidate_tables(run_dir: str) -> list[CandidateTable]:
+    """The run's auto_search.json as tables: the backbones probed and, when auto raced them,
+    the training paths; none for a run that auto did not choose by measuring. A file written by
+    another version may lack fields: a missing value is left empty rather than failing."""
+    search = read_json(RunFolder(run_dir).auto_search) if run_dir else None
+    if not isinstance(search, dict):
+        return []
+    tables = []
+    backbones = [c for c in search.get("candidates") or [] if isinstance(c, dict)]
+    if backbones:
+        winner = str(search.get("winner") or "")
+        rows = [
+            {
+                "backbone": c.get("arch", ""),
+                "image size": c.get("image_size"),
+                "held-out accuracy": c.get("heldout_accuracy"),
+                "seconds": _seconds(c.get("seconds")),
+                "chosen": c.get("arch") == winner,
+                "note": c.get("skipped", ""),
+            }
+            for c in backbones
+        ]
+        title = "Backbones measured on held-out training images"
+        tables.append(CandidateTable(title, rows, winner, str(search.get("why") or "")))
+    race = search.get("race")
+    paths = [p for p in (race or {}).get("paths") or [] if isinstance(p, dict)]
+    if paths:
+        winner = str(race.get("winner") or "")
+        rows = [
+            {
+                "path": p.get("name", ""),
+                "held-out accuracy": next(
+                    (s for s in reversed(p.get("scores") or []) if s is not None), None
+                ),
+                "epochs": (p.get("epochs") or [None])[-1],
+                "seconds": _seconds(p.get("seconds")),
+                "chosen": p.get("name") == winner,
+                "note": p.get("failed", ""),
+            }
+            for p in paths
+        ]
+        title = "Training paths raced on held-out training images"
+        tables.append(CandidateTable(title, rows, winner, str(race.get("why") or "")))
+    return tables
+
+
+def _seconds(value: Any) -> float | None:
+    """Seconds as one number: a race keeps them per round, and they add up."""
+    if isinstance(value, list):
+        value = sum(v for v in value if isinstance(v, (int, float)))
+    return round(float(value), 1) if isinstance(value, (int, float)) else None
