@@ -70,7 +70,7 @@ def head_problem(
 
 def _config_head_problem(c: Any) -> str | None:
     """``head_problem`` of a config: its arch's feature width is known, its classes are not."""
-    from modelkit.models.metadata import feature_width  # late: models imports torch
+    from modelkit.models.registry import feature_width  # late: models imports torch
 
     return head_problem(c.head_hidden, c.head, feature_width(c.arch))
 

@@ -14,15 +14,12 @@ out of range. The Predictor and export call it.
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from modelkit.config.rules import head_problem
 from modelkit.models.checkpoint import CheckpointError
-from modelkit.models.registry import ARCHITECTURES, head_in_features
+from modelkit.models.registry import ARCHITECTURES, feature_width
 from modelkit.names import classes_problem
 
 
@@ -81,17 +78,6 @@ def _preprocess_problem(pre: Any) -> str | None:
         ):
             return f"'{key}' is not a list of 3 numbers"
     return None
-
-
-@cache
-def feature_width(arch: str) -> int:
-    """The width of the features ``arch``'s backbone hands its head, read from the model built
-    on the meta device: no memory and a few milliseconds, and no table to keep in step with the
-    registry."""
-    spec = ARCHITECTURES[arch]
-    with torch.device("meta"):
-        model = spec.build(weights=None)
-    return head_in_features(getattr(model, spec.head_attr))
 
 
 def _config_problem(cfg: Any, arch: str, classes: int) -> str | None:

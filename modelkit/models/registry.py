@@ -12,7 +12,7 @@ import sys
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -342,3 +342,14 @@ def imagenet_weights_cached(arch: str) -> bool:
     if spec is None or spec.weights is None:
         return False
     return (Path(torch.hub.get_dir()) / "checkpoints" / Path(spec.weights.url).name).is_file()
+
+
+@cache
+def feature_width(arch: str) -> int:
+    """The width of the features ``arch``'s backbone hands its head, read from the model built
+    on the meta device: no memory and a few milliseconds, and no table to keep in step with the
+    registry."""
+    spec = ARCHITECTURES[arch]
+    with torch.device("meta"):
+        model = spec.build(weights=None)
+    return head_in_features(getattr(model, spec.head_attr))
