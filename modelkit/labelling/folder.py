@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from modelkit.data.imageio import SYSTEM_FILES, is_image_file
+from modelkit.data.imageio import SYSTEM_FILES
 from modelkit.data.layouts import DatasetError, find_split_dirs
+from modelkit.data.walk import FOLDER_LINK, walk_images
 from modelkit.names import class_name_problem
 from modelkit.paths import confined_roots, resolve_allowed
 
@@ -93,37 +94,21 @@ def _inside(path: str, real_root: str) -> bool:
 
 
 def _images(folder: str, real_root: str, refused: list, movable: bool, deep: bool) -> list[str]:
-    """Image files in ``folder`` (and below it when ``deep``), without following folder links.
-    ``movable``: the images must be real files (the journal never moves a link)."""
+    """Image files in ``folder`` (and below it when ``deep``), by the one folder walk (it never
+    enters folder links). ``movable``: the images must be real files (the journal never moves a
+    link)."""
+
+    def skipped(path: str, reason: str) -> None:
+        if reason == FOLDER_LINK:
+            refused.append((path, "is a symlinked folder; labelling does not enter links"))
+
     found: list[str] = []
-    stack = [folder]
-    while stack:
-        here = stack.pop()
-        try:
-            with os.scandir(here) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            refused.append((here, f"cannot list the folder: {exc.strerror or exc}"))
-            continue
-        for e in entries:
-            if e.name.startswith(".") or e.name.lower() in SYSTEM_FILES:
-                continue
-            link = e.is_symlink()
-            if e.is_dir(follow_symlinks=False):
-                if deep:
-                    stack.append(e.path)
-                continue
-            if link and os.path.isdir(e.path):
-                refused.append((e.path, "is a symlinked folder; labelling does not enter links"))
-                continue
-            if not is_image_file(e.name):
-                continue
-            if link and (movable or not _inside(e.path, real_root)):
-                why = "leads out of the folder" if not _inside(e.path, real_root) else "is a link"
-                refused.append((e.path, f"is a symlink that {why}; labelling uses real files"))
-                continue
-            if e.is_file():
-                found.append(e.path)
+    for f in walk_images([folder], lambda p, why: refused.append((p, why)), skipped, deep):
+        if f.is_link and (movable or not _inside(f.path, real_root)):
+            why = "leads out of the folder" if not _inside(f.path, real_root) else "is a link"
+            refused.append((f.path, f"is a symlink that {why}; labelling uses real files"))
+        elif os.path.isfile(f.path):  # a pipe or a broken link named like a photo is not one
+            found.append(f.path)
     return sorted(found)
 
 
