@@ -215,6 +215,13 @@ def build_model(
 ) -> tuple[torch.nn.Module, str]:
     """(model on ``device``, where its weights come from). Seeded first, so the head's random
     start is the same in every run of a config; a resumed run loads every weight from last.pt."""
+    from modelkit.config.rules import head_problem
+
+    # the data set's class count is known only now: a wide head over thousands of classes is
+    # refused before it is built (a checkpoint of it would be refused by predict anyway)
+    width = models.feature_width(cfg.arch)
+    if problem := head_problem(cfg.head_hidden, cfg.head, width, n_classes):
+        raise TrainingError(f"{problem} (the data set has {n_classes} classes)")
     seed_everything(cfg.seed)
     model = models.build_model(cfg.arch, n_classes, cfg.head, cfg.head_hidden, cfg.head_dropout)
     if resuming:

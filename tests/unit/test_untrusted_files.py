@@ -122,3 +122,32 @@ def test_serve_answers_400_to_an_image_format_it_does_not_read(tmp_path):
     with pytest.raises(BadRequest) as refused:
         service.decode(dds, "x.png")
     assert refused.value.status == 400 and "not an image this server can read" in str(refused.value)
+
+
+def test_a_head_too_wide_for_the_data_sets_classes_is_refused_before_it_is_built(
+    tmp_path, monkeypatch
+):
+    """A config's head is checked without the classes (unknown then); training checks it again
+    once the data set says how many, so it never trains a checkpoint predict would refuse."""
+    from helpers import fast_config
+
+    from modelkit.config import rules
+    from modelkit.models import registry
+    from modelkit.training.loop import Trainer, TrainingError
+
+    data = write_dataset(tmp_path / "data", num_classes=3, per_class=4)
+    features = registry.feature_width("resnet18")
+    # room for features -> 64 (the config's check) but not for the 64 -> 3 classes on top
+    monkeypatch.setattr(rules, "MAX_HEAD_TOTAL", features * 64 + 2 * 64)
+    built = []
+    real_build = registry.build_model
+
+    def counting_build(*args, **kwargs):
+        built.append(args)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "build_model", counting_build)
+    cfg = fast_config(data, tmp_path / "runs", head="mlp", head_hidden=[64], arch="resnet18")
+    with pytest.raises(TrainingError, match="3 classes"):
+        Trainer(cfg).fit()
+    assert built == []
