@@ -37,6 +37,9 @@ class Message(Event):
 
     text: str
     level: str = "info"  # info | warning | error
+    # also kept in status.json under this key, for a page to show: "budget_note", the one
+    # sentence on why a budgeted run ended well before its budget
+    status_key: str = ""
 
 
 @dataclass(frozen=True)

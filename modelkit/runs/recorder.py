@@ -54,6 +54,7 @@ class RunRecorder:
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             pid = os.getpid()
+            self.status.pop("budget_note", None)  # a resumed run's earlier ending no longer holds
             self._write_status(
                 state="running",
                 pid=pid,
@@ -80,6 +81,8 @@ class RunRecorder:
             self._step(event)
         elif isinstance(event, Message):
             self._append_log(event.text, event.level)
+            if event.status_key:
+                self._write_status(**{event.status_key: event.text})
         elif isinstance(event, Finished):
             self._write_status(step=None, state="finished", ended_at=_now(), reason=event.reason)
             self._append_log(f"finished ({event.reason})")

@@ -3,15 +3,18 @@
 A person says "ten minutes", not "eleven epochs". The clock starts before the images are decoded
 (decoding is part of what the person waits for). The first batches of training are timed; from
 their rate, the validation pass and the final evaluation still to come, the number of epochs that
-fits is fixed once, and the learning-rate schedule (cosine, one-cycle) is rebuilt over that many
+fits is fixed, and the learning-rate schedule (cosine, one-cycle) is laid out over that many
 epochs so it ends where the budget ends rather than being cut in the middle. When epochs are long
 against the budget the decision comes after a few batches, else after the first whole epoch (then
-the validation pass is measured, not guessed). The epochs asked for are an upper bound: a run
-that fits in less time than its budget ends early. A two-phase run decides at the start of its
-fine-tuning phase, whose batches cost what the rest will. As a safety net the run stops cleanly
-(reason ``time_budget``, a finished run, with its final evaluation) when the next epoch cannot
-end in time. Epochs that drift slower lay the schedule out again over fewer epochs; epochs that
-turn out faster, over more, but only while one-cycle's rate still rises. Each decision is said
+the validation pass is measured, not guessed). A two-phase run decides at the start of its
+fine-tuning phase, whose batches cost what the rest will. After every epoch the count is planned
+again from the typical epoch (the median of the last three, one-off work left out): epochs that
+turn out faster add epochs, slower ones remove them, and the schedule follows without a jump in
+the rate (a falling rate keeps falling, to its end at the new last epoch). The epochs asked for
+are an upper bound: a run that fits in less time than its budget ends early, and says so. As a
+safety net the run stops cleanly (reason ``time_budget``, a finished run, with its final
+evaluation) when the next epoch cannot end in time. A run that ends well before its budget says
+why in one sentence (the log, the terminal, status.json's ``budget_note``). Each decision is said
 in the run log in one line, and saved in last.pt so a resumed run keeps it and counts the time
 already spent.
 """
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
+from functools import partial
 from typing import Any
 
+from torch.optim import lr_scheduler
+
 from modelkit.data.views import progressive_sizes, tta_view_count
-from modelkit.events import Message
+from modelkit.events import Event, Finished, Message
 from modelkit.training import optim
 from modelkit.training.callbacks.base import TIME_BUDGET, Callback, Trainer
 
@@ -34,7 +39,14 @@ MIN_STEPS_TO_DECIDE_EARLY = 20  # shorter epochs are timed whole, validation inc
 SPARE = 0.01  # share of the budget kept back for writing checkpoints and the log
 # schedules whose shape depends on the run's length: they are laid out again over the new epochs
 LENGTH_SCHEDULES = ("cosine", "onecycle")
-RISING = 0.3  # share of the run (one-cycle's rise) in which the epochs may still be lengthened
+# with progressive resizing, the share of the run in which the epochs may still be lengthened: the
+# sizes are laid out over the run's length, so a longer run later on would shrink the images again
+RISING = 0.3
+# lengthening keeps this share of an epoch back, so a count on the edge does not go up and down
+# with each epoch's noise; small, or the run ends that much before its budget
+RESERVE = 0.25
+USED_ENOUGH = 0.9  # a run that ends before this share of its budget says why (budget_note)
+BUDGET_NOTE = "budget_note"  # the status.json key of that sentence
 
 
 def clock(seconds: float) -> str:
@@ -64,6 +76,8 @@ class TimeBudget(Callback):
         self.recheck = False  # decided from timed batches: check again at the epoch's end
         self.recent: list[tuple[float, int]] = []  # (seconds, image size) of the last epochs
         self.one_off_at_start = 0.0  # the trainer's one-off seconds when the epoch started
+        self.stop_why = ""  # why the budget stopped the run, when it did
+        self.note = ""  # why the run ended well before its budget, once it has
 
     # -- the clock ----------------------------------------------------------------------------
     def now(self) -> float:
@@ -78,6 +92,8 @@ class TimeBudget(Callback):
         # all of it is part of the wait
         before = time.perf_counter() - getattr(trainer, "fit_started", time.perf_counter())
         self.started = self.now() - before
+        if trainer.dist.is_main:  # the note comes once the final evaluation is done
+            trainer.listeners.append(partial(self._hear, trainer))
 
     def state_dict(self) -> dict[str, Any]:
         return {"spent": self.elapsed(), "epochs": self.decided_epochs, "phase": self.decided_phase}
@@ -140,9 +156,7 @@ class TimeBudget(Callback):
             self.recheck = False
             self._decide(trainer, epoch + 1, 0.0, "the first whole epoch", only_if_changed=True)
         elif self.decided_epochs and self.phase != 1 and epoch + 1 < trainer.plan.epochs:
-            if (epoch + 1) <= RISING * trainer.plan.epochs:
-                self._lengthen_if_early(trainer, epoch)
-            self._shorten_if_late(trainer, epoch)
+            self._replan(trainer, epoch)
         # The safety net: an epoch that cannot end in time is not started.
         if epoch + 1 < trainer.plan.epochs and self.epoch_seconds:
             next_epoch = self._cost(trainer, epoch + 1, epoch + 2, trainer.plan.epochs)
@@ -159,30 +173,26 @@ class TimeBudget(Callback):
         scaled = sorted(t * size / s for t, s in self.recent)
         return scaled[len(scaled) // 2]
 
-    def _lengthen_if_early(self, trainer: Trainer, epoch: int) -> None:
-        """Lay the schedule out over more epochs when the typical epoch has become faster than
-        the one the count was fixed from, while the rate is still rising (one-cycle's first
-        30%; a cosine rate has barely moved): the first epochs pay for warming up, so a count
-        fixed from them leaves budget unused
-        (benchmarks/results/time_to_accuracy_caltech101_scratch_15m_auto_resnet18_half_cpu2.json).
-        Half an epoch is kept back, so a count on the edge does not go up and down with each
-        epoch's noise."""
-        self._decide(
-            trainer, epoch + 1, 0.0, f"epoch {epoch + 1}", only_if_changed=True,
-            least=trainer.plan.epochs, reserve=0.5 * self.epoch_seconds,
-        )  # fmt: skip
-
-    def _shorten_if_late(self, trainer: Trainer, epoch: int) -> None:
-        """Lay the schedule out over fewer epochs when the ones left no longer fit, while it can
-        still anneal. Epochs drift from the first measurement, and the safety net alone then cuts
-        the run with its rate still high, before the last epochs that bring the most accuracy
-        (benchmarks/results/time_to_accuracy_caltech101_scratch_15m_auto_v2_cpu2.json). Never
-        lengthens once the rate is falling: a one-cycle rate that went down must not rise again."""
+    def _replan(self, trainer: Trainer, epoch: int) -> None:
+        """Plan the epochs again from the typical epoch after every epoch: fewer when the ones
+        left no longer fit, more when time is left. Epochs drift from the first measurement:
+        slower ones, and the safety net alone cuts the run with its rate still high, before the
+        last epochs that bring the most accuracy
+        (benchmarks/results/time_to_accuracy_caltech101_scratch_15m_auto_v2_cpu2.json); faster
+        ones (the first epochs pay for warming up), and a count fixed from them left a quarter of
+        a 15-minute budget unused (planned 19 epochs, ended at 670 s of 900 s; issue #26, and
+        benchmarks/results/time_to_accuracy_caltech101_scratch_15m_auto_resnet18_half_cpu2.json)."""
         rest = self._cost(trainer, epoch + 1, trainer.plan.epochs)
-        if trainer.dist.any(self.elapsed() + rest + self._final_eval(trainer) > self.budget):
+        late = self.elapsed() + rest + self._final_eval(trainer) > self.budget
+        measured = f"epoch {epoch + 1}"
+        if trainer.dist.any(late):
+            self._decide(trainer, epoch + 1, 0.0, measured, True, most=trainer.plan.epochs)
+            return
+        resizing = trainer.config.progressive_resize
+        if not resizing or (epoch + 1) <= RISING * trainer.plan.epochs:
             self._decide(
-                trainer, epoch + 1, 0.0, f"epoch {epoch + 1}", only_if_changed=True,
-                most=trainer.plan.epochs,
+                trainer, epoch + 1, 0.0, measured, True,
+                least=trainer.plan.epochs, reserve=RESERVE * self.epoch_seconds,
             )  # fmt: skip
 
     # -- deciding -----------------------------------------------------------------------------
@@ -261,29 +271,88 @@ class TimeBudget(Callback):
 
     def _stop(self, trainer: Trainer, why: str) -> None:
         if not self.said_stop:
-            self.said_stop = True
+            self.said_stop, self.stop_why = True, why
             trainer.emit(Message(f"time budget {clock(self.budget)}: stopping, {why}"))
         trainer.request_stop(REASON)
 
+    # -- saying why a run ended early -----------------------------------------------------------
+    def _hear(self, trainer: Trainer, event: Event) -> None:
+        """On the run's Finished event (its final evaluation done): say in one sentence why it
+        ended before most of its budget was used, in the log, on the terminal and in
+        status.json (``budget_note``), so a short run is not taken for a budget ignored."""
+        if isinstance(event, Finished) and not self.note:
+            self.note = self.ended_early(trainer, event.reason)
+            if self.note:
+                trainer.emit(Message(self.note, status_key=BUDGET_NOTE))
+
+    def ended_early(self, trainer: Trainer, reason: str) -> str:
+        """``stopped at 62 s of 300 s: validation accuracy did not improve over the last 4
+        epochs``; empty when the run used at least USED_ENOUGH of its budget."""
+        used = self.elapsed()
+        if used >= USED_ENOUGH * self.budget:
+            return ""
+        spent = f"{used:.0f} s of {self.budget:.0f} s"
+        if reason == "early_stopping":
+            watched = MONITORS.get(trainer.monitor, trainer.monitor)
+            last = trainer.state.bad_epochs
+            return f"stopped at {spent}: {watched} did not improve over the last {last} epochs"
+        if reason == REASON:
+            return f"stopped at {spent}: {self.stop_why}"
+        plan = trainer.plan
+        if plan.epochs >= plan.asked_epochs:
+            asked = plan.asked_epochs
+            what = "epoch asked was" if asked == 1 else "epochs asked were"
+            return f"ended at {spent}: the {asked} {what} done"
+        return (
+            f"ended at {spent}: the {plan.epochs} planned epochs were done, and one more "
+            f"({self.epoch_seconds:.0f} s an epoch) would have ended past the budget"
+        )
+
+
+MONITORS = {
+    "val_acc": "validation accuracy",
+    "val_loss": "validation loss",
+    "train_loss": "training loss",
+}
+
 
 def relay_schedule(trainer: Trainer) -> None:
-    """Build the schedule of the current phase again over the plan's epochs and bring
-    it to where training is (the batches or epochs this phase has already taken); the optimizer
-    and its momentum stay."""
-    cfg, opt = trainer.config, trainer.optimizer
-    for group in opt.param_groups:  # the rates the old schedule started from
-        group["lr"] = group.get("max_lr", group.get("initial_lr", group["lr"]))
-    scheduler = optim.create_scheduler(
-        opt,
-        **optim.scheduler_kwargs(
-            cfg, trainer.plan.span(trainer.phase), trainer.steps_per_epoch, trainer.monitor
-        ),
-    )
-    first = cfg.head_epochs if trainer.phase == 2 else 0
-    epochs_done = trainer.state.epoch - first
-    steps_done = trainer.state.global_step - first * trainer.steps_per_epoch
-    with warnings.catch_warnings():  # stepping a schedule without optimizer steps is the point
-        warnings.simplefilter("ignore")
-        for _ in range(steps_done if optim.steps_per_batch(scheduler) else epochs_done):
-            scheduler.step()
-    trainer.scheduler = scheduler
+    """Lay the schedule of the current phase out over the plan's epochs, in place and from where
+    training is: the rate goes on from the value it has now and reaches its end at the new last
+    epoch. Built again over the new length and brought to where training is, a longer schedule
+    would put a falling rate back up, a shorter one drop it at once. The optimizer and its
+    momentum stay."""
+    scheduler = trainer.scheduler
+    span = max(trainer.plan.span(trainer.phase), 1)
+    if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
+        # torch's recursive form goes on from the rate the optimizer holds and reaches eta_min
+        # at T_max, whatever T_max was before
+        scheduler.T_max = span
+    elif isinstance(scheduler, lr_scheduler.OneCycleLR):
+        total = span * trainer.steps_per_epoch
+        kwargs = optim.scheduler_kwargs(
+            trainer.config, span, trainer.steps_per_epoch, trainer.monitor
+        )
+        rise_share = optim.onecycle_pct_start(kwargs["pct_start"], total)
+        _relay_onecycle(scheduler, total, float(rise_share * total) - 1)
+
+
+def _relay_onecycle(scheduler: lr_scheduler.OneCycleLR, total: int, rise_end: float) -> None:
+    """Give a one-cycle schedule ``total`` steps. While its rate rises the peak moves to
+    ``rise_end`` (the warm-up stays its share of the run, but never behind the step under way);
+    once it falls the peak stays where it was. The rate of each group is kept: the cosine it
+    rises along starts lower, or the one it falls along from a moved peak, so that it passes
+    through the rate the group has now."""
+    step, (rise, fall) = scheduler.last_epoch, scheduler._schedule_phases[:2]
+    if step < rise["end_step"]:  # still rising
+        rise["end_step"] = max(rise_end, float(step))
+    scheduler.total_steps = total
+    fall["end_step"] = float(total - 1)
+    for group in scheduler.optimizer.param_groups:
+        if step < rise["end_step"]:  # rising from ``initial_lr`` to ``max_lr``
+            left = (1 + math.cos(math.pi * step / rise["end_step"])) / 2
+            group["initial_lr"] = group["max_lr"] + (group["lr"] - group["max_lr"]) / left
+        elif step < fall["end_step"]:  # falling from ``max_lr`` to ``min_lr``
+            share = (step - rise["end_step"]) / (fall["end_step"] - rise["end_step"])
+            left = (1 + math.cos(math.pi * share)) / 2
+            group["max_lr"] = group["min_lr"] + (group["lr"] - group["min_lr"]) / left
