@@ -74,13 +74,15 @@ def image_sides(paths: list[str], limit: int = SIZE_SAMPLE, seed: int = 0) -> li
     Unreadable files are skipped (the dataset report names them)."""
     from PIL import Image
 
+    from modelkit.data.imageio import DECODE_ERRORS, FORMATS
+
     sample = random.Random(seed).sample(paths, min(limit, len(paths)))
     sides = []
     for path in sample:
-        try:
-            with Image.open(path) as im:
+        try:  # photo formats only: a DDS of unknown kind raises NotImplementedError here
+            with Image.open(path, formats=FORMATS) as im:
                 sides.append(min(im.size))
-        except (OSError, ValueError, Image.DecompressionBombError):
+        except (OSError, Image.DecompressionBombError, *DECODE_ERRORS):
             continue
     return sides
 
@@ -90,12 +92,14 @@ def mostly_grayscale(paths: list[str], limit: int = 60, seed: int = 0) -> bool:
     headers: such data is unlike ImageNet, so training from scratch is worth racing."""
     from PIL import Image
 
+    from modelkit.data.imageio import DECODE_ERRORS, FORMATS
+
     modes = []
     for path in random.Random(seed).sample(paths, min(limit, len(paths))):
         try:
-            with Image.open(path) as im:
+            with Image.open(path, formats=FORMATS) as im:
                 modes.append(im.mode in ("1", "L", "LA", "I", "I;16", "F"))
-        except (OSError, ValueError, Image.DecompressionBombError):
+        except (OSError, Image.DecompressionBombError, *DECODE_ERRORS):
             continue
     return bool(modes) and sum(modes) > len(modes) / 2
 

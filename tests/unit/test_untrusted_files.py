@@ -151,3 +151,16 @@ def test_a_head_too_wide_for_the_data_sets_classes_is_refused_before_it_is_built
     with pytest.raises(TrainingError, match="3 classes"):
         Trainer(cfg).fit()
     assert built == []
+
+
+def test_auto_reads_image_headers_of_photo_formats_only(tmp_path):
+    """auto's facts read headers only; a DDS of unknown kind renamed .png raised from there."""
+    from modelkit.recipes.facts import image_sides, mostly_grayscale
+
+    good = write_dataset(tmp_path / "data", num_classes=1, per_class=2)
+    dds = b"DDS " + (124).to_bytes(4, "little") + b"\x07\x10\x00\x00" + bytes(116)
+    bad = tmp_path / "renamed.png"
+    bad.write_bytes(dds[:84] + b"ABCD" + dds[88:])
+    paths = [*map(str, good.rglob("*.png")), str(bad)]
+    assert len(image_sides(paths)) == 2
+    assert mostly_grayscale(paths) is False
