@@ -131,10 +131,8 @@ class FakeJob:
     """What the live view and the sidebar read of a training job: its name and a snapshot
     (a ``modelkit.jobs.LiveView``); nothing trains."""
 
-    name = "20260101-000000-resnet18-abcd"
-
-    def __init__(self, view) -> None:
-        self.view = view
+    def __init__(self, view, name: str = "20260101-000000-resnet18-abcd") -> None:
+        self.view, self.name = view, name
 
     def snapshot(self):
         return self.view

@@ -194,6 +194,42 @@ def app(tmp_path, monkeypatch) -> AppTest:
     return at
 
 
+class FragmentTimer:
+    """What the browser does between page runs, for AppTest (which only runs whole pages):
+    records which fragments each run asked to poll (``polled``: an idle page should ask none),
+    and ``tick`` reruns those fragments only, as the browser's timer does."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import streamlit.testing.v1.local_script_runner as lsr
+
+        self.monkeypatch, self._lsr = monkeypatch, lsr
+        self.polled: list[str] = []  # fragment ids the last run asked the browser to poll
+        parse = lsr.parse_tree_from_messages
+
+        def recording(msgs):
+            self.polled = [m.auto_rerun.fragment_id for m in msgs if m.HasField("auto_rerun")]
+            return parse(msgs)
+
+        monkeypatch.setattr(lsr, "parse_tree_from_messages", recording)
+
+    def tick(self, at: AppTest) -> AppTest:
+        """The fragments' timer firing once: their rerun, not the page's."""
+        import functools
+
+        assert self.polled, "nothing on the page polls"
+        queued = functools.partial(
+            self._lsr.RerunData, fragment_id_queue=list(self.polled), is_auto_rerun=True
+        )
+        with self.monkeypatch.context() as m:
+            m.setattr(self._lsr, "RerunData", queued)
+            return at.run()
+
+
+@pytest.fixture
+def fragment_timer(monkeypatch) -> FragmentTimer:
+    return FragmentTimer(monkeypatch)
+
+
 @pytest.fixture
 def open_page() -> Callable[[str], AppTest]:
     """Run the real app (st.navigation and sidebar included) and switch to one page."""

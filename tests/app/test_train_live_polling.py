@@ -5,48 +5,11 @@ browser's timer does (reruns those fragments only)."""
 
 from __future__ import annotations
 
-import functools
-
-import pytest
-import streamlit.testing.v1.local_script_runner as lsr
+from helpers import FakeJob
 from streamlit.testing.v1 import AppTest
 
 from modelkit.jobs import LiveView
-
-
-class Browser:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.monkeypatch = monkeypatch
-        self.polled: list[str] = []  # fragment ids the last run asked the browser to poll
-        parse = lsr.parse_tree_from_messages
-
-        def recording(msgs):
-            self.polled = [m.auto_rerun.fragment_id for m in msgs if m.HasField("auto_rerun")]
-            return parse(msgs)
-
-        monkeypatch.setattr(lsr, "parse_tree_from_messages", recording)
-
-    def tick(self, at: AppTest) -> AppTest:
-        assert self.polled, "nothing on the page polls"
-        queued = functools.partial(
-            lsr.RerunData, fragment_id_queue=list(self.polled), is_auto_rerun=True
-        )
-        with self.monkeypatch.context() as m:
-            m.setattr(lsr, "RerunData", queued)
-            return at.run()
-
-
-class FakeJob:
-    name = "20260101-000000-resnet18-abcd"
-
-    def __init__(self, view: LiveView) -> None:
-        self.view = view
-
-    def snapshot(self) -> LiveView:
-        return self.view
-
-    def stop(self) -> None:
-        pass
+from tests.app.conftest import FragmentTimer
 
 
 def draw_live_view() -> None:
@@ -56,7 +19,7 @@ def draw_live_view() -> None:
 
 
 def test_an_idle_train_page_asks_for_no_polling(open_page, monkeypatch):
-    browser = Browser(monkeypatch)
+    browser = FragmentTimer(monkeypatch)
     at = open_page("app_pages/train.py")
     assert not at.exception
     assert any(b.label == "Launch training" for b in at.button)
@@ -66,7 +29,7 @@ def test_an_idle_train_page_asks_for_no_polling(open_page, monkeypatch):
 def test_the_view_polls_while_the_job_runs_and_stops_when_it_ends(monkeypatch, tmp_path):
     import app_pages._train_live as live
 
-    browser = Browser(monkeypatch)
+    browser = FragmentTimer(monkeypatch)
     view = LiveView(state="running", epochs=2, epoch=0, batch=1, batches=4, run_dir=str(tmp_path))
     registry = type("Registry", (), {"current": FakeJob(view)})()
     monkeypatch.setattr(live, "job_registry", lambda: registry)

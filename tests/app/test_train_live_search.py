@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import FakeJob
 from streamlit.testing.v1 import AppTest
 
 from modelkit.jobs import LiveView
@@ -29,19 +30,6 @@ SEARCH = {
 NOTE = "ended at 120 s of 300 s: the 7 epochs asked were done"
 
 
-class FakeJob:
-    name = "20260101-000000-efficientnet_lite1-abcd"
-
-    def __init__(self, view: LiveView) -> None:
-        self.view = view
-
-    def snapshot(self) -> LiveView:
-        return self.view
-
-    def stop(self) -> None:
-        pass
-
-
 def draw_live_view() -> None:
     from app_pages._train_live import live_view
 
@@ -56,7 +44,9 @@ def show(monkeypatch):
     monkeypatch.setattr(live.st, "page_link", lambda *args, **kwargs: None)
 
     def _show(view: LiveView) -> AppTest:
-        registry = type("Registry", (), {"current": FakeJob(view)})()
+        registry = type(
+            "Registry", (), {"current": FakeJob(view, "20260101-000000-efficientnet_lite1-abcd")}
+        )()
         monkeypatch.setattr(live, "job_registry", lambda: registry)
         at = AppTest.from_function(draw_live_view, default_timeout=30)
         at.run()
