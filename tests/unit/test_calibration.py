@@ -172,10 +172,10 @@ def test_the_end_of_a_run_passes_over_each_split_once(make_config, monkeypatch):
     seen: list[str] = []
     predict = trainer.predict
 
-    def counted(split: str, tta: bool = True):
+    def counted(split: str, tta: bool = True, **kwargs):
         if tta:  # the end of the run (each epoch's validation looks at one view)
             seen.append(split)
-        return predict(split, tta)
+        return predict(split, tta, **kwargs)
 
     monkeypatch.setattr(trainer, "predict", counted)
     result = trainer.fit()
