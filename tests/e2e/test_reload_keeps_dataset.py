@@ -17,10 +17,17 @@ def test_a_reload_of_the_train_page_keeps_the_data_set(page, studio_url, studio_
     settle(page)
     goto(page, "Train")
     settle(page)
-    assert "dataset=" in page.url and "reload-birds" in page.url
+    # the page writes the address as it runs: wait for it rather than read it at once
+    page.wait_for_function("() => location.search.includes('reload-birds')", timeout=30_000)
     page.reload()
     page.wait_for_selector('h2:has-text("Train"), h1:has-text("Train")')
     settle(page)
     box = page.get_by_role("textbox", name="Dataset folder")
+    box.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "(want) => [...document.querySelectorAll('input')].some(i => i.value === want)",
+        arg=str(data),
+        timeout=30_000,
+    )
     assert box.input_value() == str(data)
     assert page.get_by_text("Pick a dataset first.").count() == 0
