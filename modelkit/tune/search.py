@@ -200,3 +200,8 @@ def load_study(study: str, runs_dir: str | Path) -> optuna.Study | None:
         return optuna.load_study(study_name=study, storage=f"sqlite:///{path.resolve()}")
     except KeyError:
         return None
+    except Exception as exc:  # noqa: BLE001 - the search thread may be creating its tables now
+        # (the page reads the file as soon as it appears); its next poll reads it again
+        if "sqlalchemy" in type(exc).__module__ or isinstance(exc, RuntimeError):
+            return None
+        raise

@@ -110,3 +110,22 @@ def test_the_figures_speak_as_the_table_does(study):
     assert importance is not None and importance.layout.title.text == "Which setting mattered most"
     (bars,) = importance.data
     assert set(bars.y) == {"Learning rate", "Batch size", "Augmentation strength (0–1)"}
+
+
+def test_a_study_being_created_reads_as_none_not_an_error(tmp_path, monkeypatch):
+    """The Tune page reads the study file as soon as it appears, while the search thread may
+    still be creating its tables (a locked database): the page shows 'first trial is training'
+    instead of an exception."""
+    import optuna
+    import sqlalchemy.exc
+
+    from modelkit.tune.search import load_study
+
+    (tmp_path / "tune").mkdir()
+    (tmp_path / "tune" / "s.db").write_bytes(b"")
+
+    def locked(**_kwargs):
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(optuna, "load_study", locked)
+    assert load_study("s", tmp_path) is None
