@@ -85,8 +85,10 @@ def _studies(runs_dir: Path, job: TuneJob | None) -> None:
         return
     current = job.study if job is not None else None
     chosen = st.selectbox("Study", names, index=names.index(current) if current in names else 0)
-    study = load_study(chosen, runs_dir)
     live = running and chosen == current
+    # a search's first moments: its thread is creating the study's tables, which reading the
+    # file would race ("table studies already exists"); nothing to show before a trial ends
+    study = None if live and not job.trials_done else load_study(chosen, runs_dir)
     if study is None or not study.trials:
         st.info("The first trial is training." if live else "This study has no trials yet.")
         return
