@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from modelkit.progress import eta_seconds
-from modelkit.runs.folder import RunFolder, read_json
+from modelkit.runs.folder import RunFolder, read_json, stamp
 
 
 @dataclass
@@ -116,10 +117,19 @@ class CandidateTable:
 
 
 def candidate_tables(run_dir: str) -> list[CandidateTable]:
+    """``_candidate_tables`` of the file's current version: the live view polls every 1.5 s
+    and the file changes once, when ``auto`` has measured."""
+    if not run_dir:
+        return []
+    return _candidate_tables(run_dir, stamp(RunFolder(run_dir).auto_search))
+
+
+@lru_cache(maxsize=16)
+def _candidate_tables(run_dir: str, _version: tuple[int, ...]) -> list[CandidateTable]:
     """The run's auto_search.json as tables: the backbones probed and, when auto raced them,
     the training paths; none for a run that auto did not choose by measuring. A file written by
     another version may lack fields: a missing value is left empty rather than failing."""
-    search = read_json(RunFolder(run_dir).auto_search) if run_dir else None
+    search = read_json(RunFolder(run_dir).auto_search)
     if not isinstance(search, dict):
         return []
     tables = []

@@ -90,6 +90,14 @@ def test_modules_are_short():
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
 
 
+def _printed_by_a_fresh_process(code: str) -> str:
+    """What ``code`` prints in a new interpreter: what an import loads shows only there."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
 def test_engine_never_imports_ui_libraries():
     """Importing every modelkit module loads neither streamlit nor plotly."""
     names = sorted(_modules())
@@ -101,10 +109,7 @@ def test_engine_never_imports_ui_libraries():
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly'))\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == ""
+    assert _printed_by_a_fresh_process(code) == ""
 
 
 def test_public_api_imports_from_the_top():
@@ -125,7 +130,4 @@ def test_the_app_sidebar_loads_no_evaluation_or_search_libraries():
         "heavy = ('sklearn', 'optuna', 'scipy')\n"
         "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == ""
+    assert _printed_by_a_fresh_process(code) == ""
