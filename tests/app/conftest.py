@@ -230,6 +230,34 @@ def fragment_timer(monkeypatch) -> FragmentTimer:
     return FragmentTimer(monkeypatch)
 
 
+def _draw_live_view() -> None:
+    from app_pages._train_live import live_view
+
+    live_view()
+
+
+@pytest.fixture
+def show_live_view(monkeypatch) -> Callable:
+    """``show_live_view(view)``: the Train page's live view alone, drawn for a job whose
+    snapshot is ``view`` (a ``modelkit.jobs.LiveView``); nothing trains."""
+    from helpers import FakeJob
+
+    import app_pages._train_live as live
+
+    # a finished run links to the Evaluate page, which a lone function has no navigation for
+    monkeypatch.setattr(live.st, "page_link", lambda *args, **kwargs: None)
+
+    def _show(view) -> AppTest:
+        registry = type("Registry", (), {"current": FakeJob(view)})()
+        monkeypatch.setattr(live, "job_registry", lambda: registry)
+        at = AppTest.from_function(_draw_live_view, default_timeout=30)
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    return _show
+
+
 @pytest.fixture
 def open_page() -> Callable[[str], AppTest]:
     """Run the real app (st.navigation and sidebar included) and switch to one page."""

@@ -7,32 +7,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from helpers import FakeJob
 from streamlit.testing.v1 import AppTest
 
 from modelkit.jobs import LiveView
 
 
-def draw_live_view() -> None:
-    from app_pages._train_live import live_view
-
-    live_view()
-
-
 @pytest.fixture
-def show(monkeypatch):
-    """``show(view)``: the live view drawn for a job whose snapshot is ``view``."""
-    import app_pages._train_live as live
-
-    def _show(view: LiveView) -> AppTest:
-        registry = type("Registry", (), {"current": FakeJob(view)})()
-        monkeypatch.setattr(live, "job_registry", lambda: registry)
-        at = AppTest.from_function(draw_live_view, default_timeout=30)
-        at.run()
-        assert not at.exception, at.exception
-        return at
-
-    return _show
+def show(show_live_view):
+    return show_live_view
 
 
 def progress_texts(at: AppTest) -> list[str]:

@@ -9,8 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import FakeJob
-from streamlit.testing.v1 import AppTest
 
 from modelkit.jobs import LiveView
 
@@ -30,30 +28,9 @@ SEARCH = {
 NOTE = "ended at 120 s of 300 s: the 7 epochs asked were done"
 
 
-def draw_live_view() -> None:
-    from app_pages._train_live import live_view
-
-    live_view()
-
-
 @pytest.fixture
-def show(monkeypatch):
-    import app_pages._train_live as live
-
-    # a finished run links to the Evaluate page, which a lone function has no navigation for
-    monkeypatch.setattr(live.st, "page_link", lambda *args, **kwargs: None)
-
-    def _show(view: LiveView) -> AppTest:
-        registry = type(
-            "Registry", (), {"current": FakeJob(view, "20260101-000000-efficientnet_lite1-abcd")}
-        )()
-        monkeypatch.setattr(live, "job_registry", lambda: registry)
-        at = AppTest.from_function(draw_live_view, default_timeout=30)
-        at.run()
-        assert not at.exception, at.exception
-        return at
-
-    return _show
+def show(show_live_view):
+    return show_live_view
 
 
 def _run_folder(tmp_path: Path, search: dict | None = None, note: str = "") -> str:
