@@ -115,6 +115,7 @@ def run_cell(data: Path, recipe: str, budget_s: float, runs: Path, extra: list[s
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "modelkit", "train", str(data), "--recipe", recipe]
     cmd += ["--time-budget", f"{budget_s:g}s", "--runs-dir", str(runs), *extra]
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     wall = time.perf_counter() - t0
@@ -133,6 +134,8 @@ def run_cell(data: Path, recipe: str, budget_s: float, runs: Path, extra: list[s
         "budget_share": round(wall / budget_s, 3),
         "state": status.get("state"),
         "reason": status.get("reason"),
+        "budget_note": status.get("budget_note", ""),  # why it ended before 90% of its budget
+        "load_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "path": describe(path),
         "details": path,
         "command": " ".join(cmd[1:]),
