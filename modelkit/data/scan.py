@@ -49,6 +49,8 @@ class DatasetIndex:
 
     def layout_note(self) -> str:
         """Which folder was used for what, in one sentence (check, the run log, the app)."""
+        if self.layout == "list":
+            return "A list of files: its train/val/test splits are the list's own."
         if self.layout != "splits":
             return "No train/val/test folders: each class folder is split per class."
         return layout_note(self.split_folders, self.val_from_train)
@@ -327,12 +329,17 @@ def scan_dataset(
     a val folder draws val from train per class (``val_ratio``; ``test_ratio`` is unused).
     Otherwise each sub-folder is a class and the split is drawn per class, so every class is
     represented in validation, and is the same for the same ``seed``.
-    ``index.layout_note()`` says which folder was used for what.
+    ``index.layout_note()`` says which folder was used for what. A ``.json`` file is read as a
+    list of files with its own splits (``modelkit.data.file_list``; layout ``"list"``).
     """
     root = os.path.abspath(os.fspath(root))
     roots = confined_roots()
     if roots is not None:  # for the app: the folder itself must be inside the roots too
         resolve_allowed(root, roots)
+    if root.endswith(".json") and os.path.isfile(root):  # a list of files, not a folder
+        from modelkit.data.file_list import scan_file_list
+
+        return scan_file_list(root)
     _check_root(root)
     ignored: list[str] = []
     errors: list[str] = []

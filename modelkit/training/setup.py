@@ -17,6 +17,7 @@ from modelkit.atomic import atomic_write_json
 from modelkit.config import TrainConfig
 from modelkit.data.augment import AugmentSettings
 from modelkit.data.cache import ImageCache
+from modelkit.data.file_list import read_file_list as read_list
 from modelkit.data.imageio import resize_size_for
 from modelkit.data.scan import DatasetError, Sample, scan_dataset
 from modelkit.events import CacheProgress, Event, Message
@@ -64,16 +65,10 @@ def load_splits(
 
 
 def read_file_list(path: str) -> tuple[list[str], dict[str, list[Sample]]]:
-    """(classes, splits) of a list-of-files data set: ``{"classes": [...], "splits": {split:
-    [[path, label], ...]}}``, the shape of a run's splits.json. Lets ``auto``'s race train on
-    chosen training images with others held out, without copying a single image."""
-    raw = read_json(Path(path))
-    if not isinstance(raw, dict) or not isinstance(raw.get("splits"), dict):
-        raise DatasetError(f"{path}: not a list of files (classes and splits)")
-    splits = {s: [Sample(p, int(y)) for p, y in v] for s, v in raw["splits"].items() if v}
-    if not splits.get("train"):
-        raise DatasetError(f"{path}: no training images listed")
-    return list(raw["classes"]), splits
+    """(classes, splits) of a list-of-files data set (``modelkit.data.file_list``). Lets
+    ``auto``'s race train on chosen training images with others held out, and a labelling
+    folder train on pseudo-labelled images, without copying a single image."""
+    return read_list(path)
 
 
 def create_run_folder(
