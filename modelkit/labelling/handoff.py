@@ -27,22 +27,24 @@ def _visible_files(folder: str) -> int:
     return count
 
 
-def training_problems(folder: LabelFolder) -> list[str]:
+def training_problems(folder: LabelFolder, from_list: bool = False) -> list[str]:
     """One sentence per reason training on ``folder.root`` would not train on the labels
-    given, once ``tidy_for_training`` has removed the empty folders; empty when it is ready."""
+    given, once ``tidy_for_training`` has removed the empty folders; empty when it is ready.
+    ``from_list``: training reads a list of the labelled files (``pseudo``), not the folder, so
+    what else the folders hold (images still to label, stray files) is not in the way."""
     out: list[str] = []
     counts = folder.counts()
     if sum(n > 0 for n in counts.values()) < 2:
         out.append("label images of two classes or more first: a classifier needs two")
     for cls, n in counts.items():
-        if n == 0 and _visible_files(folder.class_dir(cls)):
+        if n == 0 and not from_list and _visible_files(folder.class_dir(cls)):
             out.append(f"class folder {shown(cls)!r} holds no image but other files")
         elif 0 < n < MIN_IMAGES:
             out.append(
                 f"class {shown(cls)!r} has {n} image: training needs {MIN_IMAGES} a class "
                 "(one is kept for validation)"
             )
-    if folder.inbox != folder.root and os.path.isdir(folder.inbox):
+    if not from_list and folder.inbox != folder.root and os.path.isdir(folder.inbox):
         name = shown(os.path.basename(folder.inbox))
         if left := _visible_files(folder.inbox):
             out.append(

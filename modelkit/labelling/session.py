@@ -12,6 +12,8 @@ calls, from the top of each rerun, ``refresh()`` (re-reads names only: cheap) an
 - ``accept(suggestions)``: label every unlabelled image at or above the accept bar with its guess.
 - ``like(path, k)``: "more like this"; ``coords(method)``: the 2-D map (``layout``), row-aligned
   with ``table().paths``; ``thumb(path)``: a 48 x 48 RGB array.
+- ``head_features()``: what the head trains on, row-aligned with ``table().paths`` (``pseudo``
+  trains its own heads on them).
 
 Nothing here imports streamlit; every error is a ``ModelkitError`` whose message names the file.
 """
@@ -117,6 +119,10 @@ class Labeller:
         index = {c: i for i, c in enumerate(classes)}
         rows = [index[where[p]] if p in where else -1 for p in self.table().paths]
         return np.array(rows, dtype=np.int64), classes
+
+    def head_features(self) -> np.ndarray:
+        """The head's features (reduced and normalised), computed once per table."""
+        return self._normalised()
 
     def suggest(self, ask: int = 20, target: float = DEFAULT_TARGET, seed: int = 0) -> Suggestions:
         table = self.table()
