@@ -1,7 +1,8 @@
 """``label``: label a folder of photos from the terminal, asking only for the labels that matter.
 
 One invocation does, in this order: ``--undo``, ``--assign``/``--skip``, ``--accept-above``,
-then prints the state, ``--suggest`` (the next images to label and why), ``--like`` and writes
+then prints the state, ``--suggest`` (the next images to label and why), ``--pseudo-label``
+(whether the sure ones help on val, and the list of files to train from), ``--like`` and writes
 ``--map``. Every move goes through the dataset's journal (``modelkit clean --journal`` lists it).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 
 from modelkit.cli.common import UsageError, echo
@@ -93,6 +95,39 @@ def _suggest(lab, args, out: dict, accept: bool) -> None:
             echo(f"{i:>4}  {_rel(a['path'], root)}  ({guess}{a['reason']})")
 
 
+def _pseudo(lab, target: float, out: dict) -> bool:
+    """Pseudo-labels, whether they help on val, and the training list; False when the labels
+    cannot train yet (said why)."""
+    from modelkit.labelling.handoff import training_problems
+    from modelkit.labelling.pseudo import pseudo_labels, write_training_list
+
+    problems = training_problems(lab.folder, from_list=True)
+    result = pseudo_labels(lab, target)
+    out["pseudo_label"] = report = result.to_dict()
+    report["problems"] = problems
+    if not problems:
+        report["list"] = path = str(write_training_list(result))
+        report["command"] = f"modelkit train {shlex.quote(path)} --recipe auto"
+    if not out["_text"]:
+        return not problems
+    if result.pseudo:
+        per = ", ".join(f"{c} {n}" for c, n in result.per_class().items() if n)
+        echo(f"pseudo-labels: {len(result.pseudo)} unlabelled images at or above the calibrated "
+             f"confidence {result.threshold:.3f} for {target:.0%} ({per})")  # fmt: skip
+    echo(result.sentence())
+    for problem in problems:
+        echo(f"not written: {problem}", file=sys.stderr)
+    if problems:
+        return False
+    sizes = {s: len(v) for s, v in result.splits.items()}
+    used = f" + {len(result.used)} pseudo-labelled" if result.used else ""
+    rest = ", ".join(f"{s} {n}" for s, n in sizes.items() if s != "train") or "no val"
+    echo(f"training list: {report['list']} (train {sizes.get('train', 0)} labelled by you{used}; "
+         f"{rest}, labelled by you)")  # fmt: skip
+    echo(f"train on it: {report['command']}")
+    return True
+
+
 def _progress(stage: str, fraction: float) -> None:
     print(f"\r{stage:<10} {fraction:4.0%}", end="", file=sys.stderr, flush=True)
 
@@ -104,6 +139,8 @@ def _label(args: argparse.Namespace) -> int:
         raise UsageError(f"--accept-above must be between 0 and 1, got {args.accept_above}")
     if args.suggest is not None and args.suggest < 0:
         raise UsageError(f"--suggest must be 0 or more, got {args.suggest}")
+    if args.pseudo_label is not None and not 0 < args.pseudo_label < 1:
+        raise UsageError(f"--pseudo-label must be between 0 and 1, got {args.pseudo_label}")
     pairs = _pairs(args.assign, args.data)
     lab = Labeller(args.data, args.features, args.device)
     out: dict = {"_text": not args.json}
@@ -126,6 +163,7 @@ def _label(args: argparse.Namespace) -> int:
     _state(lab, out)
     if args.suggest is not None or args.accept_above is not None:
         _suggest(lab, args, out, args.accept_above is not None)
+    ok = args.pseudo_label is None or _pseudo(lab, args.pseudo_label, out)
     if args.like:
         like = lab.like(_path(args.like, args.data), args.suggest or 12)
         out["like"] = [{"path": p, "similarity": round(s, 4)} for p, s in like]
@@ -141,7 +179,7 @@ def _label(args: argparse.Namespace) -> int:
     if args.json:
         del out["_text"]
         print(json.dumps(out, indent=2, default=str))
-    return 1 if out.get("failed") else 0
+    return 1 if out.get("failed") or not ok else 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -169,6 +207,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="with --accept-above: only count")
     p.add_argument("--undo", type=int, nargs="?", const=0, metavar="N",
                    help="undo the last labelling change (or change #N)")  # fmt: skip
+    p.add_argument(
+        "--pseudo-label", type=float, nargs="?", const=0.95, metavar="P",
+        help="check on your val labels whether the images above the calibrated bar for P "
+        "(default 0.95) raise accuracy, and write the list of files to train from (your labels, "
+        "plus those images only if they helped; nothing is moved)",
+    )  # fmt: skip
     p.add_argument("--like", metavar="FILE", help="list the images most like FILE")
     p.add_argument("--map", metavar="OUT.html", help="write the map as one offline HTML file")
     p.add_argument("--map-method", choices=METHODS, default=DEFAULT, help="projection of the map")

@@ -163,3 +163,38 @@ def test_a_list_is_untrusted_input(tmp_path):
     with confine_to([inside]):
         index = scan_dataset(listed)
     assert index.outside_roots == [str(outside)] and len(index.splits["train"]) == 1
+
+
+def label_cli(capsys, *args: str) -> tuple[int, str, str]:
+    from modelkit.cli.main import main
+
+    code = main(["label", *args, "--features", "pixels"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_command_prints_the_comparison_writes_the_list_and_the_train_command(tmp_path, capsys):
+    data = labelling_folder(tmp_path)
+    before = snapshot(data)
+    code, out, _ = label_cli(capsys, str(data), "--pseudo-label")
+    assert code == 0
+    assert "val accuracy" in out and "labelled by you" in out
+    command = f"modelkit train {list_path(data)} --recipe auto"
+    assert out.strip().splitlines()[-1] == f"train on it: {command}"
+    code, out, _ = label_cli(capsys, str(data), "--pseudo-label", "0.9", "--json")
+    report = json.loads(out)["pseudo_label"]
+    assert code == 0 and report["command"] == command and report["target"] == 0.9
+    assert report["pseudo_labels"] == sum(report["per_class"].values()) > 0
+    assert isinstance(report["val_accuracy_without"], float) and report["problems"] == []
+    assert read_json(Path(report["list"]))["pseudo"]["sentence"] == report["sentence"]
+    assert snapshot(data) == before
+
+
+def test_the_command_writes_no_list_while_the_labels_cannot_train(tmp_path, capsys):
+    data = labelling_folder(tmp_path, labelled=0)
+    (data / "red" / "one.png").write_bytes((data / "unlabelled" / "red_00.png").read_bytes())
+    code, out, err = label_cli(capsys, str(data), "--pseudo-label")
+    assert code == 1 and "two classes" in err and "train on it" not in out
+    assert not list_path(data).exists()
+    code, _, err = label_cli(capsys, str(data), "--pseudo-label", "2")
+    assert code != 0 and "between 0 and 1" in err
