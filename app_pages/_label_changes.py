@@ -2,15 +2,18 @@
 Undo (``modelkit.labelling.assign``; the file goes back where it was, a copy to the trash), the
 files that could not be used with the reason, and "Train on these labels", which opens the
 Train page on this folder (its recipe starts at ``auto``) once ``labelling.handoff`` finds
-nothing in the way."""
+nothing in the way; with the pseudo-label box ticked, on the list of files
+``labelling.pseudo`` writes instead (the images still to label are then not in the way)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app_pages._label_pseudo import pseudo_choice
 from modelkit.errors import ModelkitError
 from modelkit.labelling.assign import label_changes
 from modelkit.labelling.handoff import tidy_for_training, training_problems
+from modelkit.labelling.pseudo import PseudoLabels, write_training_list
 from modelkit.labelling.session import Labeller
 from modelkit.paths import confine_to
 from studio.label_state import name_of, run_change
@@ -53,13 +56,17 @@ def bad_files_panel(lab: Labeller) -> None:
 
 
 def train_panel(lab: Labeller) -> None:
-    problems = training_problems(lab.folder)
+    pseudo = None if training_problems(lab.folder, True) else pseudo_choice(lab)
+    problems = training_problems(lab.folder, from_list=pseudo is not None)
     for problem in problems:
         st.caption(f"Before training: {md(problem)}")
     if not st.button(
         "Train on these labels", key="label_train", type="primary",
         icon=":material/model_training:", disabled=bool(problems),
     ):  # fmt: skip
+        return
+    if pseudo is not None:
+        _train_from_list(pseudo)
         return
     try:
         with confine_to(settings().allowed_roots):
@@ -72,4 +79,16 @@ def train_panel(lab: Labeller) -> None:
         return
     lab.refresh()
     st.session_state[DATASET_KEY] = folder.root
+    st.switch_page("app_pages/train.py")
+
+
+def _train_from_list(pseudo: PseudoLabels) -> None:
+    """Open the Train page on the list of files (the labels and the pseudo-labels)."""
+    try:
+        with confine_to(settings().allowed_roots):
+            path = write_training_list(pseudo)
+    except (ModelkitError, OSError) as exc:
+        st.error(md(exc))
+        return
+    st.session_state[DATASET_KEY] = str(path)
     st.switch_page("app_pages/train.py")

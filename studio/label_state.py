@@ -19,6 +19,7 @@ import streamlit as st
 from modelkit.errors import ModelkitError
 from modelkit.labelling.curve import CurvePoint, accuracy_curve
 from modelkit.labelling.folder import class_problem, shown
+from modelkit.labelling.pseudo import PseudoLabels, pseudo_labels
 from modelkit.labelling.session import Labeller, Suggestions
 from modelkit.paths import confine_to
 from studio.state import settings
@@ -30,6 +31,7 @@ MESSAGE_KEY = "label_message"  # (kind, text) to show after a button's rerun
 OFFERS_KEY = "label_offers"  # (class, [paths]): near-duplicates to offer that class
 LIKE_KEY = "label_like"  # path whose nearest neighbours are shown
 ROUND_KEY = "label_round"  # (signature, Suggestions, curve) of the last suggestion round
+PSEUDO_KEY = "label_pseudo_round"  # (signature, PseudoLabels) of the last pseudo-label check
 BRUSH_KEY = "label_brush"  # the class a click or a map selection gives
 COPY_KEY = "label_copy"  # True: copy into the class folder instead of moving
 SOURCE_SAVED = "label_source_saved"  # the features chosen, kept while another page is shown
@@ -59,7 +61,7 @@ def labeller(root: str, source: str) -> Labeller:
         with confine_to(settings().allowed_roots):
             lab = Labeller(root, source)
         st.session_state[LABELLER_KEY] = lab
-        for key in (OFFERS_KEY, LIKE_KEY, ROUND_KEY):
+        for key in (OFFERS_KEY, LIKE_KEY, ROUND_KEY, PSEUDO_KEY):
             st.session_state.pop(key, None)
     return lab
 
@@ -141,18 +143,19 @@ class ModelRound:
     curve: list[CurvePoint]
 
 
+def _signature(lab: Labeller) -> tuple:
+    """What a round depends on: the folder, the features and every label."""
+    labels, _ = lab.labels()
+    table = lab.table()
+    return (lab.root, lab.source, tuple(table.paths), labels.tobytes(), len(lab.folder.skipped))
+
+
 def model_round(lab: Labeller) -> ModelRound:
     """The round for the labels as they are now: computed after a change, reused on reruns
     that changed nothing (a round trains k-fold heads: a second at thousands of images)."""
     labels, _ = lab.labels()
     table = lab.table()
-    signature = (
-        lab.root,
-        lab.source,
-        tuple(table.paths),
-        labels.tobytes(),
-        len(lab.folder.skipped),
-    )
+    signature = _signature(lab)
     saved = st.session_state.get(ROUND_KEY)
     if saved is not None and saved[0] == signature:
         return saved[1]
@@ -161,6 +164,22 @@ def model_round(lab: Labeller) -> ModelRound:
         curve = accuracy_curve(table.features, labels) if len(table.paths) else []
     out = ModelRound(s, curve)
     st.session_state[ROUND_KEY] = (signature, out)
+    return out
+
+
+def pseudo_round(lab: Labeller) -> PseudoLabels:
+    """Whether pseudo-labels help, for the labels as they are now (``model_round``'s reuse:
+    the check trains its own k-fold heads)."""
+    signature = _signature(lab)
+    saved = st.session_state.get(PSEUDO_KEY)
+    if saved is not None and saved[0] == signature:
+        return saved[1]
+    with (
+        st.spinner("Checking whether the confident suggestions help…"),
+        confine_to(settings().allowed_roots),
+    ):
+        out = pseudo_labels(lab)
+    st.session_state[PSEUDO_KEY] = (signature, out)
     return out
 
 
