@@ -4,12 +4,12 @@
 Why a list: some training sets are not one folder. ``auto``'s race trains on chosen training
 images with others held out, and a labelling folder trains on its labelled images plus the
 unlabelled ones the head is sure of (``modelkit.labelling.pseudo``) without moving a file. Both
-the run (``training.setup.load_splits``) and ``scan_dataset`` (so ``auto`` can look at it) read
-it here. Keys other than ``classes`` and ``splits`` are left for whoever wrote the list.
+the run (``training.setup.load_splits``) and ``scan_dataset`` (so ``auto`` can look at it; it
+also leaves out, when confined, listed files outside the allowed roots) read it here. Keys other
+than ``classes`` and ``splits`` are left for whoever wrote the list.
 
-A list is untrusted input as a folder is: it is read through the bounded reader, every entry is
-checked, and when the scan is confined (the app) a listed file whose real location leaves the
-allowed roots is left out and named.
+A list is untrusted input as a folder is: it is read through the bounded reader and every entry
+is checked.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import os
 from pathlib import Path
 
 from modelkit.data.layouts import DatasetError
-from modelkit.data.scan import DatasetIndex, Sample
-from modelkit.paths import MAX_RUN_FILE_BYTES, confined_roots, read_untrusted, real_within
+from modelkit.paths import MAX_RUN_FILE_BYTES, read_untrusted
 
 SUFFIX = ".json"
 
@@ -30,8 +29,9 @@ def is_file_list(path: str | os.PathLike) -> bool:
     return os.fspath(path).endswith(SUFFIX) and os.path.isfile(path)
 
 
-def read_file_list(path: str | os.PathLike) -> tuple[list[str], dict[str, list[Sample]]]:
-    """(classes, splits) of the list at ``path``; a DatasetError says what is wrong with it."""
+def read_file_list(path: str | os.PathLike) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
+    """(classes, split -> [(path, class index)]) of the list at ``path``; a DatasetError says
+    what is wrong with it."""
     try:  # surrogateescape: names that are not UTF-8 were written back as their bytes
         raw = json.loads(read_untrusted(Path(path), MAX_RUN_FILE_BYTES, roots=None).decode(
             "utf-8", "surrogateescape"))  # fmt: skip
@@ -42,7 +42,7 @@ def read_file_list(path: str | os.PathLike) -> tuple[list[str], dict[str, list[S
     classes = raw.get("classes")
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise DatasetError(f"{path}: 'classes' must be a list of class names")
-    splits: dict[str, list[Sample]] = {}
+    splits: dict[str, list[tuple[str, int]]] = {}
     for split, rows in raw["splits"].items():
         if not isinstance(rows, list):
             raise DatasetError(f"{path}: split {split!r} must be a list of [path, label]")
@@ -51,7 +51,7 @@ def read_file_list(path: str | os.PathLike) -> tuple[list[str], dict[str, list[S
             label = _label(row) if isinstance(row, list) and len(row) == 2 else -1
             if not 0 <= label < len(classes) or not isinstance(row[0], str):
                 raise DatasetError(f"{path}: {split}: {str(row)[:80]} is not [path, class index]")
-            samples.append(Sample(row[0], label))
+            samples.append((row[0], label))
         if samples:
             splits[split] = samples
     if not splits.get("train"):
@@ -64,21 +64,3 @@ def _label(row: list) -> int:
         return int(row[1])
     except (TypeError, ValueError):
         return -1
-
-
-def scan_file_list(path: str | os.PathLike) -> DatasetIndex:
-    """The list at ``path`` as a DatasetIndex (layout ``"list"``), for what looks at a data set
-    before training (``auto``'s facts and race). Confined, files outside the roots are left out
-    (``outside_roots``)."""
-    classes, splits = read_file_list(path)
-    roots = confined_roots()
-    outside: list[str] = []
-    if roots is not None:
-        for split, samples in splits.items():
-            kept = [s for s in samples if real_within(s.path, roots)]
-            outside += [s.path for s in samples if not real_within(s.path, roots)]
-            splits[split] = kept
-    present = {s.label for samples in splits.values() for s in samples}
-    empty = [c for i, c in enumerate(classes) if i not in present]
-    return DatasetIndex(os.path.abspath(path), "list", classes, splits, empty_classes=empty,
-                        outside_roots=outside)  # fmt: skip

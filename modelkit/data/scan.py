@@ -12,6 +12,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from modelkit.data.file_list import is_file_list, read_file_list
 from modelkit.data.imageio import SYSTEM_FILES, is_image_file
 from modelkit.data.layouts import DatasetError, find_split_dirs, layout_note
 from modelkit.paths import confined_roots, real_within, resolve_allowed
@@ -319,6 +320,18 @@ def _scan_folders(
     )
 
 
+def _scan_list(path: str, roots) -> DatasetIndex:
+    """A list of files (``modelkit.data.file_list``) as an index with the list's own splits;
+    confined, listed files whose real location leaves the roots are left out and named."""
+    classes, raw = read_file_list(path)
+    outside = [p for rows in raw.values() for p, _ in rows if roots and not real_within(p, roots)]
+    skip = set(outside)
+    splits = {s: [Sample(p, y) for p, y in rows if p not in skip] for s, rows in raw.items()}
+    present = {x.label for samples in splits.values() for x in samples}
+    empty = [c for i, c in enumerate(classes) if i not in present]
+    return DatasetIndex(path, "list", classes, splits, empty_classes=empty, outside_roots=outside)
+
+
 def scan_dataset(
     root: str | os.PathLike, val_ratio: float = 0.2, test_ratio: float = 0.0, seed: int = 0
 ) -> DatasetIndex:
@@ -336,10 +349,8 @@ def scan_dataset(
     roots = confined_roots()
     if roots is not None:  # for the app: the folder itself must be inside the roots too
         resolve_allowed(root, roots)
-    if root.endswith(".json") and os.path.isfile(root):  # a list of files, not a folder
-        from modelkit.data.file_list import scan_file_list
-
-        return scan_file_list(root)
+    if is_file_list(root):
+        return _scan_list(root, roots)
     _check_root(root)
     ignored: list[str] = []
     errors: list[str] = []

@@ -68,7 +68,8 @@ def read_file_list(path: str) -> tuple[list[str], dict[str, list[Sample]]]:
     """(classes, splits) of a list-of-files data set (``modelkit.data.file_list``). Lets
     ``auto``'s race train on chosen training images with others held out, and a labelling
     folder train on pseudo-labelled images, without copying a single image."""
-    return read_list(path)
+    classes, splits = read_list(path)
+    return classes, {s: [Sample(p, y) for p, y in rows] for s, rows in splits.items()}
 
 
 def create_run_folder(
