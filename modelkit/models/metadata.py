@@ -2,7 +2,8 @@
 
 A checkpoint may come from someone else: its metadata decides the model that is built, the labels
 that are shown and how much memory each image takes. ``validate_metadata`` refuses, naming the
-file, a payload whose architecture is unknown, whose class names are not a list of plain strings of
+file, a payload whose architecture is unknown (an ensemble's members are each checked as one
+model is), whose class names are not a list of plain strings of
 sane length and count (``modelkit.names``), whose image size is outside 16-1024 or whose resize
 size does not go with it, whose head has an absurd shape (its widths, number of layers and the
 weights between them are bounded as the config bounds them, and all its weights, from the
@@ -19,6 +20,7 @@ from typing import Any
 
 from modelkit.config.rules import head_problem
 from modelkit.models.checkpoint import CheckpointError
+from modelkit.models.ensemble import ENSEMBLE, MAX_MEMBERS, MIN_MEMBERS
 from modelkit.models.registry import ARCHITECTURES, feature_width
 from modelkit.names import classes_problem
 
@@ -43,16 +45,40 @@ def metadata_problem(payload: dict[str, Any]) -> str | None:
     if not isinstance(payload["model"], dict):
         return "'model' is not a dictionary of weights"
     arch = payload["arch"]
-    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+    if arch != ENSEMBLE and (not isinstance(arch, str) or arch not in ARCHITECTURES):
         return f"'arch' {str(arch)[:40]!r} is not a known architecture"
     problem = classes_problem(payload["classes"], "'classes'")
     if problem:
         return problem
+    if arch == ENSEMBLE:
+        model = _members_problem(payload.get("members"), len(payload["classes"]))
+        config = None if isinstance(payload["config"], dict) else "'config' is not a dictionary"
+    else:
+        model, config = None, _config_problem(payload["config"], arch, len(payload["classes"]))
     return (
         _preprocess_problem(payload["preprocess"])
-        or _config_problem(payload["config"], arch, len(payload["classes"]))
+        or model
+        or config
         or _calibration_problem(payload.get("calibration"))
     )
+
+
+def _members_problem(members: Any, classes: int) -> str | None:
+    """An ensemble's ``members``: 2-3 of them, each checked as a single model's metadata is."""
+    if not isinstance(members, list) or not MIN_MEMBERS <= len(members) <= MAX_MEMBERS:
+        return f"'members' is not a list of {MIN_MEMBERS} to {MAX_MEMBERS} models"
+    for n, member in enumerate(members, 1):
+        if not isinstance(member, dict):
+            return f"member {n} is not a dictionary"
+        arch = member.get("arch")
+        if not isinstance(arch, str) or arch not in ARCHITECTURES:
+            return f"member {n}: 'arch' {str(arch)[:40]!r} is not a known architecture"
+        problem = _preprocess_problem(member.get("preprocess")) or _config_problem(
+            member.get("config"), arch, classes
+        )
+        if problem:
+            return f"member {n}: {problem}"
+    return None
 
 
 def _int_in(value: Any, low: int, high: int) -> bool:

@@ -21,6 +21,7 @@ from modelkit.data.augment import eval_batch
 from modelkit.data.imageio import ImageLoadError, load_image, square_resize
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint, require_modelkit
+from modelkit.models.inference import model_from_payload
 from modelkit.models.metadata import validate_metadata
 from modelkit.runs.folder import RunFolder
 from modelkit.serving.predictor import resolve_checkpoint
@@ -43,18 +44,10 @@ def load_run_model(run: str | Path) -> LoadedRun:
     checkpoint = resolve_checkpoint(run)
     payload = require_modelkit(load_checkpoint(checkpoint), checkpoint)
     validate_metadata(payload, checkpoint)
-    cfg = payload["config"]
-    model = models.build_model(
-        payload["arch"],
-        len(payload["classes"]),
-        cfg.get("head", "linear"),
-        cfg.get("head_hidden", []),
-        cfg.get("head_dropout", 0.0),
-    )
-    model.load_state_dict(payload["model"])
+    model = model_from_payload(payload)  # one classifier or an ensemble of them
     folder = RunFolder(checkpoint.parent.parent)  # a checkpoint inside a run: that run
     run_dir = folder.path if folder.checkpoints == checkpoint.parent else Path(run)
-    return LoadedRun(run_dir, checkpoint, payload, model.eval())
+    return LoadedRun(run_dir, checkpoint, payload, model)
 
 
 @dataclass

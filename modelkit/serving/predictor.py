@@ -25,6 +25,7 @@ from modelkit.device import autocast, inference_batch, pick_device, resolve_prec
 from modelkit.models import registry as models
 from modelkit.models.checkpoint import load_checkpoint, require_modelkit
 from modelkit.models.folding import folded_copy
+from modelkit.models.inference import model_from_payload
 from modelkit.models.metadata import validate_metadata
 from modelkit.runs.folder import RunFolder
 from modelkit.serving import gradcam
@@ -72,15 +73,8 @@ class Predictor:
         self.device = pick_device(device)
         self.precision = _inference_precision(precision, cfg.get("precision"), self.device)
         self.channels_last = self.device.type != "mps"
-        self.model = models.build_model(
-            self.arch,
-            len(self.classes),
-            cfg.get("head", "linear"),
-            cfg.get("head_hidden", []),
-            cfg.get("head_dropout", 0.0),
-        )
-        self.model.load_state_dict(payload["model"])
-        self.model.eval().to(self.device)
+        self.model = model_from_payload(payload)  # one classifier or an ensemble of them
+        self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         # predictions run on a copy with BatchNorm folded into the convolutions (a third
@@ -93,6 +87,8 @@ class Predictor:
         payload = require_modelkit(load_checkpoint(self.checkpoint), self.checkpoint)
         validate_metadata(payload, self.checkpoint)
         self.arch: str = payload["arch"]
+        # an ensemble's member runs (``models.ensemble``); none for a single model
+        self.members: list[str] = [str(m.get("run", "")) for m in payload.get("members") or []]
         self.classes: list[str] = list(payload["classes"])
         pre = payload["preprocess"]
         self.image_size = int(pre["image_size"])
