@@ -1,10 +1,11 @@
 """Grad-CAM: which part of the image made the model answer what it did (Selvaraju et al. 2017).
 
 A forward hook on the architecture's last convolutional stage (``Architecture.cam_layer`` in the
-registry) keeps its activations A and a tensor hook their gradient dY/dA for the chosen class's
-logit Y. Each channel is weighted by its mean gradient, the weighted sum goes through ReLU (only
-evidence *for* the class) and is upsampled to the input size and scaled to 0..1 per image. The
-maps are computed in fp32 from whatever the model ran in (bf16 autocast, channels_last).
+registry; each member's, for an ensemble: ``cam_stages``) keeps its activations A and a tensor
+hook their gradient dY/dA for the chosen class's logit Y. Each channel is weighted by its mean
+gradient, the weighted sum goes through ReLU (only evidence *for* the class) and is upsampled to
+the input size and scaled to 0..1 per image. The maps are computed in fp32 from whatever the
+model ran in (bf16 autocast, channels_last).
 
 Grad-CAM++ (Chattopadhay et al. 2018) weights channels by positive gradients with per-pixel
 coefficients; it is available as ``method="gradcam++"`` and measured against Grad-CAM in the tests.
@@ -25,6 +26,7 @@ from torch import nn
 
 from modelkit.errors import ModelkitError
 from modelkit.models import registry as models
+from modelkit.models.ensemble import Ensemble
 
 METHODS = ("gradcam", "gradcam++")
 
@@ -47,14 +49,17 @@ def grad_cam(
     class. ``autocast_ctx`` is the precision context the model runs in (bf16, fp16) or None."""
     if method not in METHODS:
         raise GradCamError(f"Grad-CAM method {method!r} is not one of {METHODS}")
-    stage = models.cam_module(model, arch)
-    saved: dict[str, torch.Tensor] = {}
+    stages = cam_stages(model, arch)
+    saved: list[dict[str, torch.Tensor]] = [{} for _ in stages]
 
-    def keep(_module: nn.Module, _inputs: object, out: torch.Tensor) -> None:
-        saved["act"] = out
-        out.register_hook(lambda grad: saved.__setitem__("grad", grad))
+    def keeper(slot: dict[str, torch.Tensor]):
+        def keep(_module: nn.Module, _inputs: object, out: torch.Tensor) -> None:
+            slot["act"] = out
+            out.register_hook(lambda grad: slot.__setitem__("grad", grad))
 
-    handle = stage.register_forward_hook(keep)
+        return keep
+
+    handles = [stage.register_forward_hook(keeper(slot)) for stage, slot in zip(stages, saved)]
     try:
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)  # a graph even when the weights are frozen
@@ -74,14 +79,33 @@ def grad_cam(
             model.zero_grad(set_to_none=True)
             score.backward()
     finally:
-        handle.remove()
-    act, grad = saved["act"].detach().float(), saved["grad"].detach().float()
+        for handle in handles:
+            handle.remove()
     model.zero_grad(set_to_none=True)
-    maps = _weigh(act, grad, method)
-    maps = F.interpolate(maps[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
-    maps = maps[:, 0]
+    maps = torch.stack([_map(slot, method, x.shape[-2:]) for slot in saved]).mean(0)
+    return logits.detach().cpu(), _scaled(maps).cpu().numpy()
+
+
+def cam_stages(model: nn.Module, arch: str) -> list[nn.Module]:
+    """Where Grad-CAM hooks: the architecture's last convolutional stage; in an ensemble each
+    member's own, their maps (each scaled to 0..1 at the input size) averaged, since members'
+    maps differ in resolution and scale and each member counts equally in the logits."""
+    if isinstance(model, Ensemble):
+        return [models.cam_module(m, a) for m, a in zip(model.members, model.archs, strict=True)]
+    return [models.cam_module(model, arch)]
+
+
+def _map(slot: dict[str, torch.Tensor], method: str, size: torch.Size) -> torch.Tensor:
+    """One stage's map at the input ``size``, 0..1 per image."""
+    act, grad = slot["act"].detach().float(), slot["grad"].detach().float()
+    maps = _weigh(act, grad, method)[:, None]
+    maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+    return _scaled(maps[:, 0])
+
+
+def _scaled(maps: torch.Tensor) -> torch.Tensor:
     peak = maps.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
-    return logits.detach().cpu(), (maps / peak).clamp(0, 1).cpu().numpy()
+    return (maps / peak).clamp(0, 1)
 
 
 def _weigh(act: torch.Tensor, grad: torch.Tensor, method: str) -> torch.Tensor:
