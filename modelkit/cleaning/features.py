@@ -51,6 +51,11 @@ def _model_for(source: str, num_classes: int) -> tuple[torch.nn.Module, str, int
     if not run.exists():
         raise FeatureError(f"{run}: no such run folder or checkpoint")
     predictor = Predictor(run, device="cpu")
+    if predictor.members:  # an ensemble: its members' features differ in width and meaning
+        raise FeatureError(
+            f"{run}: an ensemble has no single backbone to embed with; use one of its member "
+            f"runs ({', '.join(predictor.members)})"
+        )
     return predictor.model, predictor.arch, predictor.image_size, f"run {run.name}"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from modelkit.csvcells import safe_cell
-from modelkit.evaluation.evaluate import load_split
+from modelkit.evaluation.evaluate import EvaluationError, load_split
 from modelkit.training.features import headless
 
 
@@ -37,6 +37,11 @@ def compute_embeddings(
 ) -> Embeddings:
     images = load_split(run_dir, split, checkpoint, device)
     predictor = images.predictor
+    if predictor.members:  # an ensemble: its members' features differ in width and meaning
+        raise EvaluationError(
+            f"{run_dir}: an ensemble has no single feature space; compute the features of one "
+            f"of its member runs ({', '.join(predictor.members)})"
+        )
     with headless(predictor.folded, predictor.arch):  # the copy predictions run on
         feats = predictor.logits(images.squares)  # the head is Identity here
     return Embeddings(
