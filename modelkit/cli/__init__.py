@@ -3,6 +3,7 @@
 - ``train``: train and resume (``train.py``)
 - ``data``: ``check`` a dataset folder (``data.py``)
 - ``use``: ``evaluate``, ``predict``, ``export``, ``embeddings`` of a trained run (``use.py``)
+- ``ensemble``: average 2-3 finished runs into a new run (``ensemble.py``)
 - ``runs``: list runs (``runs.py``)
 - ``search``: ``tune`` (Optuna) and ``lr-find`` (``search.py``)
 - ``clean``: label issues, near-duplicates, re-split and undo (``clean.py``)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from modelkit.cli import (
     clean,
     data,
+    ensemble,
     label,
     predict,
     report,
@@ -34,7 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     prog = "modelkit" if os.path.basename(sys.argv[0]) == "modelkit" else "python -m modelkit"
     parser = Parser(prog=prog, description="Train and use image classifiers on your folders.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for subject in (data, train, use, predict, report, runs, search, clean, label, serve, studio):
+    subjects = (
+        data,
+        train,
+        use,
+        predict,
+        report,
+        ensemble,
+        runs,
+        search,
+        clean,
+        label,
+        serve,
+        studio,
+    )
+    for subject in subjects:
         subject.add_parsers(sub)
     return parser
 
