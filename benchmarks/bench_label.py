@@ -10,6 +10,12 @@ Three parts, each writing its own JSON (``--out-dir``, default benchmarks/result
   number of classes times that), mean of ``--seeds`` seeds.
 - ``layout`` (label_layout_cpu2.json): PCA, t-SNE and UMAP (when installed) on each folder's
   features: 5-NN accuracy in 2-D (leave-one-out), trustworthiness (10 neighbours) and seconds.
+- ``pseudo`` (label_pseudo_cpu2.json): at ``--pseudo-budgets`` labels a class picked by the
+  tool (as in ``efficiency``), the labels are split as a run splits them and the pseudo-labels
+  of a head on their training share are checked on their val share
+  (``modelkit.labelling.pseudo.compare``, what the Label page and ``--pseudo-label`` do); the
+  head's accuracy on the held-out test set with and without them, with what the check chose,
+  and how many were used, for each ``--pseudo-targets`` bar, mean of ``--seeds`` seeds.
 - ``speed`` (label_speed_cpu2.json): embedding + map of ``--speed-images`` images from an empty
   store (and the revisit), peak RSS, each with the default engine (OpenVINO on a CPU) and, up
   to ``--reference-images``, PyTorch eager as the naive reference; a suggestion round at 5,000
@@ -101,8 +107,11 @@ def accuracy(x_pool, labels, x_test, y_test, k) -> float:
     return float(np.mean(guess == y_test))
 
 
-def simulate(x_pool, y_pool, x_test, y_test, k, budgets, seed, active) -> dict[int, float]:
-    """Accuracy at each budget (labels in total) when the tool, or chance, picks the images."""
+def simulate(
+    x_pool, y_pool, x_test, y_test, k, budgets, seed, active, keep: dict | None = None
+) -> dict[int, float]:
+    """Accuracy at each budget (labels in total) when the tool, or chance, picks the images;
+    ``keep`` gets the labels given at each budget."""
     rng = np.random.default_rng(seed)
     labels = np.full(len(x_pool), -1)
     order = rng.permutation(len(x_pool))
@@ -121,6 +130,8 @@ def simulate(x_pool, y_pool, x_test, y_test, k, budgets, seed, active) -> dict[i
             labels[picks] = y_pool[picks]
             given += len(picks)
         out[budget] = accuracy(x_pool, labels, x_test, y_test, k)
+        if keep is not None:
+            keep[budget] = labels.copy()
     return out
 
 
@@ -167,6 +178,103 @@ def efficiency(sets, args, cache: Path) -> dict:
     strategy = {k: getattr(suggest_module, k) for k in STRATEGY}
     return {"sets": result, "target_met_on": f"{sum(met)} of {len(met)}", "seeds": args.seeds,
             "strategy": strategy}  # fmt: skip
+
+
+def _person_split(paths: list[str], given: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Rows of the labels ``given`` that a run holds out for validation: the per-class seeded
+    draw of ``scan_dataset`` on the labelled files, with the run's default share and seed."""
+    from modelkit.data.scan import _draw  # the draw itself: these files are not in one folder
+    from modelkit.labelling.pseudo import SEED, TEST_RATIO, VAL_RATIO
+
+    held = []
+    for c, cls in enumerate(classes):
+        rows = np.flatnonzero(given == c)
+        out = _draw([paths[r] for r in rows], cls, SEED, VAL_RATIO, TEST_RATIO)
+        held += [r for r in rows if paths[r] in set(out["val"]) | set(out["test"])]
+    return np.array(sorted(held), dtype=np.int64)
+
+
+def _check(xr, labels, held, y_held, test_rows, y_test, k, target) -> dict:
+    """One pseudo-label check as the tool makes it, and the held-out test accuracy of the head
+    without the pseudo-labels, with them, and with what the check chose."""
+    from modelkit.labelling.pseudo import compare, head_accuracy
+
+    train = np.flatnonzero(labels >= 0)
+    without = head_accuracy(xr, train, labels[train], test_rows, y_test, k)
+    started = time.perf_counter()
+    c = compare(xr, labels, held, y_held, k, target, seed=0)
+    seconds = time.perf_counter() - started
+    both, ys = np.r_[train, c.rows], np.r_[labels[train], c.guess]
+    with_ = head_accuracy(xr, both, ys, test_rows, y_test, k) if len(c.rows) else without
+    return {
+        "test_without": without, "test_with": with_,
+        "test_chosen": with_ if c.helped else without,
+        "val_without": c.val_without, "val_with": c.val_with, "pseudo_labels": len(c.rows),
+        "used": len(c.rows) if c.helped else 0, "helped_on_val": c.helped,
+        "bar_reached": c.reached, "threshold": round(c.threshold, 4), "val_images": len(held),
+        "check_seconds": round(seconds, 3), "guess": c.guess, "rows": c.rows,
+    }  # fmt: skip
+
+
+MEANS = ("test_without", "test_with", "test_chosen", "val_without", "val_with", "pseudo_labels",
+         "used", "pseudo_label_accuracy", "check_seconds")  # fmt: skip
+
+
+def _summary(runs: list[dict], labels: int) -> dict:
+    def mean(key: str) -> float | None:
+        vals = [r[key] for r in runs if r[key] is not None]
+        return round(float(np.mean(vals)), 4) if vals else None
+
+    return {
+        "labels": labels, "val_images_labelled": runs[0]["val_images"],
+        **{key: mean(key) for key in MEANS},
+        "helped_on_val_seeds": sum(r["helped_on_val"] for r in runs),
+        "bar_reached_seeds": sum(r["bar_reached"] for r in runs), "seeds": runs,
+    }  # fmt: skip
+
+
+def pseudo(sets, args, cache: Path) -> dict:
+    """The pseudo-label check on labels the tool asked for (see the module docstring)."""
+    from modelkit.labelling.suggest import SET_ASIDE
+
+    result = {}
+    per_class = [int(b) for b in args.pseudo_budgets.split(",")]
+    targets = [float(t) for t in args.pseudo_targets.split(",")]
+    for spec in sets:
+        name, pool, pool_y, test, test_y, classes = load_set(spec)
+        x, ok = embed(pool + test, cache / name)
+        okp, okt = ok[: len(pool)], ok[len(pool) :]
+        xr = reduce(x)  # the head's features, as the Labeller makes them
+        n_pool, k = int(okp.sum()), len(classes)
+        yp, yt = pool_y[okp], test_y[okt]
+        paths = [p for p, good in zip(pool, okp) if good]
+        test_rows = np.arange(n_pool, len(xr))
+        budgets = {n: n * k for n in per_class if n * k <= n_pool}
+        started = time.perf_counter()
+        runs: dict[tuple[int, float], list[dict]] = {}
+        for seed in range(args.seeds):
+            given_at: dict[int, np.ndarray] = {}
+            simulate(xr[:n_pool], yp, xr[n_pool:], yt, k, list(budgets.values()), seed, True,
+                     given_at)  # fmt: skip
+            for n, b in budgets.items():
+                held = _person_split(paths, given_at[b], classes)
+                labels = np.r_[given_at[b], np.full(len(test_rows), SET_ASIDE)]
+                labels[held] = SET_ASIDE  # the val share: no head trains on it
+                for target in targets:
+                    run = _check(xr, labels, held, yp[held], test_rows, yt, k, target)
+                    rows, guess = run.pop("rows"), run.pop("guess")
+                    right = float(np.mean(guess == yp[rows])) if len(rows) else None
+                    runs.setdefault((n, target), []).append({**run, "pseudo_label_accuracy": right})
+        table: dict[str, dict] = {}
+        for (n, target), rs in sorted(runs.items()):
+            table.setdefault(str(n), {})[str(target)] = _summary(rs, budgets[n])
+        seconds = round(time.perf_counter() - started, 1)
+        result[name] = {"pool": n_pool, "test": len(test_rows), "classes": k,
+                        "per_class": table, "seconds": seconds}  # fmt: skip
+        brief = {n: {t: {key: row[key] for key in MEANS} for t, row in by.items()}
+                 for n, by in table.items()}  # fmt: skip
+        print(json.dumps({name: brief}), file=sys.stderr)
+    return {"sets": result, "seeds": args.seeds}
 
 
 def layout(sets, args, cache: Path) -> dict:
@@ -359,6 +467,8 @@ def main() -> None:
         metavar="NAME=VALUE,...",
         help="the asking strategy to try, e.g. POOL_PER_ASK=4 (recorded in the JSON)",
     )
+    ap.add_argument("--pseudo-budgets", default="5,10", help="labels a class (pseudo)")
+    ap.add_argument("--pseudo-targets", default="0.95", help="accept bars to try (pseudo)")
     ap.add_argument("--layout-images", type=int, default=1000, help="per set, at most")
     ap.add_argument("--speed-data", default="../shared/datasets/caltech101")
     ap.add_argument("--speed-images", default="1000", help="counts to embed and map afresh")
@@ -380,7 +490,7 @@ def main() -> None:
     cache = Path(args.cache_dir)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    parts = {"efficiency": efficiency, "layout": layout, "speed": speed}
+    parts = {"efficiency": efficiency, "layout": layout, "speed": speed, "pseudo": pseudo}
     for part in args.parts.split(","):
         result = parts[part](args.sets, args, cache)
         result.update(args=vars(args), cpu_threads=os.cpu_count(), load_average=os.getloadavg())

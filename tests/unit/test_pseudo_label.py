@@ -198,3 +198,27 @@ def test_the_command_writes_no_list_while_the_labels_cannot_train(tmp_path, caps
     assert not list_path(data).exists()
     code, _, err = label_cli(capsys, str(data), "--pseudo-label", "2")
     assert code != 0 and "between 0 and 1" in err
+
+
+@pytest.mark.slow
+def test_the_benchmark_s_pseudo_part_writes_its_fields(tmp_path):
+    """benchmarks/bench_label.py --parts pseudo still runs end to end on a tiny folder (no
+    accuracy is checked: the numbers are in benchmarks/results/)."""
+    import subprocess
+    import sys
+
+    data = write_dataset(tmp_path / "data", num_classes=2, per_class=16, size=(40, 40))
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_label.py"
+    args = ["--set", f"tiny={data}", "--parts", "pseudo", "--seeds", "2", "--pseudo-budgets",
+            "5", "--pseudo-targets", "0.95,0.8", "--cache-dir", str(tmp_path / "cache"),
+            "--out-dir", str(tmp_path / "out")]  # fmt: skip
+    done = subprocess.run([sys.executable, str(bench), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "label_pseudo_cpu2.json").read_text())
+    rows = result["sets"]["tiny"]["per_class"]["5"]
+    assert set(rows) == {"0.95", "0.8"}
+    for row in rows.values():
+        assert row["labels"] == 10 and len(row["seeds"]) == 2
+        assert 0 <= row["test_without"] <= 1 and 0 <= row["test_chosen"] <= 1
+        assert row["used"] <= row["pseudo_labels"]
