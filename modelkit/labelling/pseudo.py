@@ -71,7 +71,10 @@ def raised(count: int, before: float | None, after: float | None) -> bool:
     return count > 0 and before is not None and after is not None and after > before
 
 
-def head_accuracy(x, train_rows, train_y, test_rows, test_y, num_classes: int) -> float:
+def head_accuracy(
+    x: np.ndarray, train_rows: np.ndarray, train_y: np.ndarray, test_rows: np.ndarray,
+    test_y: np.ndarray, num_classes: int,
+) -> float:  # fmt: skip
     """Accuracy on ``test_rows`` of the suggestion head trained on ``train_rows``."""
     rows = np.r_[train_rows, test_rows].astype(np.int64)
     given = np.r_[train_y, np.full(len(test_rows), UNLABELLED)].astype(np.int64)
