@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from modelkit.atomic import atomic_write_json
 from modelkit.errors import ModelkitError
 from modelkit.recipes.facts import Facts
 from modelkit.recipes.race_paths import RacePath, candidate_paths, estimate
+
+if TYPE_CHECKING:
+    from modelkit.recipes.race_heldout import KeepBestHeldOut
 
 RACE_SHARE = 0.3  # the race may spend this share of the budget left after the probe
 MIN_IMAGES = 60  # fewer training images than this: too few to hold a fair share out
@@ -35,6 +38,9 @@ FIT_SLACK = 1.5  # a path whose first run would cost more than this many slices 
 FIRST_EPOCHS = 8  # epochs of a path's first race run at most; each round doubles it
 FIRST_HEAD_EPOCHS = 2  # head epochs of a two-phase path's first race run; each round doubles it
 OVERRUN = 1.5  # past this share of its allowance the race ends with the leader of its last round
+# the finalists' average is worth two models when it wins this share of the held-out images
+# (one image at least) over the winner alone
+ENSEMBLE_GAIN = 0.01
 
 
 @dataclass
@@ -50,6 +56,10 @@ class RaceReport:
     allowance: float = 0.0  # seconds the race was allowed
     minimum_budget: float = 0.0  # the least budget (after the probe) a race is run in
     skipped: str = ""  # why no race was run
+    # the last round's paths with their held-out probabilities averaged: whether two models
+    # would beat the winner (names, held-out accuracy, whether it wins by ENSEMBLE_GAIN images)
+    ensemble: dict[str, Any] = field(default_factory=dict)
+    base_settings: dict[str, Any] = field(default_factory=dict)  # what the paths' changes overlay
     notes: list[str] = field(default_factory=list)
     train_files: list[str] = field(default_factory=list, repr=False)
     heldout_files: list[str] = field(default_factory=list, repr=False)
@@ -78,6 +88,13 @@ class RaceReport:
             changes = ", ".join(f"{k}={v}" for k, v in p.changes.items()) or "none"
             row = f"{p.name:<26}" + "".join(f" {c:>13}" for c in cells)
             lines.append(f"{row} {sum(p.seconds):>7.1f}  {changes}")
+        if self.ensemble:
+            names = " + ".join(self.ensemble["paths"])
+            verdict = "would help" if self.ensemble["helps"] else "would not help"
+            lines.append(
+                f"averaging the last round's {names}: {self.ensemble['heldout']:.3f} held out "
+                f"({verdict})"
+            )
         return lines
 
 
@@ -152,17 +169,30 @@ def race_config(
     return TrainConfig(**run)
 
 
-def train_once(config: Any) -> tuple[float | None, float, str]:
-    """(held-out accuracy of the best epoch, seconds, why it failed) of one race run."""
+def train_once(config: Any) -> tuple[float | None, float, str, KeepBestHeldOut]:
+    """(held-out accuracy of the best epoch, seconds, why it failed, its held-out
+    probabilities) of one race run."""
+    from modelkit.recipes.race_heldout import KeepBestHeldOut
     from modelkit.training.loop import Trainer
 
+    kept = KeepBestHeldOut()
     started = time.perf_counter()
     try:
-        result = Trainer(config, record=False).fit()
+        result = Trainer(config, record=False, callbacks=[kept]).fit()
     except (ModelkitError, ValueError, RuntimeError) as exc:
-        return None, time.perf_counter() - started, str(exc).splitlines()[0][:120]
+        return None, time.perf_counter() - started, str(exc).splitlines()[0][:120], kept
     acc = result.best.get("val_acc")
-    return (float(acc) if acc is not None else None), time.perf_counter() - started, ""
+    seconds = time.perf_counter() - started
+    return (float(acc) if acc is not None else None), seconds, "", kept
+
+
+def average_of(kept: list[KeepBestHeldOut]) -> float | None:
+    """Held-out accuracy of the runs' probabilities averaged (one model's logits averaged over
+    members is what an ensemble predicts); None when a run kept none."""
+    if len(kept) < 2 or any(k.probs is None for k in kept):
+        return None
+    mean = np.mean([k.probs for k in kept], axis=0)
+    return float((mean.argmax(1) == kept[0].labels).mean())
 
 
 def run_race(
@@ -183,6 +213,7 @@ def run_race(
         return RaceReport(paths or [], 0, 0, skipped=why)
     rows, held = race_sample(labels, seed)
     report = RaceReport([], len(rows), len(held), allowance=allowance)
+    report.base_settings = dict(settings)
     report.train_files = [train[i][0] for i in rows]
     report.heldout_files = [train[i][0] for i in held]
     if paths is None:
@@ -221,11 +252,13 @@ def _halve(
 ) -> None:
     order = list(alive)
     round_ = 0
+    kept: dict[str, KeepBestHeldOut] = {}
     while len(alive) > 1:
         seconds = first * 2**round_
+        kept = {}
         for p in alive:
             epochs, head = epochs_in(p, seconds, round_, settings)
-            score, spent, failed = train_once(
+            score, spent, failed, kept[p.name] = train_once(
                 race_config(settings, p, files, epochs, head, seconds)
             )
             p.scores.append(score)
@@ -240,6 +273,7 @@ def _halve(
             alive = ranked[:1]
     won = alive[0]
     report.winner = won.name
+    _judge_ensemble(report, won, kept)
     rivals = [p for p in order if p is not won and len(p.scores) == len(won.scores)]
     score = won.scores[-1] or 0.0
     if rivals:
@@ -252,6 +286,21 @@ def _halve(
             report.why += ", a tie, which the cheaper path wins"
     else:
         report.why = f"the last path left ({score:.3f} held out)"
+
+
+def _judge_ensemble(report: RaceReport, won: RacePath, kept: dict[str, KeepBestHeldOut]) -> None:
+    """Whether averaging the last round's two best paths beats the winner alone on the
+    held-out images by ENSEMBLE_GAIN images or more (recorded; the run trains the winner)."""
+    score_of = {p.name: p.scores[-1] or -1.0 for p in report.paths}
+    ranked = sorted(kept, key=lambda name: (name != won.name, -score_of.get(name, -1.0)))[:2]
+    score = average_of([kept[name] for name in ranked])
+    if score is None or won.scores[-1] is None:
+        return
+    gain = (score - won.scores[-1]) * report.heldout  # in images
+    needed = max(1.0, ENSEMBLE_GAIN * report.heldout)
+    report.ensemble = {
+        "paths": ranked, "heldout": round(score, 4), "helps": gain >= needed - 1e-9,
+    }  # fmt: skip
 
 
 def race_auto(choice: Any, data_dir: str, explicit: dict[str, Any]) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from helpers import FAST_SETTINGS, fast_config, write_dataset
 
@@ -14,6 +15,7 @@ from modelkit.recipes import resolve
 from modelkit.recipes.facts import Facts
 from modelkit.recipes.probe import Candidate, ProbeReport
 from modelkit.recipes.race import run_race
+from modelkit.recipes.race_heldout import KeepBestHeldOut
 from modelkit.recipes.race_paths import NOT_FROM_SCRATCH, RacePath
 
 # a path the tests can afford: a small network from random weights at 32 px
@@ -67,6 +69,33 @@ def test_a_path_that_cannot_learn_is_dropped_in_the_first_round(data):
     assert len(report.winning.scores) == 2  # the better half went on, with twice the epochs
     assert report.winning.epochs == [2, 4]
     assert "best held-out accuracy in round 2" in report.why
+    # the two finalists' held-out probabilities, averaged, are judged against the winner
+    finalists = [p.name for p in report.paths if len(p.scores) == 2]
+    assert report.ensemble["paths"][0] == report.winner
+    assert sorted(report.ensemble["paths"]) == sorted(finalists)
+    assert 0.0 <= report.ensemble["heldout"] <= 1.0
+    assert any(line.startswith("averaging the last round's") for line in report.table())
+
+
+def held_out(probs, labels):
+    kept = KeepBestHeldOut()
+    kept.probs, kept.labels = np.asarray(probs, float), np.asarray(labels)
+    return kept
+
+
+def test_the_finalists_are_averaged_only_where_that_wins_held_out_images():
+    labels = [0, 0, 1, 1]
+    # each run is unsure on the image the other gets right: their average gets all four
+    sure_a = held_out([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.2, 0.8]], labels)
+    sure_b = held_out([[0.45, 0.55], [0.9, 0.1], [0.2, 0.8], [0.2, 0.8]], labels)
+    won, other = RacePath("a", {}, "", scores=[0.75]), RacePath("b", {}, "", scores=[0.75])
+    report = race_module.RaceReport([won, other], images=12, heldout=4)
+    race_module._judge_ensemble(report, won, {"a": sure_a, "b": sure_b})
+    assert report.ensemble == {"paths": ["a", "b"], "heldout": 1.0, "helps": True}
+    # two runs that make the same mistake: averaging gains nothing, two models are not worth it
+    report.ensemble = {}
+    race_module._judge_ensemble(report, won, {"a": sure_a, "b": held_out(sure_a.probs, labels)})
+    assert report.ensemble["helps"] is False and report.ensemble["heldout"] == 0.75
 
 
 def test_the_same_seed_races_to_the_same_winner(data):
