@@ -7,6 +7,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 
 from modelkit.cli.common import (
     EXIT_STOPPED,
@@ -26,6 +27,7 @@ def _train(args: argparse.Namespace) -> int:
     from modelkit.training.loop import Trainer, TrainingError
     from modelkit.training.progress import ProgressPrinter
 
+    search = None  # what auto measured (probe and race), for its second model
     if args.resume:
         if given_settings(args) or args.data or args.recipe or args.dataset:
             raise UsageError("train --resume takes no data folder or other settings")
@@ -54,8 +56,13 @@ def _train(args: argparse.Namespace) -> int:
     # main() in-process (tests, notebooks) does not leave Ctrl-C rewired.
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_signal) if in_main else None
+    run_dir = None
     try:
+        fit_started = time.perf_counter()
         result = trainer.fit(stop)
+        run_dir = result.run_dir
+        if not args.resume and result.state == "finished" and search and is_main_process():
+            run_dir = _second_model(result, trainer.config, search, fit_started, stop, printer)
     except TrainingError as exc:
         raise TrainingError(f"training failed: {exc}") from exc
     finally:
@@ -64,8 +71,22 @@ def _train(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
     if is_main_process():  # under torchrun only rank 0 reports
         echo_lines(_summary(result), sys.stderr)
-        echo(result.run_dir)
+        echo(run_dir)
     return 0 if result.state == "finished" else EXIT_STOPPED
+
+
+def _second_model(result, config, search, fit_started, stop, printer):
+    """The run a person gets: auto's winner, or the ensemble of it and the race's runner-up
+    where the race found two averaged better and the budget left allows (recipes.second_model)."""
+    from modelkit.recipes.second_model import spend_what_is_left
+
+    if not config.time_budget:
+        return result.run_dir
+    left = config.time_budget - (time.perf_counter() - fit_started)
+    return spend_what_is_left(
+        result.run_dir, config, search.get("race"), left, stop, [printer],
+        say=lambda line: echo(f"note: {line}", sys.stderr),
+    )  # fmt: skip
 
 
 def _layout_logger(trainer):
