@@ -54,7 +54,7 @@ def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
                 TRAINING_ACCURACY: r.best_val_acc,
                 "created": _created(r.created),
                 "duration": duration_text(r.duration_s),
-                "epochs": f"{r.epochs_done}/{r.epochs}",
+                "epochs": r.epochs_text,
                 "summary": r.problem or r.summary(),
             }
             for r in runs

@@ -38,7 +38,7 @@ def _runs(args: argparse.Namespace) -> int:
     for r in runs:
         acc = f"{r.best_val_acc:.4f}" if isinstance(r.best_val_acc, (int, float)) else "-"
         about = r.problem or r.summary()  # an unreadable run says why
-        echo(f"{r.id:<40} {r.state:<11} {r.epochs_done:>3}/{r.epochs:<3} {acc:>12}  {about}")
+        echo(f"{r.id:<40} {r.state:<11} {r.epochs_text:>7} {acc:>12}  {about}")
     return 0
 
 

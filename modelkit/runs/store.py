@@ -7,7 +7,6 @@ whose process died is reported as interrupted and resumes from its last checkpoi
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -20,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.errors import ModelkitError
-from modelkit.runs.folder import RunFolder, read_json, read_run_file
+from modelkit.runs.folder import RunFolder, read_json
 from modelkit.runs.lock import is_locked
-from modelkit.runs.validate import (
-    classes_problem,
-    config_problem,
-    metrics_row_problem,
-    status_problem,
-)
+from modelkit.runs.members import ensemble_summary, is_ensemble
+from modelkit.runs.metrics_log import best_row, metric_rows
+from modelkit.runs.metrics_log import read_metrics as read_metrics  # where pages look for it
+from modelkit.runs.validate import classes_problem, config_problem, status_problem
 
 STATES = ("running", "finished", "stopped", "pruned", "failed", "interrupted")
 # runs that ended on their own terms with weights worth evaluating, exporting and serving
@@ -46,35 +43,6 @@ def _process_start(pid: int) -> str | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
-
-
-def _metric_rows(run_dir: str | Path) -> tuple[list[dict[str, Any]], str | None]:
-    """The well-formed rows, and the first problem with a row that parsed but has wrong types."""
-    path = RunFolder(run_dir).metrics
-    rows: list[dict[str, Any]] = []
-    problem = None
-    try:
-        lines = read_run_file(path).decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return rows, None
-    for n, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # torn by a kill mid-write
-        if not isinstance(row, dict) or "epoch" not in row:
-            continue
-        bad = metrics_row_problem(row)
-        if bad is None:
-            rows.append(row)
-        elif problem is None:
-            problem = f"{path.name} line {n}: {bad}"
-    return rows, problem
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """One dict of numbers per epoch; a torn, garbled or wrongly typed line is skipped."""
-    return _metric_rows(run_dir)[0]
 
 
 def _live_state(status: dict[str, Any], run_dir: str | Path) -> str:
@@ -151,11 +119,18 @@ class RunInfo:
         return f"{self.dataset_name} · {images:,} images" if images else self.dataset_name
 
     @property
+    def epochs_text(self) -> str:
+        """'2/10' (done of asked); '-' for an ensemble run, which trains none."""
+        return "-" if is_ensemble(self.config) else f"{self.epochs_done}/{self.epochs}"
+
+    @property
     def resumable(self) -> bool:
         return self.state in ("interrupted", "stopped", "failed") and self.folder.can_resume()
 
     def summary(self) -> str:
         c = self.config
+        if is_ensemble(c):  # it was not trained: what it averages, not settings it lacks
+            return ensemble_summary(c)
         return (
             f"{c.get('arch', '?')} {c.get('image_size', '?')}px, {c.get('optimizer', '?')} "
             f"lr={c.get('lr', '?')}, batch {c.get('batch_size', '?')}, "
@@ -184,7 +159,7 @@ def _read_run(path: Path) -> tuple[RunInfo, dict[str, Any]]:
     config = read_json(folder.config, _GARBLED)
     classes = read_json(folder.classes, _GARBLED)
     raw_status = read_json(folder.status, _GARBLED)
-    metrics, metrics_bad = _metric_rows(path)
+    metrics, metrics_bad = metric_rows(path)
     problem = folder.link_problem() or _garbled(folder, config, classes)
     config = {} if config is _GARBLED else config  # no config.json: a run being created
     problem = (
@@ -201,8 +176,7 @@ def _read_run(path: Path) -> tuple[RunInfo, dict[str, Any]]:
     status = {**raw, "state": _live_state(raw, path)}
     best = status.get("best") or {}
     if not best and metrics:
-        with_val = [m for m in metrics if m.get("val_acc") is not None]
-        best = max(with_val, key=lambda m: m["val_acc"]) if with_val else metrics[-1]
+        best = best_row(metrics)
     active = status.get("active_s")
     duration = float(active) if isinstance(active, (int, float)) else _span(status)
     info = RunInfo(
