@@ -13,9 +13,8 @@ from app_pages._clean_review import act, rel, thumb
 from modelkit.cleaning.compare import compare_runs
 from modelkit.cleaning.finder import CleanReport
 from modelkit.cleaning.journal import Journal
-from modelkit.config import TrainConfig
 from modelkit.errors import ModelkitError
-from modelkit.runs.folder import RunFolder
+from modelkit.runs.members import training_config, untrained_reason
 from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore
 from studio.state import job_registry, settings
 from studio.text import md
@@ -88,11 +87,18 @@ def compare() -> None:
         return
     names = {str(r.path): run_name(r) for r in runs}
     before = st.selectbox("Run before cleaning", list(names), format_func=names.get)
-    if st.button("Retrain with the same settings and seed", icon=":material/replay:"):
+    untrained = untrained_reason(before)  # an ensemble: nothing of its own to train again
+    if untrained:
+        said = untrained[:1].upper() + untrained[1:]
+        st.caption(f"{md(said)}. Retrain those, then make the ensemble again.")
+    if st.button(
+        "Retrain with the same settings and seed", icon=":material/replay:",
+        disabled=bool(untrained),
+    ):  # fmt: skip
         try:
-            job_registry().launch(TrainConfig.load(RunFolder(before).config))
+            job_registry().launch(training_config(before))
         except ModelkitError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:  # the Train page's live view follows it (this page would not redraw)
             st.switch_page("app_pages/train.py")
     after = st.selectbox("Run after cleaning", list(names), index=0, format_func=names.get)

@@ -31,6 +31,7 @@ from modelkit.models.checkpoint import load_checkpoint
 from modelkit.progress import Step
 from modelkit.runs.folder import RunFolder
 from modelkit.runs.lock import lock_run
+from modelkit.runs.members import untrained_reason
 from modelkit.training import balance, distributed, optim, setup
 from modelkit.training.callbacks import FINISHED, Callback, call_hooks
 from modelkit.training.callbacks.checkpoint import restore
@@ -123,6 +124,8 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir: str | Path, listeners: Iterable[ListenerFn] = ()) -> Trainer:
         folder = RunFolder(run_dir)
+        if why := untrained_reason(folder.path):  # an ensemble: no epochs, nothing to go on with
+            raise TrainingError(f"{folder.path}: nothing to resume: {why}")
         if not folder.can_resume():
             last = folder.last.relative_to(folder.path)
             raise TrainingError(f"{folder.path}: nothing to resume (no {last})")
