@@ -25,6 +25,7 @@ from modelkit.data.imageio import ImageLoadError
 from modelkit.evaluation.evaluate import evaluate_run
 from modelkit.evaluation.metrics import Evaluation, load_evaluation
 from modelkit.runs.folder import RunFolder, stamp
+from modelkit.runs.members import curves_note, is_ensemble
 from modelkit.runs.store import ENDED_STATES, RunInfo, RunStore, read_metrics
 from studio import figures as plots
 from studio.dataset_view import thumbnail_jpeg
@@ -272,6 +273,9 @@ def _gallery(ev: Evaluation) -> None:
 
 def _curves(run: RunInfo) -> None:
     rows = read_metrics(run.path)
+    if not rows and is_ensemble(run.config):  # not trained: say what it averages instead
+        st.info(md(curves_note(run.path, run.config)), icon=":material/call_merge:")
+        return
     if not rows:
         st.caption("This run has no per-epoch metrics.")
         return

@@ -16,6 +16,7 @@ from modelkit.report.provenance import SettingRow, run_notes, setting_rows
 from modelkit.report.runlog import LogLine, read_log
 from modelkit.report.samples import SampleCard, sample_cards
 from modelkit.runs.folder import RunFolder, read_json
+from modelkit.runs.members import curves_note, is_ensemble, no_training_settings
 from modelkit.runs.store import read_metrics, run_state
 
 EVALUATION_SPLITS = ("val", "test")  # the split a report judges the model on, in this order
@@ -50,6 +51,9 @@ class RunFacts:
     export_card: dict[str, Any] | None = None
     training_env: list[tuple[str, str]] = field(default_factory=list)
     report_env: list[tuple[str, str]] = field(default_factory=list)
+    # an ensemble run: what it averages, where a trained run has its curves and its settings
+    ensemble_curves: str = ""
+    ensemble_settings: str = ""
 
 
 def collect(run: str | Path, device: str = "cpu") -> RunFacts:
@@ -87,6 +91,9 @@ def collect(run: str | Path, device: str = "cpu") -> RunFacts:
             folder.saved_checkpoint(), evaluation.predictions, device
         )
     facts.journal, facts.journal_note = _journal(str(config.get("data_dir", "")))
+    if is_ensemble(config):
+        facts.ensemble_curves = curves_note(folder.path, config)
+        facts.ensemble_settings = no_training_settings(config)
     facts.training_env = training_rows(facts.status)
     facts.report_env = report_rows(device)
     return facts

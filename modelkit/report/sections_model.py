@@ -16,6 +16,8 @@ MAX_MATRIX_CLASSES = 250
 
 def curves(facts: RunFacts) -> str:
     rows = facts.metrics
+    if facts.ensemble_curves and not rows:
+        return para(facts.ensemble_curves)
     if not rows:
         return missing("This run has no per-epoch metrics (metrics.jsonl is empty or missing).")
     charts = []

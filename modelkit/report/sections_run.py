@@ -104,6 +104,12 @@ def data(facts: RunFacts) -> str:
 
 def settings(facts: RunFacts) -> str:
     out = ""
+    if facts.ensemble_settings:
+        said = facts.ensemble_settings
+        out += para(
+            f"{said[:1].upper()}{said[1:]}. Below are those it keeps of the first: its data, "
+            "splits and how it predicts."
+        )
     plan = facts.plan
     if plan:
         said = plan.get("summary") or plan.get("why") or ""
