@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from modelkit.data.browse import BrowseError, open_folder
+from modelkit.data.browse import BrowseError, open_dataset
 from modelkit.jobs import JobRegistry
 from modelkit.paths import confine_from_now, roots_from_env, within
 from modelkit.serving.predictor import Prediction, Predictor
@@ -86,8 +86,9 @@ def remember_dataset() -> str | None:
     """Keep ``st.session_state``'s data set and the address's ``?dataset=`` in step.
 
     A browser tab without one (a reload starts afresh) takes the address's, after the same check
-    a typed path gets: it must be an existing folder inside the allowed roots. A refused one is
-    dropped from the address, and the reason returned for the page to show."""
+    a typed path gets: it must be an existing folder, or a list of files (.json), inside the
+    allowed roots. A refused one is dropped from the address, and the reason returned for the
+    page to show."""
     chosen = st.session_state.get(DATASET_KEY)
     if chosen:
         if st.query_params.get(DATASET_QUERY) != chosen:
@@ -97,7 +98,7 @@ def remember_dataset() -> str | None:
     if not asked:
         return None
     try:
-        real = open_folder(asked, settings().allowed_roots)
+        real = open_dataset(asked, settings().allowed_roots)
     except BrowseError as exc:
         st.query_params.pop(DATASET_QUERY, None)
         return f"The dataset in the address cannot be opened: {exc}"

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from modelkit.data.file_list import is_file_list
 from modelkit.data.imageio import SYSTEM_FILES, is_image_file
 from modelkit.data.layouts import TEST_NAMES, VAL_NAMES
 from modelkit.paths import PathNotAllowedError, normalise_roots, resolve_allowed, within
@@ -34,6 +35,17 @@ def open_folder(path: str | os.PathLike, roots: Iterable[str | os.PathLike]) -> 
     if not real.is_dir():
         raise BrowseError(f"{real} is a file; choose the folder that holds the images")
     return real
+
+
+def open_dataset(path: str | os.PathLike, roots: Iterable[str | os.PathLike]) -> Path:
+    """``open_folder``, or a list of files (``modelkit.data.file_list``: the Label page's
+    pseudo-label hand-off trains on one) under the same confinement: a data set is either, and
+    an address naming a list must survive a reload as one naming a folder does. The list's
+    entries are checked when it is read, as a folder's files are when it is scanned."""
+    real = resolve_inside(path, roots)
+    if real.is_file() and is_file_list(real):
+        return real
+    return open_folder(real, roots)
 
 
 def _entry_is_dir(entry: os.DirEntry) -> bool:
