@@ -6,12 +6,15 @@ machine), so it re-plans when the budget changes. The form's starting values com
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
 from modelkit.config import schema
 from modelkit.errors import ModelkitError
 from modelkit.recipes import AUTO, CPU_START, NAMES, Resolved, resolve
+from modelkit.recipes.measured import measure_auto
 from studio.auto_reasons import plain_reasons, value_text
 from studio.budget_input import Budget, budget_input, given_budget
 from studio.text import md
@@ -26,6 +29,18 @@ def _resolve(name: str, dataset: str, on_gpu: bool, suggested: dict, given: dict
         suggested=suggested, suggested_source="learning-rate finder", dataset=dataset,
         check_weights=False,  # checked at launch: the form can still change the weights
     )  # fmt: skip
+
+
+def measure_at_launch(chosen: Resolved, on_gpu: bool, suggested: dict):
+    """For auto: what the job calls with the form's config, in its thread, before training:
+    the backbones measured and the paths raced (minutes), what the person changed kept."""
+    if chosen.auto is None:
+        return None
+    layers = dict(
+        start={} if on_gpu else CPU_START, start_source=CPU_START_SOURCE,
+        suggested=dict(suggested), suggested_source="learning-rate finder",
+    )  # fmt: skip
+    return lambda config: partial(measure_auto, config, chosen, **layers)
 
 
 @st.cache_data(max_entries=16, show_spinner="Looking at the dataset…")

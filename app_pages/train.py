@@ -9,7 +9,7 @@ import streamlit as st
 
 from app_pages._train_live import live_view
 from app_pages._train_lr_finder import lr_finder_panel, suggested_settings
-from app_pages._train_recipe import recipe_choice, settings_sources
+from app_pages._train_recipe import measure_at_launch, recipe_choice, settings_sources
 from modelkit.config import ConfigError
 from modelkit.device import pick_device
 from modelkit.jobs import JobBusyError
@@ -76,7 +76,12 @@ if launch:
             job_registry().launch_subprocess(build_config(), gpus)
         else:
             config = build_config()
-            job_registry().launch(config, notes=auto.lines(config) if auto else None)
+            measure = measure_at_launch(chosen, on_gpu, suggested_settings())
+            job_registry().launch(
+                config,
+                notes=auto.lines(config) if auto else None,
+                measure=measure(config) if measure else None,
+            )
         where = f"{gpus} GPUs" if multi_gpu else pick_device()
         st.session_state[LAUNCHED_KEY] = f"Training launched on {where}"
         st.rerun()  # draw the page again: the live view on top, the form folded

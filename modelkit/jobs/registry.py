@@ -13,13 +13,16 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from modelkit.config import ConfigError, TrainConfig
 from modelkit.errors import ModelkitError
 from modelkit.jobs.thread_job import TrainingJob
 from modelkit.paths import PathNotAllowedError, confine_to, resolve_allowed
 from modelkit.runs.lock import refuse_if_locked
+
+if TYPE_CHECKING:
+    from modelkit.recipes.measured import Measured
 
 T = TypeVar("T")
 RootsFn = Callable[[], Iterable[Path]]
@@ -61,9 +64,11 @@ class JobRegistry:
         config: TrainConfig | None = None,
         resume_dir: str | Path | None = None,
         notes: list[str] | None = None,
+        measure: Callable[[], Measured] | None = None,
     ) -> TrainingJob:
         """Train ``config`` (or resume ``resume_dir``) in a thread; ``notes`` (a recipe's
-        reasons) go to the run's log first."""
+        reasons) go to the run's log first; ``measure``: auto measures in the thread first and
+        its measured config is the one trained (``config`` is checked here all the same)."""
         roots = self.roots()
         if resume_dir is not None:
             refuse_if_locked(resume_dir)
@@ -72,7 +77,7 @@ class JobRegistry:
         with self._lock:
             self._refuse_if_busy()
             with confine_to(roots):  # the job's thread keeps this context: its scan is confined
-                job = TrainingJob(config, resume_dir, notes)
+                job = TrainingJob(config, resume_dir, notes, measure)
             return self._start(job)
 
     def launch_subprocess(self, config: TrainConfig, nproc: int):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelkit.config import TrainConfig
 from modelkit.events import (
@@ -28,7 +30,10 @@ from modelkit.events import (
 )
 from modelkit.jobs.live_view import LiveView
 from modelkit.recipes.notes import notes_callback
-from modelkit.training.loop import Trainer
+from modelkit.training.loop import Trainer, TrainResult
+
+if TYPE_CHECKING:
+    from modelkit.recipes.measured import Measured
 
 
 def show_step(view: LiveView, event: StepProgress) -> None:
@@ -49,19 +54,25 @@ class TrainingJob:
         config: TrainConfig | None = None,
         resume_dir: str | Path | None = None,
         notes: list[str] | None = None,
+        measure: Callable[[], Measured] | None = None,
     ):
         self.lock = threading.Lock()
         self.view = LiveView(epochs=config.epochs if config else 0)
         self.stop_event = threading.Event()
+        # ``measure``: auto measures and races in the thread first (recipes.measured), and
+        # what it measured may add a second model (recipes.second_model)
+        self.measure, self.search = measure, None
+        self.held_finish: Finished | None = None  # the winner's end, while a second may follow
+        self.trainer: Trainer | None = None
         if resume_dir is not None:
             self.trainer = Trainer.resume(resume_dir, [self._on_event])
             self.view.run_dir = str(resume_dir)
-        else:
+        elif measure is None:
             assert config is not None
             # notes: what a recipe chose and why, for the run's log
             callbacks = [notes_callback(notes)] if notes else []
             self.trainer = Trainer(config, [self._on_event], callbacks=callbacks)
-        self.config = self.trainer.config
+        self.config = self.trainer.config if self.trainer else config
         self.view.epochs = self.config.epochs
         # The thread runs in a copy of the creator's context, so an app's confine_to (its allowed
         # roots) applies to this run's dataset scan too.
@@ -93,7 +104,12 @@ class TrainingJob:
 
     def _main(self) -> None:
         try:
-            self.trainer.fit(self.stop_event)
+            if self.trainer is None:
+                self._measure()
+            fit_started = time.time()  # the run's budget counts from here (decoding included)
+            result = self.trainer.fit(self.stop_event)
+            if self.search is not None:
+                self._second_model(result, time.time() - fit_started)
         except Exception as exc:  # noqa: BLE001 - shown in the live view, never re-raised
             with self.lock:
                 if self.view.state == "failed":
@@ -103,10 +119,51 @@ class TrainingJob:
                 self.view.log.append(f"error: {self.view.error}")
                 self.view.ended = time.time()
 
+    def _measure(self) -> None:
+        """auto's probe and race, before the run exists: the view says so, then the measured
+        config trains with auto's notes and auto_search.json."""
+        with self.lock:
+            self.view.state, self.view.step = "decoding", "Measuring backbones and racing paths"
+            self.view.log.append("auto: measuring the backbones and racing the paths first")
+        config, notes, self.search = self.measure()
+        with self.lock:
+            self.view.step = ""
+        self.config = config
+        self.trainer = Trainer(
+            config, [self._on_event], callbacks=[notes_callback(notes, self.search)]
+        )
+
+    def _second_model(self, result: TrainResult, spent: float) -> None:
+        """The race's runner-up and the ensemble, where the race asked for them and time is
+        left; the view follows the second run, then shows the run the person gets: the
+        ensemble, or the winner (finished, whatever became of the second)."""
+        from modelkit.recipes.second_model import spend_what_is_left
+
+        run = result.run_dir
+        if result.state == "finished" and self.config.time_budget and not self.stop_event.is_set():
+            run = spend_what_is_left(
+                result.run_dir, self.config, self.search.get("race"),
+                self.config.time_budget - spent, self.stop_event, [self._on_event],
+                say=self._say,
+            )  # fmt: skip
+        with self.lock:
+            if self.held_finish is not None:
+                v = self.view
+                v.run_dir, v.state, v.error, v.ended = str(run), "finished", "", time.time()
+                if run != result.run_dir:
+                    v.log.append(f"the model is the ensemble run {run.name}")
+            self.held_finish = None
+
+    def _say(self, line: str) -> None:
+        with self.lock:
+            self.view.log.append(line)
+
     def _on_event(self, event: Event) -> None:
         with self.lock:
             v = self.view
             if isinstance(event, RunStarted):
+                if self.held_finish is not None:  # auto's second model: its own curves
+                    v.epoch_metrics, v.batch_losses, v.best, v.last = [], [], {}, {}
                 v.state, v.run_dir = "decoding", event.run_dir
                 v.device, v.precision = event.device, event.precision
                 v.num_train, v.num_val = event.num_train, event.num_val
@@ -148,8 +205,12 @@ class TrainingJob:
                 v.log.append(prefix + event.text)
             elif isinstance(event, Finished):
                 v.step = ""
-                v.state, v.best, v.last, v.ended = "finished", event.best, event.last, time.time()
+                v.best, v.last = event.best, event.last
                 v.log.append(f"finished ({event.reason})")
+                if self.search is not None:  # a second model may follow: not over yet
+                    self.held_finish = event
+                else:
+                    v.state, v.ended = "finished", time.time()
             elif isinstance(event, Stopped):
                 v.step = ""
                 v.state, v.stop_reason, v.ended = "stopped", event.reason, time.time()
