@@ -4,10 +4,12 @@ Three parts, each writing its own JSON (``--out-dir``, default benchmarks/result
 
 - ``efficiency`` (label_efficiency_cpu2.json): a labelled folder used as if unlabelled. A pool
   and a held-out test set are drawn per class; a simulated person labels pool images in batches
-  of one per class, chosen either by the tool (``suggest``: lowest margin thinned by k-center,
-  k-center over typical images before the head exists) or at random (the naive reference), and
-  the head's test accuracy is recorded at 2, 5, 10, 20 and 50 labels a class (in total: the
-  number of classes times that), mean of ``--seeds`` seeds.
+  of one per class, chosen either by the tool (``suggest``: half lowest margin without
+  near-copies, half k-center over typical images; k-center over typical images before the head
+  exists) or at random (the naive reference), and the head's test accuracy is recorded at 2, 5,
+  10, 20 and 50 labels a class (in total: the number of classes times that), mean of ``--seeds``
+  seeds. The tool's picks do not depend on the seed, so its curve is one run (sd 0); the rules
+  tried against it are in label_efficiency_variants_cpu2.json.
 - ``layout`` (label_layout_cpu2.json): PCA, t-SNE and UMAP (when installed) on each folder's
   features: 5-NN accuracy in 2-D (leave-one-out), trustworthiness (10 neighbours) and seconds.
 - ``pseudo`` (label_pseudo_cpu2.json): at ``--pseudo-budgets`` labels a class picked by the

@@ -8,12 +8,15 @@ page, the command and the benchmark drive it alike, and tests pass small made-up
 - The head is a logistic regression on L2-normalised backbone features, as the cleaner's k-fold
   heads (``modelkit.cleaning.issues``): it trains in well under a second on the labels a person
   gives, and is what a frozen-backbone run would learn.
-- Which images to ask about: the unlabelled ones the head is least sure of (lowest margin between
-  its two best classes), thinned by greedy k-center on the embeddings (each pick is the candidate
-  farthest from everything labelled or picked), so one batch never asks about ten copies of the
-  same photo. Before the head exists (fewer than ``MIN_PER_CLASS`` labels in two classes) the
-  picks are k-center over all unlabelled images among the typical ones (those in the denser half
-  of the map), so the first labels cover the folder instead of its oddest photos.
+- Which images to ask about: half of each batch is the unlabelled images the head is least sure
+  of (lowest margin between its two best classes), skipping any near-copy of a labelled image or
+  of an earlier pick, so one batch never asks about ten copies of the same photo; the other half
+  explores: k-center (each pick the typical image farthest from everything labelled or picked),
+  so a part of the folder with no label is found. Before the head exists (fewer than
+  ``MIN_PER_CLASS`` labels in two classes) the picks are k-center over all unlabelled images among
+  the typical ones (those in the denser half of the map), so the first labels cover the folder
+  instead of its oddest photos.
+- The head weights classes by the inverse of their label counts (``HEAD_CLASS_WEIGHT``).
 - Calibrated confidence: out-of-fold log-probabilities of the labelled images (k-fold, as the
   cleaner does) fit one temperature (``evaluation.calibration.fit_temperature``), and the lowest
   calibrated confidence whose held-out answers reach the target accuracy (the Wilson-bounded
@@ -25,7 +28,9 @@ page, the command and the benchmark drive it alike, and tests pass small made-up
 - ``nearest``: "more like this" by exact cosine search, one matrix-vector product (50,000 images
   take milliseconds: benchmarks/results/label_speed_cpu2.json), so no approximate index.
 
-Measured label efficiency: benchmarks/results/label_efficiency_cpu2_pool8.json.
+Measured label efficiency: benchmarks/results/label_efficiency_cpu2.json; the rules tried
+(TypiClust cold starts, class-balanced or density-weighted asking, other heads) and their numbers:
+benchmarks/results/label_efficiency_variants_cpu2.json.
 """
 
 from __future__ import annotations
@@ -41,14 +46,25 @@ from modelkit.evaluation.folds import out_of_fold
 UNLABELLED, SET_ASIDE = -1, -2  # label values: still to label; never asked (the not-sure bin)
 MIN_PER_CLASS = 2  # labels a class needs before the head is trained and trusted
 EXPLORE_SHARE = 0.5  # half of each batch explores: see _hard_and_diverse
-# lowest-margin candidates per asked image that k-center chooses among. 4 was tried: 0.4-0.9
-# points more at 10 labels a class on three folders, but 1-3 points less at 5 a class on two
-# (benchmarks/results/label_efficiency_cpu2_pool4.json against ..._pool8.json), so 8 stays
+# lowest-margin candidates per asked image that the asks are taken from (see _least_sure)
 POOL_PER_ASK = 8
+# a hard ask is the lowest-margin candidate that is no near-copy (cosine above this) of a
+# labelled image, an explore pick or an earlier ask. Greedy k-center among the candidates (each
+# ask the one farthest from everything labelled), the rule before, asked about the oddest of the
+# unsure: 0.2-1.7 points less at 10 labels a class on all four folders, mean of 8 runs
+# (benchmarks/results/label_efficiency_variants_cpu2.json, "dedup:0.9" against "base")
+DUPLICATE_SIM = 0.9
 DEFAULT_TARGET = 0.95
 HEAD_C = 10.0  # inverse regularisation: 1 (the cleaner's) left a head on 10 labels guessing
 # the larger class for every image (hymenoptera); 10 and 100 both learn from the first labels
 HEAD_DIMS = 128
+# classes weighted by the inverse of their label counts: the asks lean to the classes the head
+# confuses, and an unweighted head took that lean for a prior. Weighted: 1.4-5 points more at 2
+# labels a class on all four folders, as much or more at 10 (mean of 8 runs), and no loss on
+# caltech10 with classes 8x apart in size ("cw" and "imbalance_check" in
+# benchmarks/results/label_efficiency_variants_cpu2.json). The pseudo-label check keeps an
+# unweighted head (pseudo.head_accuracy)
+HEAD_CLASS_WEIGHT = "balanced"
 
 
 def normalise(features: np.ndarray) -> np.ndarray:
@@ -73,25 +89,28 @@ def reduce(features: np.ndarray, dims: int = HEAD_DIMS, seed: int = 0) -> np.nda
         return normalise(PCA(dims, random_state=seed).fit_transform(x))
 
 
-def _fit(x: np.ndarray, y: np.ndarray):
+def _fit(x: np.ndarray, y: np.ndarray, class_weight: str | None = HEAD_CLASS_WEIGHT):
     """The head on the labelled rows. One BLAS/OpenMP thread: these fits are small, and on a
     busy 2-core machine a thread pool made the same fit 20-80x slower (seconds, not 0.05 s)."""
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    head = LogisticRegression(C=HEAD_C, max_iter=300)
+    head = LogisticRegression(C=HEAD_C, max_iter=300, class_weight=class_weight)
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # an unconverged fit on a few labels is still a fine head
         head.fit(x, y)
     return head
 
 
-def head_log_probs(x: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+def head_log_probs(
+    x: np.ndarray, labels: np.ndarray, num_classes: int,
+    class_weight: str | None = HEAD_CLASS_WEIGHT,
+) -> np.ndarray:  # fmt: skip
     """N x K log-probabilities from a head fitted on the labelled rows (classes it has not seen
-    get a log-probability of -inf)."""
+    get a log-probability of -inf); ``class_weight=None`` for an unweighted head."""
     known = labels >= 0
     out = np.full((len(x), num_classes), -np.inf)
-    head = _fit(x[known], labels[known])
+    head = _fit(x[known], labels[known], class_weight)
     out[:, head.classes_] = head.predict_log_proba(x)
     return out
 
@@ -273,7 +292,7 @@ def _hard_and_diverse(x, labels, unknown, margin, guess, conf, ask) -> list[Ask]
     rest = np.setdiff1d(unknown, wide)
     size = min(len(rest), max(POOL_PER_ASK * ask, 50))
     pool = rest[np.argsort(margin[rest], kind="stable")[:size]]
-    hard = k_center(x, pool, np.r_[known, wide].astype(np.int64), ask - len(wide))
+    hard = _least_sure(x, pool, np.r_[known, wide].astype(np.int64), ask - len(wide))
     why_hard = "the head is least sure here (margin {:.2f}) and nothing like it is labelled"
     why_wide = "typical of a part of the map with no label near it (the head guesses {:.2f})"
 
@@ -281,6 +300,29 @@ def _hard_and_diverse(x, labels, unknown, margin, guess, conf, ask) -> list[Ask]
         return why_wide.format(conf[r]) if r in wide else why_hard.format(margin[r])
 
     return [Ask(r, why(r), int(guess[r]), float(conf[r]), float(margin[r])) for r in hard + wide]
+
+
+def _least_sure(x: np.ndarray, pool: np.ndarray, centres: np.ndarray, k: int) -> list[int]:
+    """The first ``k`` rows of ``pool`` (lowest margin first) that are no near-copy (cosine
+    above ``DUPLICATE_SIM``) of a centre or of an earlier pick; when the pool runs out of such
+    rows, the lowest-margin rows left fill the batch."""
+    if k <= 0 or not len(pool):
+        return []
+    xp = x[pool]
+    nearest_sim = np.full(len(pool), -np.inf, dtype=np.float32)
+    for s in range(0, len(centres), 2048):
+        nearest_sim = np.maximum(nearest_sim, (xp @ x[centres[s : s + 2048]].T).max(1))
+    picks: list[int] = []
+    for i in range(len(pool)):
+        if len(picks) == k:
+            break
+        if nearest_sim[i] > DUPLICATE_SIM:
+            continue
+        picks.append(i)
+        nearest_sim = np.maximum(nearest_sim, xp @ xp[i])
+    chosen = set(picks)
+    picks += [i for i in range(len(pool)) if i not in chosen][: k - len(picks)]
+    return [int(pool[i]) for i in picks]
 
 
 def nearest(features: np.ndarray, row: int, k: int = 12, normalised: bool = False):
