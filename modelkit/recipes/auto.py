@@ -58,9 +58,19 @@ def choose(facts: Facts, explicit: dict[str, Any] | None = None) -> AutoRecipe:
     per_class = facts.images / max(facts.classes, 1)
     seen = f"{facts.images} training images, {facts.classes} classes (~{per_class:.0f} a class)"
     tiny = 0 < facts.median_side <= scratch.TINY_SIDE
-    if facts.pretrained and not (tiny and not facts.gpu):
+    # tiny images upscaled cost a CPU much, so without a measurement they train from scratch,
+    # and so they do where one look at them upscaled would not fit the budget
+    upscale = tiny and not facts.gpu and facts.probe is not None and _fits(facts)
+    if facts.pretrained and not (tiny and not facts.gpu and not upscale):
         start = FEW_IMAGES if per_class < FEW_PER_CLASS else MANY_IMAGES
-        c = Choice(facts, explicit, start, f"ImageNet weights can be had here; {seen}")
+        why = f"ImageNet weights can be had here; {seen}"
+        if upscale:
+            why += (
+                f"; the images are tiny (~{facts.median_side} px), but the backbones measured "
+                f"on them upscaled score {facts.probe.best_accuracy():.3f} held out, and the "
+                "race weighs a small network from scratch against them"
+            )
+        c = Choice(facts, explicit, start, why)
         _chosen_budget(c)
         refuse_if_nothing_fits(facts)
         maps = fine_tune.backbone(c, seen)
@@ -74,6 +84,16 @@ def choose(facts: Facts, explicit: dict[str, Any] | None = None) -> AutoRecipe:
     _monitor(c)
     _techniques(c)
     return c.out
+
+
+def _fits(facts: Facts) -> bool:
+    """Whether the training images can be looked at once in the budget (the least a path on
+    pretrained features needs)."""
+    try:
+        refuse_if_nothing_fits(facts)
+    except AutoRecipeError:
+        return False
+    return True
 
 
 def _chosen_budget(c: Choice) -> None:

@@ -166,15 +166,18 @@ def default_budget(images: int, gpu: bool) -> float:
 
 
 def _measurable(facts: Facts, explicit: dict[str, Any]) -> bool:
-    """A choice of backbone is left to make: pretrained weights, no architecture given, and
-    images large enough that auto would fine-tune rather than train from scratch."""
+    """A choice of backbone is left to make: pretrained weights and no architecture given.
+    Tiny images too (upscaled to the backbones' size), unless their size was given: whether
+    ImageNet features beat a small network from scratch on them is what the probe and the race
+    measure (CIFAR-10, 1,500 images, 5 min: the few-images recipe's upscaled Lite0 0.693 against
+    0.343 from scratch, benchmarks/results/suite_5m_cpu2.json)."""
     from modelkit.recipes.probe import installed_backbones
 
     tiny = 0 < facts.median_side <= 64 and not facts.gpu
     return (
         bool(facts.pretrained)
         and "arch" not in explicit
-        and not tiny
+        and not (tiny and "image_size" in explicit)
         and (len(installed_backbones()) > 1)
         and facts.images > 0
     )

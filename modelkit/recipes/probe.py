@@ -57,6 +57,11 @@ class ProbeReport:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "candidates": [asdict(c) for c in self.candidates]}
 
+    def best_accuracy(self) -> float:
+        """The best held-out accuracy measured (0.0 when none was)."""
+        scores = [c.heldout_accuracy for c in self.candidates if c.heldout_accuracy is not None]
+        return max(scores, default=0.0)
+
     def table(self) -> list[str]:
         """The candidates as aligned text lines, for the run log and the terminal."""
         lines = [f"{'backbone':<20} {'size':>4} {'held-out acc':>12} {'seconds':>7}"]

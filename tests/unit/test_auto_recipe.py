@@ -243,6 +243,23 @@ def test_tiny_images_on_a_cpu_train_a_small_network_even_with_weights_at_hand():
     assert choose(facts(median_side=64, gpu=True)).settings["weights"] == "imagenet"
 
 
+def test_tiny_images_whose_upscaled_features_were_measured_start_from_imagenet_weights():
+    from modelkit.recipes.probe import Candidate, ProbeReport
+
+    probe = ProbeReport(
+        [Candidate("efficientnet_lite0", 224, 0.81, 30.0, "", 0.01)], 600, 4,
+        "efficientnet_lite0", "measured best", 30.0,
+    )  # fmt: skip
+    chosen = choose(facts(median_side=32, time_budget=300.0, probe=probe))
+    assert chosen.settings.get("weights", "imagenet") == "imagenet"
+    assert chosen.settings["arch"].startswith("efficientnet_lite")
+    assert any("tiny (~32 px)" in line and "0.810 held out" in line for line in chosen.lines())
+    # where one look at them upscaled would not fit the budget, a small network from scratch
+    slow = replace(probe, candidates=[Candidate("efficientnet_lite0", 224, 0.81, 30.0, "", 2.0)])
+    chosen = choose(facts(median_side=32, time_budget=300.0, probe=slow))
+    assert chosen.settings["weights"] == "none" and chosen.settings["arch"] == "smallresnet"
+
+
 def test_imbalanced_classes_are_noticed_and_said():
     chosen = choose(facts(per_class={"a": 190, "b": 10}))
     assert chosen.settings["monitor"] == "val_loss"
@@ -419,3 +436,16 @@ def test_every_picker_of_auto_is_short():
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef):
                 assert node.end_lineno - node.lineno < 42, f"{module.__name__}.{node.name}"
+
+
+@pytest.mark.parametrize(
+    "given", [{"freeze_backbone": True}, {"epochs": 1}, {"epochs": 3}], ids=str
+)
+def test_what_the_person_gave_never_makes_auto_s_choice_contradict_itself(given):
+    """A frozen backbone rules out a fine-tuning phase and stage maps; epochs given leave the
+    head at most all but one of them: auto's settings with the person's make a valid run."""
+    for situation in (facts(), facts(**CALTECH_LIKE, time_budget=300.0)):
+        settings = {**choose(situation, given).settings, **given}
+        TrainConfig(data_dir="x", **settings)  # raises ConfigError on a contradiction
+        if given.get("freeze_backbone"):
+            assert settings.get("head_epochs", 0) == 0 and not settings.get("cache_frozen_stages")
