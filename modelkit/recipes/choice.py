@@ -12,6 +12,8 @@ from modelkit.recipes.facts import Facts
 from modelkit.recipes.presets import ABOUT, PRESETS
 
 FEW_PER_CLASS = 300  # fewer training images a class than this: train the head first
+# what a backbone the person froze rules out: a phase that unfreezes it, stage maps to fine-tune
+WITH_FROZEN_BACKBONE = {"head_epochs": 0, "cache_frozen_stages": False}
 
 
 @dataclass
@@ -45,10 +47,27 @@ class Choice:
         self.out = AutoRecipe(dict(self.base), [], facts, start)
         self.out.reasons.append(("", f"started from the {start} recipe: {ABOUT[start]}", why))
         self.per_class = facts.images / max(facts.classes, 1)
+        self.frozen = bool(explicit.get("freeze_backbone"))
+        for name, value in WITH_FROZEN_BACKBONE.items() if self.frozen else ():
+            if name not in explicit:
+                self.out.settings[name] = value
+                self.out.reasons.append((name, value, "you froze the backbone"))
+        if "head_epochs" in self.base and "epochs" in explicit:
+            self.out.settings["head_epochs"] = self._within_epochs(self.base["head_epochs"])
+
+    def _within_epochs(self, head_epochs: int) -> int:
+        """The head's epochs within the epochs the person gave: the fine-tuning phase needs
+        one at least (one epoch in all: a single phase)."""
+        if "epochs" not in self.explicit:
+            return head_epochs
+        return min(int(head_epochs), max(int(self.explicit["epochs"]) - 1, 0))
 
     def pick(self, name: str, value: Any, why: str) -> None:
-        if name in self.explicit:
+        if name in self.explicit or (self.frozen and name in WITH_FROZEN_BACKBONE):
             return
+        if name == "head_epochs" and value != self._within_epochs(value):
+            value = self._within_epochs(value)
+            why += f"; at most {value} within the {self.explicit['epochs']} epochs you gave"
         self.out.settings[name] = value
         self.out.reasons.append((name, value, why))
 

@@ -11,19 +11,20 @@ from typing import Any
 
 from modelkit.config import TrainConfig
 from modelkit.recipes.presets import AUTO
-from modelkit.recipes.resolve import Resolved, resolve
+from modelkit.recipes.resolve import GIVEN, Resolved, resolve
 
 Measured = tuple[TrainConfig, list[str], dict[str, Any] | None]
 
 
 def changed_in_form(form: TrainConfig, shown: Resolved) -> dict[str, Any]:
-    """The fields of ``form`` that differ from what was shown (``shown``'s settings, else
-    TrainConfig's defaults): what the person gave, which measuring must not choose again."""
+    """What the person gave, which measuring must not choose again: the fields of ``form``
+    that differ from what was shown (``shown``'s settings, else TrainConfig's defaults), and
+    those the shown settings had from them already (the budget box)."""
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     return {
         name: value
         for name, value in form.to_dict().items()
-        if value != shown.settings.get(name, defaults.get(name))
+        if value != shown.settings.get(name, defaults.get(name)) or shown.sources.get(name) == GIVEN
     }
 
 

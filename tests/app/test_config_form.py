@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO, make_colour_dataset
 
 from modelkit.config import TrainConfig, schema
+from modelkit.recipes.measured import changed_in_form
 
 # Strings in app_pages/ and studio/ that are a field's name by coincidence, not the field.
 NOT_THE_FIELD = {
@@ -82,13 +83,20 @@ def _enter(at, s, value) -> None:
 
 @pytest.fixture
 def launched(monkeypatch) -> list[TrainConfig]:
-    """Configs the Train page launches, recorded instead of trained."""
+    """Configs the Train page launches, recorded instead of trained; with auto, the config the
+    job would measure its way to (recipes.measured) is recorded too."""
     from modelkit.jobs import JobRegistry
 
     configs: list[TrainConfig] = []
-    monkeypatch.setattr(
-        JobRegistry, "launch", lambda self, config, notes=None: configs.append(config)
-    )
+
+    def launch(self, config, notes=None, measure=None):
+        configs.append(config)
+        if measure is not None:  # what the person changed from auto's form stays theirs
+            given = changed_in_form(config, measure.args[1])
+            measured = measure()[0]
+            configs.append({name: getattr(measured, name) == v for name, v in given.items()})
+
+    monkeypatch.setattr(JobRegistry, "launch", launch)
     return configs
 
 
@@ -118,11 +126,13 @@ def test_every_field_is_reachable_from_the_train_form(
             at.run()
     next(b for b in at.button if "Launch training" in b.label).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    (config,) = launched
-    assert config.data_dir == str(dataset)
-    got = {name: getattr(config, name) for name in wanted}
+    form, kept = launched
+    assert form.data_dir == str(dataset)
+    got = {name: getattr(form, name) for name in wanted}
     assert got == wanted
     assert all(got[n] != s.default for s in schema() if (n := s.name) in got)
+    # auto, measured as the run starts, keeps every value that differs from what it showed
+    assert kept and all(kept.values()), [name for name, same in kept.items() if not same]
 
 
 def test_the_tune_form_builds_the_trials_config_from_the_same_schema(

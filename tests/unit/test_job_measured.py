@@ -35,7 +35,8 @@ def data(tmp_path):
 
 def measured_job(data, tmp_path, helps: bool) -> TrainingJob:
     shown = fast_config(data, tmp_path / "runs")  # what the form showed
-    measured = fast_config(data, tmp_path / "runs", arch="smallresnet", time_budget=300.0)
+    # a budget no run of these uses up: a quarter of it is left on the slowest machine
+    measured = fast_config(data, tmp_path / "runs", arch="smallresnet", time_budget=3600.0)
     search = {"winner": "efficientnet_lite0", "race": race(helps)}
     job = TrainingJob(shown, measure=lambda: (measured, ["auto: raced 2 paths"], search))
     job.start().join(900)  # a safety net for a stuck thread, not a timing
@@ -68,8 +69,9 @@ def test_a_race_that_does_not_keeps_the_winner(data, tmp_path):
 
 
 def test_what_the_person_changed_in_the_form_stays_theirs(data, tmp_path):
-    shown = resolve("none", {"epochs": 3, "lr": 0.01})
-    form = fast_config(data, tmp_path / "runs", epochs=3, lr=0.05)
+    shown = resolve("none", {"time_budget": 90.0}, start={"epochs": 3, "lr": 0.01})
+    form = fast_config(data, tmp_path / "runs", epochs=3, lr=0.05, time_budget=90.0)
     given = changed_in_form(form, shown)
     assert given["lr"] == 0.05 and "epochs" not in given  # as shown: auto may choose again
+    assert given["time_budget"] == 90.0  # the budget box's, though the form shows it as is
     assert given["data_dir"] == str(data)
