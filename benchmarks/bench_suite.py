@@ -62,6 +62,9 @@ def read_path(run_dir: Path) -> dict:
     """What the run did, from its folder: the settings that name a path, the planned epochs,
     and auto's reasons (its ``auto:`` and ``time budget`` log lines)."""
     config = json.loads((run_dir / "config.json").read_text())
+    if config.get("ensemble_of"):  # auto's second model: the winner's and the runner-up's paths
+        members = [read_path(run_dir.parent / name) for name in config["ensemble_of"]]
+        return {"arch": "ensemble", "members": members, "why": members[0]["why"]}
     path = {k: config.get(k) for k in PATH_KEYS}
     plan_file = run_dir / "plan.json"
     if plan_file.is_file():
@@ -78,7 +81,10 @@ def read_path(run_dir: Path) -> dict:
 
 def describe(path: dict) -> str:
     """One short line for the table: 'efficientnet_lite0/imagenet 224px head 5 + 2 ep, ran 1'
-    (epochs planned, of which the head's, and how many ran before the run ended)."""
+    (epochs planned, of which the head's, and how many ran before the run ended); an ensemble
+    run, its members' lines joined by '+'."""
+    if path.get("members"):
+        return "ensemble of " + " + ".join(f"({describe(m)})" for m in path["members"])
     frozen = ""
     if path.get("freeze_backbone"):
         frozen = " frozen"
