@@ -30,6 +30,7 @@ from modelkit.events import (
 )
 from modelkit.jobs.live_view import LiveView
 from modelkit.recipes.notes import notes_callback
+from modelkit.runs.folder import RunFolder, read_json
 from modelkit.training.loop import Trainer, TrainResult
 
 if TYPE_CHECKING:
@@ -150,7 +151,9 @@ class TrainingJob:
             if self.held_finish is not None:
                 v = self.view
                 v.run_dir, v.state, v.error, v.ended = str(run), "finished", "", time.time()
-                if run != result.run_dir:
+                if run != result.run_dir:  # its best is the ensemble's, not the second's
+                    status = read_json(RunFolder(run).status, {})
+                    v.best = (status.get("best") if isinstance(status, dict) else None) or {}
                     v.log.append(f"the model is the ensemble run {run.name}")
             self.held_finish = None
 

@@ -55,6 +55,8 @@ def test_a_race_that_asks_for_two_models_ends_on_the_ensemble_run(data, tmp_path
     assert "auto: raced 2 paths" in (winner / "log.txt").read_text()
     assert any("measuring" in line for line in view.log)
     assert any(line == f"the model is the ensemble run {run.name}" for line in view.log)
+    status = json.loads((run / "status.json").read_text())
+    assert view.best["val_acc"] == status["best"]["val_acc"]  # the ensemble's, as it reports
     # the curves shown are the second run's own, not both runs' epochs run together
     assert [row["epoch"] for row in view.epoch_metrics] == [1, 2]
 
