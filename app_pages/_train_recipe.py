@@ -79,6 +79,10 @@ def recipe_choice(dataset: str, on_gpu: bool, suggested: dict) -> tuple[Resolved
         st.warning(f"auto could not choose: {md(str(exc))}")
         chosen = _resolve("none", "", on_gpu, suggested, given)
     if chosen.auto is not None:
+        st.caption(
+            "At launch auto measures the bundled backbones on your training images and races "
+            "its paths: the settings it chose may change then; the ones you changed stay."
+        )
         with st.expander("Why these settings (auto)", expanded=False):
             for reason in plain_reasons(chosen.auto.reasons):
                 st.markdown(reason.text, help=reason.tooltip)

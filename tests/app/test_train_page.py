@@ -16,6 +16,9 @@ def _number(at, label):
 
 def _fill_fast_settings(at, dataset, epochs=2):
     next(w for w in at.text_input if w.label == "Dataset folder").set_value(str(dataset)).run()
+    # no recipe: auto would measure at launch and may change what it had shown (a tiny image's
+    # 32 px, from scratch), which these values would then be taken for
+    next(w for w in at.selectbox if w.label == "Recipe").set_value("none").run()
     _number(at, "Epochs").set_value(epochs)
     _number(at, "Image size (px)").set_value(32)
     _number(at, "Batch size").set_value(8)
