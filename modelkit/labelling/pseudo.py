@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from modelkit.atomic import atomic_write_json
-from modelkit.config import TrainConfig
+from modelkit.config import defaults
 from modelkit.data.scan import scan_dataset
 from modelkit.labelling.embed import StoreError
 from modelkit.labelling.folder import LabelFolder
@@ -43,7 +43,7 @@ from modelkit.labelling.suggest import (
 )
 
 LIST_NAME = "train-files.json"  # in the folder's .modelkit-labelling/
-_RUN = {f.name: f.default for f in fields(TrainConfig)}
+_RUN = defaults()
 VAL_RATIO, TEST_RATIO, SEED = _RUN["val_ratio"], _RUN["test_ratio"], _RUN["seed"]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelkit.config import schema
+from modelkit.config import defaults
 from modelkit.recipes.facts import Facts
 from modelkit.recipes.presets import ABOUT, PRESETS
 
@@ -73,10 +73,10 @@ class Choice:
 
     def drop(self, names: tuple[str, ...], why: str) -> None:
         """Set the preset's ``names`` back to TrainConfig's defaults."""
-        defaults = {s.name: s.default for s in schema()}
+        default = defaults()
         for name in names:
             if name in self.base:
-                self.pick(name, defaults[name], why)
+                self.pick(name, default[name], why)
 
     def value(self, name: str, default: Any = None) -> Any:
         """What the run will use: the person's value, else the one chosen."""

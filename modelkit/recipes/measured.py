@@ -6,10 +6,9 @@ measured and the paths raced on the training images (minutes, in the job's threa
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from modelkit.config import TrainConfig
+from modelkit.config import TrainConfig, defaults
 from modelkit.recipes.presets import AUTO
 from modelkit.recipes.resolve import GIVEN, Resolved, resolve
 
@@ -20,11 +19,11 @@ def changed_in_form(form: TrainConfig, shown: Resolved) -> dict[str, Any]:
     """What the person gave, which measuring must not choose again: the fields of ``form``
     that differ from what was shown (``shown``'s settings, else TrainConfig's defaults), and
     those the shown settings had from them already (the budget box)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    default = defaults()
     return {
         name: value
         for name, value in form.to_dict().items()
-        if value != shown.settings.get(name, defaults.get(name)) or shown.sources.get(name) == GIVEN
+        if value != shown.settings.get(name, default.get(name)) or shown.sources.get(name) == GIVEN
     }
 
 

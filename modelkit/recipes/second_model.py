@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from modelkit.config import TrainConfig
+from modelkit.config import TrainConfig, defaults
 
 MIN_LEFT_SHARE = 0.25  # of the run's budget: less left than this, a second model is not trained
 MIN_LEFT_S = 20.0  # seconds: below this no run gets past its first epoch
@@ -39,11 +39,10 @@ def second_config(config: TrainConfig, race: dict[str, Any] | None, left_s: floa
     won, other = (paths.get(name) for name in ensemble["paths"][:2])
     if won is None or other is None:
         return None, ""
-    settings = config.to_dict()
-    defaults = TrainConfig.__dataclass_fields__
+    settings, default = config.to_dict(), defaults()
     base = race.get("base_settings") or {}
     for name in won.get("changes", {}):  # back to what auto chose before the race
-        settings[name] = base.get(name, defaults[name].default)
+        settings[name] = base.get(name, default[name])
     settings.update(other.get("changes", {}))
     settings.update(time_budget=round(left_s, 1), run_name=_suffixed(config.run_name, "second"))
     return TrainConfig.from_dict(settings), ""
