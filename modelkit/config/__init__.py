@@ -397,8 +397,3 @@ class TrainConfig:
 def schema() -> tuple[Setting, ...]:
     """Every TrainConfig field as declared: name, type, default, range or choices, help, group."""
     return settings_of(TrainConfig)
-
-
-def defaults() -> dict[str, Any]:
-    """Every TrainConfig field's default, by name (what a setting nobody gave is)."""
-    return {s.name: s.default for s in schema()}

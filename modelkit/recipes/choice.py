@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelkit.config import defaults
+from modelkit.config.defaults import config_defaults
 from modelkit.recipes.facts import Facts
 from modelkit.recipes.presets import ABOUT, PRESETS
 
@@ -73,7 +73,7 @@ class Choice:
 
     def drop(self, names: tuple[str, ...], why: str) -> None:
         """Set the preset's ``names`` back to TrainConfig's defaults."""
-        default = defaults()
+        default = config_defaults()
         for name in names:
             if name in self.base:
                 self.pick(name, default[name], why)

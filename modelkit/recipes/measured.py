@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelkit.config import TrainConfig, defaults
+from modelkit.config import TrainConfig
+from modelkit.config.defaults import config_defaults
 from modelkit.recipes.presets import AUTO
 from modelkit.recipes.resolve import GIVEN, Resolved, resolve
 
@@ -19,7 +20,7 @@ def changed_in_form(form: TrainConfig, shown: Resolved) -> dict[str, Any]:
     """What the person gave, which measuring must not choose again: the fields of ``form``
     that differ from what was shown (``shown``'s settings, else TrainConfig's defaults), and
     those the shown settings had from them already (the budget box)."""
-    default = defaults()
+    default = config_defaults()
     return {
         name: value
         for name, value in form.to_dict().items()
