@@ -23,24 +23,27 @@ CHOICES = (*NAMES, "none")  # auto first: the default for a new run
 CPU_START_SOURCE = "a first run on this CPU"
 
 
+def _layers(on_gpu: bool, suggested: dict) -> dict:
+    """The page's own layers under the person's values: its CPU start, the finder's rate."""
+    return dict(
+        start={} if on_gpu else CPU_START, start_source=CPU_START_SOURCE,
+        suggested=dict(suggested), suggested_source="learning-rate finder",
+    )  # fmt: skip
+
+
 def _resolve(name: str, dataset: str, on_gpu: bool, suggested: dict, given: dict) -> Resolved:
     return resolve(
-        name, given, start={} if on_gpu else CPU_START, start_source=CPU_START_SOURCE,
-        suggested=suggested, suggested_source="learning-rate finder", dataset=dataset,
+        name, given, dataset=dataset, **_layers(on_gpu, suggested),
         check_weights=False,  # checked at launch: the form can still change the weights
     )  # fmt: skip
 
 
-def measure_at_launch(chosen: Resolved, on_gpu: bool, suggested: dict):
-    """For auto: what the job calls with the form's config, in its thread, before training:
+def measure_at_launch(config, chosen: Resolved, on_gpu: bool, suggested: dict):
+    """For auto: what the job calls, in its thread, before training ``config`` (the form's):
     the backbones measured and the paths raced (minutes), what the person changed kept."""
     if chosen.auto is None:
         return None
-    layers = dict(
-        start={} if on_gpu else CPU_START, start_source=CPU_START_SOURCE,
-        suggested=dict(suggested), suggested_source="learning-rate finder",
-    )  # fmt: skip
-    return lambda config: partial(measure_auto, config, chosen, **layers)
+    return partial(measure_auto, config, chosen, **_layers(on_gpu, suggested))
 
 
 @st.cache_data(max_entries=16, show_spinner="Looking at the dataset…")

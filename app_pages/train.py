@@ -76,11 +76,10 @@ if launch:
             job_registry().launch_subprocess(build_config(), gpus)
         else:
             config = build_config()
-            measure = measure_at_launch(chosen, on_gpu, suggested_settings())
             job_registry().launch(
                 config,
                 notes=auto.lines(config) if auto else None,
-                measure=measure(config) if measure else None,
+                measure=measure_at_launch(config, chosen, on_gpu, suggested_settings()),
             )
         where = f"{gpus} GPUs" if multi_gpu else pick_device()
         st.session_state[LAUNCHED_KEY] = f"Training launched on {where}"

@@ -80,11 +80,9 @@ def _second_model(result, config, search, fit_started, stop, printer):
     where the race found two averaged better and the budget left allows (recipes.second_model)."""
     from modelkit.recipes.second_model import spend_what_is_left
 
-    if not config.time_budget:
-        return result.run_dir
-    left = config.time_budget - (time.perf_counter() - fit_started)
+    spent = time.perf_counter() - fit_started
     return spend_what_is_left(
-        result.run_dir, config, search.get("race"), left, stop, [printer],
+        result.run_dir, config, search.get("race"), spent, stop, [printer],
         say=lambda line: echo(f"note: {line}", sys.stderr),
     )  # fmt: skip
 

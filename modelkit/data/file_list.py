@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+from modelkit.atomic import atomic_write_json
 from modelkit.data.layouts import DatasetError
 from modelkit.paths import MAX_RUN_FILE_BYTES, read_untrusted
 
@@ -57,6 +59,16 @@ def read_file_list(path: str | os.PathLike) -> tuple[list[str], dict[str, list[t
     if not splits.get("train"):
         raise DatasetError(f"{path}: no training images listed")
     return list(classes), splits
+
+
+def write_file_list(
+    path: str | os.PathLike, classes: list[str], splits: dict, **extra: Any
+) -> Path:
+    """Write a list ``read_file_list`` reads (atomically): ``splits`` maps a split to
+    (path, class index) pairs; ``extra`` keys are the writer's own (training ignores them)."""
+    rows = {s: [[p, int(y)] for p, y in pairs] for s, pairs in splits.items()}
+    atomic_write_json(Path(path), {"classes": list(classes), "splits": rows, **extra})
+    return Path(path)
 
 
 def _label(row: list) -> int:

@@ -30,7 +30,7 @@ from modelkit.events import (
 )
 from modelkit.jobs.live_view import LiveView
 from modelkit.recipes.notes import notes_callback
-from modelkit.runs.folder import RunFolder, read_json
+from modelkit.runs.metrics_log import recorded_best
 from modelkit.training.loop import Trainer, TrainResult
 
 if TYPE_CHECKING:
@@ -141,19 +141,17 @@ class TrainingJob:
         from modelkit.recipes.second_model import spend_what_is_left
 
         run = result.run_dir
-        if result.state == "finished" and self.config.time_budget and not self.stop_event.is_set():
+        if result.state == "finished" and not self.stop_event.is_set():
             run = spend_what_is_left(
-                result.run_dir, self.config, self.search.get("race"),
-                self.config.time_budget - spent, self.stop_event, [self._on_event],
-                say=self._say,
+                result.run_dir, self.config, self.search.get("race"), spent, self.stop_event,
+                [self._on_event], say=self._say,
             )  # fmt: skip
         with self.lock:
             if self.held_finish is not None:
                 v = self.view
                 v.run_dir, v.state, v.error, v.ended = str(run), "finished", "", time.time()
                 if run != result.run_dir:  # its best is the ensemble's, not the second's
-                    status = read_json(RunFolder(run).status, {})
-                    v.best = (status.get("best") if isinstance(status, dict) else None) or {}
+                    v.best = recorded_best(run)
                     v.log.append(f"the model is the ensemble run {run.name}")
             self.held_finish = None
 

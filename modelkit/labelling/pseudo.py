@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from modelkit.atomic import atomic_write_json
-from modelkit.config import defaults
+from modelkit.config.defaults import config_defaults
+from modelkit.data.file_list import write_file_list
 from modelkit.data.scan import scan_dataset
 from modelkit.labelling.embed import StoreError
 from modelkit.labelling.folder import LabelFolder
@@ -43,7 +43,7 @@ from modelkit.labelling.suggest import (
 )
 
 LIST_NAME = "train-files.json"  # in the folder's .modelkit-labelling/
-_RUN = defaults()
+_RUN = config_defaults()
 VAL_RATIO, TEST_RATIO, SEED = _RUN["val_ratio"], _RUN["test_ratio"], _RUN["seed"]
 
 
@@ -246,9 +246,6 @@ def write_training_list(result: PseudoLabels, path: str | os.PathLike | None = N
     path = Path(path) if path is not None else list_path(result.root)
     if path.parent.is_symlink():
         raise StoreError(f"{path.parent}: a symlink; the training list is written nowhere else")
-    used = [[p, int(y)] for p, y, _ in result.used]
-    splits = {s: [[p, int(y)] for p, y in v] for s, v in result.splits.items()}
-    splits["train"] = splits.get("train", []) + used
-    atomic_write_json(path, {"classes": result.classes, "splits": splits,
-                             "pseudo": result.to_dict()})  # fmt: skip
-    return path
+    splits = dict(result.splits)
+    splits["train"] = splits.get("train", []) + [(p, y) for p, y, _ in result.used]
+    return write_file_list(path, result.classes, splits, pseudo=result.to_dict())

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelkit.atomic import atomic_write_json
+from modelkit.data.file_list import write_file_list
 from modelkit.errors import ModelkitError
 from modelkit.recipes.facts import Facts
 from modelkit.recipes.race_paths import RacePath, candidate_paths, estimate
@@ -234,9 +234,8 @@ def run_race(
         )
         return report
     with tempfile.TemporaryDirectory(prefix="modelkit-race-") as tmp:
-        files = str(Path(tmp) / "race_files.json")
-        split = {"train": [list(train[i]) for i in rows], "val": [list(train[i]) for i in held]}
-        atomic_write_json(Path(files), {"classes": classes, "splits": split})
+        split = {"train": [train[i] for i in rows], "val": [train[i] for i in held]}
+        files = str(write_file_list(Path(tmp) / "race_files.json", classes, split))
         _halve(report, kept, settings, files, first, started)
     report.seconds = time.perf_counter() - started
     return report

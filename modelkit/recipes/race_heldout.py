@@ -11,8 +11,8 @@ from modelkit.training.callbacks.base import CALLER, Callback
 
 
 class KeepBestHeldOut(Callback):
-    """The held-out probabilities of the epoch with the best held-out accuracy. One more pass
-    over the held-out images each time the best improves: a few hundred images at most."""
+    """The held-out probabilities of the epoch with the best held-out accuracy, from the
+    logits the epoch's validation pass computed (the race's held-out images are its val)."""
 
     order = CALLER  # after the loop's own callbacks: the epoch's metrics are final
 
@@ -26,6 +26,6 @@ class KeepBestHeldOut(Callback):
         if acc is None or acc <= self.best:
             return
         self.best = float(acc)
-        logits, labels = trainer.predict("val", tta=False)
+        logits, labels = trainer.last_val_logits
         self.probs = logits.float().softmax(-1).cpu().numpy()
         self.labels = labels.cpu().numpy()

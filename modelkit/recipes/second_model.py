@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from modelkit.config import TrainConfig, defaults
+from modelkit.config import TrainConfig
+from modelkit.config.defaults import config_defaults
 
 MIN_LEFT_SHARE = 0.25  # of the run's budget: less left than this, a second model is not trained
 MIN_LEFT_S = 20.0  # seconds: below this no run gets past its first epoch
@@ -39,7 +40,7 @@ def second_config(config: TrainConfig, race: dict[str, Any] | None, left_s: floa
     won, other = (paths.get(name) for name in ensemble["paths"][:2])
     if won is None or other is None:
         return None, ""
-    settings, default = config.to_dict(), defaults()
+    settings, default = config.to_dict(), config_defaults()
     base = race.get("base_settings") or {}
     for name in won.get("changes", {}):  # back to what auto chose before the race
         settings[name] = base.get(name, default[name])
@@ -56,18 +57,21 @@ def spend_what_is_left(
     first: Path,
     config: TrainConfig,
     race: dict[str, Any] | None,
-    left_s: float,
+    spent_s: float,
     stop: Any = None,
     listeners: Iterable[Callable] = (),
     say: Callable[[str], None] = lambda line: None,
 ) -> Path:
-    """Train the race's runner-up in the time left and return the ensemble run of the two;
-    return ``first`` (the winner's run) when the race did not ask for it, too little time is
-    left, or the second run did not finish."""
+    """Train the race's runner-up in the time the winner's run left of its budget (it took
+    ``spent_s``) and return the ensemble run of the two; return ``first`` (the winner's run)
+    when the run had no budget, the race did not ask for it, too little time is left, or the
+    second run did not finish."""
     from modelkit.runs.ensemble import EnsembleError, build_ensemble_run
     from modelkit.training.loop import Trainer, TrainingError
 
-    started = time.perf_counter()
+    if not config.time_budget:
+        return first
+    started, left_s = time.perf_counter(), config.time_budget - spent_s
     second, why_not = second_config(config, race, left_s)
     if second is None:
         if why_not:
@@ -103,9 +107,7 @@ def spend_what_is_left(
 
 def _val_acc(run_dir: Path) -> str:
     """The run's best validation accuracy as status.json has it, for the log line."""
-    from modelkit.runs.folder import RunFolder, read_json
+    from modelkit.runs.metrics_log import recorded_best
 
-    status = read_json(RunFolder(run_dir).status, {})
-    best = (status.get("best") if isinstance(status, dict) else None) or {}
-    acc = best.get("val_acc")
+    acc = recorded_best(run_dir).get("val_acc")
     return f"{acc:.3f}" if isinstance(acc, (int, float)) else "?"

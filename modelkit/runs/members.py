@@ -17,7 +17,7 @@ from typing import Any
 from modelkit.config import TrainConfig
 from modelkit.errors import ModelkitError
 from modelkit.runs.folder import RunFolder, read_json
-from modelkit.runs.metrics_log import best_row, read_metrics
+from modelkit.runs.metrics_log import recorded_best
 
 ENSEMBLE_ARCH = "ensemble"  # models.ensemble.ENSEMBLE, spelt here: importing it loads torch
 
@@ -95,11 +95,7 @@ def members(run_dir: str | Path, config: Mapping[str, Any]) -> list[Member]:
         if Path(name).name != name or not folder.is_run():  # a name, never a path to follow
             out.append(Member(name, False, None))
             continue
-        status = read_json(folder.status, {})
-        best = status.get("best") if isinstance(status, dict) else None
-        if not isinstance(best, dict) or "val_acc" not in best:
-            best = best_row(read_metrics(path))
-        acc = best.get("val_acc")
+        acc = recorded_best(path).get("val_acc")
         number = isinstance(acc, (int, float)) and not isinstance(acc, bool)
         out.append(Member(name, True, float(acc) if number else None))
     return out

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from modelkit.runs.folder import RunFolder, read_run_file
+from modelkit.runs.folder import RunFolder, read_json, read_run_file
 from modelkit.runs.validate import metrics_row_problem
 
 
@@ -49,3 +49,13 @@ def best_row(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     if with_val:
         return max(with_val, key=lambda m: m["val_acc"])
     return metrics[-1] if metrics else {}
+
+
+def recorded_best(run_dir: str | Path) -> dict[str, Any]:
+    """The run's best epoch as it recorded it: status.json's ``best``, else the best row of
+    its metrics (a run whose status has none); {} when neither says."""
+    status = read_json(RunFolder(run_dir).status, {})
+    best = status.get("best") if isinstance(status, dict) else None
+    if not isinstance(best, dict) or "val_acc" not in best:
+        best = best_row(read_metrics(run_dir))
+    return best if isinstance(best, dict) else {}

@@ -120,6 +120,9 @@ class Trainer:
         self.one_off_seconds = 0.0
         # split -> (logits, labels) of the best weights, for the end of the run (final_evaluation)
         self.best_split_logits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        # (logits, labels) of the last epoch's validation pass: a callback that keeps the best
+        # epoch's (the race's held-out scores) reads them instead of predicting again
+        self.last_val_logits: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
     def resume(cls, run_dir: str | Path, listeners: Iterable[ListenerFn] = ()) -> Trainer:
@@ -384,6 +387,7 @@ class Trainer:
         name = f"Validating epoch {epoch + 1}"
         with Step(self.emit, "validate", name, len(self.data.rows["val"])) as step:
             logits, labels = self.predict("val", tta=False, progress=step.advance)
+        self.last_val_logits = (logits, labels)
         return val_metrics(logits, labels, len(self.classes))
 
     def predict(

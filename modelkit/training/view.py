@@ -60,6 +60,7 @@ class TrainerView(Protocol):
     stage_cache: CachedFeatures | None
     one_off_seconds: float
     best_split_logits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    last_val_logits: tuple[torch.Tensor, torch.Tensor] | None
     # the epoch under way
     epoch_started: float
     epoch_seen: int

@@ -53,7 +53,7 @@ def test_the_time_left_makes_an_ensemble_run_of_the_two(data, tmp_path):
     config = fast_config(data, tmp_path / "runs", arch="smallresnet", time_budget=300.0)
     first = Trainer(config).fit().run_dir
     said: list[str] = []
-    run = spend_what_is_left(first, config, race(), 200.0, say=said.append)
+    run = spend_what_is_left(first, config, race(), 100.0, say=said.append)
     assert run != first and run.parent == first.parent
     saved = json.loads((run / "config.json").read_text())
     assert saved["arch"] == "ensemble" and saved["ensemble_of"][0] == first.name
@@ -72,7 +72,7 @@ def test_without_time_left_the_winner_is_the_run_and_the_log_says_why(data, tmp_
     config = fast_config(data, tmp_path / "runs", arch="smallresnet", time_budget=300.0)
     first = Trainer(config).fit().run_dir
     said: list[str] = []
-    assert spend_what_is_left(first, config, race(), 5.0, say=said.append) == first
+    assert spend_what_is_left(first, config, race(), 295.0, say=said.append) == first
     assert said == [
         "no second model: the race found two averaged better, but 5 s of 300 s are left"
     ]
