@@ -1,9 +1,11 @@
 """How accuracy grows with the labels given: the curve the Label page draws beside the
 suggestions, so a person sees whether ten more labels a class are still worth it.
 
-Each point trains the suggestion head (``suggest.head_log_probs``) on ``n`` labelled images a
-class, drawn at random from the labels given, and scores it on the labelled images it did not
-see; the mean of a few draws is the point. The labels given are the only ground truth there is,
+Each point trains the suggestion head (``suggest.pool_log_probs``: the logistic head on the
+head's features, ``suggest.reduce``, blended with the labels spread over the folder's neighbour
+graph) on ``n`` labelled images a class, drawn at random from the labels given, and scores it on
+the labelled images it did not see, hidden from the spread as from the logistic head; the mean
+of a few draws is the point. The labels given are the only ground truth there is,
 and they lean to the hard images the head asked about, so the curve is an estimate on the
 careful side, as the accept bar is. Only classes with more than ``n`` labels take part in a
 point (one image at least is held out of each), and a point needs two such classes.
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelkit.labelling.suggest import head_log_probs, normalise
+from modelkit.labelling import suggest
+from modelkit.labelling.suggest import UNLABELLED, blend_spread, head_log_probs, reduce
 
 PER_CLASS = (1, 2, 5, 10, 20, 50, 100)  # labels a class at which the curve is estimated
 REPEATS = 3  # random draws per point
@@ -43,7 +46,11 @@ def accuracy_curve(
     known = np.flatnonzero(labels >= 0)
     if not len(known):
         return []
-    x = normalise(features)
+    from threadpoolctl import threadpool_limits
+
+    x = reduce(features)  # as the Labeller makes them
+    with threadpool_limits(1):  # as in suggest.suggest: small steps on a busy machine
+        graph = suggest.spread_graph(x, labels) if suggest.SPREAD_PRIOR else None
     num_classes = int(labels.max()) + 1
     sizes = np.bincount(labels[known], minlength=num_classes)
     rng = np.random.default_rng(seed)
@@ -59,9 +66,12 @@ def accuracy_curve(
                 [rng.choice(pool[labels[pool] == c], n, replace=False) for c in taking]
             )
             test = np.setdiff1d(pool, train)
-            rows = np.r_[train, test]  # only the rows that are used: cheap at any folder size
+            rows = np.r_[train, test]  # the logistic head: only the rows that are used
             given = np.r_[labels[train], np.full(len(test), -1, dtype=np.int64)]
-            guess = head_log_probs(x[rows], given, num_classes)[len(train) :].argmax(1)
+            logistic = head_log_probs(x[rows], given, num_classes)[len(train) :]
+            hidden = np.where(labels >= 0, UNLABELLED, labels)  # only the draw's labels spread
+            hidden[train] = labels[train]
+            guess = blend_spread(logistic, graph, hidden, num_classes, test).argmax(1)
             scores.append(float((guess == labels[test]).mean()))
             held = len(test)
         out.append(CurvePoint(n, n * len(taking), float(np.mean(scores)), len(taking), held))

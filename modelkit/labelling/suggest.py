@@ -1,36 +1,26 @@
 """The model asks: a head on the cached features proposes a label for every unlabelled image and
-picks the images whose labels would teach it most.
-
-Everything here works on arrays (features N x D, labels N: a class index, -1 for "not labelled
-yet", -2 for "set aside, never ask": the not-sure bin), so a
+picks the images whose labels would teach it most. Everything works on arrays (features N x D,
+labels N: a class, -1 "not labelled yet", -2 "set aside, never ask": the not-sure bin), so a
 page, the command and the benchmark drive it alike, and tests pass small made-up features.
 
-- The head is a logistic regression on L2-normalised backbone features, as the cleaner's k-fold
-  heads (``modelkit.cleaning.issues``): it trains in well under a second on the labels a person
-  gives, and is what a frozen-backbone run would learn.
-- Which images to ask about: half of each batch is the unlabelled images the head is least sure
-  of (lowest margin between its two best classes), skipping any near-copy of a labelled image or
-  of an earlier pick, so one batch never asks about ten copies of the same photo; the other half
-  explores: k-center (each pick the typical image farthest from everything labelled or picked),
-  so a part of the folder with no label is found. Before the head exists (fewer than
-  ``MIN_PER_CLASS`` labels in two classes) the picks are k-center over all unlabelled images among
-  the typical ones (those in the denser half of the map), so the first labels cover the folder
-  instead of its oddest photos.
-- The head weights classes by the inverse of their label counts (``HEAD_CLASS_WEIGHT``).
-- Calibrated confidence: out-of-fold log-probabilities of the labelled images (k-fold, as the
-  cleaner does) fit one temperature (``evaluation.calibration.fit_temperature``), and the lowest
-  calibrated confidence whose held-out answers reach the target accuracy (the Wilson-bounded
-  ``threshold_for_accuracy``) is the bar for "accept all above it". The labelled images lean to
-  the hard ones the head asked about, but with a few labels a class the held-out answers are few
-  too: on Caltech-101 (5,000 images, 5 labels a class) the images accepted at a 95% bar were
-  right 93% of the time (benchmarks/results/label_speed_cpu2.json), so the bar is an estimate,
-  not a promise.
-- ``nearest``: "more like this" by exact cosine search, one matrix-vector product (50,000 images
-  take milliseconds: benchmarks/results/label_speed_cpu2.json), so no approximate index.
-
-Measured label efficiency: benchmarks/results/label_efficiency_cpu2.json; the rules tried
-(TypiClust cold starts, class-balanced or density-weighted asking, other heads) and their numbers:
-benchmarks/results/label_efficiency_variants_cpu2.json.
+- The head: a logistic regression on L2-normalised backbone features, as the cleaner's k-fold
+  heads (``modelkit.cleaning.issues``), classes weighted by the inverse of their label counts;
+  it trains in well under a second and is what a frozen-backbone run would learn, blended with
+  labels spread over the folder's neighbour graph, unlabelled images too (``SPREAD_PRIOR``).
+- Which images to ask about: half of each batch is the unlabelled images the head is least
+  sure of (lowest margin between its two best classes) that are no near-copy of a labelled
+  image or an earlier pick; the other half explores: k-center (each pick the typical image
+  farthest from everything labelled or picked), so a part with no label is found. Before the
+  head exists (under ``MIN_PER_CLASS`` labels in two classes) all picks are k-center among the
+  typical images (the denser half of the map), not the oddest photos.
+- Calibrated confidence: out-of-fold log-probabilities of the labelled images fit one
+  temperature (``evaluation.calibration.fit_temperature``); the lowest calibrated confidence
+  whose held-out answers reach the target accuracy (Wilson-bounded ``threshold_for_accuracy``)
+  is the bar for "accept all above it". With few labels a class it is an estimate, not a
+  promise: on Caltech-101 (5,000 images, 5 a class) 93% of those accepted at 95% were right.
+- ``nearest``: "more like this", exact cosine search (50,000 images take milliseconds).
+Label efficiency: benchmarks/results/label_efficiency_cpu2.json; the rules and heads tried:
+label_efficiency_variants_cpu2.json and label_efficiency_semi_cpu2.json there.
 """
 
 from __future__ import annotations
@@ -49,10 +39,9 @@ EXPLORE_SHARE = 0.5  # half of each batch explores: see _hard_and_diverse
 # lowest-margin candidates per asked image that the asks are taken from (see _least_sure)
 POOL_PER_ASK = 8
 # a hard ask is the lowest-margin candidate that is no near-copy (cosine above this) of a
-# labelled image, an explore pick or an earlier ask. Greedy k-center among the candidates (each
-# ask the one farthest from everything labelled), the rule before, asked about the oddest of the
-# unsure: 0.2-1.7 points less at 10 labels a class on all four folders, mean of 8 runs
-# (benchmarks/results/label_efficiency_variants_cpu2.json, "dedup:0.9" against "base")
+# labelled image, an explore pick or an earlier ask; greedy k-center among the candidates asked
+# about the oddest of the unsure: 0.2-1.7 points less at 10 a class on all four folders, mean of
+# 8 runs (label_efficiency_variants_cpu2.json, "dedup:0.9" against "base")
 DUPLICATE_SIM = 0.9
 DEFAULT_TARGET = 0.95
 HEAD_C = 10.0  # inverse regularisation: 1 (the cleaner's) left a head on 10 labels guessing
@@ -60,11 +49,16 @@ HEAD_C = 10.0  # inverse regularisation: 1 (the cleaner's) left a head on 10 lab
 HEAD_DIMS = 128
 # classes weighted by the inverse of their label counts: the asks lean to the classes the head
 # confuses, and an unweighted head took that lean for a prior. Weighted: 1.4-5 points more at 2
-# labels a class on all four folders, as much or more at 10 (mean of 8 runs), and no loss on
-# caltech10 with classes 8x apart in size ("cw" and "imbalance_check" in
-# benchmarks/results/label_efficiency_variants_cpu2.json). The pseudo-label check keeps an
-# unweighted head (pseudo.head_accuracy)
+# labels a class on all four folders, as much or more at 10, no loss with classes 8x apart in
+# size ("cw", "imbalance_check" in label_efficiency_variants_cpu2.json). The pseudo-label check
+# keeps an unweighted head (pseudo.head_accuracy)
 HEAD_CLASS_WEIGHT = "balanced"
+# the head learns from the unlabelled images too: the logistic head's probabilities averaged
+# with labels spread on a graph of each image's nearest (Zhou et al.'s label spreading), weighing
+# SPREAD_PRIOR / (SPREAD_PRIOR + labels a class); 0: off. Self-training, prototypes, smoothed
+# features and fixed weights did less: benchmarks/results/label_efficiency_semi_cpu2.json
+SPREAD_PRIOR, SPREAD_NEIGHBOURS, SPREAD_ALPHA = 5.0, 10, 0.9
+_GRAPHS: dict = {}  # spread_graph's last few graphs
 
 
 def normalise(features: np.ndarray) -> np.ndarray:
@@ -115,18 +109,93 @@ def head_log_probs(
     return out
 
 
-def out_of_fold_log_probs(
-    x: np.ndarray, y: np.ndarray, num_classes: int, folds: int = 5, seed: int = 0
-) -> np.ndarray:
-    """Log-probabilities of the labelled rows ``x, y``, each from a head that never saw it."""
-    sizes = np.bincount(y, minlength=num_classes)
+def _neighbours(x: np.ndarray, rows: np.ndarray, among: np.ndarray, k: int, skip_self: bool):
+    """(positions in ``among``, weights: cosine cubed) of each row's ``k`` nearest of ``among``."""
+    import torch  # its top-k: 7x faster than numpy's argpartition at 5,000 images
+
+    k, xa = min(k, len(among) - skip_self), torch.from_numpy(np.ascontiguousarray(x[among]))
+    idx, sims = np.zeros((len(rows), max(k, 0)), np.int64), np.zeros((len(rows), max(k, 0)))
+    for s in range(0, len(rows) if k > 0 else 0, 1024):
+        block = torch.from_numpy(np.ascontiguousarray(x[rows[s : s + 1024]])) @ xa.T
+        if skip_self:
+            block[torch.arange(len(block)), torch.arange(s, s + len(block))] = -torch.inf
+        top = torch.topk(block, k, dim=1)
+        idx[s : s + len(block)], sims[s : s + len(block)] = top.indices, top.values
+    return idx, np.maximum(sims, 0) ** 3
+
+
+def spread_graph(x: np.ndarray, labels: np.ndarray):
+    """The graph labels spread on: rows not set aside; a set-aside row (not-sure, or no head may
+    see it) takes its nearest nodes' spread. Kept: built in ~1 s at 5,000 images, 2 at 20,000."""
+    from scipy import sparse
+
+    nodes, aside = np.flatnonzero(labels != SET_ASIDE), np.flatnonzero(labels == SET_ASIDE)
+    key = (x.shape, hash(x.tobytes()), hash(aside.tobytes()))
+    if key not in _GRAPHS:
+        idx, w = _neighbours(x, nodes, nodes, SPREAD_NEIGHBOURS, True)
+        a = sparse.csr_matrix((w.ravel(), (np.repeat(np.arange(len(nodes)), idx.shape[1]),
+                                           idx.ravel())), (len(nodes), len(nodes)))  # fmt: skip
+        a = a.maximum(a.T)
+        d = sparse.diags(1 / np.sqrt(np.maximum(np.asarray(a.sum(1)).ravel(), 1e-12)))
+        near = _neighbours(x, aside, nodes, SPREAD_NEIGHBOURS, False)
+        for old in list(_GRAPHS)[:-3]:  # the last few: a folder's, and its pseudo-label check's
+            _GRAPHS.pop(old, None)
+        _GRAPHS[key] = (nodes, d @ a @ d, aside, near)
+    return _GRAPHS[key]
+
+
+def spread(graph, labels: np.ndarray, num_classes: int, iterations: int = 20) -> np.ndarray:
+    """N x K probabilities of the labels spread on ``graph`` (``spread_graph``), each class's
+    labels starting with equal mass, so a class with more labels does not flood the rest."""
+    nodes, s, aside, (near, w) = graph
+    given = np.flatnonzero(labels[nodes] >= 0)
+    f = y = np.zeros((len(nodes), num_classes))
+    y[given, labels[nodes][given]] = 1
+    y /= np.maximum(y.sum(0), 1)
+    for _ in range(iterations):
+        f = SPREAD_ALPHA * (s @ f) + (1 - SPREAD_ALPHA) * y
+    out = np.zeros((len(labels), num_classes))
+    out[nodes] = np.maximum(f, 0)
+    out[aside] = (w[:, :, None] * out[nodes][near]).sum(1) if len(aside) else 0
+    return out / np.maximum(out.sum(1, keepdims=True), 1e-300)  # no label reached: all 0
+
+
+def blend_spread(log_probs: np.ndarray, graph, labels: np.ndarray, k: int, rows=slice(None)):
+    """``log_probs`` of ``rows`` averaged with the spread of ``labels`` (see ``SPREAD_PRIOR``)."""
+    if graph is None:
+        return log_probs
+    w = SPREAD_PRIOR / (SPREAD_PRIOR + np.mean(np.unique(labels[labels >= 0], return_counts=1)[1]))
+    with np.errstate(divide="ignore"):
+        return np.log((1 - w) * np.exp(log_probs) + w * spread(graph, labels, k)[rows])
+
+
+def pool_log_probs(x: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """N x K log-probabilities of the suggestion head: logistic and spread (``SPREAD_PRIOR``)."""
+    graph = spread_graph(x, labels) if SPREAD_PRIOR else None
+    return blend_spread(head_log_probs(x, labels, num_classes), graph, labels, num_classes)
+
+
+def out_of_fold_log_probs(x, labels, num_classes: int, folds=5, seed=0, graph=None) -> np.ndarray:
+    """Log-probabilities of the labelled rows of ``x``, each from a logistic head that never saw
+    its label, blended with a spread on ``graph`` that never saw it either (when given)."""
+    known = np.flatnonzero(labels >= 0)
+    sizes = np.bincount(labels[known], minlength=num_classes)
     n_splits = int(min(folds, max(2, sizes[sizes > 0].min())))
 
-    def fit(xs: np.ndarray, ys: np.ndarray):
-        head = _fit(xs, ys)
-        return head.classes_, head.predict_log_proba
+    def fit(rows: np.ndarray, ys: np.ndarray):  # rows: a column of row indices
+        head = _fit(x[rows[:, 0]], ys)
+        masked = np.where(labels >= 0, UNLABELLED, labels)
+        masked[rows[:, 0]] = ys
 
-    return out_of_fold(x, y, num_classes, n_splits, fit, seed, fill=-np.inf, certain=0.0)
+        def predict(held: np.ndarray) -> np.ndarray:
+            out = np.full((len(held), num_classes), -np.inf)
+            out[:, head.classes_] = head.predict_log_proba(x[held[:, 0]])
+            return blend_spread(out, graph, masked, num_classes, held[:, 0])
+
+        return np.arange(num_classes), predict
+
+    return out_of_fold(known[:, None], labels[known], num_classes, n_splits, fit, seed,
+                       fill=-np.inf, certain=0.0)  # fmt: skip
 
 
 def margins(log_probs: np.ndarray) -> np.ndarray:
@@ -221,12 +290,9 @@ def suggest(
     """One round: the head's guess and calibrated confidence for every row, the accept bar for
     ``target`` accuracy, and the ``ask`` unlabelled rows most worth labelling next.
     ``calibrate=False`` skips the k-fold heads (temperature 1, no accept bar): what a
-    simulation that only needs the picks asks for.
-
-    Runs on one BLAS/OpenMP thread throughout: every step is small, and on a busy 2-core machine
-    a thread pool waited on descheduled threads at each operation (the temperature fit alone
-    took 0.8-9 s instead of 0.1 s); a round after a new label at 5,000 images went from 2.8 s
-    to 0.7 s under a heavier load (benchmarks/results/label_speed_cpu2_openvino.json)."""
+    simulation that only needs the picks asks for. One BLAS/OpenMP thread throughout: on a busy
+    2-core machine a thread pool waited on descheduled threads at each small step (a round at
+    5,000 images took 2.8 s, not 0.7 s: benchmarks/results/label_speed_cpu2_openvino.json)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
@@ -248,26 +314,22 @@ def _suggest(features, labels, num_classes, ask, target, folds, seed, normalised
         return Round(asks, False, seconds=time.perf_counter() - start)
     import torch
 
-    log_probs = head_log_probs(x, labels, num_classes)
-    if not calibrate:
-        margin = margins(log_probs)
-        conf, guess = _calibrated(log_probs, 1.0)
-        asks = _hard_and_diverse(x, labels, unknown, margin, guess, conf, ask)
-        return Round(asks, True, guess, conf, seconds=time.perf_counter() - start)
-    held = out_of_fold_log_probs(x[known], labels[known], num_classes, folds, seed)
-    finite = np.where(np.isfinite(held), held, -1e4)
-    truth = torch.from_numpy(labels[known])
-    t = fit_temperature(torch.from_numpy(finite).float(), truth)
-    held_conf, held_pred = _calibrated(held, t)
-    ok = held_pred == labels[known]
-    threshold, reached = threshold_for_accuracy(held_conf, ok, target)
+    graph = spread_graph(x, labels) if SPREAD_PRIOR else None
+    log_probs = blend_spread(head_log_probs(x, labels, num_classes), graph, labels, num_classes)
+    t, threshold, reached, estimate = 1.0, 1.0, False, None
+    if calibrate:
+        held = out_of_fold_log_probs(x, labels, num_classes, folds, seed, graph)
+        finite = torch.from_numpy(np.where(np.isfinite(held), held, -1e4)).float()
+        t = fit_temperature(finite, torch.from_numpy(labels[known]))
+        held_conf, held_pred = _calibrated(held, t)
+        ok = held_pred == labels[known]
+        threshold, reached = threshold_for_accuracy(held_conf, ok, target)
+        estimate = float(ok.mean())
     conf, guess = _calibrated(log_probs, t)
     margin = margins(np.where(np.isfinite(log_probs), log_probs / t, -np.inf))
     asks = _hard_and_diverse(x, labels, unknown, margin, guess, conf, ask)
-    return Round(
-        asks, True, guess, conf, t, target, threshold, reached, float(ok.mean()),
-        time.perf_counter() - start,
-    )  # fmt: skip
+    return Round(asks, True, guess, conf, t, target, threshold, reached, estimate,
+                 time.perf_counter() - start)  # fmt: skip
 
 
 def _calibrated(log_probs: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
