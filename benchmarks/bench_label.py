@@ -8,8 +8,12 @@ Three parts, each writing its own JSON (``--out-dir``, default benchmarks/result
   near-copies, half k-center over typical images; k-center over typical images before the head
   exists) or at random (the naive reference), and the head's test accuracy is recorded at 2, 5,
   10, 20 and 50 labels a class (in total: the number of classes times that), mean of ``--seeds``
-  seeds. The tool's picks do not depend on the seed, so its curve is one run (sd 0); the rules
-  tried against it are in label_efficiency_variants_cpu2.json.
+  seeds: the tool's head (``pool_log_probs``: logistic and the labels spread over the pool; the
+  test images are set aside) and, as ``*_plain_head``, the logistic head alone on the same
+  picks. ``active_10_vs_random_20`` compares the same head; ``tool_10_vs_plain_random_20`` the
+  tool against random labels with the logistic head. The tool's picks do not depend on the
+  seed, so its curve is one run (sd 0); the rules and heads tried against it are in
+  label_efficiency_variants_cpu2.json and label_efficiency_semi_cpu2.json.
 - ``layout`` (label_layout_cpu2.json): PCA, t-SNE and UMAP (when installed) on each folder's
   features: 5-NN accuracy in 2-D (leave-one-out), trustworthiness (10 neighbours) and seconds.
 - ``pseudo`` (label_pseudo_cpu2.json): at ``--pseudo-budgets`` labels a class picked by the
