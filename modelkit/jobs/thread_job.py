@@ -29,7 +29,9 @@ from modelkit.events import (
     Stopped,
 )
 from modelkit.jobs.live_view import LiveView
+from modelkit.models.ensemble import ENSEMBLE
 from modelkit.recipes.notes import notes_callback
+from modelkit.runs.folder import RunFolder, read_json
 from modelkit.runs.metrics_log import recorded_best
 from modelkit.training.loop import Trainer, TrainResult
 
@@ -135,9 +137,9 @@ class TrainingJob:
         )
 
     def _second_model(self, result: TrainResult, spent: float) -> None:
-        """The race's runner-up and the ensemble, where the race asked for them and time is
-        left; the view follows the second run, then shows the run the person gets: the
-        ensemble, or the winner (finished, whatever became of the second)."""
+        """The winner trained longer and the race's runner-up, where they were asked for and
+        time is left (recipes.second_model); the view follows each run, then shows the run the
+        person gets (finished, whatever became of the others)."""
         from modelkit.recipes.second_model import spend_what_is_left
 
         run = result.run_dir
@@ -150,9 +152,11 @@ class TrainingJob:
             if self.held_finish is not None:
                 v = self.view
                 v.run_dir, v.state, v.error, v.ended = str(run), "finished", "", time.time()
-                if run != result.run_dir:  # its best is the ensemble's, not the second's
+                if run != result.run_dir:  # the ensemble's best, or the longer run's
                     v.best = recorded_best(run)
-                    v.log.append(f"the model is the ensemble run {run.name}")
+                    arch = read_json(RunFolder(run).config, {}).get("arch")
+                    what = "the ensemble run" if arch == ENSEMBLE else "run"
+                    v.log.append(f"the model is {what} {run.name}")
             self.held_finish = None
 
     def _say(self, line: str) -> None:

@@ -18,6 +18,9 @@ from typing import Any
 
 from modelkit.config import TrainConfig
 from modelkit.config.defaults import config_defaults
+from modelkit.events import Message
+from modelkit.runs.recorder import RunRecorder
+from modelkit.training.callbacks.time_budget import BUDGET_NOTE
 
 MIN_LEFT_SHARE = 0.25  # of the run's budget: less left than this, a second model is not trained
 MIN_LEFT_S = 20.0  # seconds: below this no run gets past its first epoch
@@ -62,15 +65,82 @@ def spend_what_is_left(
     listeners: Iterable[Callable] = (),
     say: Callable[[str], None] = lambda line: None,
 ) -> Path:
-    """Train the race's runner-up in the time the winner's run left of its budget (it took
-    ``spent_s``) and return the ensemble run of the two; return ``first`` (the winner's run)
-    when the run had no budget, the race did not ask for it, too little time is left, or the
-    second run did not finish."""
-    from modelkit.runs.ensemble import EnsembleError, build_ensemble_run
-    from modelkit.training.loop import Trainer, TrainingError
-
+    """Use the time the winner's run left of its budget (it took ``spent_s``): train it longer
+    where it did every epoch asked and a longer run validates better (``recipes.longer``),
+    then train the race's runner-up where the race found two averaged better, and return the
+    run a person gets: the winner, its longer run, or the ensemble of either with the
+    runner-up. The winner's run stays the answer when the run had no budget, nothing asked for
+    more, too little time is left, or a run failed."""
     if not config.time_budget:
         return first
+    started = time.perf_counter()
+    first = _train_longer(first, config, spent_s, stop, listeners, say)
+    spent_s += time.perf_counter() - started
+    return _with_runner_up(first, config, race, spent_s, stop, listeners, say)
+
+
+def _train_longer(first: Path, config: TrainConfig, spent_s: float, stop, listeners, say) -> Path:
+    """The winner, or its longer run where one validates better (``recipes.longer``): doubled
+    while the longer run wins and the time left fits the next; the run kept says in its status
+    why it ended before its budget when a longer run did not validate better."""
+    from modelkit.recipes.longer import MAX_DOUBLINGS, longer_config
+
+    run, run_config, run_s = first, config, spent_s
+    for _ in range(MAX_DOUBLINGS):
+        left_s = config.time_budget - spent_s
+        longer, why_not = longer_config(run_config, run, run_s, left_s)
+        if longer is None:
+            if why_not:
+                say(why_not)
+            return run
+        say(
+            f"training the winner again with {longer.epochs} epochs (it did all "
+            f"{run_config.epochs} in {run_s:.0f} s; {left_s:.0f} s are left)"
+        )
+        started = time.perf_counter()
+        trained = _train(longer, stop, listeners, say)
+        took = time.perf_counter() - started
+        spent_s += took
+        if trained is None:
+            return run
+        before, after = _val(run), _val(trained)
+        versus = f"{_val_acc(trained)} against {_val_acc(run)}"
+        if after is None or (before is not None and after <= before):
+            note = (
+                f"converged: {longer.epochs} epochs did not validate better than "
+                f"{run_config.epochs} ({versus}); auto used {spent_s:.0f} s of "
+                f"{config.time_budget:.0f} s"
+            )
+            say(note)
+            RunRecorder(run)(Message(note, status_key=BUDGET_NOTE))
+            return run
+        say(f"the longer run validates better ({versus}): it is the run")
+        run, run_config, run_s = trained, longer, took
+    return run
+
+
+def _train(config: TrainConfig, stop: Any, listeners: Iterable[Callable], say) -> Path | None:
+    """The finished run of ``config``, or None (and the log says why)."""
+    from modelkit.training.loop import Trainer, TrainingError
+
+    try:
+        result = Trainer(config, list(listeners)).fit(stop)
+    except TrainingError as exc:
+        say(f"it failed ({str(exc).splitlines()[0]}): the winner is the run")
+        return None
+    if result.state != "finished":
+        say(f"it {result.state}: the winner is the run")
+        return None
+    return result.run_dir
+
+
+def _with_runner_up(
+    first: Path, config: TrainConfig, race, spent_s: float, stop, listeners, say
+) -> Path:
+    """The ensemble of ``first`` and the race's runner-up trained in the time left, where the
+    race asks for it and it can be had; else ``first``."""
+    from modelkit.runs.ensemble import EnsembleError, build_ensemble_run
+
     started, left_s = time.perf_counter(), config.time_budget - spent_s
     second, why_not = second_config(config, race, left_s)
     if second is None:
@@ -82,32 +152,33 @@ def spend_what_is_left(
         f"training the race's runner-up too ({names} averaged beat the winner on held-out "
         f"training images), in the {left_s:.0f} s left"
     )
-    try:
-        result = Trainer(second, list(listeners)).fit(stop)
-    except TrainingError as exc:
-        say(f"the second model failed ({str(exc).splitlines()[0]}): the winner is the run")
-        return first
-    if result.state != "finished":
-        say(f"the second model {result.state}: the winner is the run")
+    runner_up = _train(second, stop, listeners, say)
+    if runner_up is None:
         return first
     try:
         name = _suffixed(config.run_name, "ensemble")
-        ensemble = build_ensemble_run([first, result.run_dir], first.parent, name)
+        ensemble = build_ensemble_run([first, runner_up], first.parent, name)
     except EnsembleError as exc:
         say(f"no ensemble ({exc}): the winner is the run")
         return first
-    accs = [_val_acc(run) for run in (first, result.run_dir, ensemble)]
+    accs = [_val_acc(run) for run in (first, runner_up, ensemble)]
     say(
-        f"ensemble of {first.name} (val {accs[0]}) and {result.run_dir.name} (val {accs[1]}): "
+        f"ensemble of {first.name} (val {accs[0]}) and {runner_up.name} (val {accs[1]}): "
         f"{ensemble.name}, val {accs[2]} ({time.perf_counter() - started:.0f} s for the second "
         "model and the ensemble)"
     )
     return ensemble
 
 
-def _val_acc(run_dir: Path) -> str:
-    """The run's best validation accuracy as status.json has it, for the log line."""
+def _val(run_dir: Path) -> float | None:
+    """The run's best validation accuracy as status.json has it."""
     from modelkit.runs.metrics_log import recorded_best
 
     acc = recorded_best(run_dir).get("val_acc")
-    return f"{acc:.3f}" if isinstance(acc, (int, float)) else "?"
+    return float(acc) if isinstance(acc, (int, float)) else None
+
+
+def _val_acc(run_dir: Path) -> str:
+    """``_val`` for the log line."""
+    acc = _val(run_dir)
+    return "?" if acc is None else f"{acc:.3f}"

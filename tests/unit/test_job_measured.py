@@ -66,8 +66,9 @@ def test_a_race_that_does_not_keeps_the_winner(data, tmp_path):
     view = job.snapshot()
     assert view.state == "finished"
     config = json.loads((Path(view.run_dir) / "config.json").read_text())
-    assert config["arch"] == "smallresnet"
-    assert len(list((tmp_path / "runs").iterdir())) == 1
+    assert config["arch"] == "smallresnet"  # the winner, or the winner trained longer
+    runs = [json.loads((r / "config.json").read_text()) for r in (tmp_path / "runs").iterdir()]
+    assert all(r["arch"] == "smallresnet" for r in runs)  # no runner-up, no ensemble
 
 
 def test_what_the_person_changed_in_the_form_stays_theirs(data, tmp_path):

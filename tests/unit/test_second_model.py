@@ -59,7 +59,7 @@ def test_the_time_left_makes_an_ensemble_run_of_the_two(data, tmp_path):
     assert saved["arch"] == "ensemble" and saved["ensemble_of"][0] == first.name
     second = next(p for p in first.parent.iterdir() if p.name == saved["ensemble_of"][1])
     assert json.loads((second / "config.json").read_text())["arch"] == "resnet18"
-    assert "runner-up" in said[0] and "ensemble of" in said[-1]
+    assert any("runner-up" in line for line in said) and "ensemble of" in said[-1]
     image = next((data / "red").iterdir())
     assert Predictor(run / "checkpoints" / "best.pt").predict(str(image)).labels[0] in {
         "red",
@@ -73,7 +73,8 @@ def test_without_time_left_the_winner_is_the_run_and_the_log_says_why(data, tmp_
     first = Trainer(config).fit().run_dir
     said: list[str] = []
     assert spend_what_is_left(first, config, race(), 295.0, say=said.append) == first
-    assert said == [
+    assert said[0].startswith("not trained longer: ")  # recipes.longer, the same time left
+    assert said[-1] == (
         "no second model: the race found two averaged better, but 5 s of 300 s are left"
-    ]
+    )
     assert [p.name for p in first.parent.iterdir()] == [first.name]

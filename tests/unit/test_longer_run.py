@@ -1,0 +1,93 @@
+"""auto's winner trained longer: where its run did every epoch asked, well inside its budget, it
+trains again with twice the epochs and the person gets whichever validates better; when the
+longer run does not, the winner had converged and its status says so."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import fast_config, write_dataset
+
+from modelkit.recipes.longer import did_every_epoch, longer_config
+from modelkit.recipes.second_model import spend_what_is_left
+from modelkit.runs.folder import RunFolder
+from modelkit.training.loop import Trainer
+
+
+def write_curve(run_dir, val_accs: list[float]) -> None:
+    """The run's metrics.jsonl with these validation accuracies, one row an epoch, and its
+    status's best as the highest of them: a curve the test chooses, where a real one on tiny
+    images would be whatever the seed gave."""
+    rows = [{"epoch": i + 1, "train_loss": 1.0, "val_acc": a} for i, a in enumerate(val_accs)]
+    RunFolder(run_dir).metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    status_file = RunFolder(run_dir).status
+    status = json.loads(status_file.read_text())
+    status["best"] = {"val_acc": max(val_accs)}
+    status_file.write_text(json.dumps(status))
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_dataset(tmp_path / "data", num_classes=3, per_class=8)
+
+
+@pytest.fixture
+def first(data, tmp_path):
+    config = fast_config(data, tmp_path / "runs", epochs=4, time_budget=300.0)
+    return config, Trainer(config).fit().run_dir
+
+
+def test_a_run_that_did_every_epoch_asks_for_twice_them(first):
+    config, run = first
+    write_curve(run, [0.4, 0.5, 0.6, 0.6])
+    assert did_every_epoch(run, asked=4)
+    longer, why = longer_config(config, run, run_s=10.0, left_s=290.0)
+    assert why == "" and longer.epochs == 8
+    assert longer.data_dir == config.data_dir and longer.seed == config.seed  # same splits
+    assert longer.time_budget == 290.0
+
+
+def test_the_head_epochs_stay_and_the_rest_doubles(data, tmp_path, first):
+    _, run = first
+    config = fast_config(data, tmp_path / "runs", epochs=4, head_epochs=1, time_budget=300.0)
+    write_curve(run, [0.4, 0.5, 0.6, 0.6])
+    assert longer_config(config, run, run_s=10.0, left_s=290.0)[0].epochs == 1 + 2 * 3
+
+
+def test_a_run_cut_short_was_not_short_of_epochs(first):
+    config, run = first
+    write_curve(run, [0.4, 0.5, 0.6])  # 3 of the 4 asked: the budget or a stop ended it
+    assert not did_every_epoch(run, asked=4)
+    assert longer_config(config, run, run_s=10.0, left_s=290.0) == (None, "")
+
+
+def test_without_the_time_for_twice_the_epochs_the_log_says_so(first):
+    config, run = first
+    write_curve(run, [0.4, 0.5, 0.6, 0.7])
+    assert longer_config(config, run, run_s=100.0, left_s=150.0) == (
+        None,
+        "not trained longer: 8 epochs would need ~240 s and 150 s are left",
+    )
+
+
+def test_the_longer_run_is_the_run_when_it_validates_better(first):
+    config, run = first
+    write_curve(run, [0.0, 0.0, 0.0, 0.01])  # rising, and any real run validates better
+    said: list[str] = []
+    got = spend_what_is_left(run, config, None, spent_s=10.0, say=said.append)
+    assert got != run and got.parent == run.parent
+    assert json.loads(RunFolder(got).config.read_text())["epochs"] in (8, 16)  # doubled again?
+    assert said[0].startswith("training the winner again with 8 epochs (it did all 4 in 10 s")
+    assert said[1].startswith("the longer run validates better")
+
+
+def test_a_longer_run_that_validates_no_better_leaves_the_winner(first):
+    config, run = first
+    write_curve(run, [0.0, 0.0, 0.0, 1.0])  # nothing validates better than every image right
+    said: list[str] = []
+    assert spend_what_is_left(run, config, None, spent_s=10.0, say=said.append) == run
+    assert said[-1].startswith("converged: 8 epochs did not validate better than 4 (")
+    status = json.loads(RunFolder(run).status.read_text())
+    assert status["budget_note"] == said[-1]  # what the runs list and the suite read
+    assert len(list(run.parent.iterdir())) == 2  # the longer run is kept, not deleted
