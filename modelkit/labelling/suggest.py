@@ -17,10 +17,10 @@ page, the command and the benchmark drive it alike, and tests pass small made-up
   temperature (``evaluation.calibration.fit_temperature``); the lowest calibrated confidence
   whose held-out answers reach the target accuracy (Wilson-bounded ``threshold_for_accuracy``)
   is the bar for "accept all above it". With few labels a class it is an estimate, not a
-  promise: on Caltech-101 (5,000 images, 5 a class) 93% of those accepted at 95% were right.
+  promise: on Caltech-101 (5,000 images, 5 a class) 92% of those accepted at 95% were right.
 - ``nearest``: "more like this", exact cosine search (50,000 images take milliseconds).
 Label efficiency: benchmarks/results/label_efficiency_cpu2.json; the rules and heads tried:
-label_efficiency_variants_cpu2.json and label_efficiency_semi_cpu2.json there.
+label_efficiency_variants_cpu2.json and label_efficiency_semi_cpu2.json (its speed part) there.
 """
 
 from __future__ import annotations
