@@ -1,12 +1,13 @@
-"""``auto``'s use of the time its winner left: where its race found that averaging its two
-finalists beats the winner on the held-out training images, the runner-up is trained too, on
-the same data and splits, in the time left, and the two become one ensemble run
-(``modelkit.runs.ensemble``), which is the run a person gets.
+"""``auto``'s use of the time its winner left. First the winner may train longer
+(``recipes.longer``: twice its epochs, kept where it validates better). Then, where its race
+found that averaging its two finalists beats the winner on the held-out training images, the
+runner-up is trained too, on the same data and splits, in the time left, and the two become
+one ensemble run (``modelkit.runs.ensemble``), which is the run a person gets.
 
-The decision is the race's, made on training images the run never judges itself by: the
-person's validation split stays untouched, so the ensemble's reported accuracy is as honest as
-a single run's. Without a race that says so, or with too little time left, nothing happens and
-the winner is the run.
+The race decides on held-out training images; the longer run is kept by validation accuracy,
+as every run chooses its best epoch, so like a best epoch it leans the reported validation
+accuracy up a little (a test split is untouched). Without a budget, a race that asks, or the
+time, nothing happens and the winner is the run.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def spend_what_is_left(
         return first
     started = time.perf_counter()
     first = _train_longer(first, config, spent_s, stop, listeners, say)
+    if stop is not None and stop.is_set():  # stopped during the longer run: nothing more
+        return first
     spent_s += time.perf_counter() - started
     return _with_runner_up(first, config, race, spent_s, stop, listeners, say)
 
