@@ -91,3 +91,20 @@ def test_a_longer_run_that_validates_no_better_leaves_the_winner(first):
     status = json.loads(RunFolder(run).status.read_text())
     assert status["budget_note"] == said[-1]  # what the runs list and the suite read
     assert len(list(run.parent.iterdir())) == 2  # the longer run is kept, not deleted
+
+
+def test_a_stop_during_the_longer_run_trains_nothing_after_it(first):
+    import threading
+
+    config, run = first
+    write_curve(run, [0.0, 0.0, 0.0, 0.01])
+    race = {  # a race that asks for its runner-up: only a stop keeps it from training
+        "base_settings": {},
+        "paths": [{"name": "a", "changes": {}}, {"name": "b", "changes": {"lr": 0.05}}],
+        "ensemble": {"paths": ["a", "b"], "heldout": 0.9, "helps": True},
+    }
+    stop = threading.Event()
+    stop.set()  # Stop pressed as the longer run starts
+    said: list[str] = []
+    assert spend_what_is_left(run, config, race, 10.0, stop, say=said.append) == run
+    assert not any("runner-up" in line for line in said)
