@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
 import sys
 import tempfile
 import time
@@ -24,12 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_suite import DEFAULT_DATA, test_accuracy  # noqa: E402
+
 from modelkit.config import TrainConfig  # noqa: E402
 from modelkit.recipes.resolve import resolve  # noqa: E402
 from modelkit.runs.ensemble import build_ensemble_run  # noqa: E402
 from modelkit.training.loop import Trainer  # noqa: E402
 
-SUITE = Path.home() / ".cache" / "modelkit-suite"
 MAPS = dict(
     arch="efficientnet_lite1", image_size=240, weights="imagenet", freeze_backbone=False,
     frozen_stages=7, cache_frozen_stages=True, feature_passes=2, head_epochs=10, epochs=22,
@@ -39,16 +40,9 @@ VARIANTS = {"22_s0": {}, "44_s0": {"epochs": 44}, "22_s1": {"seed": 1}, "22_s2":
 ENSEMBLES = {"ens_s0s1": ["22_s0", "22_s1"], "ens_s0s1s2": ["22_s0", "22_s1", "22_s2"]}
 
 
-def test_accuracy(run: Path) -> float:
-    saved = run / "evaluation" / "test.json"
-    if not saved.is_file():
-        cmd = [sys.executable, "-m", "modelkit", "evaluate", str(run), "--split", "test"]
-        subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)
-    return float(json.loads(saved.read_text())["accuracy"])
-
-
 def measure_set(name: str) -> dict:
-    data = str(SUITE / name)
+    data = str(DEFAULT_DATA / name)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     base = resolve("auto", {}, dataset=data, measure=False).settings
     runs = Path(tempfile.mkdtemp(prefix=f"converged-{name}-"))
     cell, dirs = {}, {}
@@ -59,13 +53,13 @@ def measure_set(name: str) -> dict:
         result = Trainer(config).fit()
         dirs[variant] = result.run_dir
         cell[variant] = dict(
-            test=test_accuracy(result.run_dir), val=result.best.get("val_acc"),
+            test=test_accuracy(result.run_dir, env), val=result.best.get("val_acc"),
             wall=round(time.perf_counter() - started, 1), best_epoch=result.best.get("epoch"),
         )  # fmt: skip
         print(name, variant, cell[variant], flush=True)
     for ensemble, members in ENSEMBLES.items():
         run = build_ensemble_run([dirs[m] for m in members], runs, ensemble)
-        cell[ensemble] = {"test": test_accuracy(run)}
+        cell[ensemble] = {"test": test_accuracy(run, env)}
         print(name, ensemble, cell[ensemble], flush=True)
     return cell
 

@@ -29,9 +29,9 @@ from modelkit.events import (
     Stopped,
 )
 from modelkit.jobs.live_view import LiveView
-from modelkit.models.ensemble import ENSEMBLE
 from modelkit.recipes.notes import notes_callback
 from modelkit.runs.folder import RunFolder, read_json
+from modelkit.runs.members import is_ensemble
 from modelkit.runs.metrics_log import recorded_best
 from modelkit.training.loop import Trainer, TrainResult
 
@@ -154,8 +154,8 @@ class TrainingJob:
                 v.run_dir, v.state, v.error, v.ended = str(run), "finished", "", time.time()
                 if run != result.run_dir:  # the ensemble's best, or the longer run's
                     v.best = recorded_best(run)
-                    arch = read_json(RunFolder(run).config, {}).get("arch")
-                    what = "the ensemble run" if arch == ENSEMBLE else "run"
+                    ensemble = is_ensemble(read_json(RunFolder(run).config, {}))
+                    what = "the ensemble run" if ensemble else "run"
                     v.log.append(f"the model is {what} {run.name}")
             self.held_finish = None
 

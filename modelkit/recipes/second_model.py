@@ -20,6 +20,7 @@ from typing import Any
 from modelkit.config import TrainConfig
 from modelkit.config.defaults import config_defaults
 from modelkit.events import Message
+from modelkit.runs.metrics_log import recorded_val_acc
 from modelkit.runs.recorder import RunRecorder
 from modelkit.training.callbacks.time_budget import BUDGET_NOTE
 
@@ -106,7 +107,7 @@ def _train_longer(first: Path, config: TrainConfig, spent_s: float, stop, listen
         spent_s += took
         if trained is None:
             return run
-        before, after = _val(run), _val(trained)
+        before, after = recorded_val_acc(run), recorded_val_acc(trained)
         versus = f"{_val_acc(trained)} against {_val_acc(run)}"
         if after is None or (before is not None and after <= before):
             note = (
@@ -173,15 +174,7 @@ def _with_runner_up(
     return ensemble
 
 
-def _val(run_dir: Path) -> float | None:
-    """The run's best validation accuracy as status.json has it."""
-    from modelkit.runs.metrics_log import recorded_best
-
-    acc = recorded_best(run_dir).get("val_acc")
-    return float(acc) if isinstance(acc, (int, float)) else None
-
-
 def _val_acc(run_dir: Path) -> str:
-    """``_val`` for the log line."""
-    acc = _val(run_dir)
+    """The run's recorded validation accuracy for the log line."""
+    acc = recorded_val_acc(run_dir)
     return "?" if acc is None else f"{acc:.3f}"

@@ -17,7 +17,7 @@ from typing import Any
 from modelkit.config import TrainConfig
 from modelkit.errors import ModelkitError
 from modelkit.runs.folder import RunFolder, read_json
-from modelkit.runs.metrics_log import recorded_best
+from modelkit.runs.metrics_log import recorded_val_acc
 
 ENSEMBLE_ARCH = "ensemble"  # models.ensemble.ENSEMBLE, spelt here: importing it loads torch
 
@@ -95,9 +95,7 @@ def members(run_dir: str | Path, config: Mapping[str, Any]) -> list[Member]:
         if Path(name).name != name or not folder.is_run():  # a name, never a path to follow
             out.append(Member(name, False, None))
             continue
-        acc = recorded_best(path).get("val_acc")
-        number = isinstance(acc, (int, float)) and not isinstance(acc, bool)
-        out.append(Member(name, True, float(acc) if number else None))
+        out.append(Member(name, True, recorded_val_acc(path)))
     return out
 
 

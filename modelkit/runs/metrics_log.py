@@ -59,3 +59,10 @@ def recorded_best(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(best, dict) or "val_acc" not in best:
         best = best_row(read_metrics(run_dir))
     return best if isinstance(best, dict) else {}
+
+
+def recorded_val_acc(run_dir: str | Path) -> float | None:
+    """``recorded_best``'s validation accuracy when it is a number (a run list, an ensemble's
+    members and auto's choice between a run and its longer run read it)."""
+    acc = recorded_best(run_dir).get("val_acc")
+    return float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None
