@@ -15,11 +15,13 @@ from modelkit.runs.folder import RunFolder
 from modelkit.training.loop import Trainer
 
 
-def write_curve(run_dir, val_accs: list[float]) -> None:
-    """The run's metrics.jsonl with these validation accuracies, one row an epoch, and its
-    status's best as the highest of them: a curve the test chooses, where a real one on tiny
-    images would be whatever the seed gave."""
+def write_curve(run_dir, val_accs: list[float], epoch_s: float | None = None) -> None:
+    """The run's metrics.jsonl with these validation accuracies, one row an epoch (taking
+    ``epoch_s`` seconds where given), and its status's best as the highest of them: a curve the
+    test chooses, where a real one on tiny images would be whatever the seed gave."""
     rows = [{"epoch": i + 1, "train_loss": 1.0, "val_acc": a} for i, a in enumerate(val_accs)]
+    if epoch_s is not None:
+        rows = [{**row, "epoch_seconds": epoch_s} for row in rows]
     RunFolder(run_dir).metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     status_file = RunFolder(run_dir).status
     status = json.loads(status_file.read_text())
@@ -62,13 +64,30 @@ def test_a_run_cut_short_was_not_short_of_epochs(first):
     assert longer_config(config, run, run_s=10.0, left_s=290.0) == (None, "")
 
 
-def test_without_the_time_for_twice_the_epochs_the_log_says_so(first):
+def test_without_the_time_for_half_as_many_again_the_log_says_so(first):
     config, run = first
-    write_curve(run, [0.4, 0.5, 0.6, 0.7])
+    write_curve(run, [0.4, 0.5, 0.6, 0.7])  # no epoch times: 100 s over 4 epochs, 25 s each
     assert longer_config(config, run, run_s=100.0, left_s=150.0) == (
         None,
-        "not trained longer: 8 epochs would need ~240 s and 150 s are left",
+        "not trained longer: 6 epochs would need ~160 s and 150 s are left",
     )
+
+
+def test_where_twice_does_not_fit_it_trains_as_many_more_as_fit(first):
+    config, run = first
+    write_curve(run, [0.4, 0.5, 0.6, 0.7])
+    # the run again (100 s) and 1.2 x 25 s an added epoch: 8 epochs need 220 s, 7 need 190 s
+    longer, why = longer_config(config, run, run_s=100.0, left_s=200.0)
+    assert why == "" and longer.epochs == 7 and longer.time_budget == 200.0
+
+
+def test_an_epoch_costs_what_the_epochs_took_not_the_run_over_its_epochs(first):
+    config, run = first
+    # 100 s of which the epochs took 4 x 2 s (decoding and cached maps took the rest): twice the
+    # epochs need the run again and 4 more epochs, ~110 s, not the 240 s the run's mean says
+    write_curve(run, [0.4, 0.5, 0.6, 0.7], epoch_s=2.0)
+    longer, why = longer_config(config, run, run_s=100.0, left_s=120.0)
+    assert why == "" and longer.epochs == 8
 
 
 def test_the_longer_run_is_the_run_when_it_validates_better(first):
