@@ -171,7 +171,26 @@ def _with_runner_up(
         f"{ensemble.name}, val {accs[2]} ({time.perf_counter() - started:.0f} s for the second "
         "model and the ensemble)"
     )
+    _say_why_members_ended(ensemble, [first, runner_up], say)
     return ensemble
+
+
+def _say_why_members_ended(ensemble: Path, members: list[Path], say) -> None:
+    """The ensemble run's status gets its members' reasons for ending before their budgets,
+    so a run that ends early says why wherever the run is read (the suite's table included),
+    not only in the members' folders."""
+    from modelkit.runs.folder import RunFolder, read_json
+
+    notes = []
+    for run in members:
+        status = read_json(RunFolder(run).status, {})
+        note = status.get(BUDGET_NOTE) if isinstance(status, dict) else None
+        if isinstance(note, str) and note:
+            notes.append(f"{run.name}: {note}")
+    if notes:
+        note = "members ended before their budgets; " + "; ".join(notes)
+        say(note)
+        RunRecorder(ensemble)(Message(note, status_key=BUDGET_NOTE))
 
 
 def _val_acc(run_dir: Path) -> str:

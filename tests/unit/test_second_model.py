@@ -59,7 +59,11 @@ def test_the_time_left_makes_an_ensemble_run_of_the_two(data, tmp_path):
     assert saved["arch"] == "ensemble" and saved["ensemble_of"][0] == first.name
     second = next(p for p in first.parent.iterdir() if p.name == saved["ensemble_of"][1])
     assert json.loads((second / "config.json").read_text())["arch"] == "resnet18"
-    assert any("runner-up" in line for line in said) and "ensemble of" in said[-1]
+    assert any("runner-up" in line for line in said) and "ensemble of" in said[-2]
+    # both members ended well inside their budgets: the run a person gets says why
+    note = json.loads((run / "status.json").read_text())["budget_note"]
+    assert note == said[-1] and note.startswith("members ended before their budgets; ")
+    assert f"{second.name}: ended at " in note
     image = next((data / "red").iterdir())
     assert Predictor(run / "checkpoints" / "best.pt").predict(str(image)).labels[0] in {
         "red",
