@@ -153,3 +153,26 @@ def test_a_budget_below_the_race_s_minimum_keeps_auto_s_choice_and_says_why(data
     note = next(n for n in out.notes if n.startswith("auto: no race"))
     assert "a race needs ~" in note and "auto's choice stands" in note
     assert not any("raced" in n for n in plain.notes)
+
+
+def test_a_tie_goes_to_the_path_ahead_in_the_round_before_not_the_cheaper():
+    # cifar10_small's 5-minute race: the head alone and the maps tied in round 2, the maps were
+    # ahead in round 1; the cheaper head won by cost and lost on test (race_ties_cpu2.json)
+    head = RacePath("head only", {}, "", scores=[0.653, 0.667])
+    maps = RacePath("last stage on maps", {}, "", scores=[0.680, 0.667])
+    order = [head, maps]  # cheapest first
+    assert sorted(order, key=lambda p: race_module.standing(p, order)) == [maps, head]
+    assert race_module.tie_broken(maps, head) == (
+        ", a tie, which it won by round 1 (0.680 against 0.653)"
+    )
+    # tied in every round: the cheaper path
+    twin = RacePath("twin", {}, "", scores=[0.653, 0.667])
+    pair = [head, twin]
+    assert sorted(pair, key=lambda p: race_module.standing(p, pair))[0] is head
+    assert (
+        race_module.tie_broken(head, twin) == ", a tie in every round, which the cheaper path wins"
+    )
+    # a failed round (no score) ranks below any score
+    failed = RacePath("failed", {}, "", scores=[None, 0.667])
+    trio = [failed, head]
+    assert sorted(trio, key=lambda p: race_module.standing(p, trio))[0] is head
