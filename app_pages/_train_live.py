@@ -13,7 +13,8 @@ import streamlit as st
 
 from modelkit.events import UNTRAINED
 from modelkit.jobs import LiveView, TrainingJob
-from modelkit.jobs.live_view import budget_note, candidate_tables
+from modelkit.jobs.live_view import candidate_tables
+from modelkit.runs.folder import budget_note
 from studio.figures import accuracy_figure, batch_loss_figure, curves_figure
 from studio.formatting import duration_text
 from studio.state import RUN_KEY, job_registry

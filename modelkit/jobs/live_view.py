@@ -97,15 +97,6 @@ class LiveView:
         )
 
 
-def budget_note(run_dir: str) -> str:
-    """Why a budgeted run ended well before its budget, in the one sentence its recorder kept in
-    status.json (``budget_note``); empty when it used its budget or had none. Read from the run
-    folder, so a torchrun job (whose events never reach this process) shows it too."""
-    status = read_json(RunFolder(run_dir).status, {}) if run_dir else {}
-    note = status.get("budget_note") if isinstance(status, dict) else None
-    return note if isinstance(note, str) else ""
-
-
 @dataclass
 class CandidateTable:
     """What ``auto`` measured before choosing, one row a candidate, and which won and why."""

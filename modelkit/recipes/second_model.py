@@ -20,6 +20,7 @@ from typing import Any
 from modelkit.config import TrainConfig
 from modelkit.config.defaults import config_defaults
 from modelkit.events import Message
+from modelkit.runs.folder import budget_note
 from modelkit.runs.metrics_log import recorded_val_acc
 from modelkit.runs.recorder import RunRecorder
 from modelkit.training.callbacks.time_budget import BUDGET_NOTE
@@ -96,6 +97,7 @@ def _train_longer(first: Path, config: TrainConfig, spent_s: float, stop, listen
         if longer is None:
             if why_not:
                 say(why_not)
+                _add_to_budget_note(run, why_not)
             return run
         say(
             f"training the winner again with {longer.epochs} epochs (it did all "
@@ -121,6 +123,14 @@ def _train_longer(first: Path, config: TrainConfig, spent_s: float, stop, listen
         say(f"the longer run validates better ({versus}): it is the run")
         run, run_config, run_s = trained, longer, took
     return run
+
+
+def _add_to_budget_note(run: Path, why: str) -> None:
+    """Add ``why`` to the reason ``run`` gave for ending before its budget, where it gave one:
+    that the epochs asked were done is half the story when more did not fit the time left."""
+    note = budget_note(run)
+    if note:
+        RunRecorder(run)(Message(f"{note}; {why}", status_key=BUDGET_NOTE))
 
 
 def _train(config: TrainConfig, stop: Any, listeners: Iterable[Callable], say) -> Path | None:
@@ -179,14 +189,7 @@ def _say_why_members_ended(ensemble: Path, members: list[Path], say) -> None:
     """The ensemble run's status gets its members' reasons for ending before their budgets,
     so a run that ends early says why wherever the run is read (the suite's table included),
     not only in the members' folders."""
-    from modelkit.runs.folder import RunFolder, read_json
-
-    notes = []
-    for run in members:
-        status = read_json(RunFolder(run).status, {})
-        note = status.get(BUDGET_NOTE) if isinstance(status, dict) else None
-        if isinstance(note, str) and note:
-            notes.append(f"{run.name}: {note}")
+    notes = [f"{run.name}: {budget_note(run)}" for run in members if budget_note(run)]
     if notes:
         note = "members ended before their budgets; " + "; ".join(notes)
         say(note)

@@ -211,3 +211,12 @@ class RunFolder:
     def split_sizes(self) -> dict[str, int]:
         """Images per split (none when splits.json is missing or garbled)."""
         return {s: len(v) for s, v in (self.read_splits() or {}).items()}
+
+
+def budget_note(run_dir: str | Path) -> str:
+    """Why a budgeted run ended well before its budget, in the one sentence its recorder kept in
+    status.json (``budget_note``); empty when it used its budget or had none. Read from the run
+    folder, so a torchrun job (whose events never reach this process) shows it too."""
+    status = read_json(RunFolder(run_dir).status, {}) if run_dir else {}
+    note = status.get("budget_note") if isinstance(status, dict) else None
+    return note if isinstance(note, str) else ""

@@ -82,3 +82,6 @@ def test_without_time_left_the_winner_is_the_run_and_the_log_says_why(data, tmp_
         "no second model: the race found two averaged better, but 5 s of 300 s are left"
     )
     assert [p.name for p in first.parent.iterdir()] == [first.name]
+    # the run ended well inside its budget: its note says so and why it was not trained longer
+    note = json.loads((first / "status.json").read_text())["budget_note"]
+    assert note.startswith("ended at ") and note.endswith(f"; {said[0]}")
