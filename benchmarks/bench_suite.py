@@ -141,6 +141,12 @@ def run_cell(data: Path, recipe: str, budget_s: float, runs: Path, extra: list[s
         "state": status.get("state"),
         "reason": status.get("reason"),
         "budget_note": status.get("budget_note", ""),  # why it ended before 90% of its budget
+        # what auto did with the time its winner left (longer run, runner-up), said on stderr
+        "after_run": [
+            line[len("note: ") :]
+            for line in done.stderr.splitlines()
+            if line.startswith("note: ") and not line.startswith("note: auto:")
+        ],
         "load_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "path": describe(path),
         "details": path,

@@ -1,11 +1,11 @@
 """``auto``'s winner trained longer in the time its run left: a run that did every epoch it asked
-for, well inside its budget, is trained again with twice the epochs after its head epochs, on
-the same data and splits, and the person gets whichever validates better (a tie keeps the
-shorter). Where twice does not fit the time left, it trains as many more as fit, one and a half
-times at least: on fruit_contours a doubling that missed by a second left 43% of a 5-minute
-budget unused (benchmarks/results/suite_5m_auto_longer_cpu2.json). Doubling goes on while the
-longer run wins and more fits in the time left; the first that does not validate better shows the
-run had converged, and the run's status says so.
+for, well inside its budget, is trained again with as many more epochs after its head epochs as
+the time left fits (four times them at most, one and a half times at least), on the same data
+and splits, and the person gets whichever validates better (a tie keeps the shorter). Not twice
+and twice again: each longer run pays for the whole run again, so a doubling that won left too
+little for the next, and fruit_contours ended at 65% of a 5-minute budget after one
+(benchmarks/results/suite_5m_auto_fill_cpu2.json). A longer run that does not validate better
+shows the run had converged, and the run's status says so.
 
 Measured, not read off the curve: on the suite, runs whose last third of epochs had not
 improved validated better with twice the epochs on one set and the same on the others
@@ -19,10 +19,10 @@ from pathlib import Path
 
 from modelkit.config import TrainConfig
 
-LONGER = 2  # the longer run trains this many times the epochs after the head epochs
+LONGEST = 4  # the longer run trains at most this many times the epochs after the head epochs
 SLACK = 1.2  # what an added epoch is expected to take, against the winner's typical epoch
 MIN_GROWTH = 1.5  # fewer epochs after the head than this many times the winner's: not worth a run
-MAX_DOUBLINGS = 2  # 22 epochs become 44, then 88 at most
+MAX_LONGER_RUNS = 2  # a second where the first won and was held back by LONGEST, not the time
 
 
 def did_every_epoch(run_dir: Path, asked: int) -> bool:
@@ -51,8 +51,8 @@ def typical_epoch_s(run_dir: Path, fallback: float) -> float:
 def longer_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
     """(the longer run's TrainConfig, "") where ``run`` (trained with ``config`` in ``run_s``
     seconds) did every epoch asked and ``left_s`` seconds fit the run again with more epochs
-    after its head (twice them, or as many as fit, ``MIN_GROWTH`` times at least); else (None,
-    why not, or "" where there is nothing to say)."""
+    after its head (as many as fit, ``LONGEST`` times at most and ``MIN_GROWTH`` times at
+    least); else (None, why not, or "" where there is nothing to say)."""
     if not did_every_epoch(run, config.epochs):
         return None, ""
     head = config.head_epochs if config.head_epochs < config.epochs else 0
@@ -68,7 +68,7 @@ def longer_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
             f"not trained longer: {least} epochs would need ~{cost(least):.0f} s and "
             f"{left_s:.0f} s are left"
         )
-    epochs = head + LONGER * rest
+    epochs = head + LONGEST * rest
     while epochs > least and cost(epochs) > left_s:
         epochs -= 1
     settings = config.to_dict()

@@ -1,8 +1,8 @@
 """``auto``'s use of the time its winner left. First the winner may train longer
-(``recipes.longer``: twice its epochs, kept where it validates better). Then, where its race
-found that averaging its two finalists beats the winner on the held-out training images, the
-runner-up is trained too, on the same data and splits, in the time left, and the two become
-one ensemble run (``modelkit.runs.ensemble``), which is the run a person gets.
+(``recipes.longer``: more epochs in the time left, kept where it validates better). Then,
+where its race found that averaging its two finalists beats the winner on the held-out
+training images, the runner-up is trained too, on the same data and splits, in the time left,
+and the two become one ensemble run (``modelkit.runs.ensemble``), which is the run a person gets.
 
 The race decides on held-out training images; the longer run is kept by validation accuracy,
 as every run chooses its best epoch, so like a best epoch it leans the reported validation
@@ -85,13 +85,13 @@ def spend_what_is_left(
 
 
 def _train_longer(first: Path, config: TrainConfig, spent_s: float, stop, listeners, say) -> Path:
-    """The winner, or its longer run where one validates better (``recipes.longer``): doubled
-    while the longer run wins and the time left fits the next; the run kept says in its status
+    """The winner, or its longer run where one validates better (``recipes.longer``): again
+    while the longer run wins and the time left fits one; the run kept says in its status
     why it ended before its budget when a longer run did not validate better."""
-    from modelkit.recipes.longer import MAX_DOUBLINGS, longer_config
+    from modelkit.recipes.longer import MAX_LONGER_RUNS, longer_config
 
     run, run_config, run_s = first, config, spent_s
-    for _ in range(MAX_DOUBLINGS):
+    for _ in range(MAX_LONGER_RUNS):
         left_s = config.time_budget - spent_s
         longer, why_not = longer_config(run_config, run, run_s, left_s)
         if longer is None:
