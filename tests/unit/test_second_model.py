@@ -9,6 +9,7 @@ import pytest
 from helpers import fast_config, write_dataset
 
 from modelkit.recipes.second_model import second_config, spend_what_is_left
+from modelkit.runs.folder import RunFolder
 from modelkit.serving.predictor import Predictor
 from modelkit.training.loop import Trainer
 
@@ -52,6 +53,10 @@ def test_no_second_model_without_the_race_s_word_or_the_time(data, tmp_path):
 def test_the_time_left_makes_an_ensemble_run_of_the_two(data, tmp_path):
     config = fast_config(data, tmp_path / "runs", arch="smallresnet", time_budget=300.0)
     first = Trainer(config).fit().run_dir
+    # as if the winner's budget had cut it (its first epoch's metrics kept): no longer run, so
+    # the time left goes to the runner-up whatever the longer run would have taken here
+    metrics = RunFolder(first).metrics
+    metrics.write_text(metrics.read_text().splitlines()[0] + "\n")
     said: list[str] = []
     run = spend_what_is_left(first, config, race(), 100.0, say=said.append)
     assert run != first and run.parent == first.parent
