@@ -122,6 +122,9 @@ def _train_longer(first: Path, config: TrainConfig, spent_s: float, stop, listen
             return run
         say(f"the longer run validates better ({versus}): it is the run")
         run, run_config, run_s = trained, longer, took
+    why = f"not trained longer: {MAX_LONGER_RUNS} longer runs, each better, are the most auto tries"
+    say(why)
+    _add_to_budget_note(run, why)
     return run
 
 

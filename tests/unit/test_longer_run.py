@@ -127,3 +127,21 @@ def test_a_stop_during_the_longer_run_trains_nothing_after_it(first):
     said: list[str] = []
     assert spend_what_is_left(run, config, race, 10.0, stop, say=said.append) == run
     assert not any("runner-up" in line for line in said)
+
+
+def test_after_the_most_longer_runs_the_run_says_why_it_stopped_there(first, monkeypatch):
+    from modelkit.recipes import longer as longer_module
+    from modelkit.recipes import second_model
+    from modelkit.runs.metrics_log import read_metrics
+
+    config, run = first
+    write_curve(run, [0.4, 0.5, 0.6, 0.6])
+    # every run validates better the more epochs it trained, and none counts as cut short by
+    # its budget on a busy machine: two longer runs, each kept
+    monkeypatch.setattr(second_model, "recorded_val_acc", lambda r: len(read_metrics(r)) / 1e3)
+    monkeypatch.setattr(longer_module, "did_every_epoch", lambda *_: True)
+    said: list[str] = []
+    got = spend_what_is_left(run, config, None, spent_s=10.0, say=said.append)
+    assert said[-1] == "not trained longer: 2 longer runs, each better, are the most auto tries"
+    status = json.loads(RunFolder(got).status.read_text())
+    assert status["budget_note"].endswith(f"; {said[-1]}")  # beside why it ended early
