@@ -110,7 +110,7 @@ def _train_longer(first: Path, config: TrainConfig, spent_s: float, stop, listen
         if trained is None:
             return run
         before, after = recorded_val_acc(run), recorded_val_acc(trained)
-        versus = f"{_val_acc(trained)} against {_val_acc(run)}"
+        versus = f"{_shown(after)} against {_shown(before)}"
         if after is None or (before is not None and after <= before):
             note = (
                 f"converged: {longer.epochs} epochs did not validate better than "
@@ -178,7 +178,7 @@ def _with_runner_up(
     except EnsembleError as exc:
         say(f"no ensemble ({exc}): the winner is the run")
         return first
-    accs = [_val_acc(run) for run in (first, runner_up, ensemble)]
+    accs = [_shown(recorded_val_acc(run)) for run in (first, runner_up, ensemble)]
     say(
         f"ensemble of {first.name} (val {accs[0]}) and {runner_up.name} (val {accs[1]}): "
         f"{ensemble.name}, val {accs[2]} ({time.perf_counter() - started:.0f} s for the second "
@@ -192,14 +192,14 @@ def _say_why_members_ended(ensemble: Path, members: list[Path], say) -> None:
     """The ensemble run's status gets its members' reasons for ending before their budgets,
     so a run that ends early says why wherever the run is read (the suite's table included),
     not only in the members' folders."""
-    notes = [f"{run.name}: {budget_note(run)}" for run in members if budget_note(run)]
+    said = {run.name: budget_note(run) for run in members}  # one read of each status
+    notes = [f"{name}: {note}" for name, note in said.items() if note]
     if notes:
         note = "members ended before their budgets; " + "; ".join(notes)
         say(note)
         RunRecorder(ensemble)(Message(note, status_key=BUDGET_NOTE))
 
 
-def _val_acc(run_dir: Path) -> str:
-    """The run's recorded validation accuracy for the log line."""
-    acc = recorded_val_acc(run_dir)
+def _shown(acc: float | None) -> str:
+    """A recorded validation accuracy for the log line."""
     return "?" if acc is None else f"{acc:.3f}"
