@@ -158,8 +158,9 @@ def _resume(run: RunInfo) -> None:
     # Give the job a moment to mark the run as running, so the table redrawn below says so.
     with st.spinner("Starting…"):
         wait_until(lambda: not job.thread.is_alive() or run_state(run.path)["state"] != run.state)
-        if run_state(run.path)["state"] == run.state:  # it may still fail on its checkpoint
-            wait_until(lambda: not job.thread.is_alive() or job.snapshot().state == "running")
+        # the run is marked running before its checkpoint is read, and the checkpoint before any
+        # data: wait past "starting", or a damaged checkpoint's failure lands after the success
+        wait_until(lambda: not job.thread.is_alive() or job.snapshot().state != "starting")
     view = job.snapshot()
     if view.state == "failed":  # a damaged checkpoint, say: the failure alone, no success beside it
         st.session_state[FLASH] = ("error", f"Could not resume {md(run.id)}: {md(view.error)}")
