@@ -4,7 +4,9 @@ Three figures, one invocation, one model, the same photos:
 - the backend's own batch-32 throughput on images decoded beforehand (the ceiling, the mean of
   one measurement before the streamed run and one after; the target is >= 90% of it end to end);
 - the naive reference: ``predict_many`` over chunks of 32 paths, decoding then classifying in turn
-  (what a loop over the files does), and the streamed ``predict_folder`` with decoding ahead;
+  (what a loop over the files does), and the streamed ``predict_folder`` in its default schedule
+  (on a CPU: each batch decoded by a thread pool, then classified) and overlapped (decoding the
+  next batches while the model runs);
 - a kill -9 at half way and the same command again: each image must be in the CSV exactly once.
 RSS is sampled through the streamed run (it should stay flat), and the CSV's accuracy (labels
 are the photos' class folders) sits next to every speed figure.
@@ -166,10 +168,18 @@ def main(argv: list[str] | None = None) -> int:
         streamed_cpu = summary.written / (time.process_time() - cpu)
         sampler.stop.set()
         sampler.join()
-        # again after the long run: on a machine whose load changes, the ceiling measured once,
+        # again after each long run: on a machine whose load changes, the ceiling measured once,
         # minutes apart from the streamed run, can be off by several times
-        again, again_cpu = backend_ceiling(predictor, photos, repeat=10)
-        ceiling, ceiling_cpu = (ceiling + again) / 2, (ceiling_cpu + again_cpu) / 2
+        ceilings = [(ceiling, ceiling_cpu), backend_ceiling(predictor, photos, repeat=10)]
+        # the other schedule, the same photos: on a CPU the default takes turns (decoders, then
+        # the model); overlapped, the decoders run while the model does
+        other = Path(tmp) / "overlapped.csv"
+        cpu = time.process_time()
+        overlapped = predict_folder(predictor, [folder], other, top_k=1, overlap=True)
+        overlapped_cpu = overlapped.written / (time.process_time() - cpu)
+        ceilings.append(backend_ceiling(predictor, photos, repeat=10))
+        ceiling = sum(c[0] for c in ceilings) / len(ceilings)
+        ceiling_cpu = sum(c[1] for c in ceilings) / len(ceilings)
         rows = csv_rows(out)
         result = {
             "run": str(args.run),
@@ -194,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
             "backend_batch32_images_per_cpu_s": round(ceiling_cpu, 2),
             "streamed_images_per_cpu_s": round(streamed_cpu, 2),
             "streamed_over_backend_per_cpu_s": round(streamed_cpu / ceiling_cpu, 3),
+            "backend_batch32_measurements": [round(c[0], 2) for c in ceilings],
+            "streamed_schedule": "in turn" if predictor.device.type == "cpu" else "overlapped",
+            "overlapped_images_per_s": round(overlapped.rate, 2),
+            "overlapped_accuracy": round(accuracy(csv_rows(other)), 4),
+            "overlapped_over_backend": round(overlapped.rate / ceiling, 3),
+            "overlapped_images_per_cpu_s": round(overlapped_cpu, 2),
             "rows": len(rows),
             "unreadable": summary.failed,
             "rss_mb": {

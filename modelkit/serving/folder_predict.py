@@ -8,8 +8,11 @@ stable order, and counts them for the progress bar; at most a few batches are de
 of the same command skips the paths its CSV already holds; and ``shard=(i, n)`` keeps the paths
 whose stable hash falls in part ``i`` of ``n``, so n independent commands cover each image once.
 
-Decoding runs in a small thread pool while the model runs the batch before (Pillow releases
-the GIL while it decodes), so the model rarely waits for JPEGs.
+Decoding runs in a small thread pool (Pillow releases the GIL while it decodes). On an
+accelerator the pool decodes a few batches ahead while the model runs; on a CPU the model and the
+decoders share the cores, so each batch is decoded by the whole pool while the model waits, then
+classified: overlapped, the model's threads waited on each other behind the decoders
+(benchmarks/results/folder_predict_schedule_cpu2.json).
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from modelkit.data.imageio import ImageLoadError
 from modelkit.data.walk import NOT_AN_IMAGE, walk_images
@@ -120,8 +125,12 @@ def predict_folder(
     shard: tuple[int, int] = (0, 1),
     on_progress: Progress | None = None,
     decoders: int = 2,
+    overlap: bool | None = None,
 ) -> FolderSummary:
-    """Classify every image under ``inputs`` into ``csv_path``, continuing an earlier run."""
+    """Classify every image under ``inputs`` into ``csv_path``, continuing an earlier run.
+
+    ``overlap``: decode ahead while the model runs (True) or take turns (False); None: overlap
+    on an accelerator, take turns when the model runs on the CPU's cores."""
     fields = csv_fields(min(top_k, len(predictor.classes)))
     summary = FolderSummary(Path(csv_path))
     with ResumableCsv(csv_path, fields) as sink:
@@ -144,7 +153,10 @@ def predict_folder(
         # is counted, and shown, only once its rows are on disk
         with ThreadPoolExecutor(1) as writer:
             pending: tuple[Future, list[Prediction]] | None = None
-            for predictions in _classified(predictor, _drained(todo), top_k, decoders):
+            if overlap is None:
+                overlap = predictor.device.type != "cpu"
+            batches = _classified(predictor, _drained(todo), top_k, decoders, overlap)
+            for predictions in batches:
                 rows = [prediction_row(p) for p in predictions]
                 if pending:
                     pending[0].result()
@@ -185,9 +197,12 @@ def _drained(todo: deque[Entry | str]) -> Iterator[Entry]:
 
 
 def _classified(
-    predictor: Predictor, entries: Iterable[Entry], top_k: int, decoders: int
+    predictor: Predictor, entries: Iterable[Entry], top_k: int, decoders: int, overlap: bool
 ) -> Iterator[list[Prediction]]:
-    """Batches of Predictions, in walk order, decoding a few batches ahead of the model."""
+    """Batches of Predictions, in walk order."""
+    if not overlap:  # as many decoders as the model has threads: the cores it leaves idle
+        yield from _in_turn(predictor, entries, top_k, max(decoders, torch.get_num_threads()))
+        return
     ahead: deque[Future] = deque()
     with ThreadPoolExecutor(max(1, decoders)) as pool:
         for batch in _chunks(entries, predictor.batch_size):
@@ -196,6 +211,21 @@ def _classified(
                 yield _answer(predictor, *ahead.popleft().result(), top_k)
         while ahead:
             yield _answer(predictor, *ahead.popleft().result(), top_k)
+
+
+def _in_turn(
+    predictor: Predictor, entries: Iterable[Entry], top_k: int, decoders: int
+) -> Iterator[list[Prediction]]:
+    """Each batch decoded in ``decoders`` parts at once, then classified: the cores take turns."""
+    with ThreadPoolExecutor(decoders) as pool:
+        for batch in _chunks(entries, predictor.batch_size):
+            step = -(-len(batch) // decoders)
+            parts = pool.map(partial(_decoded, predictor), _chunks(batch, step))
+            done, decoded = [], []
+            for part_entries, part_decoded in parts:
+                done += part_entries
+                decoded += part_decoded
+            yield _answer(predictor, done, decoded, top_k)
 
 
 def _decoded(predictor: Predictor, batch: list[Entry]) -> tuple[list[Entry], list]:

@@ -55,6 +55,17 @@ def test_every_image_gets_one_row_and_an_unreadable_one_says_why(trained_run, ph
     )
 
 
+def test_decoding_ahead_or_in_turn_writes_the_same_rows(trained_run, photos, tmp_path):
+    predictor = Predictor(trained_run, device="cpu", batch_size=4)
+    outs = [tmp_path / "in_turn.csv", tmp_path / "overlapped.csv"]
+    for out, overlap in zip(outs, (False, True)):
+        summary = predict_folder(predictor, [photos], out, top_k=2, decoders=3, overlap=overlap)
+        assert summary.written == 25 and summary.failed == 1
+    in_turn, overlapped = rows_of(outs[0]), rows_of(outs[1])
+    assert [r["path"] for r in in_turn] == [r["path"] for r in overlapped]
+    assert [r["label_1"] for r in in_turn] == [r["label_1"] for r in overlapped]
+
+
 def test_a_rerun_continues_and_a_torn_last_row_is_written_again(trained_run, photos, tmp_path):
     out = tmp_path / "out.csv"
     predictor = Predictor(trained_run, device="cpu", batch_size=4)
@@ -213,6 +224,8 @@ def test_the_benchmark_reports_each_figure_with_accuracy_and_the_kill_check(trai
     ):
         assert result[rate] > 0
     assert 0 <= result["streamed_accuracy"] <= 1 and 0 <= result["naive_loop_accuracy"] <= 1
+    assert result["overlapped_images_per_s"] > 0
+    assert result["overlapped_accuracy"] == result["streamed_accuracy"]
     assert result["rss_mb"]["peak"] >= result["rss_mb"]["first"] > 0
     assert result["kill_and_rerun"]["rows_after_rerun"] == 64
     assert result["kill_and_rerun"]["each_image_once"] is True
