@@ -12,7 +12,7 @@ Decoding runs in a small thread pool (Pillow releases the GIL while it decodes).
 accelerator the pool decodes a few batches ahead while the model runs; on a CPU the model and the
 decoders share the cores, so each batch is decoded by the whole pool while the model waits, then
 classified: overlapped, the model's threads waited on each other behind the decoders
-(benchmarks/results/folder_predict_schedule_cpu2.json).
+(benchmarks/results/folder_predict_20k_lite0_turns_cpu2.json: 0.77 of the backend against 0.66).
 """
 
 from __future__ import annotations
