@@ -7,6 +7,11 @@ little for the next, and fruit_contours ended at 65% of a 5-minute budget after 
 (benchmarks/results/suite_5m_auto_fill_cpu2.json). A longer run that does not validate better
 shows the run had converged, and the run's status says so.
 
+Where the run again does not fit (on cached maps, the maps are most of a short run) the winner
+is continued instead: its best weights, the epochs added, at its fine-tuning rates over
+``CONTINUE_LR_SHARE`` (a warm restart, not the first run's peak), paying only its setup and the
+added epochs again.
+
 Measured, not read off the curve: on the suite, runs whose last third of epochs had not
 improved validated better with twice the epochs on one set and the same on the others
 (benchmarks/results/converged_epochs_cpu2.json), so a flat tail is no proof of convergence.
@@ -23,6 +28,8 @@ LONGEST = 4  # the longer run trains at most this many times the epochs after th
 SLACK = 1.2  # what an added epoch is expected to take, against the winner's typical epoch
 MIN_GROWTH = 1.5  # fewer epochs after the head than this many times the winner's: not worth a run
 MAX_LONGER_RUNS = 2  # a second where the first won and was held back by LONGEST, not the time
+CONTINUE_LR_SHARE = 3.0  # a continued run's rates: its fine-tuning rates divided by this
+CONTINUED = "-continued"  # the run name's suffix of a continued run
 
 
 def did_every_epoch(run_dir: Path, asked: int) -> bool:
@@ -64,9 +71,14 @@ def longer_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
 
     least = head + math.ceil(MIN_GROWTH * rest)
     if cost(least) > left_s:
+        continued = continued_config(config, run, run_s, left_s)
+        if continued is not None:
+            return continued, ""
         return None, (
-            f"not trained longer: {least} epochs would need ~{cost(least):.0f} s and "
-            f"{left_s:.0f} s are left"
+            f"not trained longer: {least} epochs would need ~{cost(least):.0f} s, "
+            f"{least - config.epochs} more from its weights "
+            f"~{continue_cost(config, run, run_s, least - config.epochs):.0f} s, "
+            f"and {left_s:.0f} s are left"
         )
     epochs = head + LONGEST * rest
     while epochs > least and cost(epochs) > left_s:
@@ -75,3 +87,35 @@ def longer_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
     name = f"{config.run_name}-longer" if config.run_name else ""
     settings.update(epochs=epochs, time_budget=round(left_s, 1), run_name=name)
     return TrainConfig.from_dict(settings), ""
+
+
+def continue_cost(config: TrainConfig, run: Path, run_s: float, added: int) -> float:
+    """Seconds to continue ``run`` for ``added`` epochs: what it spent outside its epochs
+    (weights, decoding, cached passes) and the added epochs."""
+    typical = typical_epoch_s(run, run_s / max(config.epochs, 1))
+    return max(run_s - typical * config.epochs, 0.0) + SLACK * typical * added
+
+
+def continued_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
+    """The TrainConfig that continues ``run`` from its best weights for as many epochs as fit
+    ``left_s`` (``MIN_GROWTH`` - 1 to ``LONGEST`` - 1 times its epochs after the head), one
+    phase at its fine-tuning rates over ``CONTINUE_LR_SHARE``; None where too few fit."""
+    from modelkit.training.phases import rates
+
+    head = config.head_epochs if config.head_epochs < config.epochs else 0
+    rest = config.epochs - head
+    least, most = math.ceil((MIN_GROWTH - 1) * rest), (LONGEST - 1) * rest
+    if least < 1 or continue_cost(config, run, run_s, least) > left_s:
+        return None
+    added = most
+    while added > least and continue_cost(config, run, run_s, added) > left_s:
+        added -= 1
+    lr, backbone_lr = rates(config, 2 if head else 0)
+    settings = config.to_dict()
+    settings.update(
+        weights=str(run), head_epochs=0, epochs=added, warmup_epochs=0,
+        lr=lr / CONTINUE_LR_SHARE, time_budget=round(left_s, 1),
+        backbone_lr=None if backbone_lr is None else backbone_lr / CONTINUE_LR_SHARE,
+        run_name=f"{config.run_name}{CONTINUED}" if config.run_name else "",
+    )  # fmt: skip
+    return TrainConfig.from_dict(settings)

@@ -99,8 +99,15 @@ def _train_longer(first: Path, config: TrainConfig, spent_s: float, stop, listen
                 say(why_not)
                 _add_to_budget_note(run, why_not)
             return run
+        # from the winner's weights (longer.continued_config), or trained again from the start
+        continued = longer.weights == str(run)
+        how = (
+            "continuing the winner from its weights for"
+            if continued
+            else "training the winner again with"
+        )
         say(
-            f"training the winner again with {longer.epochs} epochs (it did all "
+            f"{how} {longer.epochs}{' more' if continued else ''} epochs (it did all "
             f"{run_config.epochs} in {run_s:.0f} s; {left_s:.0f} s are left)"
         )
         started = time.perf_counter()
@@ -112,15 +119,16 @@ def _train_longer(first: Path, config: TrainConfig, spent_s: float, stop, listen
         before, after = recorded_val_acc(run), recorded_val_acc(trained)
         versus = f"{_shown(after)} against {_shown(before)}"
         if after is None or (before is not None and after <= before):
+            tried = f"{longer.epochs} {'more epochs from its weights' if continued else 'epochs'}"
             note = (
-                f"converged: {longer.epochs} epochs did not validate better than "
-                f"{run_config.epochs} ({versus}); auto used {spent_s:.0f} s of "
-                f"{config.time_budget:.0f} s"
+                f"converged: {tried} did not validate better than {run_config.epochs} "
+                f"({versus}); auto used {spent_s:.0f} s of {config.time_budget:.0f} s"
             )
             say(note)
             RunRecorder(run)(Message(note, status_key=BUDGET_NOTE))
             return run
-        say(f"the longer run validates better ({versus}): it is the run")
+        kind = "continued" if continued else "longer"
+        say(f"the {kind} run validates better ({versus}): it is the run")
         run, run_config, run_s = trained, longer, took
     why = f"not trained longer: {MAX_LONGER_RUNS} longer runs, each better, are the most auto tries"
     say(why)

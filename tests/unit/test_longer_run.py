@@ -67,10 +67,45 @@ def test_a_run_cut_short_was_not_short_of_epochs(first):
 def test_without_the_time_for_half_as_many_again_the_log_says_so(first):
     config, run = first
     write_curve(run, [0.4, 0.5, 0.6, 0.7])  # no epoch times: 100 s over 4 epochs, 25 s each
-    assert longer_config(config, run, run_s=100.0, left_s=150.0) == (
+    assert longer_config(config, run, run_s=100.0, left_s=50.0) == (
         None,
-        "not trained longer: 6 epochs would need ~160 s and 150 s are left",
+        "not trained longer: 6 epochs would need ~160 s, 2 more from its weights ~60 s, "
+        "and 50 s are left",
     )
+
+
+def test_where_the_run_again_does_not_fit_the_winner_is_continued_from_its_weights(first):
+    config, run = first
+    # 100 s, of which the 4 epochs took 80: the run again and 2 more epochs need ~148 s, but
+    # continuing needs only the 20 s outside the epochs and 24 s an added epoch: 3 fit 100 s
+    write_curve(run, [0.4, 0.5, 0.6, 0.7], epoch_s=20.0)
+    continued, why = longer_config(config, run, run_s=100.0, left_s=100.0)
+    assert why == "" and continued.epochs == 3 and continued.weights == str(run)
+    assert continued.head_epochs == 0 and continued.lr == pytest.approx(config.lr / 3)
+    assert continued.data_dir == config.data_dir and continued.seed == config.seed
+
+
+def test_a_two_phase_winner_continues_at_its_fine_tuning_rates(data, tmp_path, first):
+    _, run = first
+    config = fast_config(
+        data, tmp_path / "runs", epochs=4, head_epochs=1, time_budget=300.0,
+        finetune_lr=0.003, backbone_lr=0.0006,
+    )  # fmt: skip
+    write_curve(run, [0.4, 0.5, 0.6, 0.7], epoch_s=20.0)
+    continued, _ = longer_config(config, run, run_s=100.0, left_s=100.0)
+    assert continued.epochs == 3 and continued.head_epochs == 0  # the head is trained already
+    assert continued.lr == pytest.approx(0.001) and continued.backbone_lr == pytest.approx(0.0002)
+
+
+def test_the_continued_run_is_the_run_when_it_validates_better(data, tmp_path):
+    config = fast_config(data, tmp_path / "runs", epochs=4, time_budget=400.0)
+    run = Trainer(config).fit().run_dir
+    write_curve(run, [0.0, 0.0, 0.0, 0.01], epoch_s=45.0)  # rising; the run took 200 s
+    said: list[str] = []
+    got = spend_what_is_left(run, config, None, spent_s=200.0, say=said.append)
+    assert said[0].startswith("continuing the winner from its weights for 3 more epochs")
+    assert said[1].startswith("the continued run validates better")
+    assert got != run and got.parent == run.parent
 
 
 def test_it_trains_as_many_more_epochs_as_fit_the_time_left(first):
