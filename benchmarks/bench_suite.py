@@ -94,8 +94,11 @@ def describe(path: dict) -> str:
     head_epochs = path.get("head_epochs") or 0
     head = f" head {head_epochs} +" if head_epochs else ""
     rest = (path.get("epochs") or 0) - head_epochs
+    weights = str(path.get("weights"))
+    if weights not in ("imagenet", "none"):  # a run's weights: auto continued its winner
+        weights = f"continued from {Path(weights).name}"
     return (
-        f"{path.get('arch')}/{path.get('weights')} {path.get('image_size')}px{frozen}"
+        f"{path.get('arch')}/{weights} {path.get('image_size')}px{frozen}"
         f"{head} {rest} ep, ran {path.get('epochs_run') or 0}"
     )
 

@@ -99,7 +99,8 @@ def continue_cost(config: TrainConfig, run: Path, run_s: float, added: int) -> f
 def continued_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
     """The TrainConfig that continues ``run`` from its best weights for as many epochs as fit
     ``left_s`` (``MIN_GROWTH`` - 1 to ``LONGEST`` - 1 times its epochs after the head), one
-    phase at its fine-tuning rates over ``CONTINUE_LR_SHARE``; None where too few fit."""
+    phase at its fine-tuning rates over ``CONTINUE_LR_SHARE``, at its full image size from the
+    first epoch (its weights are past small sizes); None where too few fit."""
     from modelkit.training.phases import rates
 
     head = config.head_epochs if config.head_epochs < config.epochs else 0
@@ -114,7 +115,7 @@ def continued_config(config: TrainConfig, run: Path, run_s: float, left_s: float
     settings = config.to_dict()
     settings.update(
         weights=str(run), head_epochs=0, epochs=added, warmup_epochs=0,
-        lr=lr / CONTINUE_LR_SHARE, time_budget=round(left_s, 1),
+        progressive_resize=False, lr=lr / CONTINUE_LR_SHARE, time_budget=round(left_s, 1),
         backbone_lr=None if backbone_lr is None else backbone_lr / CONTINUE_LR_SHARE,
         run_name=f"{config.run_name}{CONTINUED}" if config.run_name else "",
     )  # fmt: skip

@@ -99,8 +99,8 @@ def _train_longer(first: Path, config: TrainConfig, spent_s: float, stop, listen
                 say(why_not)
                 _add_to_budget_note(run, why_not)
             return run
-        # from the winner's weights (longer.continued_config), or trained again from the start
-        continued = longer.weights == str(run)
+        # from a winner's weights (longer.continued_config), or trained again from the start
+        continued = longer.weights != config.weights
         how = (
             "continuing the winner from its weights for"
             if continued

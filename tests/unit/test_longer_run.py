@@ -82,6 +82,7 @@ def test_where_the_run_again_does_not_fit_the_winner_is_continued_from_its_weigh
     continued, why = longer_config(config, run, run_s=100.0, left_s=100.0)
     assert why == "" and continued.epochs == 3 and continued.weights == str(run)
     assert continued.head_epochs == 0 and continued.lr == pytest.approx(config.lr / 3)
+    assert not continued.progressive_resize  # its weights are past the small sizes
     assert continued.data_dir == config.data_dir and continued.seed == config.seed
 
 
