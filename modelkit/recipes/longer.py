@@ -20,6 +20,7 @@ improved validated better with twice the epochs on one set and the same on the o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from modelkit.config import TrainConfig
@@ -77,7 +78,7 @@ def longer_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
         return None, (
             f"not trained longer: {least} epochs would need ~{cost(least):.0f} s, "
             f"{least - config.epochs} more from its weights "
-            f"~{continue_cost(config, run, run_s, least - config.epochs):.0f} s, "
+            f"~{continue_cost(config, run, run_s)(least - config.epochs):.0f} s, "
             f"and {left_s:.0f} s are left"
         )
     epochs = head + LONGEST * rest
@@ -89,11 +90,12 @@ def longer_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
     return TrainConfig.from_dict(settings), ""
 
 
-def continue_cost(config: TrainConfig, run: Path, run_s: float, added: int) -> float:
-    """Seconds to continue ``run`` for ``added`` epochs: what it spent outside its epochs
-    (weights, decoding, cached passes) and the added epochs."""
+def continue_cost(config: TrainConfig, run: Path, run_s: float) -> Callable[[int], float]:
+    """Seconds to continue ``run`` for a number of added epochs: what it spent outside its
+    epochs (weights, decoding, cached passes) and the added epochs."""
     typical = typical_epoch_s(run, run_s / max(config.epochs, 1))
-    return max(run_s - typical * config.epochs, 0.0) + SLACK * typical * added
+    setup = max(run_s - typical * config.epochs, 0.0)
+    return lambda added: setup + SLACK * typical * added
 
 
 def continued_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
@@ -106,10 +108,11 @@ def continued_config(config: TrainConfig, run: Path, run_s: float, left_s: float
     head = config.head_epochs if config.head_epochs < config.epochs else 0
     rest = config.epochs - head
     least, most = math.ceil((MIN_GROWTH - 1) * rest), (LONGEST - 1) * rest
-    if least < 1 or continue_cost(config, run, run_s, least) > left_s:
+    cost = continue_cost(config, run, run_s)
+    if least < 1 or cost(least) > left_s:
         return None
     added = most
-    while added > least and continue_cost(config, run, run_s, added) > left_s:
+    while added > least and cost(added) > left_s:
         added -= 1
     lr, backbone_lr = rates(config, 2 if head else 0)
     settings = config.to_dict()

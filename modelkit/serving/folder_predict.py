@@ -200,7 +200,7 @@ def _classified(
     predictor: Predictor, entries: Iterable[Entry], top_k: int, decoders: int, overlap: bool
 ) -> Iterator[list[Prediction]]:
     """Batches of Predictions, in walk order."""
-    if not overlap:  # as many decoders as the model has threads: the cores it leaves idle
+    if not overlap:  # as many decoders as the model has threads: their cores wait meanwhile
         yield from _in_turn(predictor, entries, top_k, max(decoders, torch.get_num_threads()))
         return
     ahead: deque[Future] = deque()

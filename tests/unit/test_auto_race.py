@@ -176,3 +176,16 @@ def test_a_tie_goes_to_the_path_ahead_in_the_round_before_not_the_cheaper():
     failed = RacePath("failed", {}, "", scores=[None, 0.667])
     trio = [failed, head]
     assert sorted(trio, key=lambda p: race_module.standing(p, trio))[0] is head
+
+
+def test_a_race_on_many_classes_samples_enough_of_each_to_judge():
+    import numpy as np
+
+    from modelkit.recipes.race import HELDOUT_SHARE, MAX_IMAGES, PER_CLASS, race_sample
+
+    labels = np.repeat(np.arange(100), 30)  # 100 classes of 30: 600 would leave 4 a class to train
+    train, held = race_sample(labels, seed=0)
+    assert len(train) + len(held) == PER_CLASS * 100 > MAX_IMAGES
+    per_class = np.bincount(labels[train], minlength=100)
+    assert per_class.min() >= round(PER_CLASS * (1 - HELDOUT_SHARE)) - 1
+    assert not set(train) & set(held)
