@@ -20,7 +20,6 @@ improved validated better with twice the epochs on one set and the same on the o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 from modelkit.config import TrainConfig
@@ -30,7 +29,6 @@ SLACK = 1.2  # what an added epoch is expected to take, against the winner's typ
 MIN_GROWTH = 1.5  # fewer epochs after the head than this many times the winner's: not worth a run
 MAX_LONGER_RUNS = 2  # a second where the first won and was held back by LONGEST, not the time
 CONTINUE_LR_SHARE = 3.0  # a continued run's rates: its fine-tuning rates divided by this
-CONTINUED = "-continued"  # the run name's suffix of a continued run
 
 
 def did_every_epoch(run_dir: Path, asked: int) -> bool:
@@ -60,66 +58,60 @@ def longer_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
     """(the longer run's TrainConfig, "") where ``run`` (trained with ``config`` in ``run_s``
     seconds) did every epoch asked and ``left_s`` seconds fit the run again with more epochs
     after its head (as many as fit, ``LONGEST`` times at most and ``MIN_GROWTH`` times at
-    least); else (None, why not, or "" where there is nothing to say)."""
+    least), or else its continuation (``continued_config``) with as many more; else (None, why
+    not, or "" where there is nothing to say)."""
     if not did_every_epoch(run, config.epochs):
         return None, ""
     head = config.head_epochs if config.head_epochs < config.epochs else 0
     rest = config.epochs - head
-    per_epoch = SLACK * typical_epoch_s(run, run_s / max(config.epochs, 1))
+    typical = typical_epoch_s(run, run_s / max(config.epochs, 1))  # one read a decision
 
-    def cost(epochs: int) -> float:  # the run again, and the epochs it adds
-        return run_s + per_epoch * (epochs - config.epochs)
+    def again(epochs: int) -> float:  # the run again, and the epochs it adds
+        return run_s + SLACK * typical * (epochs - config.epochs)
+
+    def resumed(added: int) -> float:  # what it spent outside its epochs, and the epochs added
+        return max(run_s - typical * config.epochs, 0.0) + SLACK * typical * added
 
     least = head + math.ceil(MIN_GROWTH * rest)
-    if cost(least) > left_s:
-        continued = continued_config(config, run, run_s, left_s)
-        if continued is not None:
-            return continued, ""
-        return None, (
-            f"not trained longer: {least} epochs would need ~{cost(least):.0f} s, "
-            f"{least - config.epochs} more from its weights "
-            f"~{continue_cost(config, run, run_s)(least - config.epochs):.0f} s, "
-            f"and {left_s:.0f} s are left"
-        )
-    epochs = head + LONGEST * rest
+    if again(least) <= left_s:
+        epochs = _most_that_fit(again, least, head + LONGEST * rest, left_s)
+        settings = config.to_dict()
+        name = f"{config.run_name}-longer" if config.run_name else ""
+        settings.update(epochs=epochs, time_budget=round(left_s, 1), run_name=name)
+        return TrainConfig.from_dict(settings), ""
+    fewest = least - config.epochs
+    if resumed(fewest) <= left_s:
+        added = _most_that_fit(resumed, fewest, (LONGEST - 1) * rest, left_s)
+        return continued_config(config, run, added, left_s), ""
+    return None, (
+        f"not trained longer: {least} epochs would need ~{again(least):.0f} s, {fewest} more "
+        f"from its weights ~{resumed(fewest):.0f} s, and {left_s:.0f} s are left"
+    )
+
+
+def _most_that_fit(cost, least: int, most: int, left_s: float) -> int:
+    """The most epochs from ``least`` to ``most`` whose ``cost`` fits ``left_s`` (``least``
+    where none does: the caller checked that it fits)."""
+    epochs = most
     while epochs > least and cost(epochs) > left_s:
         epochs -= 1
-    settings = config.to_dict()
-    name = f"{config.run_name}-longer" if config.run_name else ""
-    settings.update(epochs=epochs, time_budget=round(left_s, 1), run_name=name)
-    return TrainConfig.from_dict(settings), ""
+    return epochs
 
 
-def continue_cost(config: TrainConfig, run: Path, run_s: float) -> Callable[[int], float]:
-    """Seconds to continue ``run`` for a number of added epochs: what it spent outside its
-    epochs (weights, decoding, cached passes) and the added epochs."""
-    typical = typical_epoch_s(run, run_s / max(config.epochs, 1))
-    setup = max(run_s - typical * config.epochs, 0.0)
-    return lambda added: setup + SLACK * typical * added
-
-
-def continued_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
-    """The TrainConfig that continues ``run`` from its best weights for as many epochs as fit
-    ``left_s`` (``MIN_GROWTH`` - 1 to ``LONGEST`` - 1 times its epochs after the head), one
-    phase at its fine-tuning rates over ``CONTINUE_LR_SHARE``, at its full image size from the
-    first epoch (its weights are past small sizes); None where too few fit."""
+def continued_config(config: TrainConfig, run: Path, added: int, left_s: float) -> TrainConfig:
+    """The TrainConfig that continues ``run`` (trained with ``config``) from its best weights
+    for ``added`` epochs in ``left_s`` seconds: one phase at its fine-tuning rates over
+    ``CONTINUE_LR_SHARE``, at its full image size from the first epoch (its weights are past
+    small sizes)."""
     from modelkit.training.phases import rates
 
-    head = config.head_epochs if config.head_epochs < config.epochs else 0
-    rest = config.epochs - head
-    least, most = math.ceil((MIN_GROWTH - 1) * rest), (LONGEST - 1) * rest
-    cost = continue_cost(config, run, run_s)
-    if least < 1 or cost(least) > left_s:
-        return None
-    added = most
-    while added > least and cost(added) > left_s:
-        added -= 1
-    lr, backbone_lr = rates(config, 2 if head else 0)
+    two_phase = 0 < config.head_epochs < config.epochs
+    lr, backbone_lr = rates(config, 2 if two_phase else 0)
     settings = config.to_dict()
     settings.update(
         weights=str(run), head_epochs=0, epochs=added, warmup_epochs=0,
         progressive_resize=False, lr=lr / CONTINUE_LR_SHARE, time_budget=round(left_s, 1),
         backbone_lr=None if backbone_lr is None else backbone_lr / CONTINUE_LR_SHARE,
-        run_name=f"{config.run_name}{CONTINUED}" if config.run_name else "",
+        run_name=f"{config.run_name}-continued" if config.run_name else "",
     )  # fmt: skip
     return TrainConfig.from_dict(settings)

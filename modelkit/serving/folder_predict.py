@@ -133,6 +133,8 @@ def predict_folder(
     on an accelerator, take turns when the model runs on the CPU's cores."""
     fields = csv_fields(min(top_k, len(predictor.classes)))
     summary = FolderSummary(Path(csv_path))
+    if overlap is None:
+        overlap = predictor.device.type != "cpu"
     with ResumableCsv(csv_path, fields) as sink:
         summary.recovered_torn_row = sink.recovered_torn_row
         todo = _listing(inputs, shard, sink.done, summary)
@@ -153,8 +155,6 @@ def predict_folder(
         # is counted, and shown, only once its rows are on disk
         with ThreadPoolExecutor(1) as writer:
             pending: tuple[Future, list[Prediction]] | None = None
-            if overlap is None:
-                overlap = predictor.device.type != "cpu"
             batches = _classified(predictor, _drained(todo), top_k, decoders, overlap)
             for predictions in batches:
                 rows = [prediction_row(p) for p in predictions]
