@@ -74,7 +74,7 @@ def test_int8_ir_is_smaller_and_reports_what_stays_float(fp32, run, capsys):
     card = json.loads((run / "export" / "model_card.json").read_text())
     entry = card["exports"]["openvino-int8"]
     assert entry["bytes"] < card["exports"]["openvino"]["bytes"] / 2
-    assert entry["openvino"]["tool"] == "NNCF post-training quantisation"
+    assert entry["openvino"]["tool"] == "NNCF post-training quantisation (full bias correction)"
     assert entry["openvino"]["calibrated_on"].endswith("train images")
     for layer in entry["openvino"]["float_layers"]:
         assert layer["why"] and layer["count"] >= 1
