@@ -4,6 +4,7 @@ run folder last, on its own line, so scripts can pick it up."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -24,6 +25,7 @@ from modelkit.cli.common import (
 def _train(args: argparse.Namespace) -> int:
     from modelkit.runs.lock import refuse_if_locked
     from modelkit.training.distributed import is_main_process
+    from modelkit.training.kept_maps import keeping_stage_maps
     from modelkit.training.loop import Trainer, TrainingError
     from modelkit.training.progress import ProgressPrinter
 
@@ -59,10 +61,11 @@ def _train(args: argparse.Namespace) -> int:
     run_dir = None
     try:
         fit_started = time.perf_counter()
-        result = trainer.fit(stop)
-        run_dir = result.run_dir
-        if not args.resume and result.state == "finished" and search and is_main_process():
-            run_dir = _second_model(result, trainer.config, search, fit_started, stop, printer)
+        with keeping_stage_maps() if search else contextlib.nullcontext():  # for its next runs
+            result = trainer.fit(stop)
+            run_dir = result.run_dir
+            if not args.resume and result.state == "finished" and search and is_main_process():
+                run_dir = _second_model(result, trainer.config, search, fit_started, stop, printer)
     except TrainingError as exc:
         raise TrainingError(f"training failed: {exc}") from exc
     finally:

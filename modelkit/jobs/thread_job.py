@@ -6,6 +6,7 @@ page (or browser tab) can look at it.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
@@ -33,6 +34,7 @@ from modelkit.recipes.notes import notes_callback
 from modelkit.runs.folder import RunFolder, read_json
 from modelkit.runs.members import is_ensemble
 from modelkit.runs.metrics_log import recorded_best
+from modelkit.training.kept_maps import keeping_stage_maps
 from modelkit.training.loop import Trainer, TrainResult
 
 if TYPE_CHECKING:
@@ -110,9 +112,10 @@ class TrainingJob:
             if self.trainer is None:
                 self._measure()
             fit_started = time.time()  # the run's budget counts from here (decoding included)
-            result = self.trainer.fit(self.stop_event)
-            if self.search is not None:
-                self._second_model(result, time.time() - fit_started)
+            with keeping_stage_maps() if self.search else contextlib.nullcontext():
+                result = self.trainer.fit(self.stop_event)  # its maps serve its next runs
+                if self.search is not None:
+                    self._second_model(result, time.time() - fit_started)
         except Exception as exc:  # noqa: BLE001 - shown in the live view, never re-raised
             with self.lock:
                 if self.view.state == "failed":

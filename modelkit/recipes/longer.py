@@ -10,7 +10,8 @@ shows the run had converged, and the run's status says so.
 Where the run again does not fit (on cached maps, the maps are most of a short run) the winner
 is continued instead: its best weights, the epochs added, at its fine-tuning rates over
 ``CONTINUE_LR_SHARE`` (a warm restart, not the first run's peak), paying only its setup and the
-added epochs again.
+added epochs again. Both reuse the winner's stage maps (``training.kept_maps``); the costs here
+still count the maps the winner computed, so they err towards fewer epochs.
 
 Measured, not read off the curve: on the suite, runs whose last third of epochs had not
 improved validated better with twice the epochs on one set and the same on the others

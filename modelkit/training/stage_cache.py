@@ -31,6 +31,7 @@ from modelkit.models import registry as models
 from modelkit.models.folding import folded_copy
 from modelkit.models.split import check_split, split_model
 from modelkit.progress import Step, pass_name
+from modelkit.training import kept_maps
 from modelkit.training.errors import StopTraining, TrainingError
 from modelkit.training.features import CachedFeatures, pass_view
 from modelkit.training.view import TrainerView as Trainer  # not callbacks: they import inputs
@@ -92,10 +93,15 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
     prefix = folded_copy(prefix).eval()  # frozen, statistics kept: BatchNorm folds in
     norm, cl = models.normalisation(cfg.arch), cfg.channels_last
     settings = AugmentSettings.from_config(cfg)
-    generator = torch.Generator().manual_seed(cfg.seed + 2)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
     passes = max(1, cfg.feature_passes) if settings.augments else 1
-    passes = passes_that_fit(trainer, prefix, eval_splits, passes)
+    key = kept_maps.maps_key(trainer, prefix, (settings, passes), eval_splits)
+    kept = kept_maps.take(key)
+    if kept is not None:
+        generator, passes = kept.generator, kept.passes
+    else:
+        generator = torch.Generator().manual_seed(cfg.seed + 2)
+        passes = passes_that_fit(trainer, prefix, eval_splits, passes)
     # the opening step: the evaluation splits and the first training pass; each later pass is a
     # step of its own, when the epoch that first needs it starts
     total = sum(len(data.rows[s]) for s in [*eval_splits, "train"])
@@ -121,12 +127,23 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
             return _maps(trainer, prefix, "train", view, step.advance)[0]
 
     first_epoch = cfg.head_epochs if trainer.phase else 0  # built for fine-tuning
+    if kept is not None:
+        cache = CachedFeatures(kept.splits, passes, train_pass, first_epoch, trainer.spent_once)
+        cache.train_passes = kept.train_passes  # passes computed from now on are kept too
+        trainer.emit(
+            Message(
+                f"fine-tuning after the first {cfg.frozen_stages} stages on the stage maps the "
+                f"run before computed ({len(kept.train_passes)} of {passes} training passes)"
+            )
+        )
+        return cache
     with opening:
         cache = CachedFeatures(
             {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch,
             trainer.spent_once,
         )  # fmt: skip
         first = cache.train_pass(0, trainer.state.epoch)  # the rest when an epoch needs them
+    kept_maps.keep(key, kept_maps.KeptMaps(cache.splits, passes, cache.train_passes, generator))
     mb = (first.numel() * first.element_size() * passes) / 2**20
     trainer.emit(
         Message(

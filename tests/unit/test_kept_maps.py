@@ -1,0 +1,66 @@
+"""auto's next runs reuse its winner's stage maps: inside ``keeping_stage_maps`` a run with the
+same frozen stages, images and views trains on the maps the run before computed and ends with
+the weights it would have had computing its own; anything that changes the maps, or leaving the
+block, computes them again."""
+
+from __future__ import annotations
+
+import torch
+
+from modelkit.events import CacheProgress, Message
+from modelkit.training import kept_maps
+from modelkit.training.kept_maps import keeping_stage_maps
+from modelkit.training.loop import Trainer
+
+MAPS = dict(frozen_stages=2, cache_frozen_stages=True, hflip=True, feature_passes=3)
+
+
+def _fit(config) -> tuple[Trainer, list]:
+    events: list = []
+    trainer = Trainer(config, [events.append])
+    assert trainer.fit().state == "finished"
+    return trainer, events
+
+
+def _computed_maps(events: list) -> bool:
+    return any(isinstance(e, CacheProgress) and e.stage == "frozen stages" for e in events)
+
+
+def _reused(events: list) -> list[str]:
+    return [e.text for e in events if isinstance(e, Message) and "the run before" in e.text]
+
+
+def test_a_longer_run_trains_on_the_maps_its_winner_computed_to_the_same_weights(make_config):
+    with keeping_stage_maps():
+        first, first_events = _fit(make_config(epochs=2, **MAPS))
+        longer, events = _fit(make_config(epochs=4, **MAPS))
+    assert _computed_maps(first_events)
+    # the first two passes came from the winner; the third (a random view, 4 epochs) was drawn
+    # by the winner's generator where it stopped, and is the only maps computed
+    assert _reused(events) == [
+        "fine-tuning after the first 2 stages on the stage maps the run before computed "
+        "(2 of 3 training passes)"
+    ]
+    assert longer.stage_cache.splits["val"] is first.stage_cache.splits["val"]
+    assert len(longer.stage_cache.train_passes) == 3
+    alone, alone_events = _fit(make_config(epochs=4, **MAPS))  # outside: its own maps
+    assert _computed_maps(alone_events) and not _reused(alone_events)
+    for (name, a), b in zip(longer.model.state_dict().items(), alone.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), name
+
+
+def test_other_maps_are_computed_and_replace_the_kept_ones(make_config):
+    with keeping_stage_maps():
+        _fit(make_config(epochs=1, **MAPS))
+        other, events = _fit(make_config(epochs=1, image_size=40, **MAPS))
+        assert _computed_maps(events) and not _reused(events)
+        kept = kept_maps._kept
+        assert kept is not None and kept[1].splits["val"] is other.stage_cache.splits["val"]
+    assert kept_maps._kept is None  # let go when the block ends
+
+
+def test_runs_outside_the_block_keep_nothing(make_config):
+    _fit(make_config(epochs=1, **MAPS))
+    assert kept_maps._kept is None
+    _trainer, events = _fit(make_config(epochs=1, **MAPS))
+    assert _computed_maps(events) and not _reused(events)
