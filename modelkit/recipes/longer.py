@@ -10,8 +10,8 @@ shows the run had converged, and the run's status says so.
 Where the run again does not fit (on cached maps, the maps are most of a short run) the winner
 is continued instead: its best weights, the epochs added, at its fine-tuning rates over
 ``CONTINUE_LR_SHARE`` (a warm restart, not the first run's peak), paying only its setup and the
-added epochs again. Both reuse the winner's stage maps (``training.kept_maps``); the costs here
-still count the maps the winner computed, so they err towards fewer epochs.
+added epochs again. Both reuse the winner's stage maps (``training.kept_maps``), so neither is
+charged the seconds the winner spent computing them.
 
 Measured, not read off the curve: on the suite, runs whose last third of epochs had not
 improved validated better with twice the epochs on one set and the same on the others
@@ -63,15 +63,18 @@ def longer_config(config: TrainConfig, run: Path, run_s: float, left_s: float):
     not, or "" where there is nothing to say)."""
     if not did_every_epoch(run, config.epochs):
         return None, ""
+    from modelkit.training.kept_maps import kept_seconds
+
     head = config.head_epochs if config.head_epochs < config.epochs else 0
     rest = config.epochs - head
     typical = typical_epoch_s(run, run_s / max(config.epochs, 1))  # one read a decision
+    maps_s = min(kept_seconds(), run_s)  # the winner's stage maps: kept, not computed again
 
     def again(epochs: int) -> float:  # the run again, and the epochs it adds
-        return run_s + SLACK * typical * (epochs - config.epochs)
+        return run_s - maps_s + SLACK * typical * (epochs - config.epochs)
 
     def resumed(added: int) -> float:  # what it spent outside its epochs, and the epochs added
-        return max(run_s - typical * config.epochs, 0.0) + SLACK * typical * added
+        return max(run_s - maps_s - typical * config.epochs, 0.0) + SLACK * typical * added
 
     least = head + math.ceil(MIN_GROWTH * rest)
     if again(least) <= left_s:

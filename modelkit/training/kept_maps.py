@@ -32,12 +32,14 @@ _kept: tuple[str, KeptMaps] | None = None  # (what made them, the maps)
 @dataclass
 class KeptMaps:
     """A run's maps: the evaluation splits', the training passes computed so far (the list the
-    run appends to), how many passes it uses and the generator of its random passes."""
+    run appends to), how many passes it uses, the generator of its random passes and the
+    seconds they took."""
 
     splits: dict[str, torch.Tensor]
     passes: int
     train_passes: list[torch.Tensor]
     generator: torch.Generator
+    seconds: float = 0.0  # what computing them took: what a run reusing them does not pay
 
 
 @contextlib.contextmanager
@@ -94,3 +96,10 @@ def keep(key: str, maps: KeptMaps) -> None:
     with _lock:
         if _keepers:
             _kept = (key, maps)
+
+
+def kept_seconds() -> float:
+    """Seconds the kept maps took to compute (0 where none are kept): ``auto``'s next run of its
+    winner does not pay them again (``recipes.longer``)."""
+    with _lock:
+        return _kept[1].seconds if _kept is not None else 0.0

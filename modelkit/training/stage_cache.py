@@ -19,6 +19,7 @@ what fits, with a message; a run whose one pass does not fit is refused with wha
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -127,8 +128,14 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
             return _maps(trainer, prefix, "train", view, step.advance)[0]
 
     first_epoch = cfg.head_epochs if trainer.phase else 0  # built for fine-tuning
-    if kept is not None:
-        cache = CachedFeatures(kept.splits, passes, train_pass, first_epoch, trainer.spent_once)
+    reused, kept = kept is not None, kept or kept_maps.KeptMaps({}, passes, [], generator)
+
+    def spent(seconds: float) -> None:  # a later pass: inside an epoch, and the maps' cost
+        trainer.spent_once(seconds)
+        kept.seconds += seconds
+
+    if reused:
+        cache = CachedFeatures(kept.splits, passes, train_pass, first_epoch, spent)
         cache.train_passes = kept.train_passes  # passes computed from now on are kept too
         trainer.emit(
             Message(
@@ -137,13 +144,15 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
             )
         )
         return cache
+    started = time.perf_counter()
     with opening:
         cache = CachedFeatures(
-            {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch,
-            trainer.spent_once,
+            {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch, spent
         )  # fmt: skip
         first = cache.train_pass(0, trainer.state.epoch)  # the rest when an epoch needs them
-    kept_maps.keep(key, kept_maps.KeptMaps(cache.splits, passes, cache.train_passes, generator))
+    kept.splits, kept.train_passes = cache.splits, cache.train_passes
+    kept.seconds = time.perf_counter() - started  # pass 0's share was counted inside it
+    kept_maps.keep(key, kept)
     mb = (first.numel() * first.element_size() * passes) / 2**20
     trainer.emit(
         Message(

@@ -33,6 +33,7 @@ def _reused(events: list) -> list[str]:
 def test_a_longer_run_trains_on_the_maps_its_winner_computed_to_the_same_weights(make_config):
     with keeping_stage_maps():
         first, first_events = _fit(make_config(epochs=2, **MAPS))
+        assert kept_maps.kept_seconds() > 0  # what the next run is not charged (recipes.longer)
         longer, events = _fit(make_config(epochs=4, **MAPS))
     assert _computed_maps(first_events)
     # the first two passes came from the winner; the third (a random view, 4 epochs) was drawn

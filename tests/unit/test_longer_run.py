@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from helpers import fast_config, write_dataset
 
 from modelkit.recipes.longer import did_every_epoch, longer_config
 from modelkit.recipes.second_model import spend_what_is_left
 from modelkit.runs.folder import RunFolder
+from modelkit.training import kept_maps
+from modelkit.training.kept_maps import keeping_stage_maps
 from modelkit.training.loop import Trainer
 
 
@@ -84,6 +87,17 @@ def test_where_the_run_again_does_not_fit_the_winner_is_continued_from_its_weigh
     assert continued.head_epochs == 0 and continued.lr == pytest.approx(config.lr / 3)
     assert not continued.progressive_resize  # its weights are past the small sizes
     assert continued.data_dir == config.data_dir and continued.seed == config.seed
+
+
+def test_the_winners_kept_stage_maps_are_not_charged_again(first):
+    config, run = first
+    # 100 s: 4 epochs of 10 s and 60 s computing the stage maps, which the next run reuses
+    write_curve(run, [0.4, 0.5, 0.6, 0.7], epoch_s=10.0)
+    assert longer_config(config, run, run_s=100.0, left_s=50.0)[1].startswith("not trained")
+    with keeping_stage_maps():
+        kept_maps.keep("winner", kept_maps.KeptMaps({}, 1, [], torch.Generator(), seconds=60.0))
+        continued, why = longer_config(config, run, run_s=100.0, left_s=50.0)
+    assert why == "" and continued.weights == str(run) and continued.epochs == 4  # 12 s each
 
 
 def test_a_two_phase_winner_continues_at_its_fine_tuning_rates(data, tmp_path, first):
