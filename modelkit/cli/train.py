@@ -4,7 +4,6 @@ run folder last, on its own line, so scripts can pick it up."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
 import sys
 import threading
@@ -61,7 +60,7 @@ def _train(args: argparse.Namespace) -> int:
     run_dir = None
     try:
         fit_started = time.perf_counter()
-        with keeping_stage_maps() if search else contextlib.nullcontext():  # for its next runs
+        with keeping_stage_maps(bool(search)):  # auto's winner's maps, for its next runs
             result = trainer.fit(stop)
             run_dir = result.run_dir
             if not args.resume and result.state == "finished" and search and is_main_process():

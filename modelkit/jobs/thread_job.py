@@ -6,7 +6,6 @@ page (or browser tab) can look at it.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import threading
 import time
@@ -112,7 +111,7 @@ class TrainingJob:
             if self.trainer is None:
                 self._measure()
             fit_started = time.time()  # the run's budget counts from here (decoding included)
-            with keeping_stage_maps() if self.search else contextlib.nullcontext():
+            with keeping_stage_maps(bool(self.search)):
                 result = self.trainer.fit(self.stop_event)  # its maps serve its next runs
                 if self.search is not None:
                     self._second_model(result, time.time() - fit_started)

@@ -43,10 +43,13 @@ class KeptMaps:
 
 
 @contextlib.contextmanager
-def keeping_stage_maps() -> Iterator[None]:
+def keeping_stage_maps(asked: bool = True) -> Iterator[None]:
     """Keep the latest run's stage maps for the next run with the same ones, until the last
-    caller inside this block leaves it."""
+    caller inside this block leaves it (nothing kept where not ``asked``)."""
     global _keepers, _kept
+    if not asked:
+        yield
+        return
     with _lock:
         _keepers += 1
     try:
@@ -56,6 +59,13 @@ def keeping_stage_maps() -> Iterator[None]:
             _keepers -= 1
             if _keepers == 0:
                 _kept = None
+
+
+def keeping() -> bool:
+    """Whether a caller asked to keep maps: only then is a run's key worth computing (it hashes
+    the frozen stages' weights and every file's path)."""
+    with _lock:
+        return _keepers > 0
 
 
 def maps_key(trainer: Any, prefix: torch.nn.Module, views: Any, splits: list[str]) -> str:

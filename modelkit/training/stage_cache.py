@@ -96,8 +96,10 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
     settings = AugmentSettings.from_config(cfg)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
     passes = max(1, cfg.feature_passes) if settings.augments else 1
-    key = kept_maps.maps_key(trainer, prefix, (settings, passes), eval_splits)
-    kept = kept_maps.take(key)
+    key = ""  # no run will look for these maps unless a caller keeps them: no key to compute
+    if kept_maps.keeping():
+        key = kept_maps.maps_key(trainer, prefix, (settings, passes), eval_splits)
+    kept = kept_maps.take(key) if key else None
     if kept is not None:
         generator, passes = kept.generator, kept.passes
     else:
@@ -152,7 +154,8 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
         first = cache.train_pass(0, trainer.state.epoch)  # the rest when an epoch needs them
     kept.splits, kept.train_passes = cache.splits, cache.train_passes
     kept.seconds = time.perf_counter() - started  # pass 0's share was counted inside it
-    kept_maps.keep(key, kept)
+    if key:
+        kept_maps.keep(key, kept)
     mb = (first.numel() * first.element_size() * passes) / 2**20
     trainer.emit(
         Message(
