@@ -54,6 +54,7 @@ FILENAMES = {
 INT8 = ("onnx-int8", "openvino-int8")
 DEFAULT_MAX_DROP = 1.0  # accuracy points an export may lose before it is refused
 CALIBRATION_IMAGES = 128  # training images that fit the int8 ranges
+CHECK_IMAGES = 256  # other training images that choose between OpenVINO int8 variants
 ONNX_OPSET = 17
 SAMPLES = 16
 
@@ -223,7 +224,10 @@ def _write(
         return onnx_runner(path), {"opset": ONNX_OPSET, "quantization": info}
     from modelkit.serving import openvino_export as ov
 
-    info = ov.write_ir(fp32, path, calibration)
+    check = None
+    if calibration is not None:
+        check = export_inputs.check_inputs(loaded, CHECK_IMAGES, CALIBRATION_IMAGES).numpy()
+    info = ov.write_ir(fp32, path, calibration, check)
     if calibration is not None:
         info["calibrated_on"] = calibrated_on
     compiled = ov.compile_model(path)

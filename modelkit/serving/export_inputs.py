@@ -127,3 +127,16 @@ def calibration_inputs(loaded: LoadedRun, count: int) -> tuple[torch.Tensor, str
         if len(x):
             return x, f"{len(x)} {split} images"
     return random_inputs(loaded.payload, min(count, 16)), "16 random images"
+
+
+def check_inputs(loaded: LoadedRun, count: int, calibration_count: int) -> torch.Tensor:
+    """Up to ``count`` training images that ``calibration_inputs`` does not take: where two
+    int8 variants are compared, so neither the images that fitted the ranges nor the
+    validation images the export is reported on decide between them."""
+    used = set(split_images(loaded.run_dir, "train", limit=calibration_count).paths)
+    rest = [p for p in split_images(loaded.run_dir, "train").paths if p not in used]
+    if len(rest) > count:
+        step = len(rest) / count
+        rest = [rest[int(i * step)] for i in range(count)]
+    x, _kept = preprocess(loaded.payload, rest)
+    return x

@@ -81,6 +81,24 @@ def test_int8_ir_is_smaller_and_reports_what_stays_float(fp32, run, capsys):
     assert {r["class"] for r in entry["parity"]["per_class"]} <= set(card["classes"])
 
 
+@pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="NNCF not installed")
+def test_int8_keeps_the_bias_correction_closer_to_fp32_on_held_out_images(run, tmp_path):
+    from modelkit.serving import export_inputs
+    from modelkit.serving.openvino_export import write_ir
+
+    onnx = export_run(run, "onnx", tmp_path / "onnx", timing=False).path
+    loaded = export_inputs.load_run_model(run)
+    calibration, _ = export_inputs.calibration_inputs(loaded, 16)
+    check = export_inputs.random_inputs(loaded.payload, 40, seed=3)
+    info = write_ir(onnx, tmp_path / "model.xml", calibration.numpy(), check.numpy())
+    scores = info["divergence_from_fp32"]
+    assert set(scores) == {"full", "fast"} and all(v >= 0 for v in scores.values())
+    assert info["bias_correction"] == min(scores, key=scores.get)
+    assert f"({info['bias_correction']} bias correction)" in info["tool"]
+    assert "40 training images calibration did not use" in info["chosen_by"]
+    assert (tmp_path / "model.xml").is_file() and (tmp_path / "model.bin").is_file()
+
+
 def test_openvino_missing_says_how_to_get_it(run, monkeypatch, capsys):
     real = importlib.util.find_spec
     monkeypatch.setattr(
