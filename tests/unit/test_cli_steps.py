@@ -34,3 +34,21 @@ def test_train_names_its_long_steps(capsys, image_dataset, tmp_path):
     first, second = (lines.index(x) for x in lines if x.startswith("epoch "))
     pass_two = next(i for i, x in enumerate(lines) if "(pass 2 of 2)" in x)
     assert first < pass_two < second
+
+
+def test_a_budget_counts_from_the_command_s_start(capsys, image_dataset, tmp_path, monkeypatch):
+    """``--time-budget 2m`` is the command's wall clock: the seconds Python took to start and
+    import before the run are spent from it, and the run says so."""
+    import json
+
+    from modelkit.cli import common
+
+    monkeypatch.setattr(common, "seconds_since_start", lambda: 7.0)
+    runs = tmp_path / "runs"
+    argv = ["train", str(image_dataset), *FAST, "--runs-dir", str(runs), "--time-budget", "120"]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "the command's start took 7 s of the time budget" in err
+    run = next(runs.iterdir())
+    assert json.loads((run / "config.json").read_text())["time_budget"] == 113.0
