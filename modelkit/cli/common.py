@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -180,12 +181,24 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return config_and_notes(args)[0]
 
 
+_command_started: float | None = None  # perf_counter() when main() was called with its own argv
+
+
+def mark_command_start(in_process: bool) -> None:
+    """Where this command's clock starts: the process's start when the process is the command
+    (``modelkit ...``, ``python -m modelkit ...``), else now (``main([...])`` called from a
+    test, a notebook or a long-lived process, whose age is not the command's)."""
+    global _command_started
+    _command_started = time.perf_counter() if in_process else None
+
+
 def seconds_since_start() -> float:
-    """Seconds since this process started (Linux; 0 where unknown). Python's start and imports
-    took ~3 s of a 2-minute budget on a slow 2-core CPU, uncounted, and such runs ended 3-6%
-    past it (benchmarks/results/suite_one_commit_slow_cpu2.json,
-    suite_start_fix_slow_cpu2.json)."""
-    try:
+    """Seconds since this command started (0 where unknown). Python's start and imports took
+    ~3 s of a 2-minute budget on a slow 2-core CPU, uncounted, and such runs ended 3-6% past it
+    (benchmarks/results/suite_one_commit_slow_cpu2.json, suite_start_fix_slow_cpu2.json)."""
+    if _command_started is not None:
+        return time.perf_counter() - _command_started
+    try:  # the process's age, from Linux's /proc
         with open("/proc/self/stat", encoding="ascii") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         with open("/proc/uptime", encoding="ascii") as f:

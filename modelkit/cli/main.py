@@ -26,7 +26,14 @@ from modelkit.cli import (
     train,
     use,
 )
-from modelkit.cli.common import EXIT_ERROR, EXIT_USAGE, Parser, UsageError, fail
+from modelkit.cli.common import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    fail,
+    mark_command_start,
+)
 from modelkit.errors import ModelkitError
 
 
@@ -55,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    mark_command_start(in_process=argv is not None)  # a time budget counts from here
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

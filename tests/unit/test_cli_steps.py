@@ -3,6 +3,8 @@ shows), so a person reading it knows what the minutes before and after the epoch
 
 from __future__ import annotations
 
+import time
+
 from modelkit.cli.main import main
 
 FAST = [
@@ -52,3 +54,13 @@ def test_a_budget_counts_from_the_command_s_start(capsys, image_dataset, tmp_pat
     assert "the command's start took 7 s of the time budget" in err
     run = next(runs.iterdir())
     assert json.loads((run / "config.json").read_text())["time_budget"] == 113.0
+
+
+def test_the_command_s_clock_is_the_process_s_only_when_the_process_is_the_command():
+    from modelkit.cli import common
+
+    time.sleep(0.05)
+    common.mark_command_start(in_process=False)  # `modelkit train ...`: Python's start counts
+    assert common.seconds_since_start() >= 0.05
+    common.mark_command_start(in_process=True)  # main([...]) in a test: not this process's age
+    assert common.seconds_since_start() < 0.05
