@@ -102,7 +102,7 @@ def bench_run(run: Path, formats: list[str], threads: list[int], seconds: float)
                     100 * min((r["change"] for r in done.parity["per_class"]), default=0.0), 2
                 ),
             }
-            how = json.loads((out / "model_card.json").read_text())["exports"][fmt].get("openvino")
+            how = json.loads(done.card.read_text())["exports"][fmt].get("openvino")
             if how and "bias_correction" in how:  # which NNCF variant was kept, and on what
                 result["formats"][fmt]["openvino_int8_choice"] = {
                     k: how[k] for k in ("bias_correction", "divergence_from_fp32") if k in how

@@ -63,11 +63,16 @@ def split_images(run_dir: Path, split: str, limit: int | None = None) -> Labelle
     """Up to ``limit`` images of ``split`` (evenly spread over the list, so every class
     counts), from the run's splits.json; none when it has no such split."""
     splits = RunFolder(run_dir).read_splits() or {}
-    rows = [r for r in splits.get(split) or [] if _is_pair(r)]
-    if limit is not None and len(rows) > limit:
-        step = len(rows) / limit
-        rows = [rows[int(i * step)] for i in range(limit)]
+    rows = spread([r for r in splits.get(split) or [] if _is_pair(r)], limit)
     return LabelledImages([str(p) for p, _ in rows], [int(label) for _, label in rows], split)
+
+
+def spread(items: list, limit: int | None) -> list:
+    """Up to ``limit`` of ``items``, evenly spaced over the list (all where ``limit`` is None)."""
+    if limit is None or len(items) <= limit:
+        return items
+    step = len(items) / limit
+    return [items[int(i * step)] for i in range(limit)]
 
 
 def _is_pair(row: Any) -> bool:
@@ -133,10 +138,7 @@ def check_inputs(loaded: LoadedRun, count: int, calibration_count: int) -> torch
     """Up to ``count`` training images that ``calibration_inputs`` does not take: where two
     int8 variants are compared, so neither the images that fitted the ranges nor the
     validation images the export is reported on decide between them."""
-    used = set(split_images(loaded.run_dir, "train", limit=calibration_count).paths)
-    rest = [p for p in split_images(loaded.run_dir, "train").paths if p not in used]
-    if len(rest) > count:
-        step = len(rest) / count
-        rest = [rest[int(i * step)] for i in range(count)]
-    x, _kept = preprocess(loaded.payload, rest)
+    train = split_images(loaded.run_dir, "train").paths
+    used = set(spread(train, calibration_count))  # as calibration_inputs draws them
+    x, _kept = preprocess(loaded.payload, spread([p for p in train if p not in used], count))
     return x

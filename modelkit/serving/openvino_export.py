@@ -93,11 +93,11 @@ def _quantize_closest(model, calibration: np.ndarray, check: np.ndarray | None):
     full one was better by 13 of 1,829. The held-out divergence picked the better one each time
     (benchmarks/results/export_openvino_int8_choice_cpu2.json)."""
     if check is None or len(check) < MIN_CHECK_IMAGES:
-        return _quantize(model.clone(), calibration, fast=False), {"bias_correction": "full"}
+        return _quantize(model, calibration, fast=False), {"bias_correction": "full"}
     reference = _probabilities(model, check)
     scores: dict[str, float] = {}
     candidates = {}
-    for name, fast in (("full", False), ("fast", True)):
+    for name, fast in (("full", False), ("fast", True)):  # a clone each: model is quantised twice
         candidates[name] = _quantize(model.clone(), calibration, fast=fast)
         scores[name] = _mean_kl(reference, _probabilities(candidates[name], check))
     best = min(scores, key=lambda name: scores[name])
