@@ -130,6 +130,7 @@ class CachedFeatures:
         self.splits, self.passes, self._compute_pass = splits, passes, compute_pass
         self.first_epoch, self._spent = first_epoch, spent
         self.train_passes: list[torch.Tensor] = []
+        self.pass_seconds = 0.0  # what the latest pass took: what the next is expected to take
 
     def train(self, epoch: int) -> torch.Tensor:
         """The training outputs epoch ``epoch`` trains on (pass ``(epoch - first_epoch) %
@@ -141,5 +142,14 @@ class CachedFeatures:
         while len(self.train_passes) <= k:  # pass k continues the generator of pass k - 1
             started = time.perf_counter()
             self.train_passes.append(self._compute_pass(len(self.train_passes), epoch))
-            self._spent(time.perf_counter() - started)
+            self.pass_seconds = time.perf_counter() - started
+            self._spent(self.pass_seconds)
         return self.train_passes[k]
+
+    def pending(self, first: int, end: int) -> int:
+        """How many passes epochs ``first``..``end - 1`` need that are not computed yet: a time
+        budget counts them, as a pass costs many cached epochs."""
+        if end <= first:
+            return 0
+        needed = min(end - self.first_epoch, self.passes)
+        return max(0, needed - len(self.train_passes))

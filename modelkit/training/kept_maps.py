@@ -1,9 +1,11 @@
-"""The frozen stages' maps of one run kept for the next in this process, while a caller asks
-(``keeping_stage_maps``). ``auto``'s longer and continued runs train the same frozen stages on
-the same images as its winner, and computing the maps again was most of their time: a continued
-run on cifar10_small spent 31 s of its 33 s on them and ran 2 of the 9 epochs it asked for
-(benchmarks/results/suite_continue_lr10_cpu2.json). Kept only while asked, and one run's maps at
-a time: a long-lived app process must not hold gigabytes of maps between unrelated runs.
+"""The frozen stages' maps of one run (or its frozen backbone's features) kept for the next in
+this process, while a caller asks (``keeping_stage_maps``). ``auto``'s longer and continued runs
+train the same frozen stages on the same images as its winner, and computing the maps again was
+most of their time: a continued run on cifar10_small spent 31 s of its 33 s on them and ran 2 of
+the 9 epochs it asked for (benchmarks/results/suite_continue_lr10_cpu2.json); a head-only
+winner's longer run gave up for the ~50 s its features would take again (issue #26). Kept only
+while asked, and one run's at a time: a long-lived app process must not hold gigabytes of maps
+between unrelated runs.
 
 A run reuses the maps only when everything that made them is the same: the frozen stages'
 weights (hashed), the files of every split in order, the image and evaluation sizes, the views
@@ -24,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # torch is imported where maps are made, not by the command line's start
     import torch
 
+    from modelkit.training.features import CachedFeatures
+
 _lock = threading.Lock()
 _keepers = 0  # callers inside keeping_stage_maps()
 _kept: tuple[str, KeptMaps] | None = None  # (what made them, the maps)
@@ -40,6 +44,19 @@ class KeptMaps:
     train_passes: list[torch.Tensor]
     generator: torch.Generator
     seconds: float = 0.0  # what computing them took: what a run reusing them does not pay
+    pass_seconds: float = 0.0  # what the latest training pass took: what a next one will
+
+    def spent(self, seconds: float) -> None:
+        """Count a training pass computed after the first: into the maps' cost, and as what
+        the next pass is expected to take."""
+        self.seconds += seconds
+        self.pass_seconds = seconds
+
+    def reused_by(self, cache: CachedFeatures) -> CachedFeatures:
+        """``cache`` (made over these evaluation outputs) trains on the passes kept, and the
+        passes it computes from now on are kept too."""
+        cache.train_passes, cache.pass_seconds = self.train_passes, self.pass_seconds
+        return cache
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ loop reads as the loop.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,13 @@ from modelkit.models import stages
 from modelkit.progress import Step, pass_name
 from modelkit.runs.folder import RunFolder, read_json
 from modelkit.runs.store import RunStore
-from modelkit.training import stage_cache
+from modelkit.training import kept_maps, stage_cache
 from modelkit.training.callbacks.base import Trainer
 from modelkit.training.errors import StopTraining, TrainingError, explain_error
 from modelkit.training.features import (
     CachedFeatures,
     backbone_features,
+    headless,
     pass_view,
 )
 
@@ -153,8 +155,14 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
     frozen_epochs = trainer.plan.epochs if cfg.freeze_backbone else cfg.head_epochs
     augmented = settings.augments
     passes = min(cfg.feature_passes, frozen_epochs) if augmented else 1
-    generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_splits = [s for s in ("val", "test") if len(data.rows.get(s, []))]
+    key = ""  # kept for auto's longer run of a head-only winner, which recomputed them (#26)
+    if kept_maps.keeping():
+        with headless(trainer.model, cfg.arch) as body:  # the backbone's weights, not the head's
+            views = (settings, augmented and cfg.feature_passes, "backbone features")
+            key = kept_maps.maps_key(trainer, body, views, eval_splits)
+    kept = kept_maps.take(key) if key else None
+    generator = kept.generator if kept else torch.Generator().manual_seed(cfg.seed + 1)
     start = trainer.state.epoch
     # the opening step covers what comes before the first epoch: the eval splits and the passes
     # up to the one it trains on (one pass, unless resuming a later epoch); a later pass is a
@@ -189,14 +197,32 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
         with Step(trainer.emit, "features", name, n, kind=CacheProgress) as step:
             return compute("train", view, epoch, step.advance)
 
+    def spent(seconds: float) -> None:  # a pass: inside an epoch, and the features' cost
+        trainer.spent_once(seconds)
+        if kept is not None:
+            kept.spent(seconds)
+
+    if kept is not None:
+        trainer.emit(
+            Message(
+                f"frozen backbone: the head trains on the features the run before computed "
+                f"({len(kept.train_passes)} of {passes} augmentation passes)"
+            )
+        )
+        return kept.reused_by(CachedFeatures(kept.splits, passes, train_pass, spent=spent))
+    started = time.perf_counter()
     # the evaluation splits through the run's own evaluation views (TTA, FixRes size): what
     # split_logits would feed the backbone, computed once
     with opening:
         features = CachedFeatures(
             {split: compute(split, None, start, opening.advance, cfg.tta) for split in eval_splits},
-            passes, train_pass, spent=trainer.spent_once,
+            passes, train_pass, spent=spent,
         )  # fmt: skip
         features.train(start)  # before the first epoch, as the opening step
+    if key:
+        kept = kept_maps.KeptMaps(features.splits, passes, features.train_passes, generator)
+        kept.seconds, kept.pass_seconds = time.perf_counter() - started, features.pass_seconds
+        kept_maps.keep(key, kept)
     trainer.emit(
         Message(
             f"frozen backbone: features cached for {passes} augmentation pass"

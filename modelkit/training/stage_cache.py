@@ -134,11 +134,10 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
 
     def spent(seconds: float) -> None:  # a later pass: inside an epoch, and the maps' cost
         trainer.spent_once(seconds)
-        kept.seconds += seconds
+        kept.spent(seconds)
 
     if reused:
-        cache = CachedFeatures(kept.splits, passes, train_pass, first_epoch, spent)
-        cache.train_passes = kept.train_passes  # passes computed from now on are kept too
+        cache = kept.reused_by(CachedFeatures(kept.splits, passes, train_pass, first_epoch, spent))
         trainer.emit(
             Message(
                 f"fine-tuning after the first {cfg.frozen_stages} stages on the stage maps the "

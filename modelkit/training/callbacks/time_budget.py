@@ -26,12 +26,11 @@ import time
 from functools import partial
 from typing import Any
 
-from torch.optim import lr_scheduler
-
 from modelkit.data.views import progressive_sizes, tta_view_count
 from modelkit.events import Event, Finished, Message
-from modelkit.training import optim
 from modelkit.training.callbacks.base import TIME_BUDGET, Callback, Trainer
+from modelkit.training.features import CachedFeatures
+from modelkit.training.relay import relay_schedule
 
 REASON = "time_budget"
 TIMED_BATCHES = 4  # batches timed after the first one (which pays for warm-up)
@@ -45,6 +44,9 @@ RISING = 0.3
 # lengthening keeps this share of an epoch back, so a count on the edge does not go up and down
 # with each epoch's noise; small, or the run ends that much before its budget
 RESERVE = 0.25
+# a cached pass still to compute is worth its time while the epochs it leaves are at least this
+# share of those that training on the passes computed would fit
+PASS_WORTH = 0.5
 USED_ENOUGH = 0.9  # a run that ends before this share of its budget says why (budget_note)
 BUDGET_NOTE = "budget_note"  # the status.json key of that sentence
 
@@ -205,12 +207,44 @@ class TimeBudget(Callback):
         cfg = trainer.config
         if self.epoch_seconds <= 0:
             return math.inf
+        passes = _passes_cost(trainer, first, end)
         if not cfg.progressive_resize or not self.epoch_size:
-            return self.epoch_seconds * (end - first)
+            return self.epoch_seconds * (end - first) + passes
         val = self.eval_per_image * len(trainer.data.rows.get("val", []))
         train = max(self.epoch_seconds - val, 0.0) / self.epoch_size
         sizes = progressive_sizes(length or end, cfg.progressive_min_size, cfg.image_size)
-        return sum(train * size + val for size in sizes[first:end])
+        return sum(train * size + val for size in sizes[first:end]) + passes
+
+    def _fitting(self, trainer: Trainer, done: int, limit: int, free: float) -> int:
+        """The most epochs (``done`` at least, ``limit`` at most) whose cost fits ``free``."""
+        fits = done
+        while fits < limit and self._cost(trainer, done, fits + 1) <= free:
+            fits += 1
+        return fits
+
+    def _fitting_passes(self, trainer: Trainer, done: int, limit: int, free: float) -> int:
+        """The epochs that fit ``free``; where the cached passes still to compute would cut
+        them below PASS_WORTH of what the passes computed allow, the run trains on those
+        instead, and says so. A second pass of a head-only run's features took 23 s against
+        0.6 s epochs, and the run ended after 1 of its 30 planned epochs (issue #26)."""
+        fits = self._fitting(trainer, done, limit, free)
+        cache = cached_passes(trainer)
+        if cache is None or not cache.pending(done, max(limit, done + 1)):
+            return fits
+        planned = cache.passes
+        cache.passes = max(len(cache.train_passes), 1)
+        without = self._fitting(trainer, done, limit, free)
+        if fits >= PASS_WORTH * without:
+            cache.passes = planned
+            return fits
+        trainer.emit(
+            Message(
+                f"time budget {clock(self.budget)}: training on the {cache.passes} cached "
+                f"pass{'es' if cache.passes > 1 else ''} computed, not {planned}: another would "
+                f"take ~{cache.pass_seconds:.0f} s and leave {fits} epochs instead of {without}"
+            )
+        )
+        return without
 
     def _final_eval(self, trainer: Trainer) -> float:
         """The final evaluation's cost: each epoch's validation sees one view of an image, the
@@ -245,9 +279,7 @@ class TimeBudget(Callback):
         # the epochs asked for are the most the run trains: a budget ends a run early, it does
         # not stretch one past what its recipe found useful (fine-tuning few images overfits)
         limit = min(trainer.plan.asked_epochs, most) if most else trainer.plan.asked_epochs
-        fits = done
-        while fits < limit and self._cost(trainer, done, fits + 1) <= free:
-            fits += 1
+        fits = self._fitting_passes(trainer, done, limit, free)
         epochs = max(fits, cfg.head_epochs + 1, done, least)
         epochs = int(trainer.dist.broadcast(epochs))  # every rank trains rank 0's count
         before = trainer.plan.epochs
@@ -309,50 +341,20 @@ class TimeBudget(Callback):
         )
 
 
+def cached_passes(trainer: Trainer) -> CachedFeatures | None:
+    """The cached outputs the epochs under way train on (the head's features, else the frozen
+    stages' maps), or None."""
+    return trainer.features if trainer.features is not None else trainer.stage_cache
+
+
+def _passes_cost(trainer: Trainer, first: int, end: int) -> float:
+    """Seconds the cached passes that epochs ``first``..``end - 1`` compute first will take."""
+    cache = cached_passes(trainer)
+    return cache.pending(first, end) * cache.pass_seconds if cache is not None else 0.0
+
+
 MONITORS = {
     "val_acc": "validation accuracy",
     "val_loss": "validation loss",
     "train_loss": "training loss",
 }
-
-
-def relay_schedule(trainer: Trainer) -> None:
-    """Lay the schedule of the current phase out over the plan's epochs, in place and from where
-    training is: the rate goes on from the value it has now and reaches its end at the new last
-    epoch. Built again over the new length and brought to where training is, a longer schedule
-    would put a falling rate back up, a shorter one drop it at once. The optimizer and its
-    momentum stay."""
-    scheduler = trainer.scheduler
-    span = max(trainer.plan.span(trainer.phase), 1)
-    if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
-        # torch's recursive form goes on from the rate the optimizer holds and reaches eta_min
-        # at T_max, whatever T_max was before
-        scheduler.T_max = span
-    elif isinstance(scheduler, lr_scheduler.OneCycleLR):
-        total = span * trainer.steps_per_epoch
-        kwargs = optim.scheduler_kwargs(
-            trainer.config, span, trainer.steps_per_epoch, trainer.monitor
-        )
-        rise_share = optim.onecycle_pct_start(kwargs["pct_start"], total)
-        _relay_onecycle(scheduler, total, float(rise_share * total) - 1)
-
-
-def _relay_onecycle(scheduler: lr_scheduler.OneCycleLR, total: int, rise_end: float) -> None:
-    """Give a one-cycle schedule ``total`` steps. While its rate rises the peak moves to
-    ``rise_end`` (the warm-up stays its share of the run, but never behind the step under way);
-    once it falls the peak stays where it was. The rate of each group is kept: the cosine it
-    rises along starts lower, or the one it falls along from a moved peak, so that it passes
-    through the rate the group has now."""
-    step, (rise, fall) = scheduler.last_epoch, scheduler._schedule_phases[:2]
-    if step < rise["end_step"]:  # still rising
-        rise["end_step"] = max(rise_end, float(step))
-    scheduler.total_steps = total
-    fall["end_step"] = float(total - 1)
-    for group in scheduler.optimizer.param_groups:
-        if step < rise["end_step"]:  # rising from ``initial_lr`` to ``max_lr``
-            left = (1 + math.cos(math.pi * step / rise["end_step"])) / 2
-            group["initial_lr"] = group["max_lr"] + (group["lr"] - group["max_lr"]) / left
-        elif step < fall["end_step"]:  # falling from ``max_lr`` to ``min_lr``
-            share = (step - rise["end_step"]) / (fall["end_step"] - rise["end_step"])
-            left = (1 + math.cos(math.pi * share)) / 2
-            group["max_lr"] = group["min_lr"] + (group["lr"] - group["min_lr"]) / left
