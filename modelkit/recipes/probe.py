@@ -21,6 +21,7 @@ from modelkit.evaluation.folds import out_of_fold
 
 MAX_IMAGES = 1000  # training images the probe embeds at most: a sample, not a pass
 MIN_IMAGES = 120
+SAMPLE_STEP = 64  # the sample's size is a multiple of this (or MIN_IMAGES, or MAX_IMAGES)
 # inference runs about this many times faster than a training step (registry.cpu_rate_224)
 INFERENCE_SPEEDUP = 3.0
 MAX_FOLDS = 4
@@ -88,7 +89,11 @@ def sample_size(backbones: list[tuple[str, int]], time_budget: float, gpu: bool)
 
     speed = INFERENCE_SPEEDUP * (10.0 if gpu else 1.0)
     per_image = sum(1 / (speed * cpu_rate_224(a) * (224 / s) ** 2) for a, s in backbones)
-    return int(min(MAX_IMAGES, max(MIN_IMAGES, BUDGET_SHARE * time_budget / max(per_image, 1e-9))))
+    fit = BUDGET_SHARE * time_budget / max(per_image, 1e-9)
+    # in steps: the same budget gives the same sample whatever the command's start took (it is
+    # spent from the budget), so the same seed makes the same choices (476 and 463 images in two
+    # runs of one 2-minute cell picked different backbones, issue #26)
+    return int(min(MAX_IMAGES, max(MIN_IMAGES, fit // SAMPLE_STEP * SAMPLE_STEP)))
 
 
 def probe_sample(labels: np.ndarray, seed: int, images: int = MAX_IMAGES) -> np.ndarray:

@@ -195,3 +195,14 @@ def test_the_probe_benchmark_checks_the_winner_against_validation(make_dataset, 
     assert row["winner"] in row["val_accuracy"]
     assert all(0 <= acc <= 1 for acc in row["val_accuracy"].values())
     assert isinstance(row["winner_within_a_point_on_val"], bool)
+
+
+def test_the_probe_sample_does_not_change_with_the_seconds_the_command_took_to_start():
+    from modelkit.recipes.probe import MAX_IMAGES, MIN_IMAGES, SAMPLE_STEP, sample_size
+
+    backbones = installed_backbones()
+    # a 2-minute budget less 3 s or 5 s of the command's start: one sample, one choice
+    sizes = {sample_size(backbones, budget, gpu=False) for budget in (117.0, 116.0, 115.0)}
+    assert len(sizes) == 1
+    size = sizes.pop()
+    assert size % SAMPLE_STEP == 0 or size in (MIN_IMAGES, MAX_IMAGES)
