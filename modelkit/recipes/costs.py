@@ -19,6 +19,8 @@ STAGE_MAP_EPOCH_S_PER_IMAGE = 0.002
 # the head, then at least four epochs on the maps
 STAGE_MAPS_S_PER_IMAGE = 0.024 + 4 * STAGE_MAP_EPOCH_S_PER_IMAGE
 MAP_PASSES = 2  # the maps of the centre crop and of its mirror image (auto's feature_passes)
+TRAIN_OVER_INFERENCE = 3.0  # a training step costs about three forward passes
+EVAL_VIEWS = 2  # auto evaluates an image and its mirror image (tta flip)
 BUDGET_FOR_TRAINING = 0.75  # of a budget; the rest goes to decoding, the head and evaluation
 # measured by the probe: three cached passes that would take more than this share of the budget
 # left become one; one pass that would take more than MIN_PASS_SHARE leaves nothing to train
@@ -37,6 +39,23 @@ def refuse_if_nothing_fits(facts: Facts) -> None:
             f"one look at the {facts.images} training images takes ~{one_pass:.0f} s on this "
             f"machine (measured), before any training; give at least {least} s"
         )
+
+
+def finetune_epochs_after_head(facts: Facts, speedup: float) -> float:
+    """Fine-tuning epochs that fit the budget after the head, from the probe's seconds an image
+    (0 where nothing was measured): first the cached pass over the training images and the
+    evaluation images' views, at the end the final evaluation through the network; between,
+    epochs of training steps (TRAIN_OVER_INFERENCE forward passes an image, ``speedup`` times
+    fewer with early stages frozen) and a validation pass. The 25% of a budget kept back for
+    these by ``epochs_224`` was too little on a slow CPU: Caltech-101's head phase took 72 s of
+    111, and its first fine-tuning epoch was stopped (suite_one_commit_slow_cpu2.json)."""
+    spi = facts.seconds_per_image
+    if not spi or not facts.time_budget:
+        return 0.0
+    evaluated = EVAL_VIEWS * (facts.val_images + facts.test_images)
+    before_and_after = spi * (facts.images + 2 * evaluated)
+    epoch = spi * (TRAIN_OVER_INFERENCE * facts.images / speedup + facts.val_images)
+    return max(facts.time_budget - before_and_after, 0.0) / epoch
 
 
 def stage_maps_need(facts: Facts) -> float:

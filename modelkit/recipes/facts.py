@@ -39,6 +39,8 @@ class Facts:
     chosen_budget: float = 0.0  # the budget auto gave itself when none was asked for (0: given)
     grayscale: bool = False  # most sampled images are single-channel (X-rays, scans)
     race: Any = None  # RaceReport: the paths raced on held-out training images, when raced
+    val_images: int = 0  # validated every epoch
+    test_images: int = 0  # evaluated once at the end, as the validation images are
 
     @property
     def seconds_per_image(self) -> float:
@@ -140,6 +142,7 @@ def gather_facts(
         median_side=int(median(sides)) if sides else 0, pretrained=pretrained, gpu=gpu,
         time_budget=float(explicit.get("time_budget", 0.0) or 0.0),
         grayscale=measure and mostly_grayscale([s.path for s in train]),
+        val_images=len(index.splits.get("val", [])), test_images=len(index.splits.get("test", [])),
     )  # fmt: skip
     if measure and not facts.time_budget and "epochs" not in explicit:
         # a run being started with everything the person asked known: no budget, no epochs

@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 
 from modelkit.recipes.choice import FEW_PER_CLASS, Choice
-from modelkit.recipes.costs import MAP_PASSES, PASSES_SHARE, epochs_224, stage_maps_need
+from modelkit.recipes.costs import (
+    MAP_PASSES,
+    PASSES_SHARE,
+    epochs_224,
+    finetune_epochs_after_head,
+    stage_maps_need,
+)
 from modelkit.recipes.facts import Facts
 
 STAGE_MAP_EPOCHS = (10, 12)  # head epochs, then fine-tuning epochs on the maps
@@ -19,6 +25,7 @@ MIN_EPOCHS_IN_BUDGET = 6  # fewer than this at full size: train smaller images i
 PARTIAL_SPEEDUP = 2.0
 MAX_EPOCHS_IN_BUDGET = 60  # with a budget, epochs are an upper bound the budget cuts down
 HEAD_EPOCHS = 5  # few images a class: head-only epochs on the cached features
+HEAD_ONLY_EPOCHS = 30  # the head alone on cached features: cheap epochs, the budget cuts them
 # then this many epochs of fine-tuning everything: on hymenoptera (Lite0) the head alone reaches
 # ~95%; fine-tuning peaked after one or two epochs and lost 1-3 points by the third without EMA
 FEW_FINETUNE_EPOCHS = 2
@@ -99,6 +106,8 @@ def _fit_cpu_budget(c: Choice, arch: str, size: int, why: str) -> tuple[int, str
     few = c.per_class < FEW_PER_CLASS
     needed = FEW_FINETUNE_EPOCHS if few else MIN_EPOCHS_IN_BUDGET
     stages = architecture(arch).partial_frozen_stages
+    if few and _head_alone(c, PARTIAL_SPEEDUP if stages else 1.0):
+        return size, why + "; the head on cached features is the run"
     if stages and needed > fit_224 and (few or fit_224 >= needed / PARTIAL_SPEEDUP):
         c.pick(
             "frozen_stages", stages,
@@ -115,6 +124,33 @@ def _fit_cpu_budget(c: Choice, arch: str, size: int, why: str) -> tuple[int, str
         size = 160
         why = f"at 224 px only ~{fit_224:.0f} epochs would fit the budget on this CPU"
     return size, why
+
+
+def _head_alone(c: Choice, speedup: float) -> bool:
+    """Few images a class on a CPU where, by the probe's measured costs, fewer fine-tuning
+    epochs than FEW_FINETUNE_EPOCHS fit after the head: the head trains alone, for as many
+    cheap epochs as the budget gives, instead of a fine-tuning epoch that is stopped unfinished.
+    On the suite's Caltech-101 at 2 minutes on a slow CPU that epoch was stopped after 5 head
+    epochs (0.901, suite_one_commit_slow_cpu2.json); the head alone for 30 epochs reached
+    0.920 (suite_2m_auto_cpu2.json)."""
+    if {"freeze_backbone", "head_epochs", "frozen_stages"} & set(c.explicit):
+        return False
+    fits = finetune_epochs_after_head(c.facts, speedup)
+    if not c.facts.seconds_per_image or fits >= FEW_FINETUNE_EPOCHS:
+        return False
+    c.pick(
+        "freeze_backbone", True,
+        f"measured here: after the head's cached pass and before the final evaluation, "
+        f"~{fits:.1f} epochs of fine-tuning fit the {c.facts.time_budget:.0f} s left, fewer than "
+        f"the {FEW_FINETUNE_EPOCHS} few images a class fine-tune for: the head trains alone",
+    )  # fmt: skip
+    c.pick("head_epochs", 0, "the backbone stays frozen: no fine-tuning phase")
+    return True
+
+
+def head_alone(c: Choice) -> bool:
+    """Whether auto chose to train the head alone (not the person, by freezing the backbone)."""
+    return bool(c.out.settings.get("freeze_backbone")) and not c.frozen
 
 
 def _head_first_on_cpu(facts: Facts, per_class: float) -> bool:
@@ -137,6 +173,8 @@ def schedule(c: Choice, maps: bool) -> None:
             f"{head} head epochs, then {STAGE_MAP_EPOCHS[1]} on the cached maps; the budget "
             "cuts them if need be",
         )  # fmt: skip
+    elif head_alone(c):
+        c.pick("epochs", HEAD_ONLY_EPOCHS, "the head's epochs are cheap; the budget cuts them")
     elif c.per_class < FEW_PER_CLASS:
         head = int(c.explicit.get("head_epochs", HEAD_EPOCHS))
         c.pick(
@@ -159,6 +197,9 @@ def rates(c: Choice, maps: bool) -> None:
     """The head first where images a class are few, on cached features or stage maps."""
     if c.per_class >= FEW_PER_CLASS:
         return  # fine-tune-large's rates: everything from the first step, the backbone slower
+    if head_alone(c):
+        _feature_passes(c)
+        return
     c.pick(
         "head_epochs", STAGE_MAP_EPOCHS[0] if maps else HEAD_EPOCHS,
         f"~{c.per_class:.0f} images a class: train the new head on the frozen backbone first "

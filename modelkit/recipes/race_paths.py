@@ -14,17 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelkit.recipes.choice import FEW_PER_CLASS
-from modelkit.recipes.costs import MAP_PASSES, STAGE_MAP_EPOCH_S_PER_IMAGE
+from modelkit.recipes.costs import MAP_PASSES, STAGE_MAP_EPOCH_S_PER_IMAGE, TRAIN_OVER_INFERENCE
 from modelkit.recipes.facts import Facts
-from modelkit.recipes.fine_tune import FEW_FINETUNE_EPOCHS, HEAD_EPOCHS, STAGE_MAP_EPOCHS
+from modelkit.recipes.fine_tune import (
+    FEW_FINETUNE_EPOCHS,
+    HEAD_EPOCHS,
+    HEAD_ONLY_EPOCHS,
+    STAGE_MAP_EPOCHS,
+)
 from modelkit.recipes.presets import PRESETS
 from modelkit.recipes.scratch import MAX_EPOCHS_IN_BUDGET, TINY_SIDE
 
 LOAD_S = 2.0  # building a network and loading its weights, per race run
-HEAD_ONLY_EPOCHS = 30  # a head on cached features: cheap epochs, the budget cuts them if need be
 REDUCED = 0.7  # the reduced size of whole fine-tuning, as a share of the weights' own size
 GPU_SPEEDUP = 10.0  # what a GPU does to the registry's CPU rates, where nothing was measured
-TRAIN_OVER_INFERENCE = 3.0  # a training step costs about three forward passes
 # what an epoch costs beyond the network, whatever its size: batches made, augmented, validated
 EPOCH_OVERHEAD_S, IMAGE_OVERHEAD_S = 0.3, 0.004
 # the pretrained path's settings a from-scratch run must not keep

@@ -449,3 +449,33 @@ def test_what_the_person_gave_never_makes_auto_s_choice_contradict_itself(given)
         TrainConfig(data_dir="x", **settings)  # raises ConfigError on a contradiction
         if given.get("freeze_backbone"):
             assert settings.get("head_epochs", 0) == 0 and not settings.get("cache_frozen_stages")
+
+
+def _caltech_like(seconds_per_image: float, budget: float) -> Facts:
+    """Caltech-101 as the suite has it (16 training images a class, 408 val, 816 test) with a
+    probe that measured Lite0 at ``seconds_per_image``."""
+    from modelkit.recipes.probe import Candidate, ProbeReport
+
+    won = Candidate("efficientnet_lite0", 224, 0.83, 9.0, "", seconds_per_image)
+    probe = ProbeReport([won], 476, 4, "efficientnet_lite0", "measured best", 9.0)
+    per_class = {f"c{i}": 16 for i in range(102)}
+    return facts(
+        images=1632, classes=102, per_class=per_class, time_budget=budget, probe=probe,
+        val_images=408, test_images=816,
+    )  # fmt: skip
+
+
+def test_where_measured_costs_leave_no_fine_tuning_after_the_head_the_head_trains_alone():
+    # a slow CPU (11 ms an image) and 111 s: the head's pass and the final evaluation leave
+    # about one fine-tuning epoch, which would be stopped unfinished
+    slow = choose(_caltech_like(0.011, 111.0))
+    s = slow.settings
+    assert s["freeze_backbone"] is True and s["head_epochs"] == 0 and s["epochs"] >= 20
+    assert any("fine-tuning fit the 111 s left" in line for line in slow.lines())
+    TrainConfig(data_dir="x", **s)
+    # a faster machine, or a longer budget, fine-tunes after the head as before
+    for fast in (choose(_caltech_like(0.004, 111.0)), choose(_caltech_like(0.011, 400.0))):
+        assert not fast.settings.get("freeze_backbone") and fast.settings["head_epochs"] > 0
+    # a person who chose the phases keeps them
+    kept = choose(_caltech_like(0.011, 111.0), {"head_epochs": 3})
+    assert not kept.settings.get("freeze_backbone")
