@@ -18,7 +18,7 @@ from modelkit.training import features, loop, setup
 from modelkit.training.callbacks import time_budget
 from modelkit.training.callbacks.base import Callback
 from modelkit.training.features import CachedFeatures
-from modelkit.training.kept_maps import kept_seconds, keeping_stage_maps
+from modelkit.training.kept_maps import keeping_stage_maps, kept_seconds
 from modelkit.training.loop import Trainer
 
 HEAD_ONLY = dict(freeze_backbone=True, feature_cache=True, hflip=True, feature_passes=2)
