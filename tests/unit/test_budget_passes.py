@@ -71,9 +71,7 @@ def test_a_pass_that_would_leave_few_epochs_is_not_computed_and_the_run_uses_its
     assert 0.9 * budget <= clock.t <= 1.02 * budget, log
 
 
-def test_passes_that_fit_are_computed_and_counted_so_the_run_ends_on_time(
-    make_config, monkeypatch
-):
+def test_passes_that_fit_are_computed_and_counted_so_the_run_ends_on_time(make_config, monkeypatch):
     budget = 40.0
     trainer, result, clock, log = _run(make_config, monkeypatch, budget)
     assert "cached pass computed" not in log, log
