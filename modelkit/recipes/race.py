@@ -25,7 +25,7 @@ import numpy as np
 from modelkit.data.file_list import write_file_list
 from modelkit.errors import ModelkitError
 from modelkit.recipes.facts import Facts
-from modelkit.recipes.race_paths import RacePath, candidate_paths, estimate, path_kind
+from modelkit.recipes.race_paths import RacePath, candidate_paths, estimate
 
 if TYPE_CHECKING:
     from modelkit.recipes.race_heldout import KeepBestHeldOut
@@ -146,8 +146,6 @@ def plan(paths: list[RacePath], allowance: float) -> tuple[list[RacePath], float
 def epochs_in(path: RacePath, seconds: float, round_: int, settings: dict[str, Any]) -> tuple:
     """(epochs, head epochs) of ``path``'s race run in a slice of ``seconds``."""
     cap = FIRST_EPOCHS * 2**round_
-    if path_kind({**settings, **path.changes}) == "head":
-        return cap, 0  # its epochs on the cached features cost next to nothing: all of them
     fit = int(max(seconds - path.setup_s, 0) // max(path.epoch_s, 1e-6))
     trained = min(max(fit, 1), cap)
     if not path.two_phase:
@@ -173,11 +171,7 @@ def race_config(
         runs_dir=str(Path(files).parent),
     )  # fmt: skip
     if run.get("freeze_backbone"):
-        # no budget for the head alone: once its features are cached its epochs cost next to
-        # nothing, and a budget its cached pass had spent left it one epoch (Caltech-101 at 2
-        # minutes on a slow CPU: 0.709 held out against 0.863 for the maps path's 2 head
-        # epochs and more, benchmarks/results/suite_fixes_slow_cpu2.json)
-        run.update(head_epochs=0, time_budget=0.0)
+        run["head_epochs"] = 0
     return TrainConfig(**run)
 
 

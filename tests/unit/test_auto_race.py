@@ -189,19 +189,3 @@ def test_a_race_on_many_classes_samples_enough_of_each_to_judge():
     per_class = np.bincount(labels[train], minlength=100)
     assert per_class.min() >= round(PER_CLASS * (1 - HELDOUT_SHARE)) - 1
     assert not set(train) & set(held)
-
-
-def test_the_head_alone_trains_its_round_s_epochs_whatever_its_cached_pass_costs(tmp_path):
-    # its slice barely covers the cached pass: a budget would leave it one epoch, while each
-    # epoch on the cached features costs next to nothing
-    head = RacePath("head only", {"freeze_backbone": True}, "", setup_s=16.0, epoch_s=0.03)
-    changes = {"cache_frozen_stages": True, "frozen_stages": 4}
-    maps = RacePath("maps", changes, "", setup_s=16.0, epoch_s=1.0)
-    settings = {"arch": "efficientnet_lite0", "head_epochs": 5}
-    assert race_module.epochs_in(head, 15.0, 0, settings) == (race_module.FIRST_EPOCHS, 0)
-    assert race_module.epochs_in(head, 15.0, 1, settings)[0] == 2 * race_module.FIRST_EPOCHS
-    assert race_module.epochs_in(maps, 15.0, 0, settings)[0] < race_module.FIRST_EPOCHS
-    files = str(tmp_path / "race_files.json")
-    config = race_module.race_config(settings, head, files, 8, 0, 15.0)
-    assert config.freeze_backbone and config.head_epochs == 0 and not config.time_budget
-    assert race_module.race_config(settings, maps, files, 3, 1, 15.0).time_budget > 0
