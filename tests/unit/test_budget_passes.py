@@ -1,9 +1,8 @@
 """A time budget counts the cached passes still to compute: a head-only run whose next
 augmentation pass would take most of what is left trains on the passes it has (and says so)
-instead of stopping after one epoch; one whose passes fit computes them and ends on time. And a
-head-only run inside ``keeping_stage_maps`` hands its features to the next run of the same
-backbone, as fine-tuning hands on its stage maps. The clock is a fake one: a pass costs what the
-test says, so nothing depends on how busy the machine is."""
+instead of stopping after one epoch; one whose passes fit computes them and ends on time. The
+clock is a fake one: a pass costs what the test says, so nothing depends on how busy the
+machine is."""
 
 from __future__ import annotations
 
@@ -12,13 +11,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from modelkit.events import CacheProgress, Message
 from modelkit.runs.folder import RunFolder
 from modelkit.training import features, loop, setup
 from modelkit.training.callbacks import time_budget
 from modelkit.training.callbacks.base import Callback
 from modelkit.training.features import CachedFeatures
-from modelkit.training.kept_maps import keeping_stage_maps, kept_seconds
 from modelkit.training.loop import Trainer
 
 HEAD_ONLY = dict(freeze_backbone=True, feature_cache=True, hflip=True, feature_passes=2)
@@ -86,44 +83,3 @@ def test_pending_counts_the_passes_an_epoch_range_needs_that_are_not_computed():
     assert cache.pending(2, 3) == 1 and cache.pending(2, 10) == 3
     cache.train(2)
     assert made == [0] and cache.pending(2, 10) == 2 and cache.pending(3, 4) == 1
-
-
-def _fit(config) -> tuple[Trainer, list]:
-    events: list = []
-    trainer = Trainer(config, [events.append])
-    assert trainer.fit().state == "finished"
-    return trainer, events
-
-
-def _computed(events: list) -> bool:
-    return any(isinstance(e, CacheProgress) and e.stage == "features" for e in events)
-
-
-def _reused(events: list) -> list[str]:
-    return [e.text for e in events if isinstance(e, Message) and "the run before" in e.text]
-
-
-def test_a_longer_head_only_run_trains_on_the_features_its_winner_computed(make_config):
-    settings = dict(HEAD_ONLY, feature_passes=3)
-    with keeping_stage_maps():
-        first, first_events = _fit(make_config(epochs=2, **settings))
-        assert kept_seconds() > 0  # what recipes.longer does not charge the next run
-        longer, events = _fit(make_config(epochs=4, **settings))
-    assert _computed(first_events) and not _reused(first_events)
-    assert _reused(events) == [
-        "frozen backbone: the head trains on the features the run before computed "
-        "(2 of 3 augmentation passes)"
-    ]
-    assert longer.features.splits["val"] is first.features.splits["val"]
-    assert len(longer.features.train_passes) == 3  # the third drawn where the winner stopped
-    alone, alone_events = _fit(make_config(epochs=4, **settings))  # outside: its own features
-    assert _computed(alone_events) and not _reused(alone_events)
-    for (name, a), b in zip(longer.model.state_dict().items(), alone.model.state_dict().values()):
-        assert torch.allclose(a.float(), b.float(), atol=1e-5), name
-
-
-def test_another_backbone_computes_its_own_features(make_config):
-    with keeping_stage_maps():
-        _fit(make_config(epochs=1, **HEAD_ONLY))
-        _trainer, events = _fit(make_config(epochs=1, seed=5, **HEAD_ONLY))
-    assert _computed(events) and not _reused(events)

@@ -1,7 +1,7 @@
-"""auto's next runs reuse its winner's stage maps: inside ``keeping_stage_maps`` a run with the
-same frozen stages, images and views trains on the maps the run before computed and ends with
-the weights it would have had computing its own; anything that changes the maps, or leaving the
-block, computes them again."""
+"""auto's next runs reuse its winner's stage maps (or a head-only winner's cached features):
+inside ``keeping_stage_maps`` a run with the same frozen stages, images and views trains on the
+maps the run before computed and ends with the weights it would have had computing its own;
+anything that changes the maps, or leaving the block, computes them again."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from modelkit.training.kept_maps import keeping_stage_maps
 from modelkit.training.loop import Trainer
 
 MAPS = dict(frozen_stages=2, cache_frozen_stages=True, hflip=True, feature_passes=3)
+HEAD_ONLY = dict(freeze_backbone=True, feature_cache=True, hflip=True, feature_passes=3)
 
 
 def _fit(config) -> tuple[Trainer, list]:
@@ -22,8 +23,8 @@ def _fit(config) -> tuple[Trainer, list]:
     return trainer, events
 
 
-def _computed_maps(events: list) -> bool:
-    return any(isinstance(e, CacheProgress) and e.stage == "frozen stages" for e in events)
+def _computed_maps(events: list, stage: str = "frozen stages") -> bool:
+    return any(isinstance(e, CacheProgress) and e.stage == stage for e in events)
 
 
 def _reused(events: list) -> list[str]:
@@ -65,3 +66,28 @@ def test_runs_outside_the_block_keep_nothing(make_config):
     assert kept_maps._kept is None
     _trainer, events = _fit(make_config(epochs=1, **MAPS))
     assert _computed_maps(events) and not _reused(events)
+
+
+def test_a_longer_head_only_run_trains_on_the_features_its_winner_computed(make_config):
+    with keeping_stage_maps():
+        first, first_events = _fit(make_config(epochs=2, **HEAD_ONLY))
+        assert kept_maps.kept_seconds() > 0  # what recipes.longer does not charge the next run
+        longer, events = _fit(make_config(epochs=4, **HEAD_ONLY))
+    assert _computed_maps(first_events, "features") and not _reused(first_events)
+    assert _reused(events) == [
+        "frozen backbone: the head trains on the features the run before computed "
+        "(2 of 3 augmentation passes)"
+    ]
+    assert longer.features.splits["val"] is first.features.splits["val"]
+    assert len(longer.features.train_passes) == 3  # the third drawn where the winner stopped
+    alone, alone_events = _fit(make_config(epochs=4, **HEAD_ONLY))  # outside: its own features
+    assert _computed_maps(alone_events, "features") and not _reused(alone_events)
+    for (name, a), b in zip(longer.model.state_dict().items(), alone.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), name
+
+
+def test_another_backbone_computes_its_own_features(make_config):
+    with keeping_stage_maps():
+        _fit(make_config(epochs=1, **HEAD_ONLY))
+        _trainer, events = _fit(make_config(epochs=1, seed=5, **HEAD_ONLY))
+    assert _computed_maps(events, "features") and not _reused(events)
