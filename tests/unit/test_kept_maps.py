@@ -5,6 +5,7 @@ anything that changes the maps, or leaving the block, computes them again."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from modelkit.events import CacheProgress, Message
@@ -31,22 +32,36 @@ def _reused(events: list) -> list[str]:
     return [e.text for e in events if isinstance(e, Message) and "the run before" in e.text]
 
 
-def test_a_longer_run_trains_on_the_maps_its_winner_computed_to_the_same_weights(make_config):
-    with keeping_stage_maps():
-        first, first_events = _fit(make_config(epochs=2, **MAPS))
-        assert kept_maps.kept_seconds() > 0  # what the next run is not charged (recipes.longer)
-        longer, events = _fit(make_config(epochs=4, **MAPS))
-    assert _computed_maps(first_events)
-    # the first two passes came from the winner; the third (a random view, 4 epochs) was drawn
-    # by the winner's generator where it stopped, and is the only maps computed
-    assert _reused(events) == [
+# (settings, the step that computes them, the trainer's attribute, what a run reusing them says)
+KINDS = {
+    "stage maps": (
+        MAPS, "frozen stages", "stage_cache",
         "fine-tuning after the first 2 stages on the stage maps the run before computed "
-        "(2 of 3 training passes)"
-    ]
-    assert longer.stage_cache.splits["val"] is first.stage_cache.splits["val"]
-    assert len(longer.stage_cache.train_passes) == 3
-    alone, alone_events = _fit(make_config(epochs=4, **MAPS))  # outside: its own maps
-    assert _computed_maps(alone_events) and not _reused(alone_events)
+        "(2 of 3 training passes)",
+    ),
+    "head features": (
+        HEAD_ONLY, "features", "features",
+        "frozen backbone: the head trains on the features the run before computed "
+        "(2 of 3 augmentation passes)",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_longer_run_trains_on_what_its_winner_computed_to_the_same_weights(make_config, kind):
+    settings, stage, attr, said = KINDS[kind]
+    with keeping_stage_maps():
+        first, first_events = _fit(make_config(epochs=2, **settings))
+        assert kept_maps.kept_seconds() > 0  # what the next run is not charged (recipes.longer)
+        longer, events = _fit(make_config(epochs=4, **settings))
+    assert _computed_maps(first_events, stage) and not _reused(first_events)
+    # the first two passes came from the winner; the third (a random view, 4 epochs) was drawn
+    # by the winner's generator where it stopped, and is the only one computed
+    assert _reused(events) == [said]
+    assert getattr(longer, attr).splits["val"] is getattr(first, attr).splits["val"]
+    assert len(getattr(longer, attr).train_passes) == 3
+    alone, alone_events = _fit(make_config(epochs=4, **settings))  # outside: its own
+    assert _computed_maps(alone_events, stage) and not _reused(alone_events)
     for (name, a), b in zip(longer.model.state_dict().items(), alone.model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), name
 
@@ -66,24 +81,6 @@ def test_runs_outside_the_block_keep_nothing(make_config):
     assert kept_maps._kept is None
     _trainer, events = _fit(make_config(epochs=1, **MAPS))
     assert _computed_maps(events) and not _reused(events)
-
-
-def test_a_longer_head_only_run_trains_on_the_features_its_winner_computed(make_config):
-    with keeping_stage_maps():
-        first, first_events = _fit(make_config(epochs=2, **HEAD_ONLY))
-        assert kept_maps.kept_seconds() > 0  # what recipes.longer does not charge the next run
-        longer, events = _fit(make_config(epochs=4, **HEAD_ONLY))
-    assert _computed_maps(first_events, "features") and not _reused(first_events)
-    assert _reused(events) == [
-        "frozen backbone: the head trains on the features the run before computed "
-        "(2 of 3 augmentation passes)"
-    ]
-    assert longer.features.splits["val"] is first.features.splits["val"]
-    assert len(longer.features.train_passes) == 3  # the third drawn where the winner stopped
-    alone, alone_events = _fit(make_config(epochs=4, **HEAD_ONLY))  # outside: its own features
-    assert _computed_maps(alone_events, "features") and not _reused(alone_events)
-    for (name, a), b in zip(longer.model.state_dict().items(), alone.model.state_dict().values()):
-        assert torch.allclose(a.float(), b.float(), atol=1e-5), name
 
 
 def test_another_backbone_computes_its_own_features(make_config):
