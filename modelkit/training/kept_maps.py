@@ -52,6 +52,14 @@ class KeptMaps:
         self.seconds += seconds
         self.pass_seconds = seconds
 
+    def computed(self, key: str, cache: CachedFeatures, seconds: float) -> None:
+        """``cache`` was computed in ``seconds`` (its first pass included): its outputs are
+        these maps, kept under ``key`` where a caller asked (``key`` empty: not kept)."""
+        self.splits, self.train_passes = cache.splits, cache.train_passes
+        self.seconds, self.pass_seconds = seconds, cache.pass_seconds
+        if key:
+            keep(key, self)
+
     def reused_by(self, cache: CachedFeatures) -> CachedFeatures:
         """``cache`` (made over these evaluation outputs) trains on the passes kept, and the
         passes it computes from now on are kept too."""

@@ -161,8 +161,12 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
         with headless(trainer.model, cfg.arch) as body:  # the backbone's weights, not the head's
             views = (settings, augmented and cfg.feature_passes, "backbone features")
             key = kept_maps.maps_key(trainer, body, views, eval_splits)
-    kept = kept_maps.take(key) if key else None
-    generator = kept.generator if kept else torch.Generator().manual_seed(cfg.seed + 1)
+    reused, kept = False, kept_maps.take(key) if key else None
+    if kept is not None:
+        reused, generator = True, kept.generator
+    else:
+        generator = torch.Generator().manual_seed(cfg.seed + 1)
+        kept = kept_maps.KeptMaps({}, passes, [], generator)
     start = trainer.state.epoch
     # the opening step covers what comes before the first epoch: the eval splits and the passes
     # up to the one it trains on (one pass, unless resuming a later epoch); a later pass is a
@@ -199,10 +203,9 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
 
     def spent(seconds: float) -> None:  # a pass: inside an epoch, and the features' cost
         trainer.spent_once(seconds)
-        if kept is not None:
-            kept.spent(seconds)
+        kept.spent(seconds)
 
-    if kept is not None:
+    if reused:
         trainer.emit(
             Message(
                 f"frozen backbone: the head trains on the features the run before computed "
@@ -219,10 +222,7 @@ def cache_features(trainer: Trainer) -> CachedFeatures | None:
             passes, train_pass, spent=spent,
         )  # fmt: skip
         features.train(start)  # before the first epoch, as the opening step
-    if key:
-        kept = kept_maps.KeptMaps(features.splits, passes, features.train_passes, generator)
-        kept.seconds, kept.pass_seconds = time.perf_counter() - started, features.pass_seconds
-        kept_maps.keep(key, kept)
+    kept.computed(key, features, time.perf_counter() - started)
     trainer.emit(
         Message(
             f"frozen backbone: features cached for {passes} augmentation pass"

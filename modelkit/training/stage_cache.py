@@ -151,10 +151,7 @@ def cache_stages(trainer: Trainer) -> CachedFeatures | None:
             {s: evaluation(s) for s in eval_splits}, passes, train_pass, first_epoch, spent
         )  # fmt: skip
         first = cache.train_pass(0, trainer.state.epoch)  # the rest when an epoch needs them
-    kept.splits, kept.train_passes = cache.splits, cache.train_passes
-    kept.seconds = time.perf_counter() - started  # pass 0's share was counted inside it
-    if key:
-        kept_maps.keep(key, kept)
+    kept.computed(key, cache, time.perf_counter() - started)
     mb = (first.numel() * first.element_size() * passes) / 2**20
     trainer.emit(
         Message(
