@@ -146,10 +146,11 @@ class CachedFeatures:
             self._spent(self.pass_seconds)
         return self.train_passes[k]
 
-    def pending(self, first: int, end: int) -> int:
-        """How many passes epochs ``first``..``end - 1`` need that are not computed yet: a time
-        budget counts them, as a pass costs many cached epochs."""
+    def pending(self, first: int, end: int, passes: int | None = None) -> int:
+        """How many passes epochs ``first``..``end - 1`` need that are not computed yet (with
+        ``passes`` in turn instead of the cache's): a time budget counts them, as a pass costs
+        many cached epochs."""
         if end <= first:
             return 0
-        needed = min(end - self.first_epoch, self.passes)
+        needed = min(end - self.first_epoch, passes or self.passes)
         return max(0, needed - len(self.train_passes))

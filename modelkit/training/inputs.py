@@ -17,6 +17,7 @@ from modelkit.data.augment import AugmentSettings, train_batch
 from modelkit.device import autocast
 from modelkit.models import registry as models
 from modelkit.training import stage_cache
+from modelkit.training.features import CachedFeatures
 
 
 @dataclass
@@ -108,10 +109,15 @@ def build_caches(trainer: Any) -> None:
     trainer.features = setup.cache_features(trainer)
 
 
+def epoch_cache(trainer: Any) -> CachedFeatures | None:
+    """The cached outputs this epoch's batches come from (the head's features first, then the
+    frozen stages' maps), or None when they come from the images."""
+    return trainer.features if trainer.features is not None else trainer.stage_cache
+
+
 def input_source(trainer: Any) -> InputSource:
     """The source of this epoch's batches: the phase's cache when it has one, else images."""
-    if trainer.features is not None:
-        return FeatureInput(trainer)
-    if trainer.stage_cache is not None:
-        return StageMapInput(trainer)
-    return ImageInput(trainer)
+    cache = epoch_cache(trainer)
+    if cache is None:
+        return ImageInput(trainer)
+    return FeatureInput(trainer) if cache is trainer.features else StageMapInput(trainer)

@@ -29,7 +29,7 @@ from typing import Any
 from modelkit.data.views import progressive_sizes, tta_view_count
 from modelkit.events import Event, Finished, Message
 from modelkit.training.callbacks.base import TIME_BUDGET, Callback, Trainer
-from modelkit.training.features import CachedFeatures
+from modelkit.training.inputs import epoch_cache
 from modelkit.training.relay import relay_schedule
 
 REASON = "time_budget"
@@ -198,27 +198,33 @@ class TimeBudget(Callback):
             )  # fmt: skip
 
     # -- deciding -----------------------------------------------------------------------------
-    def _cost(self, trainer: Trainer, first: int, end: int, length: int = 0) -> float:
+    def _cost(
+        self, trainer: Trainer, first: int, end: int, length: int = 0, passes: int | None = None
+    ) -> float:
         """Seconds that epochs ``first``..``end - 1`` take in a run of ``length`` (default
         ``end``) epochs. With progressive resizing an epoch's training part is taken to scale
         with its image side, and the sizes depend on the run's length (laid out over all its
         epochs). Not with the area: on a CPU per-image work (batching, augmenting the cached
-        squares) weighs as much as the convolutions, so an area model plans too few epochs."""
+        squares) weighs as much as the convolutions, so an area model plans too few epochs. The
+        cached passes still to compute are counted (``passes`` in turn, default the cache's)."""
         cfg = trainer.config
         if self.epoch_seconds <= 0:
             return math.inf
-        passes = _passes_cost(trainer, first, end)
+        cache = epoch_cache(trainer)
+        once = cache.pending(first, end, passes) * cache.pass_seconds if cache else 0.0
         if not cfg.progressive_resize or not self.epoch_size:
-            return self.epoch_seconds * (end - first) + passes
+            return self.epoch_seconds * (end - first) + once
         val = self.eval_per_image * len(trainer.data.rows.get("val", []))
         train = max(self.epoch_seconds - val, 0.0) / self.epoch_size
         sizes = progressive_sizes(length or end, cfg.progressive_min_size, cfg.image_size)
-        return sum(train * size + val for size in sizes[first:end]) + passes
+        return sum(train * size + val for size in sizes[first:end]) + once
 
-    def _fitting(self, trainer: Trainer, done: int, limit: int, free: float) -> int:
+    def _fitting(
+        self, trainer: Trainer, done: int, limit: int, free: float, passes: int | None = None
+    ) -> int:
         """The most epochs (``done`` at least, ``limit`` at most) whose cost fits ``free``."""
         fits = done
-        while fits < limit and self._cost(trainer, done, fits + 1) <= free:
+        while fits < limit and self._cost(trainer, done, fits + 1, passes=passes) <= free:
             fits += 1
         return fits
 
@@ -228,15 +234,14 @@ class TimeBudget(Callback):
         instead, and says so. A second pass of a head-only run's features took 23 s against
         0.6 s epochs, and the run ended after 1 of its 30 planned epochs (issue #26)."""
         fits = self._fitting(trainer, done, limit, free)
-        cache = cached_passes(trainer)
+        cache = epoch_cache(trainer)
         if cache is None or not cache.pending(done, max(limit, done + 1)):
             return fits
-        planned = cache.passes
-        cache.passes = max(len(cache.train_passes), 1)
-        without = self._fitting(trainer, done, limit, free)
+        computed = max(len(cache.train_passes), 1)
+        without = self._fitting(trainer, done, limit, free, passes=computed)
         if fits >= PASS_WORTH * without:
-            cache.passes = planned
             return fits
+        planned, cache.passes = cache.passes, computed
         trainer.emit(
             Message(
                 f"time budget {clock(self.budget)}: training on the {cache.passes} cached "
@@ -339,18 +344,6 @@ class TimeBudget(Callback):
             f"ended at {spent}: the {plan.epochs} planned epochs were done, and one more "
             f"({self.epoch_seconds:.0f} s an epoch) would have ended past the budget"
         )
-
-
-def cached_passes(trainer: Trainer) -> CachedFeatures | None:
-    """The cached outputs the epochs under way train on (the head's features, else the frozen
-    stages' maps), or None."""
-    return trainer.features if trainer.features is not None else trainer.stage_cache
-
-
-def _passes_cost(trainer: Trainer, first: int, end: int) -> float:
-    """Seconds the cached passes that epochs ``first``..``end - 1`` compute first will take."""
-    cache = cached_passes(trainer)
-    return cache.pending(first, end) * cache.pass_seconds if cache is not None else 0.0
 
 
 MONITORS = {
