@@ -106,7 +106,7 @@ def _fit_cpu_budget(c: Choice, arch: str, size: int, why: str) -> tuple[int, str
     few = c.per_class < FEW_PER_CLASS
     needed = FEW_FINETUNE_EPOCHS if few else MIN_EPOCHS_IN_BUDGET
     stages = architecture(arch).partial_frozen_stages
-    if few and _head_alone(c, PARTIAL_SPEEDUP if stages else 1.0):
+    if few and _choose_head_alone(c, PARTIAL_SPEEDUP if stages else 1.0):
         return size, why + "; the head on cached features is the run"
     if stages and needed > fit_224 and (few or fit_224 >= needed / PARTIAL_SPEEDUP):
         c.pick(
@@ -126,7 +126,7 @@ def _fit_cpu_budget(c: Choice, arch: str, size: int, why: str) -> tuple[int, str
     return size, why
 
 
-def _head_alone(c: Choice, speedup: float) -> bool:
+def _choose_head_alone(c: Choice, speedup: float) -> bool:
     """Few images a class on a CPU where, by the probe's measured costs, fewer fine-tuning
     epochs than FEW_FINETUNE_EPOCHS fit after the head: the head trains alone, for as many
     cheap epochs as the budget gives, instead of a fine-tuning epoch that is stopped unfinished.
